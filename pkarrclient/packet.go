@@ -152,6 +152,15 @@ func verifyPacket(key PublicKey, raw []byte) (*SignedPacket, error) {
 	if err := msg.Unpack(wire); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidDNS, err)
 	}
+	// miekg/dns stops quietly when a message ends early, keeping the records
+	// it read so far; pkarr's parser fails instead. Holding every section to
+	// its declared count keeps the two in agreement on what is valid.
+	for i, n := range []int{len(msg.Question), len(msg.Answer), len(msg.Ns), len(msg.Extra)} {
+		if declared := int(binary.BigEndian.Uint16(wire[4+2*i:])); declared != n {
+			return nil, fmt.Errorf("%w: header declares %d records in section %d, message holds %d",
+				ErrInvalidDNS, declared, i, n)
+		}
+	}
 	if !key.Verify(signable(ts, wire), raw[PublicKeySize:PublicKeySize+SignatureSize]) {
 		return nil, ErrBadSignature
 	}
