@@ -1,0 +1,31 @@
+// Package pkarrrelay is a self-hostable pkarr relay: an HTTP server that
+// stores signed pkarr packets and hands them out again, speaking the relay
+// API of pkarr's design/relays.md.
+//
+// The package follows net/http's split between what to do with a request and
+// how to run a server:
+//
+//   - [Handler] is the relay API as an [net/http.Handler]. It verifies every
+//     PUT, rate-limits per client address, and answers GETs from a [Store]
+//     without any cryptography or DNS parsing. Mount it anywhere.
+//   - [Server] wraps a Handler with the timeouts and limits a public server
+//     needs against slow or hostile clients, serves Prometheus metrics beside
+//     the API, and shuts down gracefully when its context ends.
+//   - [Store] holds the packets. [NewMemoryStore] keeps them in memory;
+//     [OpenBoltStore] keeps them durably in a bbolt file. Both evict the
+//     least recently used packet when full.
+//
+// A minimal relay:
+//
+//	store := pkarrrelay.NewMemoryStore(100_000)
+//	h, err := pkarrrelay.NewHandler(store)
+//	...
+//	srv, err := pkarrrelay.NewServer(h)
+//	...
+//	err = srv.ListenAndServe(ctx, ":8080")
+//
+// The relay differs from pkarr's own in two deliberate ways: it refuses
+// packets stamped further in the future than a small margin (pkarr accepts
+// them, and such a packet blocks every later honest write for its key), and
+// it answers If-Modified-Since with full microsecond precision.
+package pkarrrelay
