@@ -110,3 +110,73 @@ func (e *BackendError) Error() string {
 
 // Unwrap returns the cause.
 func (e *BackendError) Unwrap() error { return e.Err }
+
+// PublishError is returned by Client.Publish when too few backends accepted
+// the packet for the success policy. It carries every backend's outcome and
+// matches each backend's error with errors.Is and errors.As, so
+// errors.Is(err, ErrNotMostRecent) tells that some backend holds a newer
+// packet and errors.As(err, &rateLimitErr) finds a rate limit.
+type PublishError struct {
+	// Outcomes has one entry per backend, in the Client's backend order.
+	Outcomes []Outcome
+	// Accepted is the number of backends that accepted the packet.
+	Accepted int
+}
+
+// Error implements error.
+func (e *PublishError) Error() string {
+	return fmt.Sprintf("pkarr: publish accepted by %d of %d backends", e.Accepted, len(e.Outcomes)) +
+		outcomeErrors(e.Outcomes)
+}
+
+// Unwrap returns the backends' errors.
+func (e *PublishError) Unwrap() []error { return outcomeErrorList(e.Outcomes) }
+
+// ResolveError is returned by Client.Resolve and ResolveMostRecent when no
+// backend returned a valid packet and nothing usable was cached. It carries
+// every backend's outcome and matches each backend's error with errors.Is:
+// errors.Is(err, ErrNotFound) holds when at least one backend said it has no
+// packet for the key.
+type ResolveError struct {
+	// Key is the key that was resolved.
+	Key PublicKey
+	// Outcomes has one entry per backend, in the Client's backend order.
+	Outcomes []Outcome
+}
+
+// Error implements error.
+func (e *ResolveError) Error() string {
+	return fmt.Sprintf("pkarr: resolve %s: no valid answer from %d backends", e.Key, len(e.Outcomes)) +
+		outcomeErrors(e.Outcomes)
+}
+
+// Unwrap returns the backends' errors.
+func (e *ResolveError) Unwrap() []error { return outcomeErrorList(e.Outcomes) }
+
+func outcomeErrorList(outcomes []Outcome) []error {
+	var errs []error
+	for _, o := range outcomes {
+		if o.Err != nil {
+			errs = append(errs, o.Err)
+		}
+	}
+	return errs
+}
+
+// outcomeErrors formats the failed outcomes as "; <backend>: <error>",
+// without repeating the backend name a *BackendError already carries.
+func outcomeErrors(outcomes []Outcome) string {
+	var s string
+	for _, o := range outcomes {
+		if o.Err == nil {
+			continue
+		}
+		var be *BackendError
+		if errors.As(o.Err, &be) {
+			s += "; " + o.Err.Error()
+		} else {
+			s += "; " + o.Backend + ": " + o.Err.Error()
+		}
+	}
+	return s
+}
