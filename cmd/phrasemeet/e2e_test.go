@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
+)
+
+// These tests run the real binary as separate processes: the relay a user
+// starts, killed the way an operator's machine kills it.
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "phrasemeet-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "phrasemeet")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building phrasemeet:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// relayProc is a running `phrasemeet relay` process.
+type relayProc struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *bytes.Buffer
+	exited chan error
+}
+
+var servingLine = regexp.MustCompile(`relay serving (http://\S+)`)
+
+// startRelay starts a relay process and waits for the line that says it
+// accepts connections. Rate limits are off: the tests send many requests
+// from one address.
+func startRelay(t *testing.T, store string) *relayProc {
+	t.Helper()
+	cmd := exec.Command(binary, "relay", "--listen", "127.0.0.1:0", "--store", store,
+		"--write-rate", "0", "--read-rate", "0", "--log-level", "warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &relayProc{cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.exited
+	})
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+		io.Copy(io.Discard, stdout)
+		p.exited <- cmd.Wait()
+	}()
+	select {
+	case p.url = <-urls:
+		return p
+	case err := <-p.exited:
+		p.exited <- err
+		t.Fatalf("relay exited before serving: %v\n%s", err, p.stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("relay did not print its URL\n%s", p.stderr)
+	}
+	return nil
+}
+
+// cli runs the binary to completion.
+func cli(t *testing.T, extraEnv []string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), extraEnv...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	default:
+		t.Fatalf("running %q: %v", args, err)
+	}
+	return code, out.String(), errb.String()
+}
+
+func assertCleanError(t *testing.T, stderr string) {
+	t.Helper()
+	if strings.Count(strings.TrimSpace(stderr), "\n") != 0 || strings.Contains(stderr, "goroutine ") || strings.Contains(stderr, "panic") {
+		t.Errorf("error is not one clean line: %q", stderr)
+	}
+}
+
+func TestProcessesKeygenPublishResolve(t *testing.T) {
+	relay := startRelay(t, "memory")
+	keyFile := filepath.Join(t.TempDir(), "secret")
+
+	code, stdout, stderr := cli(t, nil, "keygen", "--out", keyFile)
+	if code != 0 {
+		t.Fatalf("keygen: %d %s", code, stderr)
+	}
+	key := strings.TrimSpace(stdout)
+
+	code, stdout, stderr = cli(t, nil, "publish", "--secret-file", keyFile, "--relay", relay.url,
+		"--txt", "_hello=world", "--txt", "_kv=a=b c", "--record", "@ 60 IN A 192.0.2.9", "--ttl", "120")
+	if code != 0 || !strings.Contains(stdout, "to 1 of 1 relays") {
+		t.Fatalf("publish: %d %q %q", code, stdout, stderr)
+	}
+
+	// Relays from the environment, key given as a URL, flags after it.
+	code, stdout, stderr = cli(t, []string{"PHRASEMEET_RELAYS=" + relay.url}, "resolve", "https://"+key+"/x", "--most-recent")
+	if code != 0 {
+		t.Fatalf("resolve: %d %s", code, stderr)
+	}
+	for _, want := range []string{
+		"; " + key + "  time ",
+		"_hello." + key + ".\t120\tIN\tTXT\t\"world\"",
+		"_kv." + key + ".\t120\tIN\tTXT\t\"a=b c\"",
+		key + ".\t60\tIN\tA\t192.0.2.9",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("resolve output lacks %q:\n%s", want, stdout)
+		}
+	}
+
+	other, _ := pkarrclient.GenerateSecretKey(nil)
+	code, _, stderr = cli(t, nil, "resolve", "--relay", relay.url, other.PublicKey().String())
+	if code != 1 || !strings.Contains(stderr, "not found") {
+		t.Errorf("resolve of an unknown key: exit %d %q", code, stderr)
+	}
+	assertCleanError(t, stderr)
+
+	code, _, stderr = cli(t, nil, "resolve", "--relay", "http://127.0.0.1:1", key)
+	if code != 1 {
+		t.Errorf("resolve from a dead relay: exit %d %q", code, stderr)
+	}
+	assertCleanError(t, stderr)
+}
+
+// TestRelaySurvivesSIGKILL checks that every packet the relay acknowledged
+// is still served after the process is killed without warning and started
+// again on the same file.
+func TestRelaySurvivesSIGKILL(t *testing.T) {
+	storePath := filepath.Join(t.TempDir(), "relay.db")
+	relay := startRelay(t, storePath)
+	client := newTestClient(t, relay.url)
+	ctx := context.Background()
+
+	const keys = 40
+	var want []*pkarrclient.SignedPacket
+	for i := range keys {
+		sk, err := pkarrclient.GenerateSecretKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last *pkarrclient.SignedPacket
+		// Several versions per key; the relay must keep the newest.
+		for v := range 1 + i%3 {
+			p, err := pkarrclient.NewBuilder().TXT("_v", 300, fmt.Sprint(v)).Sign(sk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := client.Publish(ctx, p); err != nil {
+				t.Fatalf("publish %d.%d: %v", i, v, err)
+			}
+			last = p
+		}
+		want = append(want, last)
+	}
+	// Acknowledged means durable: kill at once, no grace.
+	if err := relay.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-relay.exited; err == nil {
+		t.Fatal("relay exited cleanly after SIGKILL?")
+	}
+	relay.exited <- nil // for the cleanup
+
+	again := startRelay(t, storePath)
+	fresh := newTestClient(t, again.url)
+	for i, p := range want {
+		got, err := fresh.Resolve(ctx, p.PublicKey(), pkarrclient.NetworkOnly())
+		if err != nil {
+			t.Fatalf("key %d lost after SIGKILL: %v", i, err)
+		}
+		if !got.Equal(p) {
+			t.Fatalf("key %d: got %v, want the newest %v", i, got, p)
+		}
+	}
+}
+
+func TestRelayGracefulShutdown(t *testing.T) {
+	storePath := filepath.Join(t.TempDir(), "relay.db")
+	relay := startRelay(t, storePath)
+	if err := relay.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-relay.exited:
+		relay.exited <- err
+		if err != nil {
+			t.Fatalf("relay exit after SIGTERM: %v\n%s", err, relay.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("relay did not stop on SIGTERM")
+	}
+	// The file lock is released: a new relay opens the same store.
+	startRelay(t, storePath)
+}
+
+func TestSecondRelayOnLockedStoreFails(t *testing.T) {
+	storePath := filepath.Join(t.TempDir(), "relay.db")
+	startRelay(t, storePath)
+	code, _, stderr := cli(t, nil, "relay", "--listen", "127.0.0.1:0", "--store", storePath)
+	if code != 1 || !strings.Contains(stderr, "locked") {
+		t.Fatalf("second relay on a locked store: exit %d %q", code, stderr)
+	}
+	assertCleanError(t, stderr)
+}
+
+func newTestClient(t *testing.T, url string) *pkarrclient.Client {
+	t.Helper()
+	r, err := pkarrclient.NewRelay(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := pkarrclient.NewClient([]pkarrclient.Backend{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

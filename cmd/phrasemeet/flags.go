@@ -1,0 +1,107 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
+)
+
+// listFlag is a repeatable flag; each use may also hold a comma-separated
+// list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+// repeatedFlag is a repeatable flag whose values may contain commas.
+type repeatedFlag []string
+
+func (r *repeatedFlag) String() string { return strings.Join(*r, " ") }
+
+func (r *repeatedFlag) Set(v string) error {
+	*r = append(*r, v)
+	return nil
+}
+
+// newFlagSet returns a FlagSet that reports errors instead of exiting.
+func newFlagSet(name, usage string, w io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(w)
+	fs.Usage = func() {
+		fmt.Fprintf(w, "usage: phrasemeet %s %s\n\nflags:\n", name, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, allowing flags after positional arguments
+// ("resolve KEY --relay URL"), which the flag package alone does not.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		if args[0] == "--" {
+			return append(positional, args[1:]...), nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+// relayURLs returns the relays named on the command line, else those in
+// PHRASEMEET_RELAYS, else the public relays. "public" expands to the public
+// relays wherever it appears.
+func relayURLs(flagged []string, e env) []string {
+	urls := flagged
+	if len(urls) == 0 {
+		var l listFlag
+		l.Set(e.getenv("PHRASEMEET_RELAYS"))
+		urls = l
+	}
+	if len(urls) == 0 {
+		urls = []string{"public"}
+	}
+	var out []string
+	for _, u := range urls {
+		if u == "public" {
+			out = append(out, pkarrclient.DefaultRelays()...)
+			continue
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// newClient builds a pkarr client over the given relay URLs.
+func newClient(urls []string) (*pkarrclient.Client, error) {
+	backends := make([]pkarrclient.Backend, 0, len(urls))
+	for _, u := range urls {
+		r, err := pkarrclient.NewRelay(u)
+		if err != nil {
+			return nil, usageError("relay %q: %v", u, err)
+		}
+		backends = append(backends, r)
+	}
+	return pkarrclient.NewClient(backends)
+}

@@ -1,0 +1,116 @@
+// Command phrasemeet publishes and resolves pkarr records and runs a pkarr
+// relay.
+//
+// Usage:
+//
+//	phrasemeet <command> [flags]
+//
+// Commands:
+//
+//	demo      start a local relay, publish a record to it and resolve it back
+//	relay     run a pkarr relay server
+//	keygen    create a secret key file and print its public key
+//	publish   sign TXT (or any) records with a secret key file and publish them
+//	resolve   fetch, verify and print the records of a public key
+//
+// Relays are given with --relay URL (repeatable, or comma-separated), or in
+// PHRASEMEET_RELAYS; "public" stands for the public pkarr relays. Errors are
+// printed as one line on standard error and the exit status is non-zero.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// env is the process environment the commands may read; tests supply their
+// own instead of mutating the real one.
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, e env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"demo", "start a local relay, publish a record to it and resolve it back", runDemo},
+		{"relay", "run a pkarr relay server", runRelay},
+		{"keygen", "create a secret key file and print its public key", runKeygen},
+		{"publish", "sign records with a secret key file and publish them", runPublish},
+		{"resolve", "fetch, verify and print the records of a public key", runResolve},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, env{os.Stdin, os.Stdout, os.Stderr, os.Getenv}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// errUsage marks errors caused by how the command was called; they exit 2.
+var errUsage = errors.New("usage")
+
+// usageError reports a mistake in the command line.
+func usageError(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+}
+
+// run executes one command line and returns the exit status.
+func run(ctx context.Context, e env, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		printUsage(e.stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, e, args[1:])
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			fmt.Fprintf(e.stderr, "phrasemeet %s: %s\n", c.name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+			return 2
+		default:
+			fmt.Fprintf(e.stderr, "phrasemeet %s: %s\n", c.name, oneLine(err.Error()))
+			return 1
+		}
+	}
+	fmt.Fprintf(e.stderr, "phrasemeet: unknown command %q (run phrasemeet help)\n", args[0])
+	return 2
+}
+
+// oneLine keeps multi-error messages on one line, as the CLI promises.
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: phrasemeet <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s  %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run phrasemeet <command> -h for a command's flags.")
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/phrasemeet/discovery/pkarrrelay"
+)
+
+// relayFlags are the relay command's settings, shared with the demo, which
+// runs the same relay in-process.
+type relayFlags struct {
+	listen         string
+	store          string
+	basePath       string
+	maxPackets     int
+	writeRate      float64
+	writeBurst     int
+	readRate       float64
+	readBurst      int
+	futureMargin   time.Duration
+	trustedProxies listFlag
+	logLevel       string
+	version        string
+}
+
+func runRelay(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("relay", "[--listen ADDR] [--store PATH|memory] [flags]", e.stderr)
+	var f relayFlags
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:6881", "address to listen on")
+	fs.StringVar(&f.store, "store", "memory", `packet store: a bbolt file PATH (created if missing), or "memory"`)
+	fs.StringVar(&f.basePath, "base-path", "/", `URL path the API lives under, e.g. "/pkarr"`)
+	fs.IntVar(&f.maxPackets, "max-packets", pkarrrelay.DefaultCapacity, "packets kept; the least recently used are evicted beyond it")
+	fs.Float64Var(&f.writeRate, "write-rate", float64(pkarrrelay.DefaultWriteRate), "PUTs per second per client IP (0: unlimited)")
+	fs.IntVar(&f.writeBurst, "write-burst", pkarrrelay.DefaultWriteBurst, "PUT burst per client IP")
+	fs.Float64Var(&f.readRate, "read-rate", float64(pkarrrelay.DefaultReadRate), "GETs per second per client IP (0: unlimited)")
+	fs.IntVar(&f.readBurst, "read-burst", pkarrrelay.DefaultReadBurst, "GET burst per client IP")
+	fs.DurationVar(&f.futureMargin, "future-margin", pkarrrelay.DefaultFutureMargin, "reject packets stamped further than this in the future")
+	fs.Var(&f.trustedProxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.version = version()
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageError("unexpected argument %q", rest[0])
+	}
+	logger, err := newLogger(e.stderr, f.logLevel)
+	if err != nil {
+		return err
+	}
+	srv, store, err := f.build(logger)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ln, err := srv.Listen(ctx, f.listen)
+	if err != nil {
+		return err
+	}
+	// Printed only once the listener exists, so a script that waits for
+	// this line can connect immediately.
+	fmt.Fprintf(e.stdout, "relay serving %s (store: %s)\n", srv.URL(), f.store)
+	logger.Info("relay started", "url", srv.URL(), "store", f.store, "max_packets", f.maxPackets)
+	if err := srv.Serve(ctx, ln); err != nil {
+		return err
+	}
+	logger.Info("relay stopped")
+	return store.Close()
+}
+
+// build opens the store and assembles handler and server.
+func (f *relayFlags) build(logger *slog.Logger) (*pkarrrelay.Server, pkarrrelay.Store, error) {
+	var proxies []netip.Prefix
+	for _, p := range f.trustedProxies {
+		prefix, err := parsePrefix(p)
+		if err != nil {
+			return nil, nil, usageError("--trusted-proxy %q: %v", p, err)
+		}
+		proxies = append(proxies, prefix)
+	}
+	if f.maxPackets < 1 {
+		return nil, nil, usageError("--max-packets must be at least 1")
+	}
+	var store pkarrrelay.Store
+	if f.store == "memory" {
+		store = pkarrrelay.NewMemoryStore(f.maxPackets)
+	} else {
+		bolt, err := pkarrrelay.OpenBoltStore(f.store,
+			pkarrrelay.WithCapacity(f.maxPackets), pkarrrelay.WithStoreLogger(logger))
+		if err != nil {
+			return nil, nil, err
+		}
+		store = bolt
+	}
+	h, err := pkarrrelay.NewHandler(store,
+		pkarrrelay.WithBasePath(f.basePath),
+		pkarrrelay.WithWriteRateLimit(limit(f.writeRate), f.writeBurst),
+		pkarrrelay.WithReadRateLimit(limit(f.readRate), f.readBurst),
+		pkarrrelay.WithFutureMargin(f.futureMargin),
+		pkarrrelay.WithTrustedProxies(proxies...),
+		pkarrrelay.WithLogger(logger),
+		pkarrrelay.WithVersion(f.version),
+	)
+	if err == nil {
+		var srv *pkarrrelay.Server
+		if srv, err = pkarrrelay.NewServer(h); err == nil {
+			return srv, store, nil
+		}
+	}
+	store.Close()
+	return nil, nil, usageError("%v", err)
+}
+
+// version is the module version the binary was built from, or "dev".
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// limit maps the command line's "0 means unlimited" to rate.Inf.
+func limit(perSecond float64) rate.Limit {
+	if perSecond <= 0 {
+		return rate.Inf
+	}
+	return rate.Limit(perSecond)
+}
+
+// parsePrefix accepts a CIDR or a bare address (a /32 or /128).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
