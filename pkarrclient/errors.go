@@ -40,8 +40,9 @@ var (
 	ErrKeyMismatch = fmt.Errorf("%w: signed by a different key", ErrInvalidPacket)
 )
 
-// Errors from backends (relays, the DHT) and from the Client. A *RelayError
-// wraps one of these, so errors.Is works on anything a Client returns.
+// Errors from backends (relays, the DHT) and from the Client. A
+// *BackendError wraps one of these, so errors.Is works on anything a Client
+// returns.
 var (
 	// ErrNotFound reports that no backend holds a packet for the key.
 	ErrNotFound = errors.New("pkarr: not found")
@@ -69,8 +70,8 @@ var (
 // RateLimitError is returned when a backend answered 429 Too Many Requests,
 // or when an earlier 429 from it has not expired yet.
 type RateLimitError struct {
-	// RetryAfter is how long the backend asked us to wait. Zero when the
-	// backend gave no usable Retry-After and the client chose its own backoff.
+	// RetryAfter is how long until the backend will be asked again: its
+	// Retry-After, or the client's own backoff when it gave none.
 	RetryAfter time.Duration
 }
 

@@ -26,8 +26,9 @@ const (
 	// MaxPayloadSize is the largest relay payload (1072): a packet without
 	// its leading public key, as carried in relay PUT and GET bodies.
 	MaxPayloadSize = MaxPacketSize - PublicKeySize
-	// payloadHeaderSize is the fixed prefix of a relay payload.
-	payloadHeaderSize = HeaderSize - PublicKeySize
+	// PayloadHeaderSize is the fixed prefix of a relay payload: signature
+	// and timestamp (72).
+	PayloadHeaderSize = HeaderSize - PublicKeySize
 )
 
 // SignedPacket is a pkarr signed packet: a DNS message of answer records,
@@ -130,8 +131,8 @@ func ParseSignedPacket(b []byte) (*SignedPacket, error) {
 // payload signed by any other key fails with ErrBadSignature, so a relay
 // cannot answer one key's query with another key's records.
 func ParseRelayPayload(key PublicKey, payload []byte) (*SignedPacket, error) {
-	if len(payload) < payloadHeaderSize {
-		return nil, fmt.Errorf("%w: payload is %d bytes, need at least %d", ErrPacketTooShort, len(payload), payloadHeaderSize)
+	if len(payload) < PayloadHeaderSize {
+		return nil, fmt.Errorf("%w: payload is %d bytes, need at least %d", ErrPacketTooShort, len(payload), PayloadHeaderSize)
 	}
 	if len(payload) > MaxPayloadSize {
 		return nil, fmt.Errorf("%w: payload is %d bytes, limit %d", ErrPacketTooLarge, len(payload), MaxPayloadSize)
@@ -208,10 +209,19 @@ func (p *SignedPacket) MoreRecentThan(q *SignedPacket) bool {
 	if q == nil {
 		return true
 	}
-	if pt, qt := p.Timestamp(), q.Timestamp(); pt != qt {
-		return pt > qt
+	return MoreRecent(p.Timestamp(), p.raw[HeaderSize:], q.Timestamp(), q.raw[HeaderSize:])
+}
+
+// MoreRecent is pkarr's order between two versions of one key's packet,
+// given their timestamps and DNS messages: the higher timestamp wins, and on
+// equal timestamps the lexicographically larger DNS message wins. Stores
+// that keep raw bytes compare with it without rebuilding (and re-verifying)
+// packets; SignedPacket.MoreRecentThan is the same rule.
+func MoreRecent(aTS Timestamp, aDNS []byte, bTS Timestamp, bDNS []byte) bool {
+	if aTS != bTS {
+		return aTS > bTS
 	}
-	return bytes.Compare(p.raw[HeaderSize:], q.raw[HeaderSize:]) > 0
+	return bytes.Compare(aDNS, bDNS) > 0
 }
 
 // TTL returns the smallest TTL among the packet's records clamped to

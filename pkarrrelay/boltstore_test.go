@@ -387,7 +387,7 @@ func FuzzDecodeValue(f *testing.F) {
 			}
 			return
 		}
-		if len(rec.Payload) < payloadHeaderSize || len(rec.Payload) > pkarrclient.MaxPayloadSize {
+		if len(rec.Payload) < pkarrclient.PayloadHeaderSize || len(rec.Payload) > pkarrclient.MaxPayloadSize {
 			t.Fatalf("decoded a payload of %d bytes", len(rec.Payload))
 		}
 		if !bytes.Equal(encodeValue(&rec), v) {

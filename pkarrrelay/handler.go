@@ -19,6 +19,10 @@ import (
 // PayloadContentType is the media type of relay payloads in GET answers.
 const PayloadContentType = "application/pkarr.org/relays#payload"
 
+// HeaderDHTStoredNodes carries, in a PUT's answer, how many DHT nodes the
+// upstream stored the packet on (pkarr relays since version 7 send it).
+const HeaderDHTStoredNodes = "Pkarr-Dht-Stored-Nodes"
+
 // Header values that never change, as ready-made slices so the GET path does
 // not allocate them per request. The three-index slices make any append by
 // a later wrapper copy instead of writing into the shared array.
@@ -26,7 +30,7 @@ var (
 	hdrContentType  = []string{PayloadContentType}[:1:1]
 	hdrAllowOrigin  = []string{"*"}[:1:1]
 	hdrAllowMethods = []string{"GET, PUT, OPTIONS"}[:1:1]
-	hdrExpose       = []string{"Retry-After"}[:1:1]
+	hdrExpose       = []string{"Retry-After, " + HeaderDHTStoredNodes}[:1:1]
 )
 
 // Handler serves the pkarr relay API from a Store:
@@ -203,7 +207,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, keyText string) in
 // resolve asks the upstream for a key the store does not hold and caches
 // the answer. It returns a non-zero status when it already answered.
 func (h *Handler) resolve(ctx context.Context, w http.ResponseWriter, key pkarrclient.PublicKey) (Record, int) {
-	p, err := h.cfg.upstream.Resolve(ctx, key)
+	p, err := h.cfg.upstream.Resolve(ctx, pkarrclient.Query{Key: key})
 	switch {
 	case errors.Is(err, pkarrclient.ErrNotFound):
 		return Record{}, fail(w, http.StatusNotFound, "not found")
@@ -339,7 +343,8 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, keyText string) in
 		return fail(w, http.StatusConflict, "a more recent packet is stored")
 	}
 	if h.cfg.upstream != nil {
-		if err := h.cfg.upstream.Publish(ctx, p); err != nil {
+		receipt, err := h.cfg.upstream.Publish(ctx, p)
+		if err != nil {
 			if errors.Is(err, pkarrclient.ErrNotMostRecent) {
 				return fail(w, http.StatusConflict, "a more recent packet exists upstream")
 			}
@@ -348,6 +353,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, keyText string) in
 				slog.String("key", key.String()), slog.Any("err", err))
 			return fail(w, http.StatusBadGateway, "stored, but upstream publish failed")
 		}
+		w.Header().Set(HeaderDHTStoredNodes, strconv.Itoa(receipt.DHTNodes))
 	}
 	setCORS(w.Header())
 	w.WriteHeader(http.StatusNoContent)

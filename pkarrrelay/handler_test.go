@@ -38,7 +38,7 @@ func TestPutThenGet(t *testing.T) {
 	wantHeader(t, resp, "Last-Modified", "Sun, 01 Jun 2025 11:59:00 GMT")
 	wantHeader(t, resp, "Access-Control-Allow-Origin", "*")
 	wantHeader(t, resp, "Access-Control-Allow-Methods", "GET, PUT, OPTIONS")
-	wantHeader(t, resp, "Access-Control-Expose-Headers", "Retry-After")
+	wantHeader(t, resp, "Access-Control-Expose-Headers", "Retry-After, "+HeaderDHTStoredNodes)
 	wantHeader(t, resp, "Content-Length", fmt.Sprint(len(p.RelayPayload())))
 
 	// The body verifies under the key, as a client would check it.

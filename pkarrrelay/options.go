@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 )
@@ -58,7 +59,7 @@ type handlerConfig struct {
 	logger         *slog.Logger
 	registerer     prometheus.Registerer
 	version        string
-	upstream       Upstream
+	upstream       pkarrclient.Backend
 }
 
 type limitConfig struct {
@@ -229,9 +230,20 @@ func WithVersion(v string) Option {
 	}
 }
 
-// WithUpstream connects the relay to a further source and sink of packets,
-// such as the Mainline DHT. See Upstream.
-func WithUpstream(u Upstream) Option {
+// WithUpstream connects the relay to a further source and sink of packets:
+// in pkarr's relay, the Mainline DHT; any pkarrclient.Backend works, so a
+// relay can also front another relay.
+//
+// The Handler publishes to the upstream after its store accepted a PUT (as
+// new or as an identical republish, which is how clients keep DHT items
+// alive) and reports the receipt's DHTNodes in the Pkarr-Dht-Stored-Nodes
+// header; an upstream error matching pkarrclient.ErrNotMostRecent answers
+// 409, any other 502 (the packet stays stored). A GET that misses the store
+// asks the upstream; its answer must be signed by the key in the path and
+// pass the future-timestamp check, and is then cached in the store. Both
+// calls run within the request, under its context, so the upstream should
+// answer within a few seconds.
+func WithUpstream(u pkarrclient.Backend) Option {
 	return func(c *handlerConfig) error {
 		if u == nil {
 			return fmt.Errorf("%w: nil upstream", ErrInvalidConfig)

@@ -28,7 +28,7 @@ type Timeouts struct {
 	// body is at most 1072 bytes).
 	Read time.Duration
 	// Write limits the time from the end of the request headers to the end
-	// of the response (default 10s; longer if an Upstream is slow).
+	// of the response (default 10s; longer if the upstream is slow).
 	Write time.Duration
 	// Idle limits how long a keep-alive connection waits for its next
 	// request (default 60s).

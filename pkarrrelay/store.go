@@ -20,7 +20,7 @@ const DefaultCapacity = 1_000_000
 var (
 	// ErrNotFound reports that a store holds no packet for a key. It wraps
 	// pkarrclient.ErrNotFound, so code that speaks pkarrclient's errors
-	// (such as an Upstream built on a pkarr client) and code that speaks
+	// (such as an upstream pkarrclient.Backend) and code that speaks
 	// this package's agree on what "missing" means.
 	ErrNotFound = fmt.Errorf("pkarrrelay: %w", pkarrclient.ErrNotFound)
 	// ErrClosed reports use of a store after Close.
@@ -99,10 +99,6 @@ type Record struct {
 	Stored time.Time
 }
 
-// payloadHeaderSize is the fixed prefix of a relay payload: signature and
-// timestamp. pkarrclient keeps its own copy unexported.
-const payloadHeaderSize = pkarrclient.SignatureSize + 8
-
 // newRecord extracts what a GET needs from a verified packet.
 func newRecord(p *pkarrclient.SignedPacket, stored time.Time) Record {
 	return Record{
@@ -115,24 +111,15 @@ func newRecord(p *pkarrclient.SignedPacket, stored time.Time) Record {
 	}
 }
 
-// supersedes reports whether the packet with timestamp ts and relay payload
-// payload is more recent than rec, by the rule of
-// pkarrclient.SignedPacket.MoreRecentThan (higher timestamp; on a tie, larger
-// DNS bytes). Stores compare raw bytes because rebuilding a SignedPacket
-// from a stored record would mean verifying its signature again.
-func supersedes(ts pkarrclient.Timestamp, payload []byte, rec *Record) bool {
-	if ts != rec.Timestamp {
-		return ts > rec.Timestamp
-	}
-	return bytes.Compare(payload[payloadHeaderSize:], rec.Payload[payloadHeaderSize:]) > 0
-}
-
 // compare decides what Put does with a new packet given the held record.
 func compare(ts pkarrclient.Timestamp, payload []byte, held *Record) PutOutcome {
 	switch {
 	case bytes.Equal(payload, held.Payload):
 		return PutUnchanged
-	case supersedes(ts, payload, held):
+	// Raw bytes, not packets: rebuilding a SignedPacket from a stored
+	// record would mean verifying its signature again.
+	case pkarrclient.MoreRecent(ts, payload[pkarrclient.PayloadHeaderSize:],
+		held.Timestamp, held.Payload[pkarrclient.PayloadHeaderSize:]):
 		return PutStored
 	}
 	return PutNotMostRecent
@@ -141,7 +128,7 @@ func compare(ts pkarrclient.Timestamp, payload []byte, held *Record) PutOutcome 
 // checkPayload validates a payload read back from storage, so that damaged
 // bytes become an error instead of a slice-bounds panic later.
 func checkPayload(payload []byte) (pkarrclient.Timestamp, error) {
-	if len(payload) < payloadHeaderSize || len(payload) > pkarrclient.MaxPayloadSize {
+	if len(payload) < pkarrclient.PayloadHeaderSize || len(payload) > pkarrclient.MaxPayloadSize {
 		return 0, fmt.Errorf("%w: payload of %d bytes", ErrCorrupt, len(payload))
 	}
 	return pkarrclient.Timestamp(binary.BigEndian.Uint64(payload[pkarrclient.SignatureSize:])), nil

@@ -3,142 +3,170 @@ package pkarrrelay
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
-// fakeUpstream records publishes and answers resolves from a map.
-type fakeUpstream struct {
-	mu         sync.Mutex
-	packets    map[pkarrclient.PublicKey]*pkarrclient.SignedPacket
-	published  []*pkarrclient.SignedPacket
-	resolves   int
-	publishErr error
-	resolveErr error
-}
+// The upstream tests chain two real relays: relay A with relay B as its
+// upstream, reached through pkarrclient.Relay, the same Backend seam the
+// DHT plugs into.
 
-func (u *fakeUpstream) Publish(_ context.Context, p *pkarrclient.SignedPacket) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.published = append(u.published, p)
-	return u.publishErr
-}
-
-func (u *fakeUpstream) Resolve(_ context.Context, key pkarrclient.PublicKey) (*pkarrclient.SignedPacket, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.resolves++
-	if u.resolveErr != nil {
-		return nil, u.resolveErr
+// chain starts relay B and relay A fronting it. bGets counts the GETs that
+// reach B.
+func chain(t *testing.T, opts ...Option) (a, b *testRelay, bStore Store, bGets *atomic.Int32) {
+	t.Helper()
+	bStore = NewMemoryStore(100)
+	b = newRelay(t, bStore)
+	bGets = new(atomic.Int32)
+	// Counting in front of B's handler: a fresh server, so no request is
+	// in flight while the handler is chosen.
+	b.srv.Close()
+	b.srv = httptest.NewServer(countGets(b.h, bGets))
+	t.Cleanup(b.srv.Close)
+	b.client, b.base = b.srv.Client(), b.srv.URL
+	up, err := pkarrclient.NewRelay(b.base, pkarrclient.RelayRetries(0))
+	if err != nil {
+		t.Fatal(err)
 	}
-	p, ok := u.packets[key]
-	if !ok {
-		return nil, pkarrclient.ErrNotFound
-	}
-	return p, nil
+	a = newRelay(t, NewMemoryStore(100), append([]Option{WithUpstream(up)}, opts...)...)
+	return a, b, bStore, bGets
 }
 
 func TestUpstreamResolvesMissesAndCaches(t *testing.T) {
+	a, b, bStore, bGets := chain(t)
 	sk := newSecretKey(t)
 	p := sign(t, sk, tsAt(0), 900, "from upstream")
-	up := &fakeUpstream{packets: map[pkarrclient.PublicKey]*pkarrclient.SignedPacket{sk.PublicKey(): p}}
-	store := NewMemoryStore(10)
-	r := newRelay(t, store, WithUpstream(up))
-
+	wantStatus(t, b.putPacket(p), http.StatusNoContent)
 	for range 2 {
-		resp, body := r.get(sk.PublicKey(), nil)
+		resp, body := a.get(sk.PublicKey(), nil)
 		wantStatus(t, resp, http.StatusOK)
 		wantHeader(t, resp, "Cache-Control", "public, max-age=900")
 		if !bytes.Equal(body, p.RelayPayload()) {
 			t.Fatal("wrong body")
 		}
 	}
-	if up.resolves != 1 {
-		t.Errorf("upstream asked %d times; the answer should have been cached", up.resolves)
+	if n := bGets.Load(); n != 1 {
+		t.Errorf("upstream asked %d times; the answer should have been cached", n)
 	}
-	if store.Len() != 1 {
-		t.Errorf("store holds %d packets", store.Len())
+	if a.h.store.Len() != 1 || bStore.Len() != 1 {
+		t.Errorf("stores hold %d and %d packets", a.h.store.Len(), bStore.Len())
 	}
 
-	resp, _ := r.get(newSecretKey(t).PublicKey(), nil)
+	resp, _ := a.get(newSecretKey(t).PublicKey(), nil)
 	wantStatus(t, resp, http.StatusNotFound)
 	// A malformed key never reaches the upstream.
-	before := up.resolves
-	resp, _ = r.do(http.MethodGet, r.base+"/"+invalidPointKey(t), nil, nil)
+	before := bGets.Load()
+	resp, _ = a.do(http.MethodGet, a.base+"/"+invalidPointKey(t), nil, nil)
 	wantStatus(t, resp, http.StatusBadRequest)
-	if up.resolves != before {
+	if bGets.Load() != before {
 		t.Error("upstream asked about an invalid key")
 	}
 }
 
-func TestUpstreamResolveFailures(t *testing.T) {
-	sk, other := newSecretKey(t), newSecretKey(t)
-	cases := []struct {
-		name    string
-		packet  *pkarrclient.SignedPacket
-		err     error
-		want    int
-		wantErr bool
-	}{
-		{"error", nil, errors.New("DHT unreachable"), http.StatusBadGateway, true},
-		{"wrapped not found", nil, fmt.Errorf("dht: %w", ErrNotFound), http.StatusNotFound, false},
-		{"packet for another key", sign(t, other, tsAt(0), 300, "x"), nil, http.StatusBadGateway, true},
-		{"packet from the far future", sign(t, sk, tsAt(time.Hour), 300, "x"), nil, http.StatusNotFound, false},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			up := &fakeUpstream{resolveErr: tc.err, packets: map[pkarrclient.PublicKey]*pkarrclient.SignedPacket{}}
-			if tc.packet != nil {
-				up.packets[sk.PublicKey()] = tc.packet
-			}
-			logs := &logCapture{}
-			store := NewMemoryStore(10)
-			r := newRelay(t, store, WithUpstream(up), WithLogger(slog.New(logs)))
-			resp, _ := r.get(sk.PublicKey(), nil)
-			wantStatus(t, resp, tc.want)
-			if store.Len() != 0 {
-				t.Error("a rejected upstream answer was cached")
-			}
-			if got := logs.count(slog.LevelWarn) > 0; got != tc.wantErr {
-				t.Errorf("warning logged = %v, want %v", got, tc.wantErr)
-			}
-		})
-	}
+func countGets(h http.Handler, n *atomic.Int32) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			n.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func TestUpstreamPublish(t *testing.T) {
+	a, b, _, _ := chain(t)
 	sk := newSecretKey(t)
 	p := sign(t, sk, tsAt(0), 300, "x")
 
-	up := &fakeUpstream{}
-	r := newRelay(t, NewMemoryStore(10), WithUpstream(up))
-	wantStatus(t, r.putPacket(p), http.StatusNoContent)
-	wantStatus(t, r.putPacket(p), http.StatusNoContent)                                      // republish
-	wantStatus(t, r.putPacket(sign(t, sk, tsAt(-time.Hour), 300, "x")), http.StatusConflict) // not forwarded
-	if len(up.published) != 2 || !up.published[0].Equal(p) || !up.published[1].Equal(p) {
-		t.Errorf("upstream got %d publishes, want the packet and its republish", len(up.published))
-	}
-
-	// The upstream knows something newer: 409, as pkarr's relay answers.
-	up = &fakeUpstream{publishErr: fmt.Errorf("dht: %w", pkarrclient.ErrNotMostRecent)}
-	r = newRelay(t, NewMemoryStore(10), WithUpstream(up))
-	wantStatus(t, r.putPacket(p), http.StatusConflict)
-
-	// The upstream failed: 502, but the relay itself serves the packet.
-	up = &fakeUpstream{publishErr: errors.New("no DHT nodes")}
-	r = newRelay(t, NewMemoryStore(10), WithUpstream(up))
-	resp, body := r.do(http.MethodPut, r.keyURL(sk.PublicKey()), bytes.NewReader(p.RelayPayload()), nil)
-	wantStatus(t, resp, http.StatusBadGateway)
-	if bytes.Contains(body, []byte("no DHT nodes")) {
-		t.Error("upstream error text leaked to the client")
-	}
-	resp, _ = r.get(sk.PublicKey(), nil)
+	resp := a.putPacket(p)
+	wantStatus(t, resp, http.StatusNoContent)
+	// A relay upstream stores on no DHT node; the header says so.
+	wantHeader(t, resp, HeaderDHTStoredNodes, "0")
+	resp, body := b.get(sk.PublicKey(), nil)
 	wantStatus(t, resp, http.StatusOK)
+	if !bytes.Equal(body, p.RelayPayload()) {
+		t.Fatal("upstream does not hold the packet PUT on the front relay")
+	}
+	wantStatus(t, a.putPacket(p), http.StatusNoContent)                                      // republish
+	wantStatus(t, a.putPacket(sign(t, sk, tsAt(-time.Hour), 300, "x")), http.StatusConflict) // never forwarded
+
+	// The upstream holds something newer: 409, as pkarr's relay answers.
+	other := newSecretKey(t)
+	wantStatus(t, b.putPacket(sign(t, other, tsAt(time.Minute), 300, "newer")), http.StatusNoContent)
+	wantStatus(t, a.putPacket(sign(t, other, tsAt(0), 300, "older")), http.StatusConflict)
+}
+
+func TestUpstreamDown(t *testing.T) {
+	logs := &logCapture{}
+	a, b, _, _ := chain(t, WithLogger(slog.New(logs)))
+	b.srv.Close()
+	sk := newSecretKey(t)
+	p := sign(t, sk, tsAt(0), 300, "x")
+
+	// 502, but the relay itself keeps and serves the packet.
+	resp, body := a.do(http.MethodPut, a.keyURL(sk.PublicKey()), bytes.NewReader(p.RelayPayload()), nil)
+	wantStatus(t, resp, http.StatusBadGateway)
+	if bytes.Contains(body, []byte("127.0.0.1")) {
+		t.Errorf("upstream error details leaked to the client: %q", body)
+	}
+	resp, _ = a.get(sk.PublicKey(), nil)
+	wantStatus(t, resp, http.StatusOK)
+
+	resp, _ = a.get(newSecretKey(t).PublicKey(), nil)
+	wantStatus(t, resp, http.StatusBadGateway)
+	if logs.count(slog.LevelWarn) < 2 {
+		t.Errorf("upstream failures not logged: %s", logs.text())
+	}
+}
+
+func TestUpstreamFarFutureNotCached(t *testing.T) {
+	a, _, bStore, _ := chain(t)
+	sk := newSecretKey(t)
+	// Relay B's handler would refuse this PUT; a packet can still reach
+	// an upstream's store some other way (another relay, the DHT).
+	if _, err := bStore.Put(context.Background(), sign(t, sk, tsAt(time.Hour), 300, "x")); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := a.get(sk.PublicKey(), nil)
+	wantStatus(t, resp, http.StatusNotFound)
+	if a.h.store.Len() != 0 {
+		t.Error("a far-future upstream answer was cached")
+	}
+}
+
+// lyingBackend answers every resolve with one packet, whatever the key, and
+// reports a DHT node count on publish: what a broken upstream could do.
+type lyingBackend struct {
+	packet *pkarrclient.SignedPacket
+	nodes  int
+}
+
+func (l *lyingBackend) Name() string { return "liar" }
+
+func (l *lyingBackend) Publish(context.Context, *pkarrclient.SignedPacket) (pkarrclient.PublishReceipt, error) {
+	return pkarrclient.PublishReceipt{DHTNodes: l.nodes}, nil
+}
+
+func (l *lyingBackend) Resolve(context.Context, pkarrclient.Query) (*pkarrclient.SignedPacket, error) {
+	return l.packet, nil
+}
+
+func TestUpstreamWrongKeyAndNodeCount(t *testing.T) {
+	sk, other := newSecretKey(t), newSecretKey(t)
+	liar := &lyingBackend{packet: sign(t, other, tsAt(0), 300, "x"), nodes: 7}
+	logs := &logCapture{}
+	r := newRelay(t, NewMemoryStore(10), WithUpstream(liar), WithLogger(slog.New(logs)))
+	resp, _ := r.get(sk.PublicKey(), nil)
+	wantStatus(t, resp, http.StatusBadGateway)
+	if r.h.store.Len() != 0 || logs.count(slog.LevelWarn) == 0 {
+		t.Errorf("wrong-key answer: store %d, warnings %d", r.h.store.Len(), logs.count(slog.LevelWarn))
+	}
+	resp = r.putPacket(sign(t, sk, tsAt(0), 300, "x"))
+	wantStatus(t, resp, http.StatusNoContent)
+	wantHeader(t, resp, HeaderDHTStoredNodes, "7")
 }
