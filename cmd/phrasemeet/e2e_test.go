@@ -101,7 +101,9 @@ func cli(t *testing.T, extraEnv []string, args ...string) (code int, stdout, std
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env = append(os.Environ(), extraEnv...)
+	// The dead relay first, so extraEnv can override it: a command that
+	// forgets --relay must not reach the public relays.
+	cmd.Env = append(append(os.Environ(), "PHRASEMEET_RELAYS="+deadRelay), extraEnv...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -11,11 +11,25 @@ import (
 	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
+// deadRelay is the relay every test command falls back to: a loopback port
+// nothing listens on, so a test that forgets --relay fails fast instead of
+// reaching for the public relays.
+const deadRelay = "http://127.0.0.1:1"
+
 // runCLI runs one command line in-process with its own environment.
 func runCLI(t *testing.T, vars map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
+	getenv := func(k string) string {
+		if v, ok := vars[k]; ok {
+			return v
+		}
+		if k == "PHRASEMEET_RELAYS" {
+			return deadRelay
+		}
+		return ""
+	}
+	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: getenv}
 	code = run(context.Background(), e, args)
 	return code, out.String(), errb.String()
 }
@@ -126,5 +140,12 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout)
 		}
+	}
+}
+
+func TestForgottenRelayStaysOnLoopback(t *testing.T) {
+	code, _, stderr := runCLI(t, nil, "resolve", "yg4gxe7z1r7mr6orids9fh95y7gxhdsxjqi6nngsxxtakqaxr5no")
+	if code != 1 || !strings.Contains(stderr, deadRelay) {
+		t.Fatalf("resolve without --relay: exit %d %q; want a failure naming %s", code, stderr, deadRelay)
 	}
 }
