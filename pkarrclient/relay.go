@@ -604,22 +604,17 @@ func (r *Relay) resetLimitBackoff() {
 // parseRetryAfter reads a Retry-After header, delta-seconds or HTTP-date,
 // clamped to maxRetryAfter. It returns 0 when the header is absent,
 // malformed, or asks for no wait at all: the caller then backs off on its
-// own, which avoids a hot loop on "Retry-After: 0".
+// own, which avoids a hot loop on "Retry-After: 0". A number too large to
+// parse is a (very long) wait, so it gets the cap.
 func parseRetryAfter(h string, now time.Time) time.Duration {
 	h = strings.TrimSpace(h)
 	if h == "" {
 		return 0
 	}
-	if h[0] >= '0' && h[0] <= '9' {
+	if strings.Trim(h, "0123456789") == "" {
 		n, err := strconv.ParseUint(h, 10, 64)
-		if errors.Is(err, strconv.ErrRange) {
-			return maxRetryAfter
-		}
-		if err != nil {
-			return 0
-		}
-		if n >= uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
+		if err != nil || n >= uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter // only ErrRange is possible: all digits
 		}
 		return time.Duration(n) * time.Second
 	}
@@ -654,27 +649,29 @@ func withRelayMessage(cause error, body io.Reader) error {
 }
 
 // relayMessage reads at most maxMessageRead bytes of an error body and
-// returns its first non-empty line, printable characters only, at most
-// maxMessageLen bytes.
+// returns its first line that has printable text, printable characters
+// only, at most maxMessageLen bytes.
 func relayMessage(body io.Reader) string {
 	b, _ := io.ReadAll(io.LimitReader(body, maxMessageRead))
-	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
-	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
-		s = s[:i]
-	}
-	s = strings.Map(func(c rune) rune {
-		if unicode.IsPrint(c) {
-			return c
+	text := strings.ToValidUTF8(string(b), "\uFFFD")
+	var s string
+	for line := range strings.FieldsFuncSeq(text, func(c rune) bool { return c == '\r' || c == '\n' }) {
+		s = strings.TrimSpace(strings.Map(func(c rune) rune {
+			if unicode.IsPrint(c) {
+				return c
+			}
+			return -1
+		}, line))
+		if s != "" {
+			break
 		}
-		return -1
-	}, s)
-	s = strings.TrimSpace(s)
+	}
 	if len(s) > maxMessageLen {
 		cut := maxMessageLen
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
 			cut--
 		}
-		s = s[:cut] + "…"
+		s = strings.TrimRightFunc(s[:cut], unicode.IsSpace) + "…"
 	}
 	return s
 }

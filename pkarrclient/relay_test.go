@@ -743,6 +743,9 @@ func TestParseRetryAfter(t *testing.T) {
 		{"soon", 0},
 		{"3601", time.Hour},
 		{"99999999999999999999999", time.Hour},
+		{"99999999999999999999999x", 0},
+		{"18446744073709551616 seconds", 0},
+		{"3600abc", 0},
 		{now.Add(30 * time.Second).Format(http.TimeFormat), 30 * time.Second},
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
 		{now.Add(48 * time.Hour).Format(http.TimeFormat), time.Hour},
@@ -761,6 +764,7 @@ func TestRelayMessage(t *testing.T) {
 		{"  \n\nbad key\nmore", "bad key"},
 		{"a\tb\x00c\x7f", "abc"},
 		{"\xff\xfeoops", "\uFFFDoops"},
+		{"\x01\x02\r\nreal message", "real message"},
 	} {
 		if got := relayMessage(strings.NewReader(tc.in)); got != tc.want {
 			t.Errorf("relayMessage(%q) = %q, want %q", tc.in, got, tc.want)

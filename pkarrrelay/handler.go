@@ -125,8 +125,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) int {
 	}
 	key, ok := strings.CutPrefix(path, h.keyPrefix)
 	if !ok || key == "" || strings.Contains(key, "/") {
-		http.NotFound(w, r)
-		return http.StatusNotFound
+		return fail(w, http.StatusNotFound, "not found")
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:

@@ -396,6 +396,7 @@ func TestBasePath(t *testing.T) {
 			for _, path := range []string{"/other/" + key, "/" + key, "/", "/pkarrx/" + key} {
 				resp, _ := r.do(http.MethodGet, root+path, nil, nil)
 				wantStatus(t, resp, http.StatusNotFound)
+				wantHeader(t, resp, "Access-Control-Allow-Origin", "*")
 				resp, _ = r.do(http.MethodPut, root+path, bytes.NewReader(p.RelayPayload()), nil)
 				wantStatus(t, resp, http.StatusNotFound)
 			}

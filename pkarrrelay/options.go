@@ -189,6 +189,11 @@ func WithTrustedProxies(prefixes ...netip.Prefix) Option {
 			if !p.IsValid() {
 				return fmt.Errorf("%w: invalid trusted proxy prefix %v", ErrInvalidConfig, p)
 			}
+			// Peers are compared as plain IPv4, so an IPv4-mapped prefix
+			// (::ffff:10.0.0.0/104) is stored as the IPv4 one it means.
+			if p.Addr().Is4In6() && p.Bits() >= 96 {
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
 			c.trusted = append(c.trusted, p.Masked())
 		}
 		return nil

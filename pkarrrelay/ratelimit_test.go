@@ -124,6 +124,14 @@ func TestForwardedForOverHTTP(t *testing.T) {
 	wantStatus(t, resp, http.StatusBadRequest)
 	resp, _ = untrusted.do(http.MethodPut, untrusted.keyURL(key), nil, xff("192.0.2.2"))
 	wantStatus(t, resp, http.StatusTooManyRequests)
+
+	// An IPv4-mapped prefix means the IPv4 one: peers are compared unmapped.
+	mapped := newRelay(t, NewMemoryStore(10), WithWriteRateLimit(1, 1),
+		WithTrustedProxies(netip.MustParsePrefix("::ffff:127.0.0.0/104")))
+	for _, client := range []string{"192.0.2.1", "192.0.2.2"} {
+		resp, _ := mapped.do(http.MethodPut, mapped.keyURL(key), nil, xff(client))
+		wantStatus(t, resp, http.StatusBadRequest)
+	}
 }
 
 func TestClientAddr(t *testing.T) {
