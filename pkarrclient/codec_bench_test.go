@@ -9,7 +9,7 @@ import (
 // message of the same size, so the overhead of building, encoding, parsing
 // and checking a packet reads directly off one run:
 //
-//	go test -run='^$' -bench='Codec' -count=10 ./pkarrclient/ | benchstat -col /op -
+//	go test -run='^$' -bench='Codec' -count=10 ./pkarrclient/ | benchstat -col /impl -
 
 const benchRelay = "relay=https://euw1-1.relay.iroh.network./"
 
@@ -21,13 +21,13 @@ func BenchmarkCodecSign(b *testing.B) {
 	}
 	msg := signable(p.Timestamp(), p.DNS())
 
-	b.Run("op=ed25519.Sign", func(b *testing.B) {
+	b.Run("impl=ed25519", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			ed25519.Sign(sk.priv, msg)
 		}
 	})
-	b.Run("op=pkarr.BuildSign", func(b *testing.B) {
+	b.Run("impl=pkarr", func(b *testing.B) {
 		b.ReportAllocs()
 		ts := Timestamp(1)
 		for b.Loop() {
@@ -51,7 +51,7 @@ func BenchmarkCodecVerify(b *testing.B) {
 	sig := p.Signature()
 	pub := sk.pub[:]
 
-	b.Run("op=ed25519.Verify", func(b *testing.B) {
+	b.Run("impl=ed25519", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if !ed25519.Verify(pub, msg, sig) {
@@ -59,7 +59,7 @@ func BenchmarkCodecVerify(b *testing.B) {
 			}
 		}
 	})
-	b.Run("op=pkarr.ParseSignedPacket", func(b *testing.B) {
+	b.Run("impl=pkarr-packet", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := ParseSignedPacket(raw); err != nil {
@@ -67,7 +67,7 @@ func BenchmarkCodecVerify(b *testing.B) {
 			}
 		}
 	})
-	b.Run("op=pkarr.ParseRelayPayload", func(b *testing.B) {
+	b.Run("impl=pkarr-payload", func(b *testing.B) {
 		b.ReportAllocs()
 		key := sk.PublicKey()
 		for b.Loop() {

@@ -23,7 +23,9 @@ import (
 //	GET: relay (memory, bolt) vs a bare handler writing the same bytes
 //	PUT: relay (memory, bolt) vs a bare handler that only verifies
 //
-// Run with: go test -run='^$' -bench=. -benchtime=2s ./pkarrrelay/
+// Run with (benchstat puts each variant beside its baseline):
+//
+//	go test -run='^$' -bench=. -benchtime=3s -count=6 ./pkarrrelay/ | benchstat -col /impl -
 
 const benchKeys = 1000
 
@@ -130,7 +132,7 @@ func BenchmarkGET(b *testing.B) {
 		}
 	}
 
-	b.Run("bare", func(b *testing.B) {
+	b.Run("impl=bare", func(b *testing.B) {
 		// The floor: a map lookup and the same bytes and content type.
 		bodies := make(map[string][]byte, benchKeys)
 		for i, p := range f.packets {
@@ -150,7 +152,7 @@ func BenchmarkGET(b *testing.B) {
 		runRequests(b, srv, get(srv), http.StatusOK)
 	})
 	for _, name := range []string{"memory", "bolt"} {
-		b.Run("relay-"+name, func(b *testing.B) {
+		b.Run("impl=relay-"+name, func(b *testing.B) {
 			store := benchStores(b)[name]()
 			defer store.Close()
 			for _, p := range f.packets {
@@ -178,7 +180,7 @@ func BenchmarkPUT(b *testing.B) {
 		}
 	}
 
-	b.Run("verify-only", func(b *testing.B) {
+	b.Run("impl=verify-only", func(b *testing.B) {
 		// The floor: read the body and verify it under the key in the path,
 		// which is what bounds any relay's PUT rate.
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -202,7 +204,7 @@ func BenchmarkPUT(b *testing.B) {
 		runRequests(b, srv, put(srv), http.StatusNoContent)
 	})
 	for _, name := range []string{"memory", "bolt"} {
-		b.Run("relay-"+name, func(b *testing.B) {
+		b.Run("impl=relay-"+name, func(b *testing.B) {
 			store := benchStores(b)[name]()
 			defer store.Close()
 			srv := httptest.NewServer(benchRelayHandler(b, store))
