@@ -238,11 +238,11 @@ func LoadSecretKey(path string) (*SecretKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pkarr: loading secret key: %w", err)
 	}
-	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s has mode %04o", ErrInsecureKeyFile, path, st.Mode().Perm())
-	}
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: %s is not a regular file", ErrInvalidSecretKey, path)
+	}
+	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %04o", ErrInsecureKeyFile, path, st.Mode().Perm())
 	}
 	// Read one byte more than the longest valid form, to detect longer files.
 	buf := make([]byte, 2*SeedSize+3)

@@ -183,8 +183,8 @@ func TestSecretKeyFiles(t *testing.T) {
 			t.Errorf("%s: error echoes file content: %v", name, err)
 		}
 	}
-	if _, err := LoadSecretKey(dir); err == nil {
-		t.Error("a directory loaded as a key")
+	if _, err := LoadSecretKey(dir); !errors.Is(err, ErrInvalidSecretKey) {
+		t.Errorf("a directory as a key file: %v", err)
 	}
 	if _, err := LoadSecretKey(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)

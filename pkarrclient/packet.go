@@ -238,6 +238,12 @@ func (p *SignedPacket) TTL(min, max uint32) uint32 {
 	return minU32(max, maxU32(min, ttl))
 }
 
+// Expired reports whether a packet last seen at seen has outlived its TTL
+// (clamped to [min, max]) at time now.
+func (p *SignedPacket) Expired(seen, now time.Time, min, max uint32) bool {
+	return now.Sub(seen) >= time.Duration(p.TTL(min, max))*time.Second
+}
+
 func minU32(a, b uint32) uint32 {
 	if a < b {
 		return a
@@ -522,10 +528,4 @@ func (b *Builder) Sign(sk *SecretKey) (*SignedPacket, error) {
 		ts = Now()
 	}
 	return Sign(sk, ts, b.records)
-}
-
-// Expired reports whether a packet last seen at seen has outlived its TTL
-// (clamped to [min, max]) at time now.
-func (p *SignedPacket) Expired(seen, now time.Time, min, max uint32) bool {
-	return now.Sub(seen) >= time.Duration(p.TTL(min, max))*time.Second
 }
