@@ -78,9 +78,10 @@ const (
 // against the key asked for; bodies are read only up to the 1072-byte
 // payload limit; failures are retried with jittered exponential backoff only
 // when retrying can help (network errors, timeouts, 408, 5xx); and a 429 is
-// remembered, so later calls fail fast with a *[RateLimitError] until the
-// relay's Retry-After has passed instead of spending the small per-IP budget
-// deployed relays allow (see DefaultRelays).
+// remembered, per operation, so later calls fail fast with a
+// *[RateLimitError] until the relay's Retry-After has passed instead of
+// spending the small per-IP budget deployed relays allow (see
+// DefaultRelays).
 //
 // Every error is a *[BackendError] wrapping one of the package's sentinels.
 // A Relay is safe for concurrent use.
@@ -97,12 +98,21 @@ type Relay struct {
 	userAgent   string
 
 	mu sync.Mutex
-	// notBefore is when the relay may be contacted again after a 429.
+	// limits remembers 429s per operation: deployed relays budget them
+	// differently (n0's relay limits only PUTs; pkarr-relay limits all
+	// requests), so a full PUT budget must not stop resolves.
+	limits map[string]*rateMemory // keyed by opPublish, opResolve; fixed at NewRelay
+}
+
+// rateMemory is what a Relay remembers of 429s for one operation.
+type rateMemory struct {
+	// notBefore is when the operation may be sent again.
 	notBefore time.Time
-	// limitBackoff is the next wait after a 429 without Retry-After; zero
-	// means the minimum. It doubles on each such 429 and resets when the
-	// relay answers anything but 429.
-	limitBackoff time.Duration
+	// backoff is the next wait after a 429 without Retry-After; zero means
+	// the minimum. It doubles on each such 429 that arrives after the
+	// previous wait ended, and resets when the relay answers anything but
+	// 429.
+	backoff time.Duration
 }
 
 // relayConfig collects RelayOptions before NewRelay builds the Relay.
@@ -222,7 +232,13 @@ func RelayUserAgent(s string) RelayOption {
 func NewRelay(baseURL string, opts ...RelayOption) (*Relay, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
-		return nil, fmt.Errorf("pkarr: invalid relay URL: %w", err)
+		// url.Error quotes the whole URL, password included; keep only
+		// the reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("pkarr: invalid relay URL: %v", err)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https":
@@ -267,15 +283,16 @@ func NewRelay(baseURL string, opts ...RelayOption) (*Relay, error) {
 		clock:       cfg.clock,
 		maxWait:     cfg.maxWait,
 		userAgent:   cfg.userAgent,
+		limits:      map[string]*rateMemory{opPublish: {}, opResolve: {}},
 	}, nil
 }
 
 // newRelayHTTPClient returns a client of the relay's own, so no global
 // transport is shared or mutated; it follows net/http's defaults except for
-// a tighter bound on response headers.
+// a tighter bound on response headers and redirects (see noRewrittenRedirect).
 func newRelayHTTPClient() *http.Client {
 	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Client{Transport: &http.Transport{
+	return &http.Client{CheckRedirect: noRewrittenRedirect, Transport: &http.Transport{
 		Proxy:                  http.ProxyFromEnvironment,
 		DialContext:            dialer.DialContext,
 		ForceAttemptHTTP2:      true,
@@ -285,6 +302,21 @@ func newRelayHTTPClient() *http.Client {
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 	}}
+}
+
+// noRewrittenRedirect stops net/http from following a redirect that changes
+// the method: on 301, 302 and 303 it would resend a PUT as a body-less GET,
+// and the GET's 200 would pass for an accepted publish. The relay's 3xx is
+// returned instead, and reported as a misconfigured URL. 307 and 308 keep
+// the method and body and are followed.
+func noRewrittenRedirect(req *http.Request, via []*http.Request) error {
+	if req.Method != via[0].Method {
+		return http.ErrUseLastResponse
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	return nil
 }
 
 // Name returns the relay's base URL (password redacted), which identifies
@@ -332,10 +364,19 @@ func (r *Relay) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, e
 		}
 		defer drainClose(resp.Body)
 		switch s := resp.StatusCode; {
+		case resp.Request.Method != http.MethodPut:
+			// A client given through RelayHTTPClient followed a redirect
+			// that turned the PUT into a GET: whatever it answered, the
+			// packet was not stored.
+			return attempt{class: attemptFinal, status: s, err: fmt.Errorf(
+				"%w: the relay redirected the PUT to %s, which turned it into a %s; configure that URL",
+				ErrInvalidResponse, sanitizeURL(resp.Request.URL), resp.Request.Method)}
 		case s >= 200 && s < 300:
 			receipt = PublishReceipt{DHTNodes: parseStoredNodes(resp.Header)}
 			return attempt{class: attemptOK, status: s}
-		case s == http.StatusConflict:
+		case s == http.StatusConflict, s == http.StatusPreconditionRequired:
+			// 428 is how relays of versions 4 to 6 reported a concurrent
+			// write to the same key; pkarr's client reads it as 409.
 			return attempt{class: attemptFinal, status: s, err: withRelayMessage(ErrNotMostRecent, resp.Body)}
 		}
 		return r.classifyFailure(resp)
@@ -433,8 +474,15 @@ func (r *Relay) classifyFailure(resp *http.Response) attempt {
 			fmt.Errorf("HTTP %d %s", s, http.StatusText(s)), resp.Body)}
 	case s >= 400:
 		return attempt{class: attemptFinal, status: s, err: withRelayMessage(ErrBadRequest, resp.Body)}
+	case s >= 300:
+		loc := "elsewhere"
+		if u, err := resp.Location(); err == nil {
+			loc = sanitizeURL(u)
+		}
+		return attempt{class: attemptFinal, status: s, err: fmt.Errorf(
+			"%w: the relay redirects to %s; configure that URL", ErrInvalidResponse, loc)}
 	}
-	// 1xx and 3xx the HTTP client did not handle: not the relay API.
+	// 1xx the HTTP client did not handle: not the relay API.
 	return attempt{class: attemptFinal, status: s, err: fmt.Errorf("%w: unexpected HTTP status %d", ErrInvalidResponse, s)}
 }
 
@@ -469,7 +517,7 @@ func (r *Relay) exchange(ctx context.Context, op string, try func(context.Contex
 	waited := false // a call sleeps off a rate limit at most once
 	failures := 0
 	for {
-		if wait := r.rateLimitRemaining(); wait > 0 {
+		if wait := r.rateLimitRemaining(op); wait > 0 {
 			if !waited && r.mayWait(ctx, wait) {
 				waited = true
 				if err := r.sleep(ctx, wait); err != nil {
@@ -485,13 +533,13 @@ func (r *Relay) exchange(ctx context.Context, op string, try func(context.Contex
 		a := r.once(ctx, try)
 		switch a.class {
 		case attemptOK:
-			r.resetLimitBackoff()
+			r.resetLimitBackoff(op)
 			return nil
 		case attemptFinal:
-			r.resetLimitBackoff()
+			r.resetLimitBackoff(op)
 			return r.fail(op, a.status, a.err)
 		case attemptRateLimited:
-			wait := r.noteRateLimit(a.retryAfter)
+			wait := r.noteRateLimit(op, a.retryAfter)
 			if !waited && r.mayWait(ctx, wait) {
 				waited = true
 				if err := r.sleep(ctx, wait); err != nil {
@@ -568,37 +616,55 @@ func (r *Relay) mayWait(ctx context.Context, wait time.Duration) bool {
 	return true
 }
 
-// rateLimitRemaining returns how long the relay must still be left alone.
-func (r *Relay) rateLimitRemaining() time.Duration {
+// rateLimitRemaining returns how long op must still be left alone.
+func (r *Relay) rateLimitRemaining(op string) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.notBefore.IsZero() {
+	m := r.limits[op]
+	if m.notBefore.IsZero() {
 		return 0
 	}
-	return max(r.notBefore.Sub(r.clock.Now()), 0)
+	return max(m.notBefore.Sub(r.clock.Now()), 0)
 }
 
-// noteRateLimit records a 429 and returns how long to stay away: the
+// noteRateLimit records a 429 for op and returns how long to stay away: the
 // relay's Retry-After if it gave a usable one, else our own backoff, which
-// doubles from 1 s up to 1 min while 429s keep coming.
-func (r *Relay) noteRateLimit(retryAfter time.Duration) time.Duration {
+// doubles from 1 s up to 1 min while 429s keep coming. Calls that were in
+// flight together are refused together: their 429s share the window the
+// first one opened instead of doubling it once each.
+func (r *Relay) noteRateLimit(op string, retryAfter time.Duration) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	m := r.limits[op]
+	now := r.clock.Now()
 	wait := retryAfter
 	if wait <= 0 {
-		wait = max(r.limitBackoff, rateLimitBackoffMin)
-		r.limitBackoff = min(2*wait, rateLimitBackoffMax)
+		if now.Before(m.notBefore) {
+			return m.notBefore.Sub(now)
+		}
+		wait = max(m.backoff, rateLimitBackoffMin)
+		m.backoff = min(2*wait, rateLimitBackoffMax)
 	}
-	if until := r.clock.Now().Add(wait); until.After(r.notBefore) {
-		r.notBefore = until
+	if until := now.Add(wait); until.After(m.notBefore) {
+		m.notBefore = until
 	}
 	return wait
 }
 
-func (r *Relay) resetLimitBackoff() {
+func (r *Relay) resetLimitBackoff(op string) {
 	r.mu.Lock()
-	r.limitBackoff = 0
+	r.limits[op].backoff = 0
 	r.mu.Unlock()
+}
+
+// sanitizeURL renders a URL a relay sent us for an error message: password
+// redacted, control characters escaped, length bounded.
+func sanitizeURL(u *url.URL) string {
+	s := strconv.Quote(u.Redacted())
+	if len(s) > maxMessageLen {
+		s = s[:maxMessageLen] + "…"
+	}
+	return s
 }
 
 // parseRetryAfter reads a Retry-After header, delta-seconds or HTTP-date,

@@ -338,7 +338,7 @@ func TestRelayPublishStatus(t *testing.T) {
 		{status: 413, want: ErrBadRequest, requests: 1},
 		{status: 404, want: ErrBadRequest, requests: 1},
 		{status: 418, body: "\x00\x1b[31mI'm a teapot", want: ErrBadRequest, requests: 1, inError: `"[31mI'm a teapot"`},
-		{status: 428, want: ErrBadRequest, requests: 1},
+		{status: 428, want: ErrNotMostRecent, requests: 1}, // v4-6 relays: concurrent write
 		{status: 300, want: ErrInvalidResponse, requests: 1},
 		{status: 408, want: ErrUnavailable, requests: 3},
 		{status: 500, body: "boom", want: ErrUnavailable, requests: 3, inError: "boom"},
@@ -823,30 +823,31 @@ func TestRelayRateLimitRetryAfter(t *testing.T) {
 		t.Fatalf("%d requests, want 1", n.Load())
 	}
 
-	// Right away: both operations fail fast, without touching the network.
+	// Right away: publishing fails fast, without touching the network.
 	_, err = r.Publish(ctx, p)
 	if rl := rateLimitError(t, err); rl.RetryAfter != 2*time.Second {
 		t.Errorf("RetryAfter = %v, want 2s", rl.RetryAfter)
 	}
 	backendError(t, err, r, opPublish, 0)
-	_, err = r.Resolve(ctx, Query{Key: sk.PublicKey()})
-	rateLimitError(t, err)
 	clock.Advance(1500 * time.Millisecond)
-	_, err = r.Resolve(ctx, Query{Key: sk.PublicKey()})
+	_, err = r.Publish(ctx, p)
 	if rl := rateLimitError(t, err); rl.RetryAfter != 500*time.Millisecond {
 		t.Errorf("RetryAfter = %v, want 500ms", rl.RetryAfter)
 	}
 	if n.Load() != 1 {
 		t.Fatalf("%d requests while rate limited, want 1", n.Load())
 	}
+	// The memory is per operation: resolves were never refused.
+	if got, err := r.Resolve(ctx, Query{Key: sk.PublicKey()}); err != nil || !got.Equal(p) {
+		t.Fatalf("resolve during the publish window: %v", err)
+	}
 
 	clock.Advance(500 * time.Millisecond)
-	got, err := r.Resolve(ctx, Query{Key: sk.PublicKey()})
-	if err != nil || !got.Equal(p) {
-		t.Fatalf("after the wait: %v, %v", got, err)
+	if _, err := r.Publish(ctx, p); err != nil {
+		t.Fatalf("publish after the window: %v", err)
 	}
-	if n.Load() != 2 {
-		t.Fatalf("%d requests, want 2", n.Load())
+	if n.Load() != 3 {
+		t.Fatalf("%d requests, want 3", n.Load())
 	}
 }
 
@@ -893,8 +894,8 @@ func TestRelayRateLimitOwnBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A success resets the backoff.
-	r.noteRateLimit(0)
-	if got := r.rateLimitRemaining(); got != time.Second {
+	r.noteRateLimit(opResolve, 0)
+	if got := r.rateLimitRemaining(opResolve); got != time.Second {
 		t.Fatalf("after a success the next backoff is %v, want 1s", got)
 	}
 }

@@ -1,0 +1,152 @@
+package pkarrclient
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jonboulle/clockwork"
+)
+
+// TestRelayPublishRedirect checks that a relay answering a PUT with a
+// redirect that net/http would turn into a GET is never reported as an
+// accepted publish, with the Relay's own client or one the caller supplies.
+func TestRelayPublishRedirect(t *testing.T) {
+	sk := newSecretKey(t)
+	old := txtPacket(t, sk, testEpoch, "old", 300)
+	p := txtPacket(t, sk, testEpoch+1, "new", 300)
+	target := newMemRelay()
+	target.set(old) // a GET of the key there answers 200
+	targetSrv := serveMemRelay(t, target)
+
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther} {
+		redirector, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, targetSrv.URL+r.URL.Path, code)
+		})
+		for name, r := range map[string]*Relay{
+			"own client":    mustRelay(t, redirector.URL, RelayRetries(0)),
+			"caller client": newTestRelay(t, redirector.URL, RelayRetries(0)),
+		} {
+			_, err := r.Publish(testContext(t), p)
+			if !errors.Is(err, ErrInvalidResponse) || !strings.Contains(err.Error(), "configure") {
+				t.Errorf("%d, %s: err = %v, want ErrInvalidResponse naming the target", code, name, err)
+			}
+		}
+	}
+	if n := target.puts.Load(); n != 0 {
+		t.Fatalf("%d PUTs reached the target", n)
+	}
+	if !target.get(sk.PublicKey()).Equal(old) {
+		t.Fatal("target changed")
+	}
+
+	// 307 and 308 keep method and body: following them publishes.
+	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		redirector, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, targetSrv.URL+r.URL.Path, code)
+		})
+		if _, err := mustRelay(t, redirector.URL).Publish(testContext(t), p); err != nil {
+			t.Fatalf("%d: %v", code, err)
+		}
+	}
+	if !target.get(sk.PublicKey()).Equal(p) {
+		t.Fatal("a 307/308 publish did not reach the target")
+	}
+}
+
+// mustRelay builds a Relay with its own default HTTP client (tests point it
+// at 127.0.0.1 only).
+func mustRelay(t *testing.T, url string, opts ...RelayOption) *Relay {
+	t.Helper()
+	r, err := NewRelay(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRelayPublish428IsNotMostRecent(t *testing.T) {
+	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "concurrent write", http.StatusPreconditionRequired)
+	})
+	_, err := newTestRelay(t, srv.URL).Publish(testContext(t), txtPacket(t, newSecretKey(t), testEpoch, "v", 300))
+	if !errors.Is(err, ErrNotMostRecent) {
+		t.Fatalf("428: %v, want ErrNotMostRecent", err)
+	}
+}
+
+// TestRelayConcurrent429sShareOneWindow sends eight resolves at once to a
+// relay that refuses them all without Retry-After: they open one 1 s
+// window together, not a doubled backoff each (which would shut the relay
+// out for a minute).
+func TestRelayConcurrent429sShareOneWindow(t *testing.T) {
+	const calls = 8
+	var arrived sync.WaitGroup
+	arrived.Add(calls)
+	srv, n := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		arrived.Done()
+		arrived.Wait() // answer only once all are in flight
+		http.Error(w, "slow down", http.StatusTooManyRequests)
+	})
+	clock := clockwork.NewFakeClock()
+	r := newTestRelay(t, srv.URL, RelayClock(clock))
+	key := newSecretKey(t).PublicKey()
+	var wg sync.WaitGroup
+	var limited atomic.Int32
+	for range calls {
+		wg.Go(func() {
+			var rl *RateLimitError
+			if _, err := r.Resolve(testContext(t), Query{Key: key}); errors.As(err, &rl) {
+				limited.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n.Load() != calls || limited.Load() != calls {
+		t.Fatalf("%d requests, %d rate-limited", n.Load(), limited.Load())
+	}
+	if got := r.rateLimitRemaining(opResolve); got != rateLimitBackoffMin {
+		t.Fatalf("window after %d simultaneous 429s = %v, want %v", calls, got, rateLimitBackoffMin)
+	}
+}
+
+// TestRelayRateLimitPerOperation: n0's relay limits PUTs only, so a 429 on
+// publish must not stop resolves.
+func TestRelayRateLimitPerOperation(t *testing.T) {
+	sk := newSecretKey(t)
+	p := txtPacket(t, sk, testEpoch, "v", 300)
+	srv, n := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			w.Header().Set("Retry-After", "4")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+			return
+		}
+		w.Write(p.RelayPayload())
+	})
+	r := newTestRelay(t, srv.URL, RelayClock(clockwork.NewFakeClock()))
+	if _, err := r.Publish(testContext(t), p); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("publish: %v", err)
+	}
+	if _, err := r.Publish(testContext(t), p); !errors.Is(err, ErrRateLimited) || n.Load() != 1 {
+		t.Fatalf("second publish: %v after %d requests; want a fast failure", err, n.Load())
+	}
+	if got, err := r.Resolve(testContext(t), Query{Key: sk.PublicKey()}); err != nil || !got.Equal(p) {
+		t.Fatalf("resolve during the publish window: %v", err)
+	}
+}
+
+func TestNewRelayErrorsHidePassword(t *testing.T) {
+	for _, u := range []string{
+		"https://user:s3cret@relay example/pkarr",
+		"https://user:s3cret@relay.example/pkarr?x",
+		"ftp://user:s3cret@relay.example/",
+	} {
+		_, err := NewRelay(u)
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("NewRelay(%q): %v", u, err)
+		}
+	}
+}
