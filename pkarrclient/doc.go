@@ -15,5 +15,5 @@
 //     and caching with pkarr's TTL rules.
 //
 // Nothing in this package imports libp2p; it depends only on the standard
-// library, miekg/dns, filippo.io/edwards25519 and golang-lru.
+// library, miekg/dns, filippo.io/edwards25519, golang-lru and clockwork.
 package pkarrclient

@@ -55,8 +55,10 @@ type SignedPacket struct {
 //
 // Record names are normalized to the key's origin, the z-base-32 form of the
 // public key: a trailing dot is ignored; "", "." and "@" mean the origin
-// itself; a name whose last label already is the origin is kept; anything
-// else gets ".<origin>" appended. A record's class must be IN (a zero class
+// itself; a name whose last label already is the origin (in any case) is
+// kept; anything else gets ".<origin>" appended. A last label "@" stands for
+// the origin, so "_foo.@" is "_foo.<origin>" (pkarr would reduce it to the
+// origin alone and drop "_foo"). A record's class must be IN (a zero class
 // is taken as IN) and its type is filled in from its Go type when unset.
 // The records are copied; the caller's values are not modified.
 //
@@ -269,8 +271,9 @@ func (p *SignedPacket) Records() []dns.RR {
 
 // RecordsNamed returns copies of the answer records whose owner is name,
 // normalized as in Sign (so "_foo" finds "_foo.<key>" and "@" finds the
-// apex). A name starting with "*." matches every name below the rest:
-// "*.foo" matches "bar.foo.<key>".
+// apex). A name starting with "*." matches one label in its place, as in
+// pkarr: "*.foo" matches "bar.foo.<key>" but not "a.bar.foo.<key>". Names
+// compare case-insensitively, as DNS names do.
 func (p *SignedPacket) RecordsNamed(name string) []dns.RR {
 	want := dns.Fqdn(normalizeName(name, p.key.String()))
 	wildcard := strings.HasPrefix(want, "*.")
@@ -280,7 +283,9 @@ func (p *SignedPacket) RecordsNamed(name string) []dns.RR {
 		match := strings.EqualFold(have, want)
 		if wildcard && !match {
 			suffix := want[1:] // ".foo.<key>."
-			match = len(have) > len(suffix) && strings.EqualFold(have[len(have)-len(suffix):], suffix)
+			if cut := len(have) - len(suffix); cut > 0 && strings.EqualFold(have[cut:], suffix) {
+				match = !strings.Contains(have[:cut], ".")
+			}
 		}
 		if match {
 			out = append(out, dns.Copy(rr))

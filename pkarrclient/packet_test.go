@@ -110,6 +110,10 @@ func TestBuilderRecordTypes(t *testing.T) {
 			t.Errorf("RecordsNamed(%s) = %v, want one %s", name, rrs, dns.Type(typ))
 		}
 	}
+	deeper := mustSign(t, sk, 44, NewBuilder().TXT("a._x", 1, "1").TXT("b.a._x", 1, "2").TXT("_x", 1, "3"))
+	if got := deeper.TXT("*._x"); len(got) != 1 || got[0] != "1" {
+		t.Errorf("*._x matched %q, want one label only, as pkarr", got)
+	}
 	if got := len(q.RecordsNamed("*." + origin)); got != len(q.Records())-1 {
 		t.Errorf("wildcard matched %d records, want every record below the apex (%d)", got, len(q.Records())-1)
 	}

@@ -174,6 +174,9 @@ func OpenBoltStore(path string, opts ...BoltOption) (*BoltStore, error) {
 		logger:        slog.New(slog.DiscardHandler),
 	}
 	for _, opt := range opts {
+		if opt == nil { // lets callers build option lists conditionally
+			continue
+		}
 		if err := opt(&cfg); err != nil {
 			return nil, err
 		}

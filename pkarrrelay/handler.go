@@ -29,7 +29,7 @@ const HeaderDHTStoredNodes = "Pkarr-Dht-Stored-Nodes"
 var (
 	hdrContentType  = []string{PayloadContentType}[:1:1]
 	hdrAllowOrigin  = []string{"*"}[:1:1]
-	hdrAllowMethods = []string{"GET, PUT, OPTIONS"}[:1:1]
+	hdrAllowMethods = []string{"GET, HEAD, PUT, OPTIONS"}[:1:1]
 	hdrExpose       = []string{"Retry-After, " + HeaderDHTStoredNodes}[:1:1]
 )
 
@@ -63,6 +63,9 @@ func NewHandler(store Store, opts ...Option) (*Handler, error) {
 	}
 	cfg := defaultHandlerConfig()
 	for _, opt := range opts {
+		if opt == nil { // lets callers build option lists conditionally
+			continue
+		}
 		if err := opt(&cfg); err != nil {
 			return nil, err
 		}
@@ -133,7 +136,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request) int {
 	case http.MethodPut:
 		return h.put(w, r, key)
 	case http.MethodOptions:
-		return preflight(w)
+		return preflight(w, r)
 	}
 	setCORS(w.Header())
 	w.Header().Set("Allow", "GET, HEAD, PUT, OPTIONS")
@@ -144,7 +147,7 @@ func (h *Handler) index(w http.ResponseWriter, r *http.Request) int {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodOptions:
-		return preflight(w)
+		return preflight(w, r)
 	default:
 		setCORS(w.Header())
 		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
@@ -425,13 +428,51 @@ func decodeKeyText(s string) (pkarrclient.PublicKey, bool) {
 	return key, true
 }
 
-func preflight(w http.ResponseWriter) int {
+// preflightHeaders are allowed when a preflight asks for none we can echo:
+// what pkarr clients send, Cache-Control included (pkarr 7's client sends
+// it on NetworkOnly resolves, and it is not CORS-safelisted).
+const preflightHeaders = "Content-Type, If-Modified-Since, Cache-Control"
+
+// preflight answers a CORS preflight. It allows the headers the browser
+// asks for, as pkarr-relay does: the API uses no credentials, so no request
+// header needs to be kept from a page. The echo is limited to well-formed
+// header-name lists, so nothing hostile lands in a response header.
+func preflight(w http.ResponseWriter, r *http.Request) int {
 	hdr := w.Header()
 	setCORS(hdr)
-	hdr.Set("Access-Control-Allow-Headers", "Content-Type, If-Modified-Since")
+	allow := preflightHeaders
+	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" && len(req) <= 512 && isHeaderList(req) {
+		allow = req
+	}
+	hdr.Set("Access-Control-Allow-Headers", allow)
 	hdr.Set("Access-Control-Max-Age", "86400")
 	w.WriteHeader(http.StatusNoContent)
 	return http.StatusNoContent
+}
+
+// isHeaderList reports whether s is a comma-separated list of HTTP header
+// names (RFC 9110 tokens), optionally with spaces.
+func isHeaderList(s string) bool {
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			return false
+		}
+		for i := 0; i < len(name); i++ {
+			if !isTokenChar(name[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 // setCORS marks a response readable by any web page. Errors carry it too, so

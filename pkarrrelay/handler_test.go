@@ -37,7 +37,7 @@ func TestPutThenGet(t *testing.T) {
 	wantHeader(t, resp, "Cache-Control", "public, max-age=600")
 	wantHeader(t, resp, "Last-Modified", "Sun, 01 Jun 2025 11:59:00 GMT")
 	wantHeader(t, resp, "Access-Control-Allow-Origin", "*")
-	wantHeader(t, resp, "Access-Control-Allow-Methods", "GET, PUT, OPTIONS")
+	wantHeader(t, resp, "Access-Control-Allow-Methods", "GET, HEAD, PUT, OPTIONS")
 	wantHeader(t, resp, "Access-Control-Expose-Headers", "Retry-After, "+HeaderDHTStoredNodes)
 	wantHeader(t, resp, "Content-Length", fmt.Sprint(len(p.RelayPayload())))
 
@@ -363,20 +363,35 @@ func TestIfModifiedSince(t *testing.T) {
 func TestOptionsPreflight(t *testing.T) {
 	r := newRelay(t, NewMemoryStore(10), WithBasePath("/pkarr"))
 	sk := newSecretKey(t)
-	for _, url := range []string{r.keyURL(sk.PublicKey()), r.base, r.base + "/", r.base + "/not-a-key"} {
-		resp, body := r.do(http.MethodOptions, url, nil, http.Header{
-			"Origin":                         {"https://example.com"},
-			"Access-Control-Request-Method":  {"PUT"},
-			"Access-Control-Request-Headers": {"content-type"},
-		})
-		wantStatus(t, resp, http.StatusNoContent)
-		if len(body) != 0 {
-			t.Errorf("OPTIONS %s: %d-byte body", url, len(body))
+	for _, tc := range []struct{ requested, allowed string }{
+		// What the browser asks for is what it gets: pkarr 7's client sends
+		// Cache-Control on NetworkOnly resolves.
+		{"content-type", "content-type"},
+		{"cache-control", "cache-control"},
+		{"Content-Type, If-Modified-Since, Cache-Control", "Content-Type, If-Modified-Since, Cache-Control"},
+		// Nothing asked, or nothing that is a header list: the fixed set.
+		{"", preflightHeaders},
+		{"content-type;q=1", preflightHeaders},
+		{"x-a:b", preflightHeaders},
+		{"a,,b", preflightHeaders},
+		{"bad header", preflightHeaders},
+		{strings.Repeat("x", 600), preflightHeaders},
+	} {
+		for _, url := range []string{r.keyURL(sk.PublicKey()), r.base, r.base + "/", r.base + "/not-a-key"} {
+			hdr := http.Header{"Origin": {"https://example.com"}, "Access-Control-Request-Method": {"GET"}}
+			if tc.requested != "" {
+				hdr.Set("Access-Control-Request-Headers", tc.requested)
+			}
+			resp, body := r.do(http.MethodOptions, url, nil, hdr)
+			wantStatus(t, resp, http.StatusNoContent)
+			if len(body) != 0 {
+				t.Errorf("OPTIONS %s: %d-byte body", url, len(body))
+			}
+			wantHeader(t, resp, "Access-Control-Allow-Origin", "*")
+			wantHeader(t, resp, "Access-Control-Allow-Methods", "GET, HEAD, PUT, OPTIONS")
+			wantHeader(t, resp, "Access-Control-Allow-Headers", tc.allowed)
+			wantHeader(t, resp, "Access-Control-Max-Age", "86400")
 		}
-		wantHeader(t, resp, "Access-Control-Allow-Origin", "*")
-		wantHeader(t, resp, "Access-Control-Allow-Methods", "GET, PUT, OPTIONS")
-		wantHeader(t, resp, "Access-Control-Allow-Headers", "Content-Type, If-Modified-Since")
-		wantHeader(t, resp, "Access-Control-Max-Age", "86400")
 	}
 }
 

@@ -28,7 +28,8 @@ type Timeouts struct {
 	// body is at most 1072 bytes).
 	Read time.Duration
 	// Write limits the time from the end of the request headers to the end
-	// of the response (default 10s; longer if the upstream is slow).
+	// of the response (default 10s). With an upstream, raise it above the
+	// upstream's own time bound, or slow upstream answers are cut off.
 	Write time.Duration
 	// Idle limits how long a keep-alive connection waits for its next
 	// request (default 60s).
@@ -138,6 +139,9 @@ func NewServer(h *Handler, opts ...ServerOption) (*Server, error) {
 		gatherer:       h.gatherer,
 	}
 	for _, opt := range opts {
+		if opt == nil { // lets callers build option lists conditionally
+			continue
+		}
 		if err := opt(&cfg); err != nil {
 			return nil, err
 		}

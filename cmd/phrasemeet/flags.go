@@ -99,7 +99,9 @@ func newClient(urls []string) (*pkarrclient.Client, error) {
 	for _, u := range urls {
 		r, err := pkarrclient.NewRelay(u)
 		if err != nil {
-			return nil, usageError("relay %q: %v", u, err)
+			// NewRelay's error names the URL without its password;
+			// quoting u here would print it.
+			return nil, usageError("%v", err)
 		}
 		backends = append(backends, r)
 	}

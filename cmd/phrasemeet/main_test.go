@@ -149,3 +149,12 @@ func TestForgottenRelayStaysOnLoopback(t *testing.T) {
 		t.Fatalf("resolve without --relay: exit %d %q; want a failure naming %s", code, stderr, deadRelay)
 	}
 }
+
+func TestRelayURLPasswordNeverPrinted(t *testing.T) {
+	for _, relay := range []string{"https://user:s3cret@relay example/pkarr", "ftp://user:s3cret@relay.example/"} {
+		code, stdout, stderr := runCLI(t, nil, "resolve", "--relay", relay, "yg4gxe7z1r7mr6orids9fh95y7gxhdsxjqi6nngsxxtakqaxr5no")
+		if code != 2 || strings.Contains(stdout+stderr, "s3cret") {
+			t.Errorf("--relay %q: exit %d, output %q", relay, code, stdout+stderr)
+		}
+	}
+}
