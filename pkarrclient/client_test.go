@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -287,38 +286,6 @@ func TestPublishConcurrentAndWaitsForAll(t *testing.T) {
 	}
 }
 
-func TestPublishOverRelays(t *testing.T) {
-	sk := newSecretKey(t)
-	v1 := txtPacket(t, sk, testEpoch, "v1", 300)
-	v2 := txtPacket(t, sk, testEpoch+1, "v2", 300)
-	good := newMemRelay()
-	stale := newMemRelay()
-	stale.set(v2) // already holds a newer packet: 409
-	broken, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "down", http.StatusBadGateway)
-	})
-	rGood := newTestRelay(t, serveMemRelay(t, good).URL)
-	rStale := newTestRelay(t, serveMemRelay(t, stale).URL)
-	rBroken := newTestRelay(t, broken.URL)
-	c := newTestClient(t, []Backend{rGood, rStale, rBroken})
-	res, err := c.Publish(testContext(t), v1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Accepted != 1 || !errors.Is(res.Outcomes[1].Err, ErrNotMostRecent) || !errors.Is(res.Outcomes[2].Err, ErrUnavailable) {
-		t.Fatalf("outcomes %+v", res.Outcomes)
-	}
-	if !good.get(sk.PublicKey()).Equal(v1) {
-		t.Fatal("the good relay does not hold the packet")
-	}
-	c2 := newTestClient(t, []Backend{rGood, rStale, rBroken}, WithSuccessPolicy(Majority))
-	_, err = c2.Publish(testContext(t), v1)
-	var pe *PublishError
-	if !errors.As(err, &pe) || !errors.Is(err, ErrNotMostRecent) || !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("err = %v", err)
-	}
-}
-
 func TestResolveFirstValidWins(t *testing.T) {
 	sk := newSecretKey(t)
 	p := txtPacket(t, sk, testEpoch, "honest", 300)
@@ -367,48 +334,6 @@ func TestResolveFirstValidWins(t *testing.T) {
 	}
 	if o := byName["honest"]; o.Err != nil || !o.Packet.Equal(p) {
 		t.Errorf("honest outcome %+v", o)
-	}
-}
-
-// The same over real HTTP: a relay answering junk at once, one answering a
-// packet signed by another key at once, and an honest relay answering only
-// after both bad answers are in.
-func TestResolveJunkFastHonestSlow(t *testing.T) {
-	sk := newSecretKey(t)
-	p := txtPacket(t, sk, testEpoch, "honest", 300)
-	junk, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Write(bytes.Repeat([]byte("junk"), 50))
-	})
-	wrongKey := txtPacket(t, newSecretKey(t), testEpoch+1000, "evil", 300)
-	evil, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Write(wrongKey.RelayPayload())
-	})
-	honest := newMemRelay()
-	honest.set(p)
-	honest.gate = make(chan struct{})
-	c := newTestClient(t, []Backend{
-		newTestRelay(t, junk.URL), newTestRelay(t, evil.URL), newTestRelay(t, serveMemRelay(t, honest).URL),
-	})
-	var outcomes []Outcome
-	got, err := c.Resolve(testContext(t), sk.PublicKey(), WithOutcomes(func(o Outcome) {
-		outcomes = append(outcomes, o)
-		if len(outcomes) == 2 {
-			close(honest.gate)
-		}
-	}))
-	if err != nil || !got.Equal(p) {
-		t.Fatalf("got %v, %v", got, err)
-	}
-	if len(outcomes) != 3 || outcomes[2].Packet == nil || outcomes[2].Backend != c.Backends()[2].Name() {
-		t.Fatalf("outcomes %+v, want the honest relay's last", outcomes)
-	}
-	for _, o := range outcomes[:2] {
-		if !errors.Is(o.Err, ErrInvalidResponse) || o.Packet != nil {
-			t.Errorf("outcome %+v", o)
-		}
-	}
-	if !errors.Is(outcomes[1].Err, ErrBadSignature) && !errors.Is(outcomes[0].Err, ErrBadSignature) {
-		t.Errorf("the other key's packet was not rejected by its signature: %+v", outcomes)
 	}
 }
 
@@ -497,59 +422,6 @@ func TestResolveNetworkOnly(t *testing.T) {
 	if n := b.resolves.Load(); n != 2 {
 		t.Fatalf("%d network resolves, want 2", n)
 	}
-}
-
-// A relay replaying an old, validly signed packet cannot roll the Client
-// back past what it has cached, nor beat a relay holding the newer one in
-// ResolveMostRecent.
-func TestResolveRollbackProtection(t *testing.T) {
-	sk := newSecretKey(t)
-	v1 := txtPacket(t, sk, testEpoch, "old", 300)
-	v2 := txtPacket(t, sk, testEpoch+1_000_000, "new", 300)
-	oldRelay := newMemRelay()
-	oldRelay.set(v1)
-	newRelay := newMemRelay()
-	newRelay.set(v2)
-	newRelay.delay = 50 * time.Millisecond // the replaying relay usually answers first
-	clock := clockwork.NewFakeClock()
-	backends := []Backend{
-		newTestRelay(t, serveMemRelay(t, oldRelay).URL),
-		newTestRelay(t, serveMemRelay(t, newRelay).URL),
-	}
-	ctx := testContext(t)
-
-	t.Run("ResolveMostRecent picks the newest", func(t *testing.T) {
-		c := newTestClient(t, backends, WithClock(clock))
-		got, err := c.ResolveMostRecent(ctx, sk.PublicKey())
-		if err != nil || !got.Equal(v2) {
-			t.Fatalf("got %s, %v; want new", txtOf(got), err)
-		}
-		if e, _ := c.cache.get(sk.PublicKey()); !e.packet.Equal(v2) {
-			t.Fatal("cache does not hold the newest packet")
-		}
-	})
-
-	t.Run("Resolve with the newer packet cached", func(t *testing.T) {
-		// Only the replaying relay is asked, so its old packet is the
-		// network's answer.
-		c := newTestClient(t, backends[:1], WithClock(clock))
-		c.cache.put(v2, clock.Now())
-		clock.Advance(time.Hour) // expired: the network is asked
-		for _, opts := range [][]ResolveOption{nil, {NetworkOnly()}} {
-			var outcomes []Outcome
-			opts = append(opts, WithOutcomes(func(o Outcome) { outcomes = append(outcomes, o) }))
-			got, err := c.Resolve(ctx, sk.PublicKey(), opts...)
-			if err != nil || !got.Equal(v2) {
-				t.Fatalf("got %s, %v; want new", txtOf(got), err)
-			}
-			if len(outcomes) != 1 || !outcomes[0].Packet.Equal(v1) {
-				t.Fatalf("outcomes %+v: the relay should have answered the old packet", outcomes)
-			}
-		}
-		if e, _ := c.cache.get(sk.PublicKey()); !e.packet.Equal(v2) {
-			t.Fatal("the old packet replaced the newer one in the cache")
-		}
-	})
 }
 
 func TestResolveMostRecentAsksEveryone(t *testing.T) {
@@ -701,29 +573,6 @@ func TestResolveCacheDisabled(t *testing.T) {
 	}
 }
 
-func TestPublishThenResolveFromCache(t *testing.T) {
-	sk := newSecretKey(t)
-	p := txtPacket(t, sk, testEpoch, "v", 300)
-	relay := newMemRelay()
-	r := newTestRelay(t, serveMemRelay(t, relay).URL)
-	c := newTestClient(t, []Backend{r})
-	ctx := testContext(t)
-	if _, err := c.Publish(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	got, err := c.Resolve(ctx, sk.PublicKey())
-	if err != nil || !got.Equal(p) {
-		t.Fatalf("%v, %v", got, err)
-	}
-	if relay.gets.Load() != 0 {
-		t.Fatalf("%d GETs: the published packet should be served from the cache", relay.gets.Load())
-	}
-	got, err = c.Resolve(ctx, sk.PublicKey(), NetworkOnly())
-	if err != nil || !got.Equal(p) || relay.gets.Load() != 1 {
-		t.Fatalf("%v, %v, %d GETs", got, err, relay.gets.Load())
-	}
-}
-
 func TestClientLogger(t *testing.T) {
 	sk := newSecretKey(t)
 	var buf bytes.Buffer
@@ -748,75 +597,4 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-// Many goroutines publishing and resolving through one Client, over real
-// HTTP, under -race.
-func TestClientConcurrency(t *testing.T) {
-	relays := []*memRelay{newMemRelay(), newMemRelay(), newMemRelay()}
-	var backends []Backend
-	for _, m := range relays {
-		backends = append(backends, newTestRelay(t, serveMemRelay(t, m).URL))
-	}
-	backends = append(backends, &fakeBackend{name: "flaky", resolve: failWith("flaky", ErrUnavailable)})
-	c := newTestClient(t, backends, WithCacheSize(4), WithTTLClamp(0, 0))
-	ctx := testContext(t)
-
-	keys := make([]*SecretKey, 6)
-	for i := range keys {
-		keys[i] = newSecretKey(t)
-	}
-	const workers, rounds = 12, 15
-	var wg sync.WaitGroup
-	errs := make(chan error, workers*rounds*2)
-	for w := range workers {
-		wg.Go(func() {
-			for i := range rounds {
-				sk := keys[(w+i)%len(keys)]
-				// Strictly increasing per worker; workers share keys, so
-				// some publishes lose with 409, which is fine.
-				p := txtPacket(t, sk, testEpoch+Timestamp(i*workers+w), fmt.Sprint(w, "-", i), 60)
-				if _, err := c.Publish(ctx, p); err != nil && !errors.Is(err, ErrNotMostRecent) {
-					errs <- fmt.Errorf("publish: %w", err)
-				}
-				var got *SignedPacket
-				var err error
-				if i%3 == 0 {
-					got, err = c.ResolveMostRecent(ctx, sk.PublicKey())
-				} else {
-					got, err = c.Resolve(ctx, sk.PublicKey(), NetworkOnly())
-				}
-				if err != nil {
-					errs <- fmt.Errorf("resolve: %w", err)
-				} else if got.PublicKey() != sk.PublicKey() {
-					errs <- errors.New("resolve returned another key's packet")
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	// Every relay and the cache converge on one newest packet per key that
-	// the relays hold.
-	for _, sk := range keys {
-		got, err := c.ResolveMostRecent(ctx, sk.PublicKey())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var newest *SignedPacket
-		for _, m := range relays {
-			if p := m.get(sk.PublicKey()); p != nil && p.MoreRecentThan(newest) {
-				newest = p
-			}
-		}
-		if !got.Equal(newest) {
-			t.Errorf("ResolveMostRecent %s, relays' newest %s", got, newest)
-		}
-	}
-	if n := c.cache.len(); n > 4 {
-		t.Errorf("cache holds %d packets, limit 4", n)
-	}
 }

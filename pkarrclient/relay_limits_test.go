@@ -11,63 +11,6 @@ import (
 	"github.com/jonboulle/clockwork"
 )
 
-// TestRelayPublishRedirect checks that a relay answering a PUT with a
-// redirect that net/http would turn into a GET is never reported as an
-// accepted publish, with the Relay's own client or one the caller supplies.
-func TestRelayPublishRedirect(t *testing.T) {
-	sk := newSecretKey(t)
-	old := txtPacket(t, sk, testEpoch, "old", 300)
-	p := txtPacket(t, sk, testEpoch+1, "new", 300)
-	target := newMemRelay()
-	target.set(old) // a GET of the key there answers 200
-	targetSrv := serveMemRelay(t, target)
-
-	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther} {
-		redirector, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, targetSrv.URL+r.URL.Path, code)
-		})
-		for name, r := range map[string]*Relay{
-			"own client":    mustRelay(t, redirector.URL, RelayRetries(0)),
-			"caller client": newTestRelay(t, redirector.URL, RelayRetries(0)),
-		} {
-			_, err := r.Publish(testContext(t), p)
-			if !errors.Is(err, ErrInvalidResponse) || !strings.Contains(err.Error(), "configure") {
-				t.Errorf("%d, %s: err = %v, want ErrInvalidResponse naming the target", code, name, err)
-			}
-		}
-	}
-	if n := target.puts.Load(); n != 0 {
-		t.Fatalf("%d PUTs reached the target", n)
-	}
-	if !target.get(sk.PublicKey()).Equal(old) {
-		t.Fatal("target changed")
-	}
-
-	// 307 and 308 keep method and body: following them publishes.
-	for _, code := range []int{http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
-		redirector, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, targetSrv.URL+r.URL.Path, code)
-		})
-		if _, err := mustRelay(t, redirector.URL).Publish(testContext(t), p); err != nil {
-			t.Fatalf("%d: %v", code, err)
-		}
-	}
-	if !target.get(sk.PublicKey()).Equal(p) {
-		t.Fatal("a 307/308 publish did not reach the target")
-	}
-}
-
-// mustRelay builds a Relay with its own default HTTP client (tests point it
-// at 127.0.0.1 only).
-func mustRelay(t *testing.T, url string, opts ...RelayOption) *Relay {
-	t.Helper()
-	r, err := NewRelay(url, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 func TestRelayPublish428IsNotMostRecent(t *testing.T) {
 	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "concurrent write", http.StatusPreconditionRequired)
