@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -134,36 +132,12 @@ func (s *relayServer) packet(t *testing.T, key pkarrclient.PublicKey) *pkarrclie
 	return p
 }
 
-// loopbackHTTPClient returns an HTTP client that refuses to dial anything but
-// a loopback address and ignores proxy settings, so no test can reach a
-// public relay even by mistake.
-func loopbackHTTPClient(t testing.TB) *http.Client {
-	t.Helper()
-	var d net.Dialer
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			ip, err := netip.ParseAddr(host)
-			if err != nil || !ip.IsLoopback() {
-				t.Errorf("test tried to dial non-loopback address %s", addr)
-				return nil, fmt.Errorf("test: refusing to dial %s", addr)
-			}
-			return d.DialContext(ctx, network, addr)
-		},
-	}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr}
-}
-
 // newTestRelay returns a Relay for url using a loopback-only HTTP client and
 // millisecond backoff; opts come last and may override either.
 func newTestRelay(t testing.TB, url string, opts ...pkarrclient.RelayOption) *pkarrclient.Relay {
 	t.Helper()
 	base := []pkarrclient.RelayOption{
-		pkarrclient.RelayHTTPClient(loopbackHTTPClient(t)),
+		pkarrclient.RelayHTTPClient(pkarrclient.LoopbackHTTPClient(t)),
 		pkarrclient.RelayBackoff(time.Millisecond, 4*time.Millisecond),
 	}
 	r, err := pkarrclient.NewRelay(url, append(base, opts...)...)
