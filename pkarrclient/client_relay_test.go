@@ -164,25 +164,6 @@ func newTestClient(t *testing.T, backends []pkarrclient.Backend, opts ...pkarrcl
 	return c
 }
 
-func newSecretKey(t testing.TB) *pkarrclient.SecretKey {
-	t.Helper()
-	sk, err := pkarrclient.GenerateSecretKey(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sk
-}
-
-// txtPacket signs a packet with one TXT record "_test" of the given TTL.
-func txtPacket(t testing.TB, sk *pkarrclient.SecretKey, ts pkarrclient.Timestamp, value string, ttl uint32) *pkarrclient.SignedPacket {
-	t.Helper()
-	p, err := pkarrclient.NewBuilder().TXT("_test", ttl, value).Timestamp(ts).Sign(sk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 func txtOf(p *pkarrclient.SignedPacket) string {
 	if p == nil {
 		return "<nil>"
@@ -205,9 +186,9 @@ func (flakyBackend) Resolve(context.Context, pkarrclient.Query) (*pkarrclient.Si
 }
 
 func TestPublishOverRelays(t *testing.T) {
-	sk := newSecretKey(t)
-	v1 := txtPacket(t, sk, testEpoch, "v1", 300)
-	v2 := txtPacket(t, sk, testEpoch+1, "v2", 300)
+	sk := pkarrclient.NewTestSecretKey(t)
+	v1 := pkarrclient.TXTPacket(t, sk, testEpoch, "v1", 300)
+	v2 := pkarrclient.TXTPacket(t, sk, testEpoch+1, "v2", 300)
 	good := serveRelay(t, relayServerOptions{})
 	stale := serveRelay(t, relayServerOptions{})
 	stale.put(t, v2) // already holds a newer packet: 409
@@ -240,12 +221,12 @@ func TestPublishOverRelays(t *testing.T) {
 // key at once, and an honest relay answering only after both bad answers
 // are in.
 func TestResolveJunkFastHonestSlow(t *testing.T) {
-	sk := newSecretKey(t)
-	p := txtPacket(t, sk, testEpoch, "honest", 300)
+	sk := pkarrclient.NewTestSecretKey(t)
+	p := pkarrclient.TXTPacket(t, sk, testEpoch, "honest", 300)
 	junk := scriptedServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Write(bytes.Repeat([]byte("junk"), 50))
 	})
-	wrongKey := txtPacket(t, newSecretKey(t), testEpoch+1000, "evil", 300)
+	wrongKey := pkarrclient.TXTPacket(t, pkarrclient.NewTestSecretKey(t), testEpoch+1000, "evil", 300)
 	evil := scriptedServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Write(wrongKey.RelayPayload())
 	})
@@ -282,9 +263,9 @@ func TestResolveJunkFastHonestSlow(t *testing.T) {
 // back past what it has cached, nor beat a relay holding the newer one in
 // ResolveMostRecent.
 func TestResolveRollbackProtection(t *testing.T) {
-	sk := newSecretKey(t)
-	v1 := txtPacket(t, sk, testEpoch, "old", 300)
-	v2 := txtPacket(t, sk, testEpoch+1_000_000, "new", 300)
+	sk := pkarrclient.NewTestSecretKey(t)
+	v1 := pkarrclient.TXTPacket(t, sk, testEpoch, "old", 300)
+	v2 := pkarrclient.TXTPacket(t, sk, testEpoch+1_000_000, "new", 300)
 	// The replaying relay holds one packet, so another key's packet evicts
 	// whatever it held for sk.
 	oldRelay := serveRelay(t, relayServerOptions{capacity: 1})
@@ -330,7 +311,7 @@ func TestResolveRollbackProtection(t *testing.T) {
 		if got := oldRelay.packet(t, sk.PublicKey()); !got.Equal(v2) {
 			t.Fatalf("the relay holds %s after the publish, want new", txtOf(got))
 		}
-		oldRelay.put(t, txtPacket(t, newSecretKey(t), testEpoch, "evicts", 300))
+		oldRelay.put(t, pkarrclient.TXTPacket(t, pkarrclient.NewTestSecretKey(t), testEpoch, "evicts", 300))
 		if o := oldRelay.put(t, v1); o != pkarrrelay.PutStored {
 			t.Fatalf("replaying the old packet: %v, want it stored", o)
 		}
@@ -355,8 +336,8 @@ func TestResolveRollbackProtection(t *testing.T) {
 }
 
 func TestPublishThenResolveFromCache(t *testing.T) {
-	sk := newSecretKey(t)
-	p := txtPacket(t, sk, testEpoch, "v", 300)
+	sk := pkarrclient.NewTestSecretKey(t)
+	p := pkarrclient.TXTPacket(t, sk, testEpoch, "v", 300)
 	relay := serveRelay(t, relayServerOptions{})
 	r := newTestRelay(t, relay.URL)
 	c := newTestClient(t, []pkarrclient.Backend{r})
@@ -392,7 +373,7 @@ func TestClientConcurrency(t *testing.T) {
 
 	keys := make([]*pkarrclient.SecretKey, 6)
 	for i := range keys {
-		keys[i] = newSecretKey(t)
+		keys[i] = pkarrclient.NewTestSecretKey(t)
 	}
 	const workers, rounds = 12, 15
 	var wg sync.WaitGroup
@@ -403,7 +384,7 @@ func TestClientConcurrency(t *testing.T) {
 				sk := keys[(w+i)%len(keys)]
 				// Strictly increasing per worker; workers share keys, so
 				// some publishes lose with 409, which is fine.
-				p := txtPacket(t, sk, testEpoch+pkarrclient.Timestamp(i*workers+w), fmt.Sprint(w, "-", i), 60)
+				p := pkarrclient.TXTPacket(t, sk, testEpoch+pkarrclient.Timestamp(i*workers+w), fmt.Sprint(w, "-", i), 60)
 				if _, err := c.Publish(ctx, p); err != nil && !errors.Is(err, pkarrclient.ErrNotMostRecent) {
 					errs <- fmt.Errorf("publish: %w", err)
 				}

@@ -14,9 +14,9 @@ import (
 // accepted publish, with the Relay's own client or one the caller supplies.
 // The redirects point at a real relay.
 func TestRelayPublishRedirect(t *testing.T) {
-	sk := newSecretKey(t)
-	old := txtPacket(t, sk, testEpoch, "old", 300)
-	p := txtPacket(t, sk, testEpoch+1, "new", 300)
+	sk := pkarrclient.NewTestSecretKey(t)
+	old := pkarrclient.TXTPacket(t, sk, testEpoch, "old", 300)
+	p := pkarrclient.TXTPacket(t, sk, testEpoch+1, "new", 300)
 	target := serveRelay(t, relayServerOptions{})
 	target.put(t, old) // a GET of the key there answers 200
 
