@@ -3,7 +3,7 @@ package pkarrclient
 import "context"
 
 // Backend is one place signed packets live: an HTTP relay ([Relay]) today,
-// the Mainline DHT later. A [Client] fans every publish and resolve out to
+// the Mainline DHT ([DHT]). A [Client] fans every publish and resolve out to
 // all of its backends, so a backend only has to speak for itself: it never
 // caches across calls, never compares its answer with other backends', and
 // never retries forever.
@@ -56,4 +56,9 @@ type Query struct {
 	// Fresh asks the backend to bypass intermediate caches (a relay sends
 	// "Cache-Control: no-cache"), for callers who suspect a stale answer.
 	Fresh bool
+	// MostRecent asks a backend that gathers answers from many sources
+	// (the DHT) to wait for all of them, within its time bound, and return
+	// the newest, instead of the first valid one. A relay gives one answer
+	// either way.
+	MostRecent bool
 }

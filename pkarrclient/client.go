@@ -343,7 +343,7 @@ func (c *Client) resolve(ctx context.Context, key PublicKey, mostRecent bool, op
 		!entry.packet.Expired(entry.stored, c.clock.Now(), c.minTTL, c.maxTTL) {
 		return entry.packet, nil
 	}
-	q := Query{Key: key, Fresh: o.networkOnly}
+	q := Query{Key: key, Fresh: o.networkOnly, MostRecent: mostRecent}
 	if cached && !o.networkOnly && entry.packet.Timestamp() > 0 {
 		// One below the cached timestamp: an equal timestamp with larger
 		// DNS bytes is still more recent, and re-finding the same packet

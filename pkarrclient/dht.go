@@ -1,0 +1,986 @@
+package pkarrclient
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/anacrolix/dht/v2"
+	"github.com/anacrolix/dht/v2/bep44"
+	k_nearest_nodes "github.com/anacrolix/dht/v2/k-nearest-nodes"
+	"github.com/anacrolix/dht/v2/krpc"
+	"github.com/anacrolix/dht/v2/traversal"
+	"github.com/anacrolix/dht/v2/types"
+	"github.com/anacrolix/torrent/bencode"
+	"github.com/jonboulle/clockwork"
+	"golang.org/x/time/rate"
+)
+
+// DHTName is the name a [DHT] backend reports in outcomes and errors.
+const DHTName = "mainline-dht"
+
+// DHT is a [Backend] on the BitTorrent Mainline DHT: a signed packet is a
+// BEP44 mutable item with k = the public key, seq = the packet's timestamp,
+// v = its raw DNS message, no salt and no cas, stored at target SHA-1(k).
+// That is exactly the buffer pkarr signs, so packets travel unchanged
+// between relays, this backend and pkarr's own clients.
+//
+// Publish and Resolve run their own lookups on the library's traversal
+// and single-query calls rather than anacrolix's exts/getput, which waits
+// for a whole traversal before answering, reports no acknowledgements and
+// dereferences a missing seq (see the package notes). Every answer is
+// verified here: its key, its seq and its Ed25519 signature.
+//
+// A DHT is passive by default: it asks, it never answers, which is what a
+// client behind NAT should be. [DHTServe] makes it a full node that answers
+// queries and stores items for others (the dht-node command).
+type DHT struct {
+	srv    *dht.Server
+	conn   net.PacketConn
+	cfg    dhtConfig
+	logger *slog.Logger
+
+	ctx    context.Context // cancelled by Close; bounds background work
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines and finishing traversals
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Backend = (*DHT)(nil)
+
+// DHT defaults.
+const (
+	// defaultDHTTimeout bounds one publish or resolve: a public-network
+	// lookup usually settles within 2-5 s, and a caller who wants longer
+	// passes a context with a later deadline and raises the option.
+	defaultDHTTimeout = 10 * time.Second
+	// defaultDHTAlpha is how many queries a lookup keeps in flight. It is
+	// high (BEP5 suggests 3) because answering on the first valid value is
+	// the point: a dead node then occupies one slot of fifteen, not one of
+	// three. anacrolix's getput uses 15 too.
+	defaultDHTAlpha = 15
+	// dhtK is the number of closest nodes an item is stored on (BEP5's K).
+	dhtK = 8
+	// defaultDHTStoreCapacity bounds a serving node's item store so that
+	// strangers cannot fill its memory (BEP44 items are at most ~1.2 kB).
+	defaultDHTStoreCapacity = 100_000
+	// defaultDHTRefresh is how often a serving node refreshes its routing
+	// table and a node with a snapshot file saves it.
+	defaultDHTRefresh = 15 * time.Minute
+	// defaultDHTSendRate matches anacrolix's package-wide limiter, but each
+	// DHT gets its own: a shared one silently drops replies of every
+	// server in the process once any of them is busy.
+	defaultDHTSendRate  = 250
+	defaultDHTSendBurst = 25
+	// bootstrapLookupTimeout bounds the DNS lookups of the routers.
+	bootstrapLookupTimeout = 5 * time.Second
+)
+
+// DefaultDHTBootstrap returns the routers a new DHT node asks first: the
+// long-running BitTorrent ones and pkarr's own. The slice is new on every
+// call; callers may modify it.
+func DefaultDHTBootstrap() []string {
+	return []string{
+		"router.bittorrent.com:6881",
+		"dht.transmissionbt.com:6881",
+		"dht.libtorrent.org:25401",
+		"relay.pkarr.org:6881",
+	}
+}
+
+// HostResolver looks up the addresses of a host name. *net.Resolver
+// satisfies it; tests pass one that fails on any call to prove that nothing
+// asks DNS.
+type HostResolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+type dhtConfig struct {
+	conn          net.PacketConn
+	listen        string
+	bootstrap     []string
+	resolver      HostResolver
+	serve         bool
+	storeCapacity int
+	nodesFile     string
+	resendDelay   time.Duration
+	timeout       time.Duration
+	alpha         int
+	sendRate      float64
+	sendBurst     int
+	refresh       time.Duration
+	clock         clockwork.Clock
+	logger        *slog.Logger
+}
+
+// DHTOption configures a [DHT].
+type DHTOption func(*dhtConfig) error
+
+// DHTListen sets the UDP address the node listens on (default ":0", every
+// interface, a random port). Ignored when [DHTConn] is given.
+func DHTListen(addr string) DHTOption {
+	return func(c *dhtConfig) error {
+		c.listen = addr
+		return nil
+	}
+}
+
+// DHTConn makes the node use conn instead of opening its own socket. The
+// DHT takes ownership: Close closes it. Tests wrap a loopback socket to
+// watch every datagram.
+func DHTConn(conn net.PacketConn) DHTOption {
+	return func(c *dhtConfig) error {
+		if conn == nil {
+			return errors.New("pkarr: DHTConn: nil conn")
+		}
+		c.conn = conn
+		return nil
+	}
+}
+
+// DHTBootstrap replaces the routers asked when the routing table is empty
+// (default [DefaultDHTBootstrap]). Each is "host:port"; numeric addresses
+// need no DNS. Passing none leaves the node with only its snapshot file
+// and nodes that contact it, which suits the first node of a private
+// network.
+func DHTBootstrap(addrs ...string) DHTOption {
+	return func(c *dhtConfig) error {
+		for _, a := range addrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return fmt.Errorf("pkarr: bootstrap address %q: %w", a, err)
+			}
+		}
+		c.bootstrap = append([]string(nil), addrs...)
+		return nil
+	}
+}
+
+// DHTResolver sets how bootstrap host names are looked up (default
+// net.DefaultResolver).
+func DHTResolver(r HostResolver) DHTOption {
+	return func(c *dhtConfig) error {
+		if r == nil {
+			return errors.New("pkarr: DHTResolver: nil resolver")
+		}
+		c.resolver = r
+		return nil
+	}
+}
+
+// DHTServe makes the node a full DHT node: it answers queries, stores up to
+// capacity BEP44 items for others (0 means the default, 100,000; the
+// least recently used go first) and refreshes its routing table. Without
+// it the node is passive. Only run a serving node where other nodes can
+// reach it; behind NAT it only adds unanswered traffic.
+func DHTServe(capacity int) DHTOption {
+	return func(c *dhtConfig) error {
+		if capacity < 0 {
+			return fmt.Errorf("pkarr: DHTServe: negative capacity %d", capacity)
+		}
+		c.serve = true
+		if capacity > 0 {
+			c.storeCapacity = capacity
+		}
+		return nil
+	}
+}
+
+// DHTNodesFile keeps a snapshot of the routing table in path: read at
+// start so a restart does not cold-bootstrap from the routers, written
+// atomically after bootstrapping, periodically and at Close. A missing
+// file is not an error; an unreadable one is logged and ignored.
+func DHTNodesFile(path string) DHTOption {
+	return func(c *dhtConfig) error {
+		c.nodesFile = path
+		return nil
+	}
+}
+
+// DHTResendDelay sets how long a query waits for its answer before the
+// node is given up on (the library's default is 2 s). Loopback test
+// networks use about 100 ms.
+func DHTResendDelay(d time.Duration) DHTOption {
+	return func(c *dhtConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("pkarr: DHTResendDelay: %v is not positive", d)
+		}
+		c.resendDelay = d
+		return nil
+	}
+}
+
+// DHTTimeout bounds each Publish and Resolve (default 10 s). A most-recent
+// resolve that reaches it returns the newest packet found so far.
+func DHTTimeout(d time.Duration) DHTOption {
+	return func(c *dhtConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("pkarr: DHTTimeout: %v is not positive", d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
+
+// DHTConcurrency sets how many queries one lookup keeps in flight
+// (default 15).
+func DHTConcurrency(n int) DHTOption {
+	return func(c *dhtConfig) error {
+		if n < 1 {
+			return fmt.Errorf("pkarr: DHTConcurrency: %d is below 1", n)
+		}
+		c.alpha = n
+		return nil
+	}
+}
+
+// DHTSendLimit sets this node's own limit on outgoing datagrams (default
+// 250 per second, burst 25). A perSecond of 0 means unlimited.
+func DHTSendLimit(perSecond float64, burst int) DHTOption {
+	return func(c *dhtConfig) error {
+		if perSecond < 0 || burst < 0 {
+			return fmt.Errorf("pkarr: DHTSendLimit: negative limit")
+		}
+		c.sendRate, c.sendBurst = perSecond, burst
+		return nil
+	}
+}
+
+// DHTRefreshInterval sets how often a serving node refreshes its routing
+// table and the snapshot file is saved (default 15 minutes; 0 turns the
+// periodic work off).
+func DHTRefreshInterval(d time.Duration) DHTOption {
+	return func(c *dhtConfig) error {
+		if d < 0 {
+			return fmt.Errorf("pkarr: DHTRefreshInterval: negative %v", d)
+		}
+		c.refresh = d
+		return nil
+	}
+}
+
+// DHTClock sets the clock that drives the periodic refresh (default the
+// real clock).
+func DHTClock(clock clockwork.Clock) DHTOption {
+	return func(c *dhtConfig) error {
+		if clock == nil {
+			return errors.New("pkarr: DHTClock: nil clock")
+		}
+		c.clock = clock
+		return nil
+	}
+}
+
+// DHTLogger sets where the node logs (default: nowhere). The library's own
+// warnings and errors are forwarded to it.
+func DHTLogger(l *slog.Logger) DHTOption {
+	return func(c *dhtConfig) error {
+		c.logger = l
+		return nil
+	}
+}
+
+// NewDHT starts a DHT node. It returns once the socket is open; the first
+// bootstrap runs in the background, and lookups made before it finishes
+// start from the snapshot file or the routers. Close releases everything.
+func NewDHT(opts ...DHTOption) (*DHT, error) {
+	cfg := dhtConfig{
+		listen:        ":0",
+		bootstrap:     DefaultDHTBootstrap(),
+		resolver:      net.DefaultResolver,
+		storeCapacity: defaultDHTStoreCapacity,
+		timeout:       defaultDHTTimeout,
+		alpha:         defaultDHTAlpha,
+		sendRate:      defaultDHTSendRate,
+		sendBurst:     defaultDHTSendBurst,
+		refresh:       defaultDHTRefresh,
+		clock:         clockwork.NewRealClock(),
+	}
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	logger := cfg.logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	conn := cfg.conn
+	if conn == nil {
+		var err error
+		if conn, err = net.ListenPacket("udp", cfg.listen); err != nil {
+			return nil, fmt.Errorf("pkarr: DHT listen: %w", err)
+		}
+	}
+
+	d := &DHT{conn: conn, cfg: cfg, logger: logger}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+
+	sc := dht.NewDefaultServerConfig()
+	sc.Conn = conn
+	sc.Passive = !cfg.serve
+	sc.NoSecurity = true
+	sc.StartingNodes = d.startingNodes
+	sc.OnQuery = guardQuery
+	sc.Logger = bridgeLogger(logger)
+	sc.SendLimiter = newSendLimiter(cfg.sendRate, cfg.sendBurst)
+	if cfg.resendDelay > 0 {
+		delay := cfg.resendDelay
+		sc.QueryResendDelay = func() time.Duration { return delay }
+	}
+	if cfg.serve {
+		store, err := newItemStore(cfg.storeCapacity)
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		sc.Store = store
+	} else {
+		// A passive node is never asked to store anything; an empty store
+		// also keeps its own puts out of it (we send puts as raw queries).
+		sc.Store = noItemStore{}
+	}
+	srv, err := dht.NewServer(sc)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("pkarr: DHT server: %w", err)
+	}
+	d.srv = srv
+
+	if cfg.nodesFile != "" {
+		if n, err := d.loadNodes(); err != nil {
+			logger.Warn("pkarr DHT: routing table snapshot unreadable; bootstrapping from routers",
+				slog.String("file", cfg.nodesFile), slog.Any("err", err))
+		} else if n > 0 {
+			logger.Debug("pkarr DHT: loaded routing table snapshot",
+				slog.String("file", cfg.nodesFile), slog.Int("nodes", n))
+		}
+	}
+	d.wg.Add(1)
+	go d.background()
+	return d, nil
+}
+
+// Name returns [DHTName].
+func (d *DHT) Name() string { return DHTName }
+
+// Addr is the node's UDP address.
+func (d *DHT) Addr() net.Addr { return d.conn.LocalAddr() }
+
+// AddrPort is the node's UDP address as a netip.AddrPort.
+func (d *DHT) AddrPort() netip.AddrPort {
+	if ua, ok := d.conn.LocalAddr().(*net.UDPAddr); ok {
+		return ua.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(d.conn.LocalAddr().String())
+	return ap
+}
+
+// ID is the node's 20-byte DHT node ID.
+func (d *DHT) ID() [20]byte { return d.srv.ID() }
+
+// RoutingTableSize is the number of nodes in the routing table.
+func (d *DHT) RoutingTableSize() int { return d.srv.NumNodes() }
+
+// Serving reports whether the node answers queries ([DHTServe]).
+func (d *DHT) Serving() bool { return d.cfg.serve }
+
+// Close stops the node, waits for its lookups to wind down, saves the
+// routing table snapshot if one is configured and closes the socket. It is
+// safe to call more than once.
+func (d *DHT) Close() error {
+	d.closeOnce.Do(func() {
+		d.cancel()
+		d.wg.Wait()
+		if d.cfg.nodesFile != "" {
+			if err := d.saveNodes(); err != nil {
+				d.closeErr = err
+			}
+		}
+		d.srv.Close()
+	})
+	return d.closeErr
+}
+
+// background runs the first bootstrap and the periodic refresh.
+func (d *DHT) background() {
+	defer d.wg.Done()
+	if n, err := d.Bootstrap(d.ctx); err != nil && d.ctx.Err() == nil {
+		d.logger.Warn("pkarr DHT: bootstrap failed", slog.Any("err", err))
+	} else if d.ctx.Err() == nil {
+		d.logger.Debug("pkarr DHT: bootstrapped", slog.Int("responses", n),
+			slog.Int("table", d.srv.NumNodes()))
+		d.saveNodesLogged()
+	}
+	if d.cfg.refresh <= 0 {
+		return
+	}
+	ticker := d.cfg.clock.NewTicker(d.cfg.refresh)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-ticker.Chan():
+		}
+		if d.cfg.serve {
+			if _, err := d.Bootstrap(d.ctx); err != nil && d.ctx.Err() == nil {
+				d.logger.Warn("pkarr DHT: table refresh failed", slog.Any("err", err))
+			}
+		}
+		d.saveNodesLogged()
+	}
+}
+
+// Bootstrap fills the routing table with a find_node lookup of the node's
+// own ID, starting from the table, the snapshot or the routers. It returns
+// how many nodes answered. NewDHT already runs one in the background; call
+// it to wait for a populated table.
+func (d *DHT) Bootstrap(ctx context.Context) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.timeout)
+	defer cancel()
+	self := d.srv.ID()
+	op := d.startTraversal(krpc.ID(self), 2*dhtK, nil, func(ctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
+		res := d.srv.Query(ctx, dht.NewAddr(addr.UDP()), "find_node", dht.QueryInput{
+			MsgArgs: krpc.MsgArgs{
+				ID:     self,
+				Target: self,
+				Want:   []krpc.Want{krpc.WantNodes, krpc.WantNodes6},
+			},
+		})
+		return res.TraversalQueryResult(addr)
+	})
+	if op == nil {
+		return 0, fmt.Errorf("%w: no DHT nodes to start from", ErrUnavailable)
+	}
+	select {
+	case <-op.Stalled():
+	case <-ctx.Done():
+	}
+	op.Stop()
+	n := op.Closest().Len()
+	if n == 0 {
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("%w: DHT bootstrap: %w", ErrUnavailable, err)
+		}
+		return 0, fmt.Errorf("%w: DHT bootstrap: no node answered", ErrUnavailable)
+	}
+	return n, nil
+}
+
+// startTraversal starts a lookup toward target from the routing table (or
+// the routers) and registers it so Close waits for its queries. It
+// returns nil when there is nowhere to start.
+func (d *DHT) startTraversal(target krpc.ID, k int, dataFilter func(any) bool,
+	query func(context.Context, krpc.NodeAddr) traversal.QueryResult) *traversal.Operation {
+	starting, err := d.srv.TraversalStartingNodes()
+	if err != nil || len(starting) == 0 {
+		return nil
+	}
+	op := traversal.Start(traversal.OperationInput{
+		Target:     target,
+		Alpha:      d.cfg.alpha,
+		K:          k,
+		DoQuery:    query,
+		NodeFilter: d.nodeFilter,
+		DataFilter: dataFilter,
+	})
+	for i := range starting {
+		starting[i].Addr = krpc.NodeAddrPort{AddrPort: unmapAddrPort(starting[i].Addr.AddrPort)}
+	}
+	op.AddNodes(starting)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		select {
+		case <-op.Stopped():
+		case <-d.ctx.Done():
+			op.Stop()
+			<-op.Stopped()
+		}
+	}()
+	return op
+}
+
+// nodeFilter drops IPv4-mapped IPv6 contacts: every IPv4 node is also
+// listed in that form, and querying both would count one node twice.
+func (d *DHT) nodeFilter(n types.AddrMaybeId) bool {
+	if n.Addr.Addr().Is4In6() {
+		return false
+	}
+	return d.srv.TraversalNodeFilter(n)
+}
+
+func unmapAddrPort(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// mutableTarget is the BEP44 target of a pkarr key: SHA-1 of the key, no salt.
+func mutableTarget(key PublicKey) bep44.Target { return sha1.Sum(key[:]) }
+
+// Resolve looks the key up in the DHT. Without q.MostRecent it returns the
+// first valid packet any node sends; with it, it waits for the lookup to
+// settle (bounded by the timeout) and returns the newest. q.NewerThan is
+// passed as BEP44's seq, so nodes holding nothing newer send nothing.
+func (d *DHT) Resolve(ctx context.Context, q Query) (*SignedPacket, error) {
+	if err := d.ctx.Err(); err != nil {
+		return nil, d.fail(opResolve, fmt.Errorf("%w: DHT closed", ErrUnavailable))
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.timeout)
+	defer cancel()
+	target := mutableTarget(q.Key)
+	var seq *int64
+	if q.NewerThan > 0 && q.NewerThan <= maxSeq {
+		s := int64(q.NewerThan)
+		seq = &s
+	}
+
+	found := make(chan *SignedPacket, 1)
+	var mu sync.Mutex
+	var tally getTally
+	op := d.startTraversal(krpc.ID(target), dhtK, nil, func(qctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
+		res := d.srv.Get(qctx, dht.NewAddr(addr.UDP()), target, seq, dht.QueryRateLimiting{})
+		p, verdict := packetFromGet(q.Key, res)
+		mu.Lock()
+		tally.add(verdict)
+		mu.Unlock()
+		if p != nil && (q.NewerThan == 0 || p.Timestamp() > q.NewerThan) {
+			select {
+			case found <- p:
+			case <-qctx.Done():
+			}
+		}
+		return tokenOnly(res.TraversalQueryResult(addr))
+	})
+	if op == nil {
+		return nil, d.fail(opResolve, fmt.Errorf("%w: no DHT nodes to start from", ErrUnavailable))
+	}
+	defer op.Stop()
+
+	var best *SignedPacket
+	for {
+		select {
+		case p := <-found:
+			if !q.MostRecent {
+				return p, nil
+			}
+			if p.MoreRecentThan(best) {
+				best = p
+			}
+			continue
+		case <-op.Stalled():
+		case <-ctx.Done():
+		}
+		break
+	}
+	// Drain what arrived in the same instant as the stall.
+	for {
+		select {
+		case p := <-found:
+			if p.MoreRecentThan(best) {
+				best = p
+			}
+			continue
+		default:
+		}
+		break
+	}
+	if best != nil {
+		return best, nil
+	}
+	mu.Lock()
+	t := tally
+	mu.Unlock()
+	return nil, d.fail(opResolve, t.resolveError(ctx.Err(), q.NewerThan > 0))
+}
+
+// maxSeq is the largest timestamp a BEP44 seq (a signed 64-bit integer)
+// can carry.
+const maxSeq = Timestamp(1<<63 - 1)
+
+// getVerdict classifies one node's answer to a get query.
+type getVerdict int
+
+const (
+	getNoAnswer  getVerdict = iota // timeout, network error or KRPC error
+	getNoValue                     // answered, holds nothing (or nothing newer)
+	getValid                       // a verified packet
+	getMalformed                   // a value that failed verification
+)
+
+type getTally struct{ noAnswer, noValue, valid, malformed int }
+
+func (t *getTally) add(v getVerdict) {
+	switch v {
+	case getNoAnswer:
+		t.noAnswer++
+	case getNoValue:
+		t.noValue++
+	case getValid:
+		t.valid++
+	case getMalformed:
+		t.malformed++
+	}
+}
+
+func (t getTally) resolveError(ctxErr error, hinted bool) error {
+	answered := t.noValue + t.valid + t.malformed
+	switch {
+	case answered == 0 && ctxErr != nil:
+		return fmt.Errorf("%w: no DHT node answered before the deadline (%d queried): %w",
+			ErrUnavailable, t.noAnswer, ctxErr)
+	case answered == 0:
+		return fmt.Errorf("%w: no DHT node answered (%d queried)", ErrUnavailable, t.noAnswer)
+	case t.malformed > 0:
+		return fmt.Errorf("%w: %d DHT nodes answered, none with a valid packet (%d sent invalid values)",
+			ErrNotFound, answered, t.malformed)
+	case hinted:
+		return fmt.Errorf("%w: none newer on %d DHT nodes", ErrNotFound, answered)
+	}
+	return fmt.Errorf("%w: on %d DHT nodes", ErrNotFound, answered)
+}
+
+// packetFromGet extracts and verifies a packet from a get reply. Nothing in
+// the reply is trusted: the key must be the one asked for, seq must be
+// present and non-negative, v must be one bencoded string, and the
+// signature must verify over pkarr's signable bytes.
+func packetFromGet(key PublicKey, res dht.QueryResult) (*SignedPacket, getVerdict) {
+	if res.Err != nil || res.Reply.Y != "r" || res.Reply.R == nil {
+		return nil, getNoAnswer
+	}
+	r := res.Reply.R
+	if len(r.V) == 0 {
+		return nil, getNoValue
+	}
+	if r.Seq == nil || *r.Seq < 0 || r.K != [32]byte(key) {
+		return nil, getMalformed
+	}
+	var v []byte
+	if err := bencode.Unmarshal(r.V, &v); err != nil {
+		return nil, getMalformed
+	}
+	payload := make([]byte, 0, SignatureSize+8+len(v))
+	payload = append(payload, r.Sig[:]...)
+	payload = binary.BigEndian.AppendUint64(payload, uint64(*r.Seq))
+	payload = append(payload, v...)
+	p, err := ParseRelayPayload(key, payload)
+	if err != nil {
+		return nil, getMalformed
+	}
+	return p, getValid
+}
+
+// tokenOnly keeps a node among the closest only if it sent a write token
+// (a string), since a put to it needs one.
+func tokenOnly(r traversal.QueryResult) traversal.QueryResult {
+	if _, ok := r.ClosestData.(string); !ok {
+		r.ClosestData = nil
+		r.ResponseFrom = nil
+	}
+	return r
+}
+
+// DHTPublishError tells why a publish failed: no node stored the packet,
+// or some node holds a more recent one.
+type DHTPublishError struct {
+	// Closest is the number of closest nodes the put was sent to (0 when
+	// the lookup already found a more recent packet and nothing was put).
+	Closest int
+	// Stored counts nodes that stored the packet anyway.
+	Stored int
+	// Stale counts nodes that hold a more recent packet: found verified
+	// during the lookup, or answering the put with 302 (which also covers
+	// a different packet with the same timestamp).
+	Stale int
+	// TooLarge counts nodes that answered 205. anacrolix-based nodes
+	// refuse values whose bencoding exceeds 1000 bytes, i.e. DNS messages
+	// of 997 bytes or more, which pkarr allows.
+	TooLarge int
+	// Other counts other KRPC errors, timeouts and network failures.
+	Other int
+}
+
+func (e *DHTPublishError) Error() string {
+	switch {
+	case e.Closest == 0 && e.Stale > 0:
+		return fmt.Sprintf("pkarr: %d DHT nodes hold a more recent packet; nothing was published", e.Stale)
+	case e.Closest == 0:
+		return "pkarr: DHT publish found no node to store on"
+	}
+	var b strings.Builder
+	if e.Stored > 0 {
+		fmt.Fprintf(&b, "pkarr: a more recent packet exists in the DHT (stored on %d of %d asked", e.Stored, e.Closest)
+	} else {
+		fmt.Fprintf(&b, "pkarr: no DHT node stored the packet (%d asked", e.Closest)
+	}
+	if e.Stale > 0 {
+		fmt.Fprintf(&b, ", %d hold a more recent packet (302)", e.Stale)
+	}
+	if e.TooLarge > 0 {
+		fmt.Fprintf(&b, ", %d refused it as too large (205)", e.TooLarge)
+	}
+	if e.Other > 0 {
+		fmt.Fprintf(&b, ", %d failed or did not answer", e.Other)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// Unwrap makes errors.Is match ErrNotMostRecent when some node holds a more
+// recent packet, ErrPacketTooLarge when some node refused the size, and
+// ErrUnavailable otherwise.
+func (e *DHTPublishError) Unwrap() []error {
+	var errs []error
+	if e.Stale > 0 {
+		errs = append(errs, ErrNotMostRecent)
+	}
+	if e.TooLarge > 0 {
+		errs = append(errs, ErrPacketTooLarge)
+	}
+	if len(errs) == 0 {
+		errs = append(errs, ErrUnavailable)
+	}
+	return errs
+}
+
+// Publish stores p on the nodes closest to its key: a get lookup collects
+// write tokens from the closest nodes, then each gets a put. It reports
+// how many stored it in the receipt. It fails with a *[DHTPublishError]
+// (inside a *[BackendError]) when none did, or when some node holds a more
+// recent packet (errors.Is ErrNotMostRecent): then nothing is put if the
+// lookup already saw that packet, verified.
+func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, error) {
+	if p == nil {
+		return PublishReceipt{}, d.fail(opPublish, fmt.Errorf("%w: nil packet", ErrBadRequest))
+	}
+	if p.Timestamp() > maxSeq {
+		return PublishReceipt{}, d.fail(opPublish, fmt.Errorf("%w: timestamp %d does not fit a BEP44 seq",
+			ErrBadRequest, p.Timestamp()))
+	}
+	if err := d.ctx.Err(); err != nil {
+		return PublishReceipt{}, d.fail(opPublish, fmt.Errorf("%w: DHT closed", ErrUnavailable))
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.timeout)
+	defer cancel()
+	key := p.PublicKey()
+	target := mutableTarget(key)
+	seq := int64(p.Timestamp())
+
+	// The lookup passes our seq, so nodes that already hold this packet
+	// answer without sending the value back, and those holding a newer
+	// one send it: verified, that proves ours is stale before any put.
+	var newer atomic.Int32
+	op := d.startTraversal(krpc.ID(target), dhtK, func(data any) bool {
+		_, ok := data.(string)
+		return ok
+	}, func(qctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
+		res := d.srv.Get(qctx, dht.NewAddr(addr.UDP()), target, &seq, dht.QueryRateLimiting{})
+		if q, v := packetFromGet(key, res); v == getValid && q.MoreRecentThan(p) {
+			newer.Add(1)
+		}
+		return tokenOnly(res.TraversalQueryResult(addr))
+	})
+	if op == nil {
+		return PublishReceipt{}, d.fail(opPublish, fmt.Errorf("%w: no DHT nodes to start from", ErrUnavailable))
+	}
+	select {
+	case <-op.Stalled():
+	case <-ctx.Done():
+	}
+	op.Stop()
+	if n := int(newer.Load()); n > 0 {
+		return PublishReceipt{}, d.fail(opPublish, &DHTPublishError{Stale: n})
+	}
+	var closest []k_nearest_nodes.Elem
+	op.Closest().Range(func(e k_nearest_nodes.Elem) { closest = append(closest, e) })
+	if len(closest) == 0 {
+		if err := ctx.Err(); err != nil {
+			return PublishReceipt{}, d.fail(opPublish, fmt.Errorf("%w: DHT lookup: %w", ErrUnavailable, err))
+		}
+		return PublishReceipt{}, d.fail(opPublish, &DHTPublishError{})
+	}
+
+	args := krpc.MsgArgs{
+		ID:  d.srv.ID(),
+		K:   key,
+		Seq: &seq,
+		V:   p.DNS(),
+	}
+	copy(args.Sig[:], p.Signature())
+	type putResult struct {
+		ok   bool
+		code int
+	}
+	results := make(chan putResult, len(closest))
+	for _, e := range closest {
+		a := args
+		a.Token = e.Data.(string) // DataFilter admitted strings only
+		addr := dht.NewAddr(e.Addr.UDP())
+		go func() {
+			res := d.srv.Query(ctx, addr, "put", dht.QueryInput{MsgArgs: a})
+			switch {
+			case res.Err != nil:
+				results <- putResult{}
+			case res.Reply.Y == "r":
+				results <- putResult{ok: true}
+			case res.Reply.Error() != nil:
+				results <- putResult{code: res.Reply.Error().Code}
+			default:
+				results <- putResult{}
+			}
+		}()
+	}
+	perr := DHTPublishError{Closest: len(closest)}
+	stored := 0
+	for range closest {
+		switch r := <-results; {
+		case r.ok:
+			stored++
+		case r.code == krpc.ErrorCodeSequenceNumberLessThanCurrent:
+			perr.Stale++
+		case r.code == krpc.ErrorCodeMessageValueFieldTooBig:
+			perr.TooLarge++
+		default:
+			perr.Other++
+		}
+	}
+	perr.Stored = stored
+	if stored == 0 || perr.Stale > 0 {
+		// Some node holds a more recent packet: storing ours elsewhere
+		// does not make it the answer, so the caller must know.
+		return PublishReceipt{DHTNodes: stored}, d.fail(opPublish, &perr)
+	}
+	return PublishReceipt{DHTNodes: stored}, nil
+}
+
+func (d *DHT) fail(op string, err error) error {
+	return &BackendError{Backend: DHTName, Op: op, Err: err}
+}
+
+// startingNodes resolves the bootstrap routers for the library, which asks
+// when its routing table is empty. Numeric addresses skip DNS.
+func (d *DHT) startingNodes() ([]dht.Addr, error) {
+	ctx, cancel := context.WithTimeout(d.ctx, bootstrapLookupTimeout)
+	defer cancel()
+	var addrs []dht.Addr
+	var errs []error
+	for _, hp := range d.cfg.bootstrap {
+		host, portText, err := net.SplitHostPort(hp)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		port, err := net.LookupPort("udp", portText)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", hp, err))
+			continue
+		}
+		var ips []netip.Addr
+		if ip, err := netip.ParseAddr(host); err == nil {
+			ips = []netip.Addr{ip}
+		} else if ips, err = d.cfg.resolver.LookupNetIP(ctx, "ip", host); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", hp, err))
+			continue
+		}
+		for _, ip := range ips {
+			addrs = append(addrs, dht.NewAddr(net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip.Unmap(), uint16(port)))))
+		}
+	}
+	if len(addrs) == 0 {
+		if len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
+		return nil, errors.New("no bootstrap nodes configured")
+	}
+	return addrs, nil
+}
+
+// guardQuery drops queries that would crash anacrolix's handlers and fixes
+// the field its node-returning answers read.
+//
+// A query without arguments ("d1:q3:put1:t2:aa1:y1:qe") makes the put,
+// get and announce_peer handlers dereference nil. And get and find_node
+// answers choose the nodes closest to the info_hash field, which those
+// queries leave empty, so every node answered with the nodes closest to
+// zero and lookups in networks of more than ten nodes stalled; copying
+// the target there restores BEP5 behaviour.
+func guardQuery(m *krpc.Msg, _ net.Addr) bool {
+	if m.A == nil {
+		return false
+	}
+	switch m.Q {
+	case "get", "find_node":
+		m.A.InfoHash = m.A.Target
+	}
+	return true
+}
+
+// newSendLimiter gives each node its own limiter (see defaultDHTSendRate).
+func newSendLimiter(perSecond float64, burst int) *rate.Limiter {
+	if perSecond == 0 {
+		return rate.NewLimiter(rate.Inf, 0)
+	}
+	return rate.NewLimiter(rate.Limit(perSecond), burst)
+}
+
+// loadNodes adds the snapshot's nodes to the routing table.
+func (d *DHT) loadNodes() (int, error) {
+	nodes, err := dht.ReadNodesFromFile(d.cfg.nodesFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	added := 0
+	for _, n := range nodes {
+		// The file stores every address in IPv6 form; an IPv4 node must
+		// be added as IPv4 or it is queried under two names.
+		if ip4 := n.Addr.IP.To4(); ip4 != nil {
+			n.Addr.IP = ip4
+		}
+		if d.srv.AddNode(n) == nil {
+			added++
+		}
+	}
+	return added, nil
+}
+
+func (d *DHT) saveNodesLogged() {
+	if d.cfg.nodesFile == "" {
+		return
+	}
+	if err := d.saveNodes(); err != nil {
+		d.logger.Warn("pkarr DHT: saving routing table snapshot failed",
+			slog.String("file", d.cfg.nodesFile), slog.Any("err", err))
+	}
+}
+
+// saveNodes writes the routing table in the library's compact format,
+// through a temporary file and a rename so a crash never leaves half a
+// snapshot. An empty table does not overwrite a useful older snapshot.
+func (d *DHT) saveNodes() error {
+	nodes := d.srv.Nodes()
+	if len(nodes) == 0 {
+		return nil
+	}
+	b, err := krpc.CompactIPv6NodeInfo(nodes).MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("pkarr: encoding routing table: %w", err)
+	}
+	return writeFileAtomic(d.cfg.nodesFile, b, 0o600)
+}

@@ -1,0 +1,99 @@
+package pkarrclient
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/anacrolix/dht/v2/bep44"
+	alog "github.com/anacrolix/log"
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// itemStore is a serving node's BEP44 store: a bounded LRU, because the
+// library's default map grows with whatever strangers put.
+type itemStore struct {
+	items *lru.Cache[bep44.Target, *bep44.Item]
+}
+
+func newItemStore(capacity int) (*itemStore, error) {
+	c, err := lru.New[bep44.Target, *bep44.Item](capacity)
+	if err != nil {
+		return nil, fmt.Errorf("pkarr: DHT item store: %w", err)
+	}
+	return &itemStore{items: c}, nil
+}
+
+func (s *itemStore) Put(i *bep44.Item) error {
+	s.items.Add(i.Target(), i)
+	return nil
+}
+
+func (s *itemStore) Get(t bep44.Target) (*bep44.Item, error) {
+	if i, ok := s.items.Get(t); ok {
+		return i, nil
+	}
+	return nil, bep44.ErrItemNotFound
+}
+
+func (s *itemStore) Del(t bep44.Target) error {
+	s.items.Remove(t)
+	return nil
+}
+
+// noItemStore is a passive node's store: it keeps nothing.
+type noItemStore struct{}
+
+func (noItemStore) Put(*bep44.Item) error                 { return nil }
+func (noItemStore) Get(bep44.Target) (*bep44.Item, error) { return nil, bep44.ErrItemNotFound }
+func (noItemStore) Del(bep44.Target) error                { return nil }
+
+// bridgeLogger forwards the library's warnings and errors to slog. Its
+// debug output (a line per datagram) is dropped before formatting.
+func bridgeLogger(l *slog.Logger) alog.Logger {
+	al := alog.NewLogger("dht")
+	al.SetHandlers(slogHandler{l})
+	return al.WithFilterLevel(alog.Warning)
+}
+
+type slogHandler struct{ l *slog.Logger }
+
+func (h slogHandler) Handle(r alog.Record) {
+	level := slog.LevelWarn
+	if !r.Level.LessThan(alog.Error) {
+		level = slog.LevelError
+	}
+	h.l.Log(context.Background(), level, "anacrolix dht: "+r.Msg.String())
+}
+
+// writeFileAtomic writes b to path through a temporary file in the same
+// directory and a rename, so readers see the old file or the new one.
+func writeFileAtomic(path string, b []byte, perm os.FileMode) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	if err = f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err = f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
