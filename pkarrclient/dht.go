@@ -540,7 +540,7 @@ func (d *DHT) Resolve(ctx context.Context, q Query) (*SignedPacket, error) {
 	if err := d.ctx.Err(); err != nil {
 		return nil, d.fail(opResolve, fmt.Errorf("%w: DHT closed", ErrUnavailable))
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.cfg.timeout)
+	ctx, cancel := d.opContext(ctx)
 	defer cancel()
 	target := mutableTarget(q.Key)
 	var seq *int64
@@ -774,7 +774,7 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 	if err := d.ctx.Err(); err != nil {
 		return PublishReceipt{}, d.fail(opPublish, fmt.Errorf("%w: DHT closed", ErrUnavailable))
 	}
-	ctx, cancel := context.WithTimeout(ctx, d.cfg.timeout)
+	ctx, cancel := d.opContext(ctx)
 	defer cancel()
 	key := p.PublicKey()
 	target := mutableTarget(key)
@@ -797,10 +797,14 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 	if op == nil {
 		return PublishReceipt{}, d.fail(opPublish, fmt.Errorf("%w: no DHT nodes to start from", ErrUnavailable))
 	}
+	// The lookup may use most of the time, not all of it: a put to the
+	// nodes found so far beats a lookup that ran out the clock.
+	lookupCtx, lookupCancel := context.WithTimeout(ctx, remaining(ctx)*7/10)
 	select {
 	case <-op.Stalled():
-	case <-ctx.Done():
+	case <-lookupCtx.Done():
 	}
+	lookupCancel()
 	op.Stop()
 	if n := int(newer.Load()); n > 0 {
 		return PublishReceipt{}, d.fail(opPublish, &DHTPublishError{Stale: n})
@@ -865,6 +869,26 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 		return PublishReceipt{DHTNodes: stored}, d.fail(opPublish, &perr)
 	}
 	return PublishReceipt{DHTNodes: stored}, nil
+}
+
+// opContext bounds one publish or resolve by the DHT's timeout and ends it
+// when the DHT is closed.
+func (d *DHT) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.timeout)
+	stop := context.AfterFunc(d.ctx, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// remaining is the time left before ctx's deadline.
+func remaining(ctx context.Context) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return defaultDHTTimeout
+	}
+	return max(time.Until(dl), 0)
 }
 
 func (d *DHT) fail(op string, err error) error {
