@@ -41,8 +41,13 @@ var (
 //	OPTIONS <base>/<key>   CORS preflight (204)
 //	GET     <base>         a short text page about the relay
 //
-// where <key> is a public key in z-base-32. It is safe for concurrent use
-// and holds no goroutines; the Store's lifetime belongs to the caller.
+// where <key> is a public key in z-base-32. With an upstream (see
+// WithUpstream) a PUT may also answer 502, and a GET 502, 503 (with
+// Retry-After when the upstream budget is spent) or 504.
+//
+// A Handler is safe for concurrent use. Without an upstream it holds no
+// goroutines; with one it runs upstream lookups in the background until
+// Close. The Store's lifetime belongs to the caller.
 type Handler struct {
 	cfg       handlerConfig
 	store     Store
@@ -52,6 +57,7 @@ type Handler struct {
 	readLim   *limiterTable // nil when reads are unlimited
 	keyPrefix string        // base path with a trailing slash
 	started   time.Time
+	up        *upstreamState // nil without an upstream
 }
 
 // NewHandler returns a Handler serving store. It fails with an error
@@ -80,7 +86,10 @@ func NewHandler(store Store, opts ...Option) (*Handler, error) {
 		reg = prometheus.NewRegistry()
 	}
 	h.gatherer, _ = reg.(prometheus.Gatherer)
-	m, err := newMetrics(reg, store)
+	if cfg.upstream != nil {
+		h.up = newUpstreamState(&cfg)
+	}
+	m, err := newMetrics(reg, store, h.up)
 	if err != nil {
 		return nil, fmt.Errorf("pkarrrelay: registering metrics: %w", err)
 	}
@@ -189,11 +198,14 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, keyText string) in
 	rec, err := h.store.Get(ctx, key)
 	switch {
 	case err == nil:
+		if h.up != nil {
+			h.refreshIfStale(ctx, key, &rec)
+		}
 	case errors.Is(err, ErrNotFound):
 		if _, err := pkarrclient.PublicKeyFromBytes(key[:]); err != nil {
 			return fail(w, http.StatusBadRequest, "invalid public key")
 		}
-		if h.cfg.upstream == nil {
+		if h.up == nil {
 			return fail(w, http.StatusNotFound, "not found")
 		}
 		var code int
@@ -206,46 +218,12 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, keyText string) in
 	return h.writeRecord(w, r, &rec)
 }
 
-// resolve asks the upstream for a key the store does not hold and caches
-// the answer. It returns a non-zero status when it already answered.
-func (h *Handler) resolve(ctx context.Context, w http.ResponseWriter, key pkarrclient.PublicKey) (Record, int) {
-	p, err := h.cfg.upstream.Resolve(ctx, pkarrclient.Query{Key: key})
-	switch {
-	case errors.Is(err, pkarrclient.ErrNotFound):
-		return Record{}, fail(w, http.StatusNotFound, "not found")
-	case err != nil:
-		h.metrics.upstreamErr.WithLabelValues("resolve").Inc()
-		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "pkarr relay: upstream resolve failed",
-			slog.String("key", key.String()), slog.Any("err", err))
-		return Record{}, fail(w, http.StatusBadGateway, "upstream failed")
-	case p == nil || p.PublicKey() != key:
-		h.metrics.upstreamErr.WithLabelValues("resolve").Inc()
-		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "pkarr relay: upstream answered with a packet for another key",
-			slog.String("key", key.String()))
-		return Record{}, fail(w, http.StatusBadGateway, "upstream failed")
-	case h.tooFarAhead(p.Timestamp()):
-		// Caching it would block honest writes exactly as a PUT would.
-		return Record{}, fail(w, http.StatusNotFound, "not found")
-	}
-	outcome, err := h.store.Put(ctx, p)
-	if err != nil {
-		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "pkarr relay: caching upstream packet failed",
-			slog.String("key", key.String()), slog.Any("err", err))
-	} else if outcome == PutNotMostRecent {
-		// A PUT raced the lookup and won; serve what the store holds.
-		if rec, err := h.store.Get(ctx, key); err == nil {
-			return rec, 0
-		}
-	}
-	return newRecord(p, h.cfg.clock.Now()), 0
-}
-
 // writeRecord answers 200 (or 304) with a stored packet.
 func (h *Handler) writeRecord(w http.ResponseWriter, r *http.Request, rec *Record) int {
 	hdr := w.Header()
 	setCORS(hdr)
 	hdr["Content-Type"] = hdrContentType
-	ttl := min(max(rec.TTL, h.cfg.minTTL), h.cfg.maxTTL)
+	ttl := h.clampTTL(rec.TTL)
 	hdr["Cache-Control"] = []string{"public, max-age=" + strconv.FormatUint(uint64(ttl), 10)}
 	if lm, ok := httpDate(rec.Timestamp); ok {
 		hdr["Last-Modified"] = []string{lm}
@@ -344,18 +322,11 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, keyText string) in
 	if outcome == PutNotMostRecent {
 		return fail(w, http.StatusConflict, "a more recent packet is stored")
 	}
-	if h.cfg.upstream != nil {
-		receipt, err := h.cfg.upstream.Publish(ctx, p)
-		if err != nil {
-			if errors.Is(err, pkarrclient.ErrNotMostRecent) {
-				return fail(w, http.StatusConflict, "a more recent packet exists upstream")
-			}
-			h.metrics.upstreamErr.WithLabelValues("publish").Inc()
-			h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "pkarr relay: upstream publish failed",
-				slog.String("key", key.String()), slog.Any("err", err))
-			return fail(w, http.StatusBadGateway, "stored, but upstream publish failed")
+	if h.up != nil {
+		h.noteStored(p)
+		if code := h.publish(ctx, w, p); code != 0 {
+			return code
 		}
-		w.Header().Set(HeaderDHTStoredNodes, strconv.Itoa(receipt.DHTNodes))
 	}
 	setCORS(w.Header())
 	w.WriteHeader(http.StatusNoContent)

@@ -478,6 +478,13 @@ func TestNewHandlerRejectsBadOptions(t *testing.T) {
 		"nil logger":                 {WithLogger(nil)},
 		"nil registerer":             {WithRegisterer(nil)},
 		"nil upstream":               {WithUpstream(nil)},
+		"no upstream slots":          {WithUpstreamBudget(0, 10, 10)},
+		"zero upstream rate":         {WithUpstreamBudget(4, 0, 10)},
+		"negative upstream rate":     {WithUpstreamBudget(4, -1, 10)},
+		"zero upstream burst":        {WithUpstreamBudget(4, 10, 0)},
+		"negative negative-cache":    {WithNegativeCacheTTL(-time.Second)},
+		"zero upstream timeout":      {WithUpstreamTimeout(0)},
+		"zero upstream cache":        {WithUpstreamCacheSize(0)},
 		"negative margin after good": {WithFutureMargin(time.Second), WithFutureMargin(-1)},
 	}
 	for name, opts := range cases {

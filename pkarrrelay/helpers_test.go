@@ -127,6 +127,9 @@ func newRelay(t testing.TB, store Store, opts ...Option) *testRelay {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
+	// Cleanups run last-in first-out: the handler's background lookups
+	// stop before the server does.
+	t.Cleanup(func() { h.Close() })
 	base := srv.URL
 	if h.BasePath() != "/" {
 		base += h.BasePath()

@@ -16,6 +16,14 @@ const (
 	MetricPutOutcomes     = "pkarr_relay_put_outcomes_total"
 	MetricRateLimited     = "pkarr_relay_rate_limited_total"
 	MetricUpstreamErrors  = "pkarr_relay_upstream_errors_total"
+	// MetricUpstreamCalls counts what became of each upstream operation a
+	// request wanted, labelled op (resolve, refresh, publish) and result:
+	// hit, miss, error, shared, negative_cache_hit or budget_exhausted for
+	// resolve and refresh; ok, conflict, error or budget_exhausted for
+	// publish. Only hit, miss, error, ok and conflict are actual calls.
+	MetricUpstreamCalls = "pkarr_relay_upstream_calls_total"
+	// MetricUpstreamInFlight is the number of upstream calls running.
+	MetricUpstreamInFlight = "pkarr_relay_upstream_in_flight"
 )
 
 // PUT outcome labels beyond the Store outcomes.
@@ -32,9 +40,13 @@ type metrics struct {
 	putOutcomes *prometheus.CounterVec
 	rateLimited *prometheus.CounterVec
 	upstreamErr *prometheus.CounterVec
+	// upstreamCalls is MetricUpstreamCalls.
+	upstreamCalls *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, store Store) (*metrics, error) {
+// newMetrics registers the handler's metrics on reg; up is nil without an
+// upstream.
+func newMetrics(reg prometheus.Registerer, store Store, up *upstreamState) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricRequests,
@@ -58,14 +70,27 @@ func newMetrics(reg prometheus.Registerer, store Store) (*metrics, error) {
 		}, []string{"bucket"}),
 		upstreamErr: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricUpstreamErrors,
-			Help: "Failed upstream calls, by operation (publish or resolve).",
+			Help: "Failed upstream calls, by operation (publish, resolve or refresh).",
 		}, []string{"op"}),
+		upstreamCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricUpstreamCalls,
+			Help: "Upstream operations by op (resolve, refresh, publish) and result (hit, miss, error, shared, " +
+				"negative_cache_hit, budget_exhausted, ok, conflict); shared, negative_cache_hit and " +
+				"budget_exhausted made no call.",
+		}, []string{"op", "result"}),
 	}
 	stored := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: MetricPacketsStored,
 		Help: "Packets held by the relay's store.",
 	}, func() float64 { return float64(store.Len()) })
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.putOutcomes, m.rateLimited, m.upstreamErr, stored} {
+	collectors := []prometheus.Collector{m.requests, m.duration, m.putOutcomes, m.rateLimited, m.upstreamErr, stored}
+	if up != nil {
+		collectors = append(collectors, m.upstreamCalls, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: MetricUpstreamInFlight,
+			Help: "Upstream calls running (lookups and publishes).",
+		}, func() float64 { return float64(up.inFlight()) }))
+	}
+	for _, c := range collectors {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -77,6 +102,16 @@ func newMetrics(reg prometheus.Registerer, store Store) (*metrics, error) {
 	}
 	m.rateLimited.WithLabelValues("read")
 	m.rateLimited.WithLabelValues("write")
+	if up != nil {
+		for _, r := range []string{resultHit, resultMiss, resultError, resultShared, resultBudget} {
+			m.upstreamCalls.WithLabelValues(opResolve, r)
+			m.upstreamCalls.WithLabelValues(opRefresh, r)
+		}
+		m.upstreamCalls.WithLabelValues(opResolve, resultNegative)
+		for _, r := range []string{resultOK, resultConflict, resultError, resultBudget} {
+			m.upstreamCalls.WithLabelValues(opPublish, r)
+		}
+	}
 	return m, nil
 }
 

@@ -45,6 +45,41 @@ const (
 	DefaultLimiterTableSize = 100_000
 )
 
+// Defaults of the upstream path (see WithUpstream).
+const (
+	// DefaultUpstreamMaxInFlight is how many upstream calls may run at
+	// once. A Mainline DHT lookup takes 0.1 to 5 s, so 32 calls sustain
+	// between about 6 and 300 lookups a second while bounding the sockets,
+	// memory and waiting requests a flood of distinct keys can pin down.
+	DefaultUpstreamMaxInFlight = 32
+	// DefaultUpstreamRate and DefaultUpstreamBurst limit how often upstream
+	// calls start, across all clients: 20 per second, bursts of 40. One DHT
+	// traversal sends a few dozen UDP queries, so this keeps a relay at the
+	// traffic of a busy BitTorrent client, below where DHT nodes start
+	// throttling or blocking an address; a cold start resolving a group's
+	// members still fits in the burst.
+	DefaultUpstreamRate  rate.Limit = 20
+	DefaultUpstreamBurst            = 40
+	// DefaultNegativeCacheTTL is how long an upstream "not found" answers
+	// GETs for the same key. 30 s caps a key nobody published at two DHT
+	// traversals a minute however many clients ask, while a packet
+	// published elsewhere (straight to the DHT, or through another relay)
+	// shows up here within 30 s: a tenth of the 300 s that clients already
+	// cache positive answers for. A PUT through this relay clears the entry
+	// at once.
+	DefaultNegativeCacheTTL = 30 * time.Second
+	// DefaultUpstreamTimeout bounds each upstream call: the slow end of a
+	// DHT lookup, and half the Server's default write timeout, so a GET
+	// that waited for the upstream can still be answered.
+	DefaultUpstreamTimeout = 5 * time.Second
+	// DefaultUpstreamCacheSize is how many keys the negative cache holds,
+	// and how many keys' last refresh time is remembered (about 100 bytes
+	// each). A key whose refresh time was forgotten counts its age from
+	// when the store accepted its packet, which at worst costs one early
+	// refresh.
+	DefaultUpstreamCacheSize = 100_000
+)
+
 // Option configures NewHandler.
 type Option func(*handlerConfig) error
 
@@ -59,7 +94,17 @@ type handlerConfig struct {
 	logger         *slog.Logger
 	registerer     prometheus.Registerer
 	version        string
-	upstream       pkarrclient.Backend
+
+	upstream      pkarrclient.Backend
+	upMaxInFlight int
+	upRate        rate.Limit
+	upBurst       int
+	negativeTTL   time.Duration
+	upTimeout     time.Duration
+	upCacheSize   int
+	// afterFlight, when set, is called at the end of every upstream
+	// lookup, after its results are stored: tests wait on it.
+	afterFlight func(pkarrclient.PublicKey)
 }
 
 type limitConfig struct {
@@ -81,6 +126,13 @@ func defaultHandlerConfig() handlerConfig {
 		tableSize:    DefaultLimiterTableSize,
 		logger:       slog.New(slog.DiscardHandler),
 		version:      "dev",
+
+		upMaxInFlight: DefaultUpstreamMaxInFlight,
+		upRate:        DefaultUpstreamRate,
+		upBurst:       DefaultUpstreamBurst,
+		negativeTTL:   DefaultNegativeCacheTTL,
+		upTimeout:     DefaultUpstreamTimeout,
+		upCacheSize:   DefaultUpstreamCacheSize,
 	}
 }
 
@@ -237,23 +289,107 @@ func WithVersion(v string) Option {
 
 // WithUpstream connects the relay to a further source and sink of packets:
 // in pkarr's relay, the Mainline DHT; any pkarrclient.Backend works, so a
-// relay can also front another relay.
+// relay can also front another relay. The relay behaves as pkarr's does:
 //
-// The Handler publishes to the upstream after its store accepted a PUT (as
-// new or as an identical republish, which is how clients keep DHT items
-// alive) and reports the receipt's DHTNodes in the Pkarr-Dht-Stored-Nodes
-// header; an upstream error matching pkarrclient.ErrNotMostRecent answers
-// 409, any other 502 (the packet stays stored). A GET that misses the store
-// asks the upstream; its answer must be signed by the key in the path and
-// pass the future-timestamp check, and is then cached in the store. Both
-// calls run within the request, under its context, so the upstream should
-// answer within a few seconds.
+//   - PUT: after its store accepted a packet (as new or as an identical
+//     republish, which is how clients keep DHT items alive) the Handler
+//     publishes it upstream within the request and reports the receipt's
+//     DHTNodes in the Pkarr-Dht-Stored-Nodes header. An upstream error
+//     matching pkarrclient.ErrNotMostRecent answers 409, any other 502; the
+//     packet stays stored either way.
+//   - GET, stored packet: answered from the store at once. When the packet
+//     is older than its smallest record TTL (clamped as for Cache-Control,
+//     see WithTTLBounds) counted from when the relay last knew it to be
+//     current, a background refresh asks the upstream for a newer one
+//     (pkarrclient.Query.NewerThan); a newer, valid packet replaces it, and
+//     "nothing newer" marks the key current for another TTL.
+//   - GET, store miss: the Handler asks the upstream and waits. Concurrent
+//     misses and refreshes for one key share a single call. A valid answer
+//     is stored and served; "not found" answers 404 and is remembered for
+//     the negative-cache TTL (WithNegativeCacheTTL), unless a PUT for the
+//     key comes first. A failed call answers 502, one out of time 504.
+//
+// Answers must be signed by the key asked for and pass the future-timestamp
+// check (WithFutureMargin); others are never stored.
+//
+// Upstream calls share a budget (WithUpstreamBudget): a miss that finds it
+// spent answers 503 with Retry-After, a refresh is skipped (the stale packet
+// is still served), and a PUT is stored but not published, without the
+// Pkarr-Dht-Stored-Nodes header. Lookups run detached from the requests
+// waiting for them, under their own timeout (WithUpstreamTimeout), so a
+// client that leaves does not cancel a lookup others share; publishes run
+// under the request's context and the same timeout. Call Handler.Close (or
+// let Server.Serve do it) to stop the lookups in flight.
 func WithUpstream(u pkarrclient.Backend) Option {
 	return func(c *handlerConfig) error {
 		if u == nil {
 			return fmt.Errorf("%w: nil upstream", ErrInvalidConfig)
 		}
 		c.upstream = u
+		return nil
+	}
+}
+
+// WithUpstreamBudget limits upstream calls (lookups for misses, refreshes
+// and publishes together): at most maxInFlight at once, started at perSecond
+// on average with bursts of burst. perSecond rate.Inf removes the rate
+// limit (burst is then ignored). The defaults are DefaultUpstreamMaxInFlight,
+// DefaultUpstreamRate and DefaultUpstreamBurst. Without WithUpstream it has
+// no effect.
+func WithUpstreamBudget(maxInFlight int, perSecond rate.Limit, burst int) Option {
+	return func(c *handlerConfig) error {
+		if maxInFlight < 1 {
+			return fmt.Errorf("%w: upstream budget of %d calls in flight", ErrInvalidConfig, maxInFlight)
+		}
+		if perSecond != rate.Inf && (perSecond <= 0 || burst < 1) {
+			return fmt.Errorf("%w: upstream rate %v/s burst %d (use rate.Inf to disable)",
+				ErrInvalidConfig, perSecond, burst)
+		}
+		c.upMaxInFlight, c.upRate, c.upBurst = maxInFlight, perSecond, burst
+		return nil
+	}
+}
+
+// WithNegativeCacheTTL sets how long an upstream "not found" for a key is
+// remembered, answering GETs for it with 404 without asking again (default
+// DefaultNegativeCacheTTL). Zero turns the negative cache off. Without
+// WithUpstream it has no effect.
+func WithNegativeCacheTTL(d time.Duration) Option {
+	return func(c *handlerConfig) error {
+		if d < 0 {
+			return fmt.Errorf("%w: negative cache TTL %v", ErrInvalidConfig, d)
+		}
+		c.negativeTTL = d
+		return nil
+	}
+}
+
+// WithUpstreamTimeout bounds each upstream call: lookups for misses and
+// background refreshes, which run under a context of their own, and
+// publishes, which run under the PUT request's (default
+// DefaultUpstreamTimeout). Keep it below the Server's write timeout, or
+// a GET waiting for the upstream is cut off before it can answer. Without
+// WithUpstream it has no effect.
+func WithUpstreamTimeout(d time.Duration) Option {
+	return func(c *handlerConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: upstream timeout %v", ErrInvalidConfig, d)
+		}
+		c.upTimeout = d
+		return nil
+	}
+}
+
+// WithUpstreamCacheSize sets how many keys the negative cache holds and how
+// many keys' last refresh time the Handler remembers, each (default
+// DefaultUpstreamCacheSize); the least recently added are forgotten first.
+// Without WithUpstream it has no effect.
+func WithUpstreamCacheSize(n int) Option {
+	return func(c *handlerConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: upstream cache size %d", ErrInvalidConfig, n)
+		}
+		c.upCacheSize = n
 		return nil
 	}
 }

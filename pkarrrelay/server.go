@@ -28,8 +28,9 @@ type Timeouts struct {
 	// body is at most 1072 bytes).
 	Read time.Duration
 	// Write limits the time from the end of the request headers to the end
-	// of the response (default 10s). With an upstream, raise it above the
-	// upstream's own time bound, or slow upstream answers are cut off.
+	// of the response (default 10s). With an upstream, keep it above the
+	// upstream timeout (WithUpstreamTimeout, default 5s), or a GET that
+	// waits for a slow upstream is cut off before it can answer.
 	Write time.Duration
 	// Idle limits how long a keep-alive connection waits for its next
 	// request (default 60s).
@@ -230,8 +231,10 @@ func (s *Server) setURL(ln net.Listener) {
 
 // Serve accepts connections on ln until ctx ends, then stops accepting,
 // waits up to the shutdown grace period for requests in flight, closes what
-// is left and returns. It returns nil after a shutdown caused by ctx, and
-// the error otherwise (for example when ln fails). Serve closes ln.
+// is left, closes the Handler (stopping its background upstream lookups,
+// see Handler.Close) and returns. It returns nil after a shutdown caused by
+// ctx, and the error otherwise (for example when ln fails; the Handler is
+// then left open). Serve closes ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.setURL(ln)
 	errc := make(chan error, 1)
@@ -253,6 +256,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = fmt.Errorf("pkarrrelay: shutdown grace period exceeded, closed busy connections: %w", err)
 	}
 	<-errc
+	// After the requests, so none of them finds its upstream gone; a
+	// request still running after the grace period sees its lookup
+	// cancelled and answers at once.
+	s.handler.Close()
 	return err
 }
 
