@@ -31,6 +31,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "phrasemeet")
+	// Every process a test starts inherits these unless told otherwise.
+	os.Setenv("PHRASEMEET_RELAYS", deadRelay)
+	os.Setenv(bootstrapEnv, deadBootstrap)
 	build := exec.Command("go", "build", "-o", binary, ".")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
@@ -101,9 +104,10 @@ func cli(t *testing.T, extraEnv []string, args ...string) (code int, stdout, std
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
-	// The dead relay first, so extraEnv can override it: a command that
-	// forgets --relay must not reach the public relays.
-	cmd.Env = append(append(os.Environ(), "PHRASEMEET_RELAYS="+deadRelay), extraEnv...)
+	// The dead relay and bootstrap node first, so extraEnv can override
+	// them: a command that forgets --relay or --bootstrap must not reach
+	// the public relays or DHT routers.
+	cmd.Env = append(append(os.Environ(), "PHRASEMEET_RELAYS="+deadRelay, bootstrapEnv+"="+deadBootstrap), extraEnv...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

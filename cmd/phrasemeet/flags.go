@@ -71,30 +71,37 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // relayURLs returns the relays named on the command line, else those in
 // PHRASEMEET_RELAYS, else the public relays. "public" expands to the public
-// relays wherever it appears.
-func relayURLs(flagged []string, e env) []string {
-	urls := flagged
+// relays wherever it appears; "none", alone, means no relay at all (with
+// --dht: the DHT alone).
+func relayURLs(flagged []string, e env) ([]string, error) {
+	urls, source := flagged, "--relay"
 	if len(urls) == 0 {
 		var l listFlag
 		l.Set(e.getenv("PHRASEMEET_RELAYS"))
-		urls = l
+		urls, source = l, "PHRASEMEET_RELAYS"
 	}
 	if len(urls) == 0 {
 		urls = []string{"public"}
 	}
 	var out []string
 	for _, u := range urls {
-		if u == "public" {
+		switch u {
+		case "none":
+			if len(urls) > 1 {
+				return nil, usageError("%s: %q cannot be combined with relays", source, u)
+			}
+			return nil, nil
+		case "public":
 			out = append(out, pkarrclient.DefaultRelays()...)
-			continue
+		default:
+			out = append(out, u)
 		}
-		out = append(out, u)
 	}
-	return out
+	return out, nil
 }
 
-// newClient builds a pkarr client over the given relay URLs.
-func newClient(urls []string) (*pkarrclient.Client, error) {
+// newRelays builds a relay backend for each URL.
+func newRelays(urls []string) ([]pkarrclient.Backend, error) {
 	backends := make([]pkarrclient.Backend, 0, len(urls))
 	for _, u := range urls {
 		r, err := pkarrclient.NewRelay(u)
@@ -104,6 +111,15 @@ func newClient(urls []string) (*pkarrclient.Client, error) {
 			return nil, usageError("%v", err)
 		}
 		backends = append(backends, r)
+	}
+	return backends, nil
+}
+
+// newClient builds a pkarr client over the given relay URLs.
+func newClient(urls []string) (*pkarrclient.Client, error) {
+	backends, err := newRelays(urls)
+	if err != nil {
+		return nil, err
 	}
 	return pkarrclient.NewClient(backends)
 }

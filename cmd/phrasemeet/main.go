@@ -1,5 +1,5 @@
-// Command phrasemeet publishes and resolves pkarr records and runs a pkarr
-// relay.
+// Command phrasemeet publishes and resolves pkarr records, runs a pkarr
+// relay and runs a Mainline DHT node.
 //
 // Usage:
 //
@@ -12,10 +12,16 @@
 //	keygen    create a secret key file and print its public key
 //	publish   sign TXT (or any) records with a secret key file and publish them
 //	resolve   fetch, verify and print the records of a public key
+//	dht-node  run a full Mainline DHT node that stores records for others
 //
 // Relays are given with --relay URL (repeatable, or comma-separated), or in
-// PHRASEMEET_RELAYS; "public" stands for the public pkarr relays. Errors are
-// printed as one line on standard error and the exit status is non-zero.
+// PHRASEMEET_RELAYS; "public" stands for the public pkarr relays and "none"
+// for no relay. --dht adds the Mainline DHT to publish, resolve and relay;
+// its bootstrap nodes are given with --bootstrap HOST:PORT (repeatable, or
+// comma-separated), or in PHRASEMEET_BOOTSTRAP, else the public routers are
+// asked; "none" means no bootstrap node. Errors are printed as one line on
+// standard error; the exit status is 1 for failures, 2 for a wrong command
+// line.
 package main
 
 import (
@@ -24,10 +30,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
 // env is the process environment the commands may read; tests supply their
@@ -37,6 +46,19 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
+	// listenUDP opens the DHT's sockets; nil means net.ListenPacket.
+	// Tests wrap it to refuse datagrams that would leave loopback.
+	listenUDP func(network, addr string) (net.PacketConn, error)
+	// resolver looks up DHT bootstrap host names; nil means the system's.
+	// Tests pass one that refuses, proving no DNS is asked.
+	resolver pkarrclient.HostResolver
+}
+
+func (e env) listenPacket(network, addr string) (net.PacketConn, error) {
+	if e.listenUDP != nil {
+		return e.listenUDP(network, addr)
+	}
+	return net.ListenPacket(network, addr)
 }
 
 type command struct {
@@ -52,12 +74,13 @@ func commands() []command {
 		{"keygen", "create a secret key file and print its public key", runKeygen},
 		{"publish", "sign records with a secret key file and publish them", runPublish},
 		{"resolve", "fetch, verify and print the records of a public key", runResolve},
+		{"dht-node", "run a full Mainline DHT node that stores records for others", runDHTNode},
 	}
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, env{os.Stdin, os.Stdout, os.Stderr, os.Getenv}, os.Args[1:])
+	code := run(ctx, env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
@@ -111,6 +134,12 @@ func printUsage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s  %s\n", c.name, c.summary)
 	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Relays come from --relay URL, else $PHRASEMEET_RELAYS, else the public relays;")
+	fmt.Fprintln(w, `"none" means no relay. --dht adds the Mainline DHT (publish, resolve, relay);`)
+	fmt.Fprintln(w, "its bootstrap nodes come from --bootstrap HOST:PORT, else $PHRASEMEET_BOOTSTRAP,")
+	fmt.Fprintln(w, `else the public routers; "none" means no bootstrap node.`)
+	fmt.Fprintln(w, "Example, the DHT alone: phrasemeet resolve --dht --relay none KEY")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run phrasemeet <command> -h for a command's flags.")
 }

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
+	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
 )
 
 // deadRelay is the relay every test command falls back to: a loopback port
@@ -16,22 +18,54 @@ import (
 // reaching for the public relays.
 const deadRelay = "http://127.0.0.1:1"
 
-// runCLI runs one command line in-process with its own environment.
+// deadBootstrap is the DHT bootstrap node every test command falls back
+// to, for the same reason: a command that forgets --bootstrap asks a dead
+// loopback port, never the public routers.
+const deadBootstrap = "127.0.0.1:1"
+
+// runCLI runs one command line in-process with its own environment. Its
+// DHT sockets refuse to send anywhere but loopback and its resolver
+// refuses every lookup; either attempt fails the test.
 func runCLI(t *testing.T, vars map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	e, out, errb := testEnv(t, vars, nil)
+	code = run(context.Background(), e, args)
+	return code, out.String(), errb.String()
+}
+
+// testEnv is the environment runCLI gives a command: PHRASEMEET_RELAYS and
+// PHRASEMEET_BOOTSTRAP default to dead loopback ports, and every DHT
+// socket goes through a loopback guard (checked when the test ends) and,
+// when sent is not nil, records where each datagram went.
+func testEnv(t *testing.T, vars map[string]string, sent *sentLog) (env, *bytes.Buffer, *bytes.Buffer) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	getenv := func(k string) string {
 		if v, ok := vars[k]; ok {
 			return v
 		}
-		if k == "PHRASEMEET_RELAYS" {
+		switch k {
+		case "PHRASEMEET_RELAYS":
 			return deadRelay
+		case bootstrapEnv:
+			return deadBootstrap
 		}
 		return ""
 	}
-	e := env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: getenv}
-	code = run(context.Background(), e, args)
-	return code, out.String(), errb.String()
+	guard := &dhttest.Guard{}
+	t.Cleanup(func() { guard.Check(t) })
+	listen := func(network, addr string) (net.PacketConn, error) {
+		c, err := net.ListenPacket(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if sent != nil {
+			c = &recordingConn{PacketConn: c, log: sent}
+		}
+		return guard.Conn(c), nil
+	}
+	return env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: getenv,
+		listenUDP: listen, resolver: guard}, &out, &errb
 }
 
 func TestUsageErrors(t *testing.T) {
@@ -108,8 +142,8 @@ func TestRelayURLs(t *testing.T) {
 		{nil, "", public},
 		{[]string{"public", "http://a"}, "", append(append([]string{}, public...), "http://a")},
 	} {
-		got := relayURLs(tc.flags, env(tc.env))
-		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+		got, err := relayURLs(tc.flags, env(tc.env))
+		if err != nil || strings.Join(got, " ") != strings.Join(tc.want, " ") {
 			t.Errorf("relayURLs(%q, env %q) = %q, want %q", tc.flags, tc.env, got, tc.want)
 		}
 	}

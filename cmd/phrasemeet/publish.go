@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -10,16 +11,20 @@ import (
 )
 
 func runPublish(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet("publish", "--secret-file FILE [--relay URL]... --txt NAME=VALUE... [--record RR]... [--ttl S]", e.stderr)
+	fs := newFlagSet("publish", "--secret-file FILE [--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] --txt NAME=VALUE... [--record RR]... [--ttl S]", e.stderr)
 	secretFile := fs.String("secret-file", "", "secret key file (from phrasemeet keygen)")
 	var relays listFlag
-	fs.Var(&relays, "relay", "relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays)")
+	fs.Var(&relays, "relay", `relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays; "none": no relay, the DHT alone)`)
+	dhtf := addDHTFlags(fs, "publish to the Mainline DHT too, storing on the nodes closest to the key (--relay none: the DHT alone)")
 	var txts, records repeatedFlag
 	fs.Var(&txts, "txt", "TXT record NAME=VALUE, NAME relative to the key (repeatable)")
 	fs.Var(&records, "record", `any record in zone-file form, e.g. "@ 300 IN A 192.0.2.1" (repeatable)`)
 	ttl := fs.Uint("ttl", 300, "TTL in seconds of --txt records")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := dhtf.check(fs); err != nil {
 		return err
 	}
 	switch {
@@ -52,24 +57,94 @@ func runPublish(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	client, err := newClient(relayURLs(relays, e))
+	backends, dht, err := clientBackends(e, relays, dhtf)
+	if err != nil {
+		return err
+	}
+	defer closeDHT(e, "publish", dht)
+	client, err := pkarrclient.NewClient(backends)
 	if err != nil {
 		return err
 	}
 	res, err := client.Publish(ctx, p)
 	if res != nil {
 		for _, o := range res.Outcomes {
-			status := "ok"
-			if o.Err != nil {
-				status = "failed: " + oneLine(o.Err.Error())
-			}
-			fmt.Fprintf(e.stderr, "  %s  %s (%s)\n", o.Backend, status, o.Duration.Round(time.Millisecond))
+			fmt.Fprintf(e.stderr, "  %s  %s (%s)\n", o.Backend, publishStatus(o, p), o.Duration.Round(time.Millisecond))
 		}
 	}
 	if err != nil {
+		switch {
+		case errors.Is(err, pkarrclient.ErrNotMostRecent):
+			return fmt.Errorf("stale: a more recent packet for this key is already published (is this machine's clock behind?): %w", err)
+		case errors.Is(err, pkarrclient.ErrPacketTooLarge):
+			return fmt.Errorf("too large: DHT nodes refused the %d-byte DNS message: %w", len(p.DNS()), err)
+		}
 		return err
 	}
-	fmt.Fprintf(e.stdout, "published %s at %s to %d of %d relays\n",
-		p.PublicKey(), p.Timestamp(), res.Accepted, len(res.Outcomes))
+	fmt.Fprintf(e.stdout, "published %s at %s %s\n", p.PublicKey(), p.Timestamp(), publishSummary(res.Outcomes))
 	return nil
+}
+
+// publishStatus tells what one backend did with the packet, on one line:
+// how many DHT nodes stored it, and a failure's kind first when it is one a
+// user acts on (stale, too large).
+func publishStatus(o pkarrclient.Outcome, p *pkarrclient.SignedPacket) string {
+	isDHT := o.Backend == pkarrclient.DHTName
+	if o.Err != nil {
+		msg := oneLine(o.Err.Error())
+		switch {
+		case errors.Is(o.Err, pkarrclient.ErrNotMostRecent):
+			msg = "stale, a more recent packet is stored: " + msg
+		case errors.Is(o.Err, pkarrclient.ErrPacketTooLarge):
+			msg = fmt.Sprintf("too large, nodes refused the %d-byte DNS message (anacrolix-based nodes take at most 996 bytes): %s",
+				len(p.DNS()), msg)
+		}
+		return "failed: " + msg
+	}
+	switch {
+	case isDHT:
+		return "ok, stored on " + nodes(o.Receipt.DHTNodes)
+	case o.Receipt.DHTNodes > 0:
+		return "ok, the relay stored it on " + nodes(o.Receipt.DHTNodes)
+	}
+	return "ok"
+}
+
+// publishSummary ends the success line: "to 2 of 3 relays", "to the DHT:
+// stored on 8 DHT nodes", or both ("to 2 of 3 relays and the DHT: ...").
+func publishSummary(outcomes []pkarrclient.Outcome) string {
+	relays, accepted := 0, 0
+	var dht *pkarrclient.Outcome
+	for i, o := range outcomes {
+		if o.Backend == pkarrclient.DHTName {
+			dht = &outcomes[i]
+			continue
+		}
+		relays++
+		if o.Err == nil {
+			accepted++
+		}
+	}
+	var s string
+	if relays > 0 {
+		s = fmt.Sprintf("to %d of %d relays", accepted, relays)
+	}
+	switch {
+	case dht == nil:
+	case dht.Err != nil:
+		s += "; not to the DHT (see above)"
+	case relays > 0:
+		s += " and the DHT: stored on " + nodes(dht.Receipt.DHTNodes)
+	default:
+		s = "to the DHT: stored on " + nodes(dht.Receipt.DHTNodes)
+	}
+	return s
+}
+
+// nodes is "1 DHT node" or "n DHT nodes".
+func nodes(n int) string {
+	if n == 1 {
+		return "1 DHT node"
+	}
+	return fmt.Sprintf("%d DHT nodes", n)
 }

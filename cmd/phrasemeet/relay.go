@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/pkarrrelay"
 )
 
@@ -30,10 +31,13 @@ type relayFlags struct {
 	trustedProxies listFlag
 	logLevel       string
 	version        string
+	// upstream, when set, is where the relay publishes what it stores and
+	// looks up what it lacks (the DHT, with --dht).
+	upstream pkarrclient.Backend
 }
 
 func runRelay(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet("relay", "[--listen ADDR] [--store PATH|memory] [flags]", e.stderr)
+	fs := newFlagSet("relay", "[--listen ADDR] [--store PATH|memory] [--dht [--bootstrap HOST:PORT]...] [flags]", e.stderr)
 	var f relayFlags
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:6881", "address to listen on")
 	fs.StringVar(&f.store, "store", "memory", `packet store: a bbolt file PATH (created if missing), or "memory"`)
@@ -46,6 +50,8 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	fs.DurationVar(&f.futureMargin, "future-margin", pkarrrelay.DefaultFutureMargin, "reject packets stamped further than this in the future")
 	fs.Var(&f.trustedProxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	dhtf := addDHTFlags(fs, "back the relay with the Mainline DHT: publish every stored packet there and look up "+
+		"packets the store lacks (a passive DHT client: it asks, it never answers)")
 	f.version = version()
 	rest, err := parseFlags(fs, args)
 	if err != nil {
@@ -54,9 +60,20 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	if len(rest) > 0 {
 		return usageError("unexpected argument %q", rest[0])
 	}
+	if err := dhtf.check(fs); err != nil {
+		return err
+	}
 	logger, err := newLogger(e.stderr, f.logLevel)
 	if err != nil {
 		return err
+	}
+	var dht *pkarrclient.DHT
+	if dhtf.on {
+		if dht, err = dhtf.open(e, dhtf.listen, logger); err != nil {
+			return err
+		}
+		defer dht.Close() // on early returns; a second Close does nothing
+		f.upstream = dht
 	}
 	srv, store, err := f.build(logger)
 	if err != nil {
@@ -67,12 +84,23 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
+	upstream := ""
+	if dht != nil {
+		upstream = fmt.Sprintf(", upstream: %s on udp %s", pkarrclient.DHTName, dht.Addr())
+	}
 	// Printed only once the listener exists, so a script that waits for
 	// this line can connect immediately.
-	fmt.Fprintf(e.stdout, "relay serving %s (store: %s)\n", srv.URL(), f.store)
-	logger.Info("relay started", "url", srv.URL(), "store", f.store, "max_packets", f.maxPackets)
+	fmt.Fprintf(e.stdout, "relay serving %s (store: %s%s)\n", srv.URL(), f.store, upstream)
+	logger.Info("relay started", "url", srv.URL(), "store", f.store, "max_packets", f.maxPackets, "dht", dht != nil)
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
+	}
+	// Serve has finished the requests in flight and stopped the Handler's
+	// upstream lookups; only now may the DHT under them go.
+	if dht != nil {
+		if err := dht.Close(); err != nil {
+			logger.Warn("saving the DHT routing table snapshot failed", "err", err)
+		}
 	}
 	logger.Info("relay stopped")
 	return store.Close()
@@ -102,7 +130,7 @@ func (f *relayFlags) build(logger *slog.Logger) (*pkarrrelay.Server, pkarrrelay.
 		}
 		store = bolt
 	}
-	h, err := pkarrrelay.NewHandler(store,
+	opts := []pkarrrelay.Option{
 		pkarrrelay.WithBasePath(f.basePath),
 		pkarrrelay.WithWriteRateLimit(limit(f.writeRate), f.writeBurst),
 		pkarrrelay.WithReadRateLimit(limit(f.readRate), f.readBurst),
@@ -110,7 +138,11 @@ func (f *relayFlags) build(logger *slog.Logger) (*pkarrrelay.Server, pkarrrelay.
 		pkarrrelay.WithTrustedProxies(proxies...),
 		pkarrrelay.WithLogger(logger),
 		pkarrrelay.WithVersion(f.version),
-	)
+	}
+	if f.upstream != nil {
+		opts = append(opts, pkarrrelay.WithUpstream(f.upstream))
+	}
+	h, err := pkarrrelay.NewHandler(store, opts...)
 	if err == nil {
 		var srv *pkarrrelay.Server
 		if srv, err = pkarrrelay.NewServer(h); err == nil {

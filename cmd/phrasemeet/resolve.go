@@ -9,12 +9,16 @@ import (
 )
 
 func runResolve(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet("resolve", "[--relay URL]... [--most-recent] KEY", e.stderr)
+	fs := newFlagSet("resolve", "[--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] [--most-recent] KEY", e.stderr)
 	var relays listFlag
-	fs.Var(&relays, "relay", "relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays)")
-	mostRecent := fs.Bool("most-recent", false, "ask every relay and print the newest packet, not the first valid one")
+	fs.Var(&relays, "relay", `relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays; "none": no relay, the DHT alone)`)
+	dhtf := addDHTFlags(fs, "look in the Mainline DHT too, alongside the relays (--relay none: the DHT alone)")
+	mostRecent := fs.Bool("most-recent", false, "ask every relay (and, with --dht, every DHT node on the way) and print the newest packet, not the first valid one")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := dhtf.check(fs); err != nil {
 		return err
 	}
 	if len(rest) != 1 {
@@ -24,7 +28,12 @@ func runResolve(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
-	client, err := newClient(relayURLs(relays, e))
+	backends, dht, err := clientBackends(e, relays, dhtf)
+	if err != nil {
+		return err
+	}
+	defer closeDHT(e, "resolve", dht)
+	client, err := pkarrclient.NewClient(backends)
 	if err != nil {
 		return err
 	}

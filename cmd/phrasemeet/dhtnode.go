@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
+)
+
+// defaultDHTNodeCapacity mirrors pkarrclient's default item store size,
+// which DHTServe(0) would pick; the flag shows it.
+const defaultDHTNodeCapacity = 100_000
+
+// runDHTNode runs a full Mainline DHT node: it answers queries, stores
+// BEP44 items (pkarr packets among them) for others and keeps its routing
+// table fresh, until SIGINT or SIGTERM.
+//
+// Once its socket is open it prints one line on standard output,
+//
+//	dht-node listening on <addr>
+//
+// which scripts (and the tests) wait for before pointing --bootstrap at
+// it. What follows is logged on standard error.
+func runDHTNode(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("dht-node", "[--listen ADDR] [--bootstrap HOST:PORT,...|none] [--nodes-file PATH] [--capacity N] [--refresh-interval D]\n\n"+
+		"Runs a full Mainline DHT node that answers queries and stores records for others. Once it serves it prints\n"+
+		"one line, \"dht-node listening on ADDR\"; it stops on SIGINT or SIGTERM. Give the first node of a private\n"+
+		"network --bootstrap none and the others --bootstrap with its address.", e.stderr)
+	listen := fs.String("listen", ":6881", "UDP address to listen on; other nodes must be able to reach it")
+	var f dhtFlags
+	f.on = true
+	fs.Var(&f.bootstrap, "bootstrap", bootstrapHelp)
+	fs.StringVar(&f.nodesFile, "nodes-file", "",
+		"keep a snapshot of the routing table in this file, read at start and written periodically and at exit")
+	refresh := fs.Duration("refresh-interval", 15*time.Minute,
+		"how often to refresh the routing table (asking its nodes, which makes them ones this node hands out) and save the snapshot; 0: never")
+	capacity := fs.Int("capacity", defaultDHTNodeCapacity, "items stored for others; the least recently used are evicted beyond it")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usageError("unexpected argument %q", rest[0])
+	}
+	if *capacity < 1 {
+		return usageError("--capacity must be at least 1")
+	}
+	if *refresh < 0 {
+		return usageError("--refresh-interval must not be negative")
+	}
+	logger, err := newLogger(e.stderr, *logLevel)
+	if err != nil {
+		return err
+	}
+	addrs, err := bootstrapAddrs(f.bootstrap, e)
+	if err != nil {
+		return err
+	}
+	d, err := f.open(e, *listen, logger, pkarrclient.DHTServe(*capacity), pkarrclient.DHTRefreshInterval(*refresh))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	fmt.Fprintf(e.stdout, "dht-node listening on %s\n", d.Addr())
+	id := d.ID()
+	bootstrapText := strings.Join(addrs, ",")
+	if len(addrs) == 0 {
+		bootstrapText = "none"
+	}
+	logger.Info("dht-node started", "addr", d.Addr().String(), "id", hex.EncodeToString(id[:]),
+		"bootstrap", bootstrapText, "capacity", *capacity, "table", d.RoutingTableSize())
+
+	// NewDHT bootstraps once in the background; a second round, logged,
+	// tells the operator (and scripts) that the node has joined, and helps
+	// small networks converge.
+	joined := make(chan struct{})
+	go func() {
+		defer close(joined)
+		if len(addrs) == 0 && d.RoutingTableSize() == 0 {
+			logger.Info("dht-node starting alone: no bootstrap node; other nodes join with --bootstrap " + d.Addr().String())
+			return
+		}
+		n, err := d.Bootstrap(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			logger.Warn("dht-node bootstrap failed; serving anyway, retrying at the next refresh", "err", err)
+		default:
+			logger.Info("dht-node bootstrapped", "answered", n, "table", d.RoutingTableSize())
+		}
+	}()
+
+	<-ctx.Done()
+	logger.Info("dht-node stopping", "table", d.RoutingTableSize())
+	err = d.Close() // also ends the bootstrap round, if it still runs
+	<-joined
+	if err != nil {
+		return fmt.Errorf("saving the routing table snapshot: %w", err)
+	}
+	logger.Info("dht-node stopped")
+	return nil
+}
