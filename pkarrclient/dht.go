@@ -419,7 +419,11 @@ func (d *DHT) Close() error {
 // background runs the first bootstrap and the periodic refresh.
 func (d *DHT) background() {
 	defer d.wg.Done()
-	if n, err := d.Bootstrap(d.ctx); err != nil && d.ctx.Err() == nil {
+	if len(d.cfg.bootstrap) == 0 && d.srv.NumNodes() == 0 {
+		// The first node of a private network: nobody to ask yet. Nodes
+		// that join through it fill its table.
+		d.logger.Debug("pkarr DHT: no bootstrap nodes and no snapshot; waiting to be contacted")
+	} else if n, err := d.Bootstrap(d.ctx); err != nil && d.ctx.Err() == nil {
 		d.logger.Warn("pkarr DHT: bootstrap failed", slog.Any("err", err))
 	} else if d.ctx.Err() == nil {
 		d.logger.Debug("pkarr DHT: bootstrapped", slog.Int("responses", n),
@@ -472,6 +476,7 @@ func (d *DHT) Bootstrap(ctx context.Context) (int, error) {
 	case <-ctx.Done():
 	}
 	op.Stop()
+	<-op.Stopped() // Closest is only safe to read once no query can add to it
 	n := op.Closest().Len()
 	if n == 0 {
 		if err := ctx.Err(); err != nil {
@@ -491,18 +496,30 @@ func (d *DHT) startTraversal(target krpc.ID, k int, dataFilter func(any) bool,
 	if err != nil || len(starting) == 0 {
 		return nil
 	}
+	// traversal.Start runs the lookup before its starting nodes are added,
+	// so its first round may offer a stall before any query was sent. It
+	// is offered only until the first query starts, so waiting for that
+	// (below) keeps callers from stopping a lookup that never ran.
+	started := make(chan struct{})
+	var startOnce sync.Once
 	op := traversal.Start(traversal.OperationInput{
-		Target:     target,
-		Alpha:      d.cfg.alpha,
-		K:          k,
-		DoQuery:    query,
+		Target: target,
+		Alpha:  d.cfg.alpha,
+		K:      k,
+		DoQuery: func(ctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
+			startOnce.Do(func() { close(started) })
+			return query(ctx, addr)
+		},
 		NodeFilter: d.nodeFilter,
 		DataFilter: dataFilter,
 	})
 	for i := range starting {
 		starting[i].Addr = krpc.NodeAddrPort{AddrPort: unmapAddrPort(starting[i].Addr.AddrPort)}
 	}
-	op.AddNodes(starting)
+	if op.AddNodes(starting) == 0 {
+		op.Stop()
+		return nil
+	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -513,6 +530,10 @@ func (d *DHT) startTraversal(target krpc.ID, k int, dataFilter func(any) bool,
 			<-op.Stopped()
 		}
 	}()
+	select {
+	case <-started:
+	case <-d.ctx.Done():
+	}
 	return op
 }
 
@@ -670,6 +691,9 @@ func packetFromGet(key PublicKey, res dht.QueryResult) (*SignedPacket, getVerdic
 		return nil, getMalformed
 	}
 	var v []byte
+	if r.V[0] < '0' || r.V[0] > '9' { // a list of small integers decodes too
+		return nil, getMalformed
+	}
 	if err := bencode.Unmarshal(r.V, &v); err != nil {
 		return nil, getMalformed
 	}
@@ -806,6 +830,7 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 	}
 	lookupCancel()
 	op.Stop()
+	<-op.Stopped() // Closest is only safe to read once no query can add to it
 	if n := int(newer.Load()); n > 0 {
 		return PublishReceipt{}, d.fail(opPublish, &DHTPublishError{Stale: n})
 	}
@@ -835,7 +860,9 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 		a.Token = e.Data.(string) // DataFilter admitted strings only
 		addr := dht.NewAddr(e.Addr.UDP())
 		go func() {
-			res := d.srv.Query(ctx, addr, "put", dht.QueryInput{MsgArgs: a})
+			// Two sends: a put lost on the way costs a stored copy, and
+			// a second datagram is cheap next to a whole new lookup.
+			res := d.srv.Query(ctx, addr, "put", dht.QueryInput{MsgArgs: a, NumTries: 2})
 			switch {
 			case res.Err != nil:
 				results <- putResult{}
