@@ -1,0 +1,431 @@
+package pkarrclient_test
+
+// Hostile input for the DHT backend. A stranger's node is a raw UDP socket
+// here that answers KRPC queries with hand-crafted bencode; the DHT under
+// test must neither crash nor return anything but a packet that verifies
+// under the key it asked for.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/dht/v2/krpc"
+	"github.com/anacrolix/torrent/bencode"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
+	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+)
+
+// crashDatagrams are queries without arguments. Each dereferences nil in an
+// anacrolix v2.24.0 handler (get_peers is checked by the library itself);
+// the first is the known 23-byte remote crash of a serving node.
+var crashDatagrams = []string{
+	"d1:q3:put1:t2:aa1:y1:qe",
+	"d1:q3:get1:t2:aa1:y1:qe",
+	"d1:q13:announce_peer1:t2:aa1:y1:qe",
+	"d1:q9:find_node1:t2:aa1:y1:qe",
+	"d1:q9:get_peers1:t2:aa1:y1:qe",
+}
+
+// bstr encodes s as a bencode string.
+func bstr(s string) string { return strconv.Itoa(len(s)) + ":" + s }
+
+// bint encodes n as a bencode integer.
+func bint(n int64) string { return "i" + strconv.FormatInt(n, 10) + "e" }
+
+// fields is the inside of a bencode dictionary: key to encoded value.
+type fields map[string]string
+
+// dict encodes f as a bencode dictionary, keys sorted.
+func (f fields) dict() string {
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	s := "d"
+	for _, k := range keys {
+		s += bstr(k) + f[k]
+	}
+	return s + "e"
+}
+
+func (f fields) with(k, v string) fields {
+	g := fields{}
+	for key, val := range f {
+		g[key] = val
+	}
+	g[k] = v
+	return g
+}
+
+func (f fields) without(k string) fields {
+	g := f.with(k, "")
+	delete(g, k)
+	return g
+}
+
+// reply is a KRPC response with transaction id tid and return values r.
+func reply(tid string, r fields) []byte {
+	return []byte(fields{"r": r.dict(), "t": bstr(tid), "y": bstr("r")}.dict())
+}
+
+// itemFields are the BEP44 values of a get reply carrying p.
+func itemFields(p *pkarrclient.SignedPacket) fields {
+	return fields{
+		"k":   bstr(string(p.PublicKey().Bytes())),
+		"seq": bint(int64(p.Timestamp())),
+		"sig": bstr(string(p.Signature())),
+		"v":   bstr(string(p.DNS())),
+	}
+}
+
+// hostileNode answers KRPC queries on 127.0.0.1 from a raw socket: every
+// query with a bare reply carrying its id (no nodes), get queries with
+// whatever onGet returns (nil: no answer at all).
+type hostileNode struct {
+	conn  net.PacketConn
+	id    [20]byte
+	onGet func(tid string, base fields) []byte
+	gets  atomic.Int64
+	puts  atomic.Int64
+	wg    sync.WaitGroup
+}
+
+// startHostile runs a hostile node with the given node id until the test
+// ends. base, passed to onGet, holds the id and a token.
+func startHostile(t *testing.T, id [20]byte, onGet func(tid string, base fields) []byte) *hostileNode {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hostileNode{conn: conn, id: id, onGet: onGet}
+	h.wg.Add(1)
+	go h.serve()
+	t.Cleanup(func() {
+		conn.Close()
+		h.wg.Wait()
+	})
+	return h
+}
+
+func (h *hostileNode) addr() string { return h.conn.LocalAddr().String() }
+
+func (h *hostileNode) serve() {
+	defer h.wg.Done()
+	buf := make([]byte, 1<<16)
+	base := fields{"id": bstr(string(h.id[:])), "token": bstr("hostile-token")}
+	for {
+		n, from, err := h.conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		var m krpc.Msg
+		if err := bencode.Unmarshal(buf[:n], &m); err != nil || m.Y != "q" {
+			continue
+		}
+		var out []byte
+		switch m.Q {
+		case "get":
+			h.gets.Add(1)
+			out = h.onGet(m.T, base)
+		case "put":
+			h.puts.Add(1) // and claim to have stored it
+			out = reply(m.T, base.without("token"))
+		default:
+			out = reply(m.T, base.without("token"))
+		}
+		if out != nil {
+			h.conn.WriteTo(out, from)
+		}
+	}
+}
+
+// hostileClient is a passive DHT whose only bootstrap nodes are addrs, on a
+// socket guarded to loopback.
+func hostileClient(t *testing.T, addrs ...string) *pkarrclient.DHT {
+	t.Helper()
+	g := &dhttest.Guard{}
+	conn, err := g.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := pkarrclient.NewDHT(
+		pkarrclient.DHTConn(conn),
+		pkarrclient.DHTBootstrap(addrs...),
+		pkarrclient.DHTResolver(g),
+		pkarrclient.DHTResendDelay(dhttest.DefaultResendDelay),
+		pkarrclient.DHTSendLimit(0, 0),
+		pkarrclient.DHTRefreshInterval(0),
+		pkarrclient.DHTTimeout(20*time.Second),
+	)
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.Close()
+		g.Check(t)
+	})
+	return d
+}
+
+// nearID is a node id next to key's BEP44 target, so lookups for key
+// count the node among the closest.
+func nearID(key pkarrclient.PublicKey, last byte) [20]byte {
+	id := sha1.Sum(key.Bytes())
+	id[19] ^= last
+	return id
+}
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestDHTCrashDatagrams sends the argument-less queries that crash
+// anacrolix's handlers to a serving node and to a passive client, several
+// times each; both must survive and keep working. Without guardQuery the
+// test binary dies with a nil dereference.
+func TestDHTCrashDatagrams(t *testing.T) {
+	t.Parallel()
+	nw := dhttest.New(t, 5)
+	passive := nw.NewClient()
+	target := nw.Node(0)
+	ctx := testCtx(t, time.Minute)
+
+	raw, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	for range 3 {
+		for _, dg := range crashDatagrams {
+			for _, to := range []net.Addr{target.Addr(), passive.Addr()} {
+				if _, err := raw.WriteTo([]byte(dg), to); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+
+	// The serving node still answers: a ping sent after the datagrams is
+	// processed after them (one socket, one reader), and answered.
+	ping := fields{"a": fields{"id": bstr("abcdefghij0123456789")}.dict(), "q": bstr("ping"),
+		"t": bstr("pg"), "y": bstr("q")}.dict()
+	if _, err := raw.WriteTo([]byte(ping), target.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<16)
+	raw.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		n, _, err := raw.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("the serving node did not answer a ping after the crash datagrams: %v", err)
+		}
+		var m krpc.Msg
+		if bencode.Unmarshal(buf[:n], &m) == nil && m.T == "pg" {
+			if m.Y != "r" {
+				t.Fatalf("ping answered with %q", buf[:n])
+			}
+			break
+		}
+		// Anything else must be an error reply to a datagram (the library
+		// answers get_peers without arguments with 203), never a result.
+		if m.Y == "r" {
+			t.Fatalf("a crash datagram got a result: %q", buf[:n])
+		}
+	}
+
+	// Publish and resolve through both: the passive client publishes, a
+	// client that knows only the attacked node resolves, and the attacked
+	// node resolves for itself.
+	sk := pkarrclient.NewTestSecretKey(t)
+	p := pkarrclient.TXTPacket(t, sk, 1_000_000, "after the crash datagrams", 300)
+	if _, err := passive.Publish(ctx, p); err != nil {
+		t.Fatalf("the attacked passive client cannot publish: %v", err)
+	}
+	viaTarget := nw.NewClient(pkarrclient.DHTBootstrap(target.AddrPort().String()))
+	for name, d := range map[string]*pkarrclient.DHT{"via the attacked node": viaTarget, "the attacked node": target, "the attacked client": passive} {
+		got, err := d.Resolve(ctx, pkarrclient.Query{Key: sk.PublicKey(), MostRecent: true})
+		if err != nil || !got.Equal(p) {
+			t.Fatalf("resolve %s: %v, %v", name, got, err)
+		}
+	}
+}
+
+// TestDHTHostileGetReplies points a client at one hostile node that answers
+// every get with a crafted reply. No reply may yield a packet.
+func TestDHTHostileGetReplies(t *testing.T) {
+	t.Parallel()
+	sk := pkarrclient.NewTestSecretKey(t)
+	other := pkarrclient.NewTestSecretKey(t)
+	key := sk.PublicKey()
+	const ts = 1_700_000_000_000_000
+	p := pkarrclient.TXTPacket(t, sk, ts, "genuine", 300)
+	theirs := pkarrclient.TXTPacket(t, other, ts, "theirs", 300)
+	big := string(bytes.Repeat([]byte{'x'}, pkarrclient.MaxDNSSize+1))
+	bigSig := string(sk.Sign(pkarrclient.SignableBytes(ts, []byte(big))))
+	var asList bytes.Buffer
+	asList.WriteByte('l')
+	for _, c := range p.DNS() {
+		fmt.Fprintf(&asList, "i%de", c)
+	}
+	asList.WriteByte('e')
+	flipped := p.Signature()
+	flipped[10] ^= 0x01
+
+	item := itemFields(p)
+	cases := []struct {
+		name      string
+		get       func(tid string, base fields) []byte
+		newerThan pkarrclient.Timestamp
+		want      error
+	}{
+		{name: "matching k and v, no seq", want: pkarrclient.ErrNotFound,
+			get: func(tid string, b fields) []byte { return reply(tid, merge(b, item.without("seq"))) }},
+		{name: "truncated bencode", want: pkarrclient.ErrUnavailable,
+			get: func(tid string, b fields) []byte {
+				full := reply(tid, merge(b, item))
+				return full[:len(full)-9]
+			}},
+		{name: "v over 1000 bytes, validly signed", want: pkarrclient.ErrNotFound,
+			get: func(tid string, b fields) []byte {
+				return reply(tid, merge(b, item.with("v", bstr(big)).with("sig", bstr(bigSig))))
+			}},
+		{name: "wrong signature", want: pkarrclient.ErrNotFound,
+			get: func(tid string, b fields) []byte {
+				return reply(tid, merge(b, item.with("sig", bstr(string(flipped)))))
+			}},
+		{name: "valid packet of another key, their k", want: pkarrclient.ErrNotFound,
+			get: func(tid string, b fields) []byte { return reply(tid, merge(b, itemFields(theirs))) }},
+		{name: "valid packet of another key, our k", want: pkarrclient.ErrNotFound,
+			get: func(tid string, b fields) []byte {
+				return reply(tid, merge(b, itemFields(theirs).with("k", item["k"])))
+			}},
+		{name: "genuine packet, seq not above NewerThan", newerThan: ts, want: pkarrclient.ErrNotFound,
+			get: func(tid string, b fields) []byte { return reply(tid, merge(b, item)) }},
+		{name: "v an integer", want: pkarrclient.ErrNotFound,
+			get: func(tid string, b fields) []byte { return reply(tid, merge(b, item.with("v", "i42e"))) }},
+		{name: "v a list", want: pkarrclient.ErrNotFound,
+			get: func(tid string, b fields) []byte { return reply(tid, merge(b, item.with("v", "l3:abce"))) }},
+		{name: "v a list of integers", want: pkarrclient.ErrNotFound,
+			get: func(tid string, b fields) []byte {
+				return reply(tid, merge(b, item.with("v", asList.String())))
+			}},
+		{name: "negative seq", want: pkarrclient.ErrNotFound,
+			get: func(tid string, b fields) []byte { return reply(tid, merge(b, item.with("seq", "i-1e"))) }},
+		{name: "genuine packet, wrong transaction id", want: pkarrclient.ErrUnavailable,
+			get: func(tid string, b fields) []byte { return reply(tid+"x", merge(b, item)) }},
+		{name: "error reply", want: pkarrclient.ErrUnavailable,
+			get: func(tid string, b fields) []byte {
+				return []byte(fields{"e": "li201e4:nopee", "t": bstr(tid), "y": bstr("e")}.dict())
+			}},
+		{name: "error reply without e", want: pkarrclient.ErrUnavailable,
+			get: func(tid string, b fields) []byte {
+				return []byte(fields{"t": bstr(tid), "y": bstr("e")}.dict())
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			h := startHostile(t, nearID(key, 1), c.get)
+			d := hostileClient(t, h.addr())
+			ctx := testCtx(t, time.Minute)
+			for _, mostRecent := range []bool{false, true} {
+				got, err := d.Resolve(ctx, pkarrclient.Query{Key: key, NewerThan: c.newerThan, MostRecent: mostRecent})
+				if got != nil {
+					t.Fatalf("most recent %v: a hostile reply yielded a packet: %v", mostRecent, got)
+				}
+				if !errors.Is(err, c.want) {
+					t.Fatalf("most recent %v: got %v, want %v", mostRecent, err, c.want)
+				}
+			}
+			if h.gets.Load() == 0 {
+				t.Fatal("the hostile node was never asked")
+			}
+		})
+	}
+}
+
+// merge returns the union of a and b (b wins).
+func merge(a, b fields) fields {
+	out := fields{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+// TestDHTHostileAmongHonest mixes hostile nodes into a real network: one
+// forges a newer packet (bad signature), one replays a genuine older packet.
+// Resolves return the genuine newest packet, and the forgery does not make
+// a publish look stale.
+func TestDHTHostileAmongHonest(t *testing.T) {
+	t.Parallel()
+	nw := dhttest.New(t, 8)
+	ctx := testCtx(t, time.Minute)
+	sk := pkarrclient.NewTestSecretKey(t)
+	key := sk.PublicKey()
+	const ts = 1_700_000_000_000_000
+	old := pkarrclient.TXTPacket(t, sk, ts, "old", 300)
+	cur := pkarrclient.TXTPacket(t, sk, ts+1, "current", 300)
+	forged := itemFields(pkarrclient.TXTPacket(t, sk, ts+1000, "forged", 300))
+	forged["v"] = bstr(string(pkarrclient.TXTPacket(t, sk, ts+1000, "forgeD", 300).DNS())) // signature no longer matches
+
+	forger := startHostile(t, nearID(key, 1), func(tid string, b fields) []byte { return reply(tid, merge(b, forged)) })
+	replayer := startHostile(t, nearID(key, 2), func(tid string, b fields) []byte { return reply(tid, merge(b, itemFields(old))) })
+
+	if _, err := nw.NewClient().Publish(ctx, cur); err != nil {
+		t.Fatal(err)
+	}
+
+	// First valid: the forger alone among honest nodes never wins.
+	d := nw.NewClient(pkarrclient.DHTBootstrap(append([]string{forger.addr()}, nw.Addrs()...)...))
+	got, err := d.Resolve(ctx, pkarrclient.Query{Key: key})
+	if err != nil || !got.Equal(cur) {
+		t.Fatalf("first-valid resolve with a forger: %v, %v; want the current packet", got, err)
+	}
+
+	// Most recent, with both: the genuine newest wins over the forgery and
+	// the replay, which were both asked.
+	d = nw.NewClient(pkarrclient.DHTBootstrap(append([]string{forger.addr(), replayer.addr()}, nw.Addrs()...)...))
+	got, err = d.Resolve(ctx, pkarrclient.Query{Key: key, MostRecent: true})
+	if err != nil || !got.Equal(cur) {
+		t.Fatalf("most-recent resolve with a forger and a replayer: %v, %v; want the current packet", got, err)
+	}
+	if forger.gets.Load() == 0 || replayer.gets.Load() == 0 {
+		t.Fatalf("hostile nodes not asked: forger %d, replayer %d gets", forger.gets.Load(), replayer.gets.Load())
+	}
+
+	// The forged "newer" value does not block a publish: it fails
+	// verification, so it proves nothing stale.
+	next := pkarrclient.TXTPacket(t, sk, ts+2, "next", 300)
+	rcpt, err := d.Publish(ctx, next)
+	if err != nil {
+		t.Fatalf("publish beside a forger: %v", err)
+	}
+	if rcpt.DHTNodes < 1 {
+		t.Fatalf("publish stored on %d nodes", rcpt.DHTNodes)
+	}
+	t.Logf("publish beside hostile nodes: stored on %d (the forger claims one: %d puts)", rcpt.DHTNodes, forger.puts.Load())
+	got, err = nw.NewClient().Resolve(ctx, pkarrclient.Query{Key: key, MostRecent: true})
+	if err != nil || !got.Equal(next) {
+		t.Fatalf("after the publish: %v, %v; want the next packet", got, err)
+	}
+}
