@@ -331,7 +331,7 @@ func NewDHT(opts ...DHTOption) (*DHT, error) {
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 
 	sc := dht.NewDefaultServerConfig()
-	sc.Conn = conn
+	sc.Conn = filterConn{conn}
 	sc.Passive = !cfg.serve
 	sc.NoSecurity = true
 	sc.StartingNodes = d.startingNodes
@@ -719,13 +719,11 @@ func tokenOnly(r traversal.QueryResult) traversal.QueryResult {
 }
 
 // DHTPublishError tells why a publish failed: no node stored the packet,
-// or some node holds a more recent one.
+// or the lookup found a more recent one.
 type DHTPublishError struct {
 	// Closest is the number of closest nodes the put was sent to (0 when
 	// the lookup already found a more recent packet and nothing was put).
 	Closest int
-	// Stored counts nodes that stored the packet anyway.
-	Stored int
 	// Stale counts nodes that hold a more recent packet: found verified
 	// during the lookup, or answering the put with 302 (which also covers
 	// a different packet with the same timestamp).
@@ -746,11 +744,7 @@ func (e *DHTPublishError) Error() string {
 		return "pkarr: DHT publish found no node to store on"
 	}
 	var b strings.Builder
-	if e.Stored > 0 {
-		fmt.Fprintf(&b, "pkarr: a more recent packet exists in the DHT (stored on %d of %d asked", e.Stored, e.Closest)
-	} else {
-		fmt.Fprintf(&b, "pkarr: no DHT node stored the packet (%d asked", e.Closest)
-	}
+	fmt.Fprintf(&b, "pkarr: no DHT node stored the packet (%d asked", e.Closest)
 	if e.Stale > 0 {
 		fmt.Fprintf(&b, ", %d hold a more recent packet (302)", e.Stale)
 	}
@@ -784,9 +778,10 @@ func (e *DHTPublishError) Unwrap() []error {
 // Publish stores p on the nodes closest to its key: a get lookup collects
 // write tokens from the closest nodes, then each gets a put. It reports
 // how many stored it in the receipt. It fails with a *[DHTPublishError]
-// (inside a *[BackendError]) when none did, or when some node holds a more
-// recent packet (errors.Is ErrNotMostRecent): then nothing is put if the
-// lookup already saw that packet, verified.
+// (inside a *[BackendError]) when none did, or when the lookup met a more
+// recent packet, verified, on some node (errors.Is ErrNotMostRecent; then
+// nothing is put). Unverifiable 302 answers fail a publish only when no
+// node stored it, so one lying node cannot block a key.
 func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, error) {
 	if p == nil {
 		return PublishReceipt{}, d.fail(opPublish, fmt.Errorf("%w: nil packet", ErrBadRequest))
@@ -889,11 +884,16 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 			perr.Other++
 		}
 	}
-	perr.Stored = stored
-	if stored == 0 || perr.Stale > 0 {
-		// Some node holds a more recent packet: storing ours elsewhere
-		// does not make it the answer, so the caller must know.
-		return PublishReceipt{DHTNodes: stored}, d.fail(opPublish, &perr)
+	if stored == 0 {
+		return PublishReceipt{}, d.fail(opPublish, &perr)
+	}
+	if perr.Stale > 0 {
+		// A 302 is only a claim: one stranger among the closest nodes
+		// could otherwise fail every publish of a key. A more recent
+		// packet that really exists was already seen, verified, during
+		// the lookup and stopped the publish there.
+		d.logger.Debug("pkarr DHT: some nodes claim a more recent packet",
+			slog.String("key", key.String()), slog.Int("stored", stored), slog.Int("stale", perr.Stale))
 	}
 	return PublishReceipt{DHTNodes: stored}, nil
 }

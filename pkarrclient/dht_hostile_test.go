@@ -97,6 +97,7 @@ type hostileNode struct {
 	conn  net.PacketConn
 	id    [20]byte
 	onGet func(tid string, base fields) []byte
+	onPut func(tid string) []byte // nil: claim to have stored it
 	gets  atomic.Int64
 	puts  atomic.Int64
 	wg    sync.WaitGroup
@@ -141,8 +142,12 @@ func (h *hostileNode) serve() {
 			h.gets.Add(1)
 			out = h.onGet(m.T, base)
 		case "put":
-			h.puts.Add(1) // and claim to have stored it
-			out = reply(m.T, base.without("token"))
+			h.puts.Add(1)
+			if h.onPut != nil {
+				out = h.onPut(m.T)
+			} else { // claim to have stored it
+				out = reply(m.T, base.without("token"))
+			}
 		default:
 			out = reply(m.T, base.without("token"))
 		}
@@ -257,7 +262,15 @@ func TestDHTCrashDatagrams(t *testing.T) {
 	if _, err := passive.Publish(ctx, p); err != nil {
 		t.Fatalf("the attacked passive client cannot publish: %v", err)
 	}
+	// A client that knows only the attacked node republishes through it,
+	// so the node holds the packet whichever nodes the first publish
+	// reached (anacrolix nodes answer lookups with the nodes of one side
+	// of their table only, so in a five-node network a lookup entered
+	// through one node need not find the others).
 	viaTarget := nw.NewClient(pkarrclient.DHTBootstrap(target.AddrPort().String()))
+	if _, err := viaTarget.Publish(ctx, p); err != nil {
+		t.Fatalf("the attacked node does not take puts: %v", err)
+	}
 	for name, d := range map[string]*pkarrclient.DHT{"via the attacked node": viaTarget, "the attacked node": target, "the attacked client": passive} {
 		got, err := d.Resolve(ctx, pkarrclient.Query{Key: sk.PublicKey(), MostRecent: true})
 		if err != nil || !got.Equal(p) {
@@ -427,5 +440,45 @@ func TestDHTHostileAmongHonest(t *testing.T) {
 	got, err = nw.NewClient().Resolve(ctx, pkarrclient.Query{Key: key, MostRecent: true})
 	if err != nil || !got.Equal(next) {
 		t.Fatalf("after the publish: %v, %v; want the next packet", got, err)
+	}
+}
+
+// TestDHTLying302 shows that a node answering every put with 302 ("a more
+// recent packet exists") without holding one cannot block a key: among
+// honest nodes the publish succeeds; alone, it fails as stale, since no
+// node stored the packet.
+func TestDHTLying302(t *testing.T) {
+	t.Parallel()
+	nw := dhttest.New(t, 8)
+	ctx := testCtx(t, time.Minute)
+	sk := pkarrclient.NewTestSecretKey(t)
+	key := sk.PublicKey()
+	liar := startHostile(t, nearID(key, 1), func(tid string, b fields) []byte { return reply(tid, b) })
+	liar.onPut = func(tid string) []byte {
+		return []byte(fields{"e": "l" + bint(302) + bstr("sequence number less than current") + "e", "t": bstr(tid), "y": bstr("e")}.dict())
+	}
+
+	p := pkarrclient.TXTPacket(t, sk, 1_700_000_000_000_000, "mine", 300)
+	d := nw.NewClient(pkarrclient.DHTBootstrap(append([]string{liar.addr()}, nw.Addrs()...)...))
+	rcpt, err := d.Publish(ctx, p)
+	if err != nil {
+		t.Fatalf("publish beside a node lying 302: %v", err)
+	}
+	if liar.puts.Load() == 0 {
+		t.Fatal("the liar was never asked to store the packet")
+	}
+	if rcpt.DHTNodes < 1 {
+		t.Fatalf("publish stored on %d nodes", rcpt.DHTNodes)
+	}
+	got, err := nw.NewClient().Resolve(ctx, pkarrclient.Query{Key: key})
+	if err != nil || !got.Equal(p) {
+		t.Fatalf("resolve after the publish: %v, %v", got, err)
+	}
+
+	alone := hostileClient(t, liar.addr())
+	_, err = alone.Publish(ctx, pkarrclient.TXTPacket(t, sk, 1_700_000_000_000_001, "again", 300))
+	var perr *pkarrclient.DHTPublishError
+	if !errors.Is(err, pkarrclient.ErrNotMostRecent) || !errors.As(err, &perr) || perr.Stale != 1 || perr.Closest != 1 {
+		t.Fatalf("publish to the liar alone: %v; want a DHTPublishError with 1 of 1 stale", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"expvar"
 	"fmt"
 	"net"
 	"net/netip"
@@ -213,7 +214,7 @@ func TestDHTPublishErrorUnwrap(t *testing.T) {
 		{DHTPublishError{Closest: 8, Other: 8}, []error{ErrUnavailable}, []error{ErrNotMostRecent, ErrPacketTooLarge}},
 		{DHTPublishError{}, []error{ErrUnavailable}, []error{ErrNotMostRecent}},
 		{DHTPublishError{Stale: 2}, []error{ErrNotMostRecent}, []error{ErrUnavailable}},
-		{DHTPublishError{Closest: 8, Stored: 3, Stale: 1, Other: 4}, []error{ErrNotMostRecent}, []error{ErrUnavailable}},
+		{DHTPublishError{Closest: 8, Stale: 1, Other: 7}, []error{ErrNotMostRecent}, []error{ErrUnavailable}},
 		{DHTPublishError{Closest: 8, TooLarge: 8}, []error{ErrPacketTooLarge, ErrInvalidPacket}, []error{ErrUnavailable}},
 	}
 	for _, c := range cases {
@@ -430,4 +431,91 @@ type refusingResolver struct{}
 
 func (refusingResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
 	return nil, fmt.Errorf("test: refusing to look up %q", host)
+}
+
+// TestAcceptDatagram pins what filterConn lets through to the library:
+// KRPC replies and errors, and the six queries of BEP5 and BEP44.
+func TestAcceptDatagram(t *testing.T) {
+	cases := []struct {
+		in   string
+		want bool
+	}{
+		{"d1:rd2:id20:abcdefghij0123456789e1:t2:aa1:y1:re", true},
+		{"d1:eli201e4:oopse1:t2:aa1:y1:ee", true},
+		{"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe", true},
+		{"d1:q3:put1:t2:aa1:y1:qe", true}, // guardQuery's job, not the filter's
+		{"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe" + "trailing", true},
+		{"d1:ad2:id20:abcdefghij0123456789e1:q9:ping-0001:t2:aa1:y1:qe", false},
+		{"d1:q16:sample_infohashes1:t2:aa1:y1:qe", false},
+		{"d1:t2:aa1:y1:xe", false},
+		{"d1:q4:ping1:t2:aa1:y", false}, // truncated
+		{"li1ee", false},
+		{"", false},
+		{"d", false},
+	}
+	for _, c := range cases {
+		if got := acceptDatagram([]byte(c.in)); got != c.want {
+			t.Errorf("acceptDatagram(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+// TestUnknownQueriesDoNotGrowExpvars sends queries with many distinct
+// names at a serving node: without filterConn the library would keep a
+// counter per name, forever.
+func TestUnknownQueriesDoNotGrowExpvars(t *testing.T) {
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDHT(DHTConn(conn), DHTServe(0), DHTBootstrap(), DHTSendLimit(0, 0), DHTRefreshInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	raw, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	before := dhtExpvarCount()
+	for i := range 200 {
+		name := fmt.Sprintf("phrasemeet-unknown-%d", i)
+		q := "d1:ad2:id20:abcdefghij0123456789e1:q" + strconv.Itoa(len(name)) + ":" + name + "1:t2:aa1:y1:qe"
+		if _, err := raw.WriteTo([]byte(q), d.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A ping after them is read after them (one socket, one reader); its
+	// answer proves the unknown ones were consumed.
+	ping := "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:pg1:y1:qe"
+	if _, err := raw.WriteTo([]byte(ping), d.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	raw.SetReadDeadline(time.Now().Add(20 * time.Second))
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := raw.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no answer to the ping: %v", err)
+		}
+		if bytes.Contains(buf[:n], []byte("1:t2:pg")) {
+			break
+		}
+	}
+	// The library counts in a goroutine; give it time to have done so.
+	time.Sleep(50 * time.Millisecond)
+	if after := dhtExpvarCount(); after > before+5 {
+		t.Fatalf("the library's expvar map grew from %d to %d entries", before, after)
+	}
+}
+
+func dhtExpvarCount() int {
+	m, ok := expvar.Get("dht").(*expvar.Map)
+	if !ok {
+		return 0
+	}
+	n := 0
+	m.Do(func(expvar.KeyValue) { n++ })
+	return n
 }

@@ -2,13 +2,16 @@ package pkarrclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 
 	"github.com/anacrolix/dht/v2/bep44"
 	alog "github.com/anacrolix/log"
+	"github.com/anacrolix/torrent/bencode"
 	lru "github.com/hashicorp/golang-lru/v2"
 )
 
@@ -96,4 +99,51 @@ func writeFileAtomic(path string, b []byte, perm os.FileMode) (err error) {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// filterConn drops datagrams before the library sees them when they are
+// not a KRPC dictionary or carry a query name BEP5 and BEP44 do not define.
+// The library logs every undecodable datagram through its process-wide
+// logger and keeps a counter per query name it receives, forever, so
+// strangers could otherwise fill the log and the memory of a process.
+type filterConn struct {
+	net.PacketConn
+}
+
+// krpcHead is the part of a KRPC message the filter reads.
+type krpcHead struct {
+	Y string `bencode:"y"`
+	Q string `bencode:"q"`
+}
+
+func (c filterConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err != nil || acceptDatagram(b[:n]) {
+			return n, addr, err
+		}
+	}
+}
+
+func acceptDatagram(b []byte) bool {
+	if len(b) < 2 || b[0] != 'd' {
+		return false
+	}
+	var h krpcHead
+	if err := bencode.Unmarshal(b, &h); err != nil {
+		var trailing bencode.ErrUnusedTrailingBytes
+		if !errors.As(err, &trailing) {
+			return false
+		}
+	}
+	switch h.Y {
+	case "r", "e":
+		return true
+	case "q":
+		switch h.Q {
+		case "ping", "find_node", "get_peers", "announce_peer", "get", "put":
+			return true
+		}
+	}
+	return false
 }
