@@ -54,6 +54,11 @@ type DHT struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines and finishing traversals
 
+	// mu guards closed; wg.Add happens only under mu while !closed, so
+	// Close's Wait never races a new registration.
+	mu     sync.Mutex
+	closed bool
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -252,6 +257,10 @@ func DHTSendLimit(perSecond float64, burst int) DHTOption {
 		if perSecond < 0 || burst < 0 {
 			return fmt.Errorf("pkarr: DHTSendLimit: negative limit")
 		}
+		if perSecond > 0 && burst < 1 {
+			// A limiter with no burst refuses every datagram.
+			return fmt.Errorf("pkarr: DHTSendLimit: burst must be at least 1 with a rate")
+		}
 		c.sendRate, c.sendBurst = perSecond, burst
 		return nil
 	}
@@ -404,6 +413,9 @@ func (d *DHT) Serving() bool { return d.cfg.serve }
 // safe to call more than once.
 func (d *DHT) Close() error {
 	d.closeOnce.Do(func() {
+		d.mu.Lock()
+		d.closed = true
+		d.mu.Unlock()
 		d.cancel()
 		d.wg.Wait()
 		if d.cfg.nodesFile != "" {
@@ -412,6 +424,9 @@ func (d *DHT) Close() error {
 			}
 		}
 		d.srv.Close()
+		// The library closes the socket in a goroutine; close it here so
+		// the port is free when Close returns.
+		d.conn.Close()
 	})
 	return d.closeErr
 }
@@ -458,7 +473,7 @@ func (d *DHT) Bootstrap(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.timeout)
 	defer cancel()
 	self := d.srv.ID()
-	op := d.startTraversal(krpc.ID(self), 2*dhtK, nil, func(ctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
+	op, err := d.startTraversal(krpc.ID(self), 2*dhtK, nil, func(ctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
 		res := d.srv.Query(ctx, dht.NewAddr(addr.UDP()), "find_node", dht.QueryInput{
 			MsgArgs: krpc.MsgArgs{
 				ID:     self,
@@ -468,16 +483,16 @@ func (d *DHT) Bootstrap(ctx context.Context) (int, error) {
 		})
 		return res.TraversalQueryResult(addr)
 	})
-	if op == nil {
-		return 0, fmt.Errorf("%w: no DHT nodes to start from", ErrUnavailable)
+	if err != nil {
+		return 0, fmt.Errorf("DHT bootstrap: %w", err)
 	}
 	select {
 	case <-op.Stalled():
 	case <-ctx.Done():
 	}
 	op.Stop()
-	<-op.Stopped() // Closest is only safe to read once no query can add to it
-	n := op.Closest().Len()
+	<-op.Stopped() // the stats are final once no query can add to them
+	n := int(atomic.LoadUint32(&op.Stats().NumResponses))
 	if n == 0 {
 		if err := ctx.Err(); err != nil {
 			return 0, fmt.Errorf("%w: DHT bootstrap: %w", ErrUnavailable, err)
@@ -489,12 +504,16 @@ func (d *DHT) Bootstrap(ctx context.Context) (int, error) {
 
 // startTraversal starts a lookup toward target from the routing table (or
 // the routers) and registers it so Close waits for its queries. It
-// returns nil when there is nowhere to start.
+// fails, wrapping ErrUnavailable, when there is nowhere to start or the
+// DHT is closed.
 func (d *DHT) startTraversal(target krpc.ID, k int, dataFilter func(any) bool,
-	query func(context.Context, krpc.NodeAddr) traversal.QueryResult) *traversal.Operation {
+	query func(context.Context, krpc.NodeAddr) traversal.QueryResult) (*traversal.Operation, error) {
 	starting, err := d.srv.TraversalStartingNodes()
-	if err != nil || len(starting) == 0 {
-		return nil
+	if err != nil {
+		return nil, fmt.Errorf("%w: no DHT nodes to start from: %w", ErrUnavailable, err)
+	}
+	if len(starting) == 0 {
+		return nil, fmt.Errorf("%w: no DHT nodes to start from", ErrUnavailable)
 	}
 	// traversal.Start runs the lookup before its starting nodes are added,
 	// so its first round may offer a stall before any query was sent. It
@@ -518,9 +537,16 @@ func (d *DHT) startTraversal(target krpc.ID, k int, dataFilter func(any) bool,
 	}
 	if op.AddNodes(starting) == 0 {
 		op.Stop()
-		return nil
+		return nil, fmt.Errorf("%w: no usable DHT nodes to start from (%d filtered out)", ErrUnavailable, len(starting))
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		op.Stop()
+		return nil, fmt.Errorf("%w: DHT closed", ErrUnavailable)
 	}
 	d.wg.Add(1)
+	d.mu.Unlock()
 	go func() {
 		defer d.wg.Done()
 		select {
@@ -534,7 +560,7 @@ func (d *DHT) startTraversal(target krpc.ID, k int, dataFilter func(any) bool,
 	case <-started:
 	case <-d.ctx.Done():
 	}
-	return op
+	return op, nil
 }
 
 // nodeFilter drops IPv4-mapped IPv6 contacts: every IPv4 node is also
@@ -570,10 +596,12 @@ func (d *DHT) Resolve(ctx context.Context, q Query) (*SignedPacket, error) {
 		seq = &s
 	}
 
-	found := make(chan *SignedPacket, 1)
+	// Room for every query in flight, so no verified packet is left
+	// blocked in a sender when the loop below stops reading.
+	found := make(chan *SignedPacket, d.cfg.alpha)
 	var mu sync.Mutex
 	var tally getTally
-	op := d.startTraversal(krpc.ID(target), dhtK, nil, func(qctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
+	op, err := d.startTraversal(krpc.ID(target), dhtK, nil, func(qctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
 		res := d.srv.Get(qctx, dht.NewAddr(addr.UDP()), target, seq, dht.QueryRateLimiting{})
 		p, verdict := packetFromGet(q.Key, res)
 		mu.Lock()
@@ -587,12 +615,13 @@ func (d *DHT) Resolve(ctx context.Context, q Query) (*SignedPacket, error) {
 		}
 		return tokenOnly(res.TraversalQueryResult(addr))
 	})
-	if op == nil {
-		return nil, d.fail(opResolve, fmt.Errorf("%w: no DHT nodes to start from", ErrUnavailable))
+	if err != nil {
+		return nil, d.fail(opResolve, err)
 	}
 	defer op.Stop()
 
 	var best *SignedPacket
+	stalled := false
 	for {
 		select {
 		case p := <-found:
@@ -604,6 +633,7 @@ func (d *DHT) Resolve(ctx context.Context, q Query) (*SignedPacket, error) {
 			}
 			continue
 		case <-op.Stalled():
+			stalled = true
 		case <-ctx.Done():
 		}
 		break
@@ -626,7 +656,11 @@ func (d *DHT) Resolve(ctx context.Context, q Query) (*SignedPacket, error) {
 	mu.Lock()
 	t := tally
 	mu.Unlock()
-	return nil, d.fail(opResolve, t.resolveError(ctx.Err(), q.NewerThan > 0))
+	var cut error
+	if !stalled {
+		cut = ctx.Err()
+	}
+	return nil, d.fail(opResolve, t.resolveError(cut, q.NewerThan > 0))
 }
 
 // maxSeq is the largest timestamp a BEP44 seq (a signed 64-bit integer)
@@ -658,12 +692,19 @@ func (t *getTally) add(v getVerdict) {
 	}
 }
 
-func (t getTally) resolveError(ctxErr error, hinted bool) error {
+// resolveError explains a lookup that found nothing. cut is the context's
+// error when the lookup was cut short before it settled: then the nodes
+// closest to the key may not have been asked, and "not found" would be a
+// guess that a relay would cache, so it is ErrUnavailable.
+func (t getTally) resolveError(cut error, hinted bool) error {
 	answered := t.noValue + t.valid + t.malformed
 	switch {
-	case answered == 0 && ctxErr != nil:
+	case answered == 0 && cut != nil:
 		return fmt.Errorf("%w: no DHT node answered before the deadline (%d queried): %w",
-			ErrUnavailable, t.noAnswer, ctxErr)
+			ErrUnavailable, t.noAnswer, cut)
+	case cut != nil:
+		return fmt.Errorf("%w: DHT lookup cut short after %d answers, none with a valid packet: %w",
+			ErrUnavailable, answered, cut)
 	case answered == 0:
 		return fmt.Errorf("%w: no DHT node answered (%d queried)", ErrUnavailable, t.noAnswer)
 	case t.malformed > 0:
@@ -803,7 +844,7 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 	// answer without sending the value back, and those holding a newer
 	// one send it: verified, that proves ours is stale before any put.
 	var newer atomic.Int32
-	op := d.startTraversal(krpc.ID(target), dhtK, func(data any) bool {
+	op, err := d.startTraversal(krpc.ID(target), dhtK, func(data any) bool {
 		_, ok := data.(string)
 		return ok
 	}, func(qctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
@@ -813,8 +854,8 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 		}
 		return tokenOnly(res.TraversalQueryResult(addr))
 	})
-	if op == nil {
-		return PublishReceipt{}, d.fail(opPublish, fmt.Errorf("%w: no DHT nodes to start from", ErrUnavailable))
+	if err != nil {
+		return PublishReceipt{}, d.fail(opPublish, err)
 	}
 	// The lookup may use most of the time, not all of it: a put to the
 	// nodes found so far beats a lookup that ran out the clock.
@@ -855,8 +896,9 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 		a.Token = e.Data.(string) // DataFilter admitted strings only
 		addr := dht.NewAddr(e.Addr.UDP())
 		go func() {
-			// Two sends: a put lost on the way costs a stored copy, and
-			// a second datagram is cheap next to a whole new lookup.
+			// A put unanswered after the resend delay is sent once more:
+			// a lost datagram should not cost a stored copy, and a second
+			// one is cheap next to a new lookup.
 			res := d.srv.Query(ctx, addr, "put", dht.QueryInput{MsgArgs: a, NumTries: 2})
 			switch {
 			case res.Err != nil:

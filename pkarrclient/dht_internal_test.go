@@ -187,7 +187,7 @@ func TestGetTallyResolveError(t *testing.T) {
 		{getTally{noAnswer: 3}, ctxErr, false, ErrUnavailable, true},
 		{getTally{}, nil, false, ErrUnavailable, false},
 		{getTally{noValue: 2, noAnswer: 5}, nil, false, ErrNotFound, false},
-		{getTally{noValue: 2}, ctxErr, false, ErrNotFound, false},
+		{getTally{noValue: 2}, ctxErr, false, ErrUnavailable, true}, // cut short: not a verdict
 		{getTally{malformed: 1}, nil, false, ErrNotFound, false},
 		{getTally{noValue: 1}, nil, true, ErrNotFound, false},
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/anacrolix/dht/v2/bep44"
+	"github.com/anacrolix/dht/v2/krpc"
 	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/torrent/bencode"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -110,12 +111,6 @@ type filterConn struct {
 	net.PacketConn
 }
 
-// krpcHead is the part of a KRPC message the filter reads.
-type krpcHead struct {
-	Y string `bencode:"y"`
-	Q string `bencode:"q"`
-}
-
 func (c filterConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(b)
@@ -129,7 +124,9 @@ func acceptDatagram(b []byte) bool {
 	if len(b) < 2 || b[0] != 'd' {
 		return false
 	}
-	var h krpcHead
+	// The full message, as the library will decode it: a head that
+	// decodes with a broken body would still reach its logger.
+	var h krpc.Msg
 	if err := bencode.Unmarshal(b, &h); err != nil {
 		var trailing bencode.ErrUnusedTrailingBytes
 		if !errors.As(err, &trailing) {

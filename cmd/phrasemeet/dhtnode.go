@@ -81,7 +81,13 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 	go func() {
 		defer close(joined)
 		if len(addrs) == 0 && d.RoutingTableSize() == 0 {
-			logger.Info("dht-node starting alone: no bootstrap node; other nodes join with --bootstrap " + d.Addr().String())
+			join := d.AddrPort()
+			hint := join.String()
+			if join.Addr().IsUnspecified() {
+				// [::]:6881 is where it listens, not where others reach it.
+				hint = fmt.Sprintf("THIS-HOST:%d", join.Port())
+			}
+			logger.Info("dht-node starting alone: no bootstrap node; other nodes join with --bootstrap " + hint)
 			return
 		}
 		n, err := d.Bootstrap(ctx)
