@@ -438,12 +438,8 @@ func (d *DHT) background() {
 		// The first node of a private network: nobody to ask yet. Nodes
 		// that join through it fill its table.
 		d.logger.Debug("pkarr DHT: no bootstrap nodes and no snapshot; waiting to be contacted")
-	} else if n, err := d.Bootstrap(d.ctx); err != nil && d.ctx.Err() == nil {
-		d.logger.Warn("pkarr DHT: bootstrap failed", slog.Any("err", err))
-	} else if d.ctx.Err() == nil {
-		d.logger.Debug("pkarr DHT: bootstrapped", slog.Int("responses", n),
-			slog.Int("table", d.srv.NumNodes()))
-		d.saveNodesLogged()
+	} else {
+		d.initialBootstrap()
 	}
 	if d.cfg.refresh <= 0 {
 		return
@@ -456,12 +452,50 @@ func (d *DHT) background() {
 			return
 		case <-ticker.Chan():
 		}
-		if d.cfg.serve {
+		// A serving node refreshes always; a client only when its table
+		// has thinned out, which lookups alone do not repair.
+		if d.cfg.serve || d.srv.NumNodes() < dhtK {
 			if _, err := d.Bootstrap(d.ctx); err != nil && d.ctx.Err() == nil {
 				d.logger.Warn("pkarr DHT: table refresh failed", slog.Any("err", err))
 			}
 		}
 		d.saveNodesLogged()
+	}
+}
+
+// bootstrapRetries and bootstrapRetryDelay bound the first bootstrap's
+// retries: a burst of starts on a busy machine can leave a lookup with a
+// handful of answers and the table nearly empty for good.
+const (
+	bootstrapRetries    = 3
+	bootstrapRetryDelay = time.Second
+)
+
+// initialBootstrap bootstraps, and tries again (after 1, 2 and 4 s) while
+// the table holds fewer than K nodes.
+func (d *DHT) initialBootstrap() {
+	delay := bootstrapRetryDelay
+	for attempt := 0; ; attempt++ {
+		n, err := d.Bootstrap(d.ctx)
+		if d.ctx.Err() != nil {
+			return
+		}
+		table := d.srv.NumNodes()
+		if err != nil {
+			d.logger.Warn("pkarr DHT: bootstrap failed", slog.Any("err", err), slog.Int("attempt", attempt+1))
+		} else {
+			d.logger.Debug("pkarr DHT: bootstrapped", slog.Int("responses", n), slog.Int("table", table))
+			d.saveNodesLogged()
+		}
+		if table >= dhtK || attempt == bootstrapRetries {
+			return
+		}
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-d.cfg.clock.After(delay):
+		}
+		delay *= 2
 	}
 }
 

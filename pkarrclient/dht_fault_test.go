@@ -24,6 +24,7 @@ import (
 	"github.com/anacrolix/dht/v2"
 	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/torrent/bencode"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
@@ -583,5 +584,64 @@ func TestDHTClientWithRelay(t *testing.T) {
 			t.Fatalf("the closed relay: %v, want ErrUnavailable", relayErr)
 		}
 		t.Logf("most recent %v: relay outcome while down: %v", mostRecent, relayErr)
+	}
+}
+
+// TestDHTBootstrapRetries starts a client before its only bootstrap node
+// answers: the first bootstrap finds nothing, and the retry, driven by the
+// injected clock, fills the table once the node is up.
+func TestDHTBootstrapRetries(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, time.Minute)
+	g := &dhttest.Guard{}
+	defer g.Check(t)
+	nodeConn, err := g.Listen() // bound, but nobody reads it yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientConn, err := g.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := clockwork.NewFakeClock()
+	client, err := pkarrclient.NewDHT(
+		pkarrclient.DHTConn(clientConn),
+		pkarrclient.DHTBootstrap(nodeConn.LocalAddr().String()),
+		pkarrclient.DHTResolver(g),
+		pkarrclient.DHTResendDelay(200*time.Millisecond),
+		pkarrclient.DHTSendLimit(0, 0),
+		pkarrclient.DHTRefreshInterval(0),
+		pkarrclient.DHTClock(clock),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	// The first bootstrap has failed once the client waits for its retry.
+	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatalf("the client never waited to retry its bootstrap: %v", err)
+	}
+	if n := client.RoutingTableSize(); n != 0 {
+		t.Fatalf("routing table holds %d nodes before any node answered", n)
+	}
+	node, err := pkarrclient.NewDHT(
+		pkarrclient.DHTConn(nodeConn),
+		pkarrclient.DHTServe(0),
+		pkarrclient.DHTBootstrap(),
+		pkarrclient.DHTResolver(g),
+		pkarrclient.DHTSendLimit(0, 0),
+		pkarrclient.DHTRefreshInterval(0),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	clock.Advance(time.Second)
+	for client.RoutingTableSize() == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the retried bootstrap never reached the node")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
