@@ -1,0 +1,427 @@
+// Package discoverytest is the conformance suite every discovery.Discoverer
+// runs, in the way golang.org/x/net/nettest's TestConn checks a net.Conn:
+// one call, [Run], proves an implementation (ours or a user's) behaves as
+// the interface promises.
+//
+//	func TestConformance(t *testing.T) {
+//		discoverytest.Run(t, func(t *testing.T, n int) []discovery.Discoverer {
+//			space := discovery.NewMemory()
+//			ds := make([]discovery.Discoverer, n)
+//			for i := range ds {
+//				ds[i] = space.Join("memory")
+//			}
+//			return ds
+//		})
+//	}
+package discoverytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/phrasemeet/discovery"
+)
+
+// MakeGroup returns n fresh discoverers that share one group (one space, one
+// passphrase, one relay set): each must be able to find the others. The
+// suite closes them; MakeGroup should register any other cleanup (a relay
+// server, say) with t.Cleanup.
+type MakeGroup func(t *testing.T, n int) []discovery.Discoverer
+
+// Option adjusts the suite to a mechanism.
+type Option func(*config)
+
+type config struct {
+	timeout time.Duration
+}
+
+// WithTimeout bounds every wait for an event (default 30 s). Mechanisms
+// that only notice a peer at their next scan need a bound above their scan
+// period, and above their ageing period for the cancellation test.
+func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// Run runs the whole suite against the implementation makeGroup builds,
+// each case as a subtest.
+func Run(t *testing.T, makeGroup MakeGroup, opts ...Option) {
+	cfg := config{timeout: 30 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s := &suite{cfg: cfg, make: makeGroup}
+	for _, c := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"MutualDiscovery", s.mutualDiscovery},
+		{"NeverReportsItself", s.neverReportsItself},
+		{"LateSubscriberGetsKnownPeers", s.lateSubscriber},
+		{"LateJoinerIsFound", s.lateJoiner},
+		{"UpdatedOnRecordChange", s.updated},
+		{"LostOnLeave", s.lostOnLeave},
+		{"CancellationStopsAnnouncing", s.cancellation},
+		{"SubscriptionEndsWithContext", s.subscriptionEnds},
+		{"InvalidAnnouncements", s.invalid},
+		{"CloseIdempotent", s.closeIdempotent},
+		{"NoGoroutineLeak", s.noLeak},
+	} {
+		t.Run(c.name, c.f)
+	}
+}
+
+type suite struct {
+	cfg  config
+	make MakeGroup
+}
+
+// group builds n members and closes them when the test ends.
+func (s *suite) group(t *testing.T, n int) []discovery.Discoverer {
+	t.Helper()
+	ds := s.make(t, n)
+	if len(ds) != n {
+		t.Fatalf("MakeGroup returned %d discoverers, want %d", len(ds), n)
+	}
+	t.Cleanup(func() {
+		for _, d := range ds {
+			if err := d.Close(); err != nil {
+				t.Errorf("%s: Close: %v", d.Name(), err)
+			}
+		}
+	})
+	return ds
+}
+
+func (s *suite) ctx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*s.cfg.timeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func record(id string, addrs ...string) discovery.Record {
+	return discovery.Record{ID: id, Addrs: addrs, Meta: []byte("meta-" + id)}
+}
+
+func announce(t *testing.T, ctx context.Context, d discovery.Discoverer, rec discovery.Record) discovery.Announcement {
+	t.Helper()
+	a, err := d.Announce(ctx, rec)
+	if err != nil {
+		t.Fatalf("%s: Announce(%q): %v", d.Name(), rec.ID, err)
+	}
+	return a
+}
+
+func subscribe(t *testing.T, ctx context.Context, d discovery.Discoverer) <-chan discovery.Event {
+	t.Helper()
+	ch, err := d.Subscribe(ctx)
+	if err != nil {
+		t.Fatalf("%s: Subscribe: %v", d.Name(), err)
+	}
+	return ch
+}
+
+// await reads events until match accepts one, failing after the timeout or
+// if the stream closes. Events that do not match are checked against the
+// interface's promises and otherwise skipped.
+func (s *suite) await(t *testing.T, ch <-chan discovery.Event, what string, match func(discovery.Event) bool) discovery.Event {
+	t.Helper()
+	timer := time.NewTimer(s.cfg.timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				t.Fatalf("the event stream closed while waiting for %s", what)
+			}
+			checkEvent(t, e)
+			if match(e) {
+				return e
+			}
+		case <-timer.C:
+			t.Fatalf("no %s within %v", what, s.cfg.timeout)
+		}
+	}
+}
+
+// checkEvent holds every event to what the interface promises.
+func checkEvent(t *testing.T, e discovery.Event) {
+	t.Helper()
+	if e.Type != discovery.Found && e.Type != discovery.Updated && e.Type != discovery.Lost {
+		t.Errorf("event of unknown type %v", e.Type)
+	}
+	if e.Peer.ID == "" {
+		t.Errorf("%v event for a peer with an empty ID", e.Type)
+	}
+	if len(e.Peer.Sources) == 0 {
+		t.Errorf("%v event for %q names no source", e.Type, e.Peer.ID)
+	}
+	if e.Time.IsZero() {
+		t.Errorf("%v event for %q has no time", e.Type, e.Peer.ID)
+	}
+}
+
+func is(typ discovery.EventType, id string) func(discovery.Event) bool {
+	return func(e discovery.Event) bool { return e.Type == typ && e.Peer.ID == id }
+}
+
+// found waits until every id has been Found on ch.
+func (s *suite) found(t *testing.T, ch <-chan discovery.Event, who string, ids ...string) map[string]discovery.Peer {
+	t.Helper()
+	want := slices.Clone(ids)
+	got := make(map[string]discovery.Peer)
+	for len(want) > 0 {
+		e := s.await(t, ch, fmt.Sprintf("Found for %v at %s", want, who), func(e discovery.Event) bool {
+			return e.Type != discovery.Lost && slices.Contains(want, e.Peer.ID)
+		})
+		got[e.Peer.ID] = e.Peer
+		want = slices.DeleteFunc(want, func(id string) bool { return id == e.Peer.ID })
+	}
+	return got
+}
+
+func (s *suite) mutualDiscovery(t *testing.T) {
+	ctx := s.ctx(t)
+	ds := s.group(t, 3)
+	ids := []string{"peer-a", "peer-b", "peer-c"}
+	subs := make([]<-chan discovery.Event, len(ds))
+	for i, d := range ds {
+		subs[i] = subscribe(t, ctx, d)
+	}
+	for i, d := range ds {
+		announce(t, ctx, d, record(ids[i], fmt.Sprintf("/ip4/192.0.2.%d/udp/4001", i+1)))
+	}
+	for i := range ds {
+		others := slices.Delete(slices.Clone(ids), i, i+1)
+		got := s.found(t, subs[i], ids[i], others...)
+		for j, id := range ids {
+			if j == i {
+				continue
+			}
+			want := record(id, fmt.Sprintf("/ip4/192.0.2.%d/udp/4001", j+1))
+			if !got[id].Record.Equal(want) {
+				t.Errorf("%s found %q as %+v, want %+v", ids[i], id, got[id].Record, want)
+			}
+		}
+	}
+}
+
+func (s *suite) neverReportsItself(t *testing.T) {
+	ctx := s.ctx(t)
+	ds := s.group(t, 2)
+	sub := subscribe(t, ctx, ds[0])
+	announce(t, ctx, ds[0], record("self"))
+	announce(t, ctx, ds[1], record("other"))
+	// Wait for the other peer; any event about ourselves before it fails.
+	s.await(t, sub, "Found for other", func(e discovery.Event) bool {
+		if e.Peer.ID == "self" {
+			t.Fatalf("a discoverer reported its own record: %v", e.Type)
+		}
+		return is(discovery.Found, "other")(e)
+	})
+	// A late subscription replays known peers: still not ourselves.
+	late := subscribe(t, ctx, ds[0])
+	s.await(t, late, "replayed Found for other", func(e discovery.Event) bool {
+		if e.Peer.ID == "self" {
+			t.Fatalf("a late subscription replayed our own record")
+		}
+		return is(discovery.Found, "other")(e)
+	})
+}
+
+func (s *suite) lateSubscriber(t *testing.T) {
+	ctx := s.ctx(t)
+	ds := s.group(t, 2)
+	first := subscribe(t, ctx, ds[1])
+	announce(t, ctx, ds[0], record("early"))
+	s.found(t, first, "the first subscriber", "early")
+	// Subscribed after the peer was known: its first events replay it.
+	late := subscribe(t, ctx, ds[1])
+	e := s.await(t, late, "replayed Found for early", func(e discovery.Event) bool { return e.Peer.ID == "early" })
+	if e.Type != discovery.Found {
+		t.Fatalf("a late subscriber's first event for a known peer is %v, want found", e.Type)
+	}
+}
+
+func (s *suite) lateJoiner(t *testing.T) {
+	ctx := s.ctx(t)
+	ds := s.group(t, 3)
+	subs := []<-chan discovery.Event{subscribe(t, ctx, ds[0]), subscribe(t, ctx, ds[1])}
+	announce(t, ctx, ds[0], record("first"))
+	announce(t, ctx, ds[1], record("second"))
+	s.found(t, subs[0], "first", "second")
+	s.found(t, subs[1], "second", "first")
+	// The third peer joins after the others found each other.
+	late := subscribe(t, ctx, ds[2])
+	announce(t, ctx, ds[2], record("late"))
+	s.found(t, late, "late", "first", "second")
+	s.found(t, subs[0], "first", "late")
+	s.found(t, subs[1], "second", "late")
+}
+
+func (s *suite) updated(t *testing.T) {
+	ctx := s.ctx(t)
+	ds := s.group(t, 2)
+	sub := subscribe(t, ctx, ds[1])
+	a := announce(t, ctx, ds[0], record("mover", "/ip4/192.0.2.1/udp/4001"))
+	s.found(t, sub, "observer", "mover")
+	moved := record("mover", "/ip4/198.51.100.7/udp/4001", "/ip6/2001:db8::7/udp/4001")
+	if err := a.Update(ctx, moved); err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	s.await(t, sub, "Updated for mover with its new addresses", func(e discovery.Event) bool {
+		if e.Peer.ID == "mover" && e.Type == discovery.Lost {
+			t.Fatalf("an address change was reported as lost")
+		}
+		return e.Peer.ID == "mover" && e.Type == discovery.Updated && e.Peer.Record.Equal(moved)
+	})
+	if got := a.Record(); !got.Equal(moved) {
+		t.Errorf("Announcement.Record after Update = %+v, want %+v", got, moved)
+	}
+	if err := a.Update(ctx, record("someone-else")); !errors.Is(err, discovery.ErrInvalidRecord) {
+		t.Errorf("Update to another ID: %v, want ErrInvalidRecord", err)
+	}
+}
+
+func (s *suite) lostOnLeave(t *testing.T) {
+	ctx := s.ctx(t)
+	ds := s.group(t, 2)
+	sub := subscribe(t, ctx, ds[1])
+	a := announce(t, ctx, ds[0], record("leaver"))
+	s.found(t, sub, "observer", "leaver")
+	if err := a.Leave(ctx); err != nil {
+		t.Fatalf("Leave: %v", err)
+	}
+	s.await(t, sub, "Lost for leaver", is(discovery.Lost, "leaver"))
+	if err := a.Leave(ctx); err != nil {
+		t.Errorf("a second Leave: %v, want nil", err)
+	}
+	if err := a.Update(ctx, record("leaver", "/ip4/192.0.2.9/udp/1")); !errors.Is(err, discovery.ErrLeft) {
+		t.Errorf("Update after Leave: %v, want ErrLeft", err)
+	}
+	// The ID is free again once left.
+	announce(t, ctx, ds[0], record("leaver"))
+	s.await(t, sub, "Found for leaver after it came back", is(discovery.Found, "leaver"))
+}
+
+func (s *suite) cancellation(t *testing.T) {
+	ctx := s.ctx(t)
+	ds := s.group(t, 2)
+	sub := subscribe(t, ctx, ds[1])
+	actx, cancel := context.WithCancel(ctx)
+	a := announce(t, actx, ds[0], record("cancelled"))
+	s.found(t, sub, "observer", "cancelled")
+	cancel()
+	s.await(t, sub, "Lost for a peer whose announcement was cancelled", is(discovery.Lost, "cancelled"))
+	if err := a.Update(ctx, record("cancelled", "/ip4/192.0.2.3/udp/1")); !errors.Is(err, discovery.ErrLeft) {
+		t.Errorf("Update after the announcement's context ended: %v, want ErrLeft", err)
+	}
+}
+
+func (s *suite) subscriptionEnds(t *testing.T) {
+	ctx := s.ctx(t)
+	ds := s.group(t, 2)
+	sctx, cancel := context.WithCancel(ctx)
+	sub := subscribe(t, sctx, ds[1])
+	cancel()
+	timer := time.NewTimer(s.cfg.timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case _, ok := <-sub:
+			if !ok {
+				return
+			}
+		case <-timer.C:
+			t.Fatalf("the event stream stayed open %v after its context ended", s.cfg.timeout)
+		}
+	}
+}
+
+func (s *suite) invalid(t *testing.T) {
+	ctx := s.ctx(t)
+	ds := s.group(t, 1)
+	if _, err := ds[0].Announce(ctx, discovery.Record{Addrs: []string{"x"}}); !errors.Is(err, discovery.ErrInvalidRecord) {
+		t.Errorf("Announce with an empty ID: %v, want ErrInvalidRecord", err)
+	}
+	announce(t, ctx, ds[0], record("twice"))
+	if _, err := ds[0].Announce(ctx, record("twice")); !errors.Is(err, discovery.ErrAlreadyAnnounced) {
+		t.Errorf("a second Announce of one ID: %v, want ErrAlreadyAnnounced", err)
+	}
+}
+
+func (s *suite) closeIdempotent(t *testing.T) {
+	ctx := s.ctx(t)
+	ds := s.make(t, 2)
+	if len(ds) != 2 {
+		t.Fatalf("MakeGroup returned %d discoverers, want 2", len(ds))
+	}
+	defer ds[1].Close()
+	sub := subscribe(t, ctx, ds[1])
+	mine := subscribe(t, ctx, ds[0])
+	announce(t, ctx, ds[0], record("closer"))
+	s.found(t, sub, "observer", "closer")
+	for i := range 2 {
+		if err := ds[0].Close(); err != nil {
+			t.Fatalf("Close #%d: %v", i+1, err)
+		}
+	}
+	// Close ended the announcement (others see it leave) and our stream.
+	s.await(t, sub, "Lost for a peer whose discoverer closed", is(discovery.Lost, "closer"))
+	timer := time.NewTimer(s.cfg.timeout)
+	defer timer.Stop()
+drain:
+	for {
+		select {
+		case _, ok := <-mine:
+			if !ok {
+				break drain
+			}
+		case <-timer.C:
+			t.Fatal("a subscription stayed open after Close")
+		}
+	}
+	if _, err := ds[0].Announce(ctx, record("after-close")); !errors.Is(err, discovery.ErrClosed) {
+		t.Errorf("Announce after Close: %v, want ErrClosed", err)
+	}
+	if _, err := ds[0].Subscribe(ctx); !errors.Is(err, discovery.ErrClosed) {
+		t.Errorf("Subscribe after Close: %v, want ErrClosed", err)
+	}
+}
+
+func (s *suite) noLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	// A subtest, so that whatever MakeGroup registered with t.Cleanup (a
+	// relay server, say) has stopped too before goroutines are counted.
+	t.Run("group", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ds := s.make(t, 3)
+		for i, d := range ds {
+			subscribe(t, ctx, d)
+			announce(t, ctx, d, record(fmt.Sprintf("leak-%d", i)))
+		}
+		sub := subscribe(t, ctx, ds[0])
+		s.found(t, sub, "leak-0", "leak-1", "leak-2")
+		for _, d := range ds {
+			if err := d.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		}
+	})
+	deadline := time.Now().Add(s.cfg.timeout)
+	for {
+		after := runtime.NumGoroutine()
+		if after <= before {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			n := runtime.Stack(buf, true)
+			t.Fatalf("%d goroutines before, %d after closing everything:\n%s", before, after, buf[:n])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
