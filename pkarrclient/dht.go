@@ -78,12 +78,6 @@ const (
 	defaultDHTAlpha = 15
 	// dhtK is the number of closest nodes an item is stored on (BEP5's K).
 	dhtK = 8
-	// defaultDHTStoreCapacity bounds a serving node's item store so that
-	// strangers cannot fill its memory (BEP44 items are at most ~1.2 kB).
-	defaultDHTStoreCapacity = 100_000
-	// defaultDHTRefresh is how often a serving node refreshes its routing
-	// table and a node with a snapshot file saves it.
-	defaultDHTRefresh = 15 * time.Minute
 	// defaultDHTSendRate matches anacrolix's package-wide limiter, but each
 	// DHT gets its own: a shared one silently drops replies of every
 	// server in the process once any of them is busy.
@@ -91,6 +85,16 @@ const (
 	defaultDHTSendBurst = 25
 	// bootstrapLookupTimeout bounds the DNS lookups of the routers.
 	bootstrapLookupTimeout = 5 * time.Second
+)
+
+// Defaults of a serving node, exported so commands can show them.
+const (
+	// DefaultDHTStoreCapacity bounds a serving node's item store so that
+	// strangers cannot fill its memory (BEP44 items are at most ~1.2 kB).
+	DefaultDHTStoreCapacity = 100_000
+	// DefaultDHTRefreshInterval is how often a serving node refreshes its
+	// routing table (and any node saves its snapshot file).
+	DefaultDHTRefreshInterval = 15 * time.Minute
 )
 
 // DefaultDHTBootstrap returns the routers a new DHT node asks first: the
@@ -185,7 +189,7 @@ func DHTResolver(r HostResolver) DHTOption {
 }
 
 // DHTServe makes the node a full DHT node: it answers queries, stores up to
-// capacity BEP44 items for others (0 means the default, 100,000; the
+// capacity BEP44 items for others (0 means DefaultDHTStoreCapacity; the
 // least recently used go first) and refreshes its routing table. Without
 // it the node is passive. Only run a serving node where other nodes can
 // reach it; behind NAT it only adds unanswered traffic.
@@ -308,12 +312,12 @@ func NewDHT(opts ...DHTOption) (*DHT, error) {
 		listen:        ":0",
 		bootstrap:     DefaultDHTBootstrap(),
 		resolver:      net.DefaultResolver,
-		storeCapacity: defaultDHTStoreCapacity,
+		storeCapacity: DefaultDHTStoreCapacity,
 		timeout:       defaultDHTTimeout,
 		alpha:         defaultDHTAlpha,
 		sendRate:      defaultDHTSendRate,
 		sendBurst:     defaultDHTSendBurst,
-		refresh:       defaultDHTRefresh,
+		refresh:       DefaultDHTRefreshInterval,
 		clock:         clockwork.NewRealClock(),
 	}
 	for _, opt := range opts {

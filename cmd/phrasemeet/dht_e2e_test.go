@@ -98,37 +98,35 @@ func (p *proc) waitLine(stderr bool, re *regexp.Regexp, timeout time.Duration) [
 	p.t.Helper()
 	deadline := time.After(timeout)
 	seen := 0
-	for {
+	// scan looks at the lines not seen yet; it returns the submatches of
+	// the first match and the channel that signals more lines.
+	scan := func() ([]string, <-chan struct{}) {
 		p.mu.Lock()
+		defer p.mu.Unlock()
 		lines := p.stdout
 		if stderr {
 			lines = p.stderr
 		}
 		for _, l := range lines[seen:] {
 			if m := re.FindStringSubmatch(l); m != nil {
-				p.mu.Unlock()
-				return m
+				return m, nil
 			}
 		}
 		seen = len(lines)
-		changed := p.changed
-		p.mu.Unlock()
+		return nil, p.changed
+	}
+	for {
+		m, changed := scan()
+		if m != nil {
+			return m
+		}
 		select {
 		case <-changed:
 		case <-p.exited:
 			// Lines read before the exit are all in by now.
-			p.mu.Lock()
-			lines := p.stdout
-			if stderr {
-				lines = p.stderr
+			if m, _ := scan(); m != nil {
+				return m
 			}
-			for _, l := range lines[seen:] {
-				if m := re.FindStringSubmatch(l); m != nil {
-					p.mu.Unlock()
-					return m
-				}
-			}
-			p.mu.Unlock()
 			p.t.Fatalf("%s exited (%v) before printing %q\n%s", p.name, p.err, re, p.output())
 		case <-deadline:
 			p.t.Fatalf("%s did not print %q within %v\n%s", p.name, re, timeout, p.output())

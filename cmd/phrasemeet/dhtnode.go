@@ -5,14 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
 )
-
-// defaultDHTNodeCapacity mirrors pkarrclient's default item store size,
-// which DHTServe(0) would pick; the flag shows it.
-const defaultDHTNodeCapacity = 100_000
 
 // runDHTNode runs a full Mainline DHT node: it answers queries, stores
 // BEP44 items (pkarr packets among them) for others and keeps its routing
@@ -35,9 +30,9 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 	fs.Var(&f.bootstrap, "bootstrap", bootstrapHelp)
 	fs.StringVar(&f.nodesFile, "nodes-file", "",
 		"keep a snapshot of the routing table in this file, read at start and written periodically and at exit")
-	refresh := fs.Duration("refresh-interval", 15*time.Minute,
+	refresh := fs.Duration("refresh-interval", pkarrclient.DefaultDHTRefreshInterval,
 		"how often to refresh the routing table (asking its nodes, which makes them ones this node hands out) and save the snapshot; 0: never")
-	capacity := fs.Int("capacity", defaultDHTNodeCapacity, "items stored for others; the least recently used are evicted beyond it")
+	capacity := fs.Int("capacity", pkarrclient.DefaultDHTStoreCapacity, "items stored for others; the least recently used are evicted beyond it")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
