@@ -1,0 +1,945 @@
+package slotdiscovery
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/phrasemeet/discovery"
+	"github.com/phrasemeet/discovery/pkarrclient"
+)
+
+// The slot space of the default profile has no end: slot i belongs to
+// level floor(log2(i+1)), so level 0 is slot 0, level 1 slots 1-2, level 2
+// slots 3-6, and so on, each level twice the last. Peers fill the lowest
+// level with room, so a small group lives in slot 0 and is read in one
+// GET, while a thousand peers spread over eight levels and no live peer is
+// ever pushed out to make room.
+const (
+	// maxLevel bounds how deep a claim goes: 2^17-1 slots, far more than
+	// any group, so reaching it means every read failed or was locked.
+	maxLevel = 16
+	// wholeLevel is the largest level read in full; deeper levels are
+	// sampled, sampleSize slots per scan.
+	wholeLevel = 8
+	sampleSize = 4
+	// typicalEntry is the wire size assumed for a stranger's entry when
+	// judging whether a slot has room for one more.
+	typicalEntry = 160
+)
+
+func levelRange(l int) (lo, hi int) { return 1<<l - 1, 1<<(l+1) - 1 }
+
+func levelOf(slot int) int { return bits.Len(uint(slot+1)) - 1 }
+
+// Errors of the default profile.
+var (
+	// ErrNoSlot: no slot with room could be read, because every read
+	// failed or every slot tried was locked.
+	ErrNoSlot = errors.New("slotdiscovery: no slot with room")
+	errFull   = errors.New("slotdiscovery: slot full")
+	errLocked = errors.New("slotdiscovery: slot locked by a future timestamp")
+)
+
+// Discoverer is the default profile of the slot rendezvous: peers sharing
+// a passphrase announce sealed entries in slots only they can find and
+// read, and scan those slots for each other. See the package
+// documentation for the design.
+type Discoverer struct {
+	client  *pkarrclient.Client
+	group   *Group
+	cfg     config
+	rnd     *lockedRand
+	tracker *discovery.Tracker
+	stamper *pkarrclient.Stamper
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{} // a scan right after our own publish
+
+	mu        sync.Mutex
+	closed    bool
+	anns      map[string]*announcement
+	left      map[string]time.Time // our own IDs' tombstone times
+	slots     map[int]*slotView
+	peers     map[string]*peerView
+	fastUntil time.Time
+	pausedTil time.Time // set by a 429's Retry-After
+	gets      *rate.Limiter
+	puts      *rate.Limiter
+	scans     int
+	stats     Stats
+}
+
+// slotView is what this peer knows of one slot.
+type slotView struct {
+	ts      pkarrclient.Timestamp  // newest packet time seen
+	read    time.Time              // when last read
+	locked  bool                   // its packet is stamped beyond the future bound
+	entries map[string]sealedEntry // newest fresh entry per ID seen here: what a write carries forward
+	current map[string]time.Time   // entry times in the packet read last: what a read-back checks
+}
+
+// peerView is the newest entry seen for another peer.
+type peerView struct {
+	time time.Time
+	live bool
+	slot int
+}
+
+// Stats counts a discoverer's requests, for budgets and the simulation.
+type Stats struct {
+	Gets, Puts       int // requests made
+	RateLimited      int // answered 429
+	Conflicts        int // answered 409
+	Claims           int // slots claimed
+	LostClaims       int // read-backs that did not find our entry
+	SlotsLocked      int // reads that found a slot stamped beyond the future bound
+	UnopenedEntries  int // TXT records that did not open with the group key
+	IgnoredFutureEnt int // entries stamped beyond the future bound
+}
+
+// New returns a default-profile Discoverer over client's backends (relays,
+// the DHT, or both) for the group's slots. It starts scanning at once, so
+// a subscriber learns the group even before announcing.
+func New(client *pkarrclient.Client, group *Group, opts ...Option) (*Discoverer, error) {
+	if client == nil || group == nil {
+		return nil, errors.New("slotdiscovery: nil client or group")
+	}
+	cfg := defaultConfig()
+	cfg.name = "slots"
+	if err := cfg.apply(opts); err != nil {
+		return nil, err
+	}
+	now := cfg.clock.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Discoverer{
+		client:    client,
+		group:     group,
+		cfg:       cfg,
+		rnd:       newLockedRand(cfg.seed),
+		tracker:   discovery.NewTracker(cfg.clock.Now),
+		stamper:   pkarrclient.NewStamper(cfg.clock.Now),
+		ctx:       ctx,
+		cancel:    cancel,
+		kick:      make(chan struct{}, 1),
+		anns:      make(map[string]*announcement),
+		left:      make(map[string]time.Time),
+		slots:     make(map[int]*slotView),
+		peers:     make(map[string]*peerView),
+		fastUntil: now.Add(cfg.fastPhase),
+		gets:      rate.NewLimiter(rate.Limit(cfg.fastGetRate), cfg.getBurst),
+		puts:      rate.NewLimiter(rate.Limit(cfg.putRate), cfg.putBurst),
+	}
+	d.wg.Add(1)
+	go d.scanLoop()
+	return d, nil
+}
+
+// Name implements discovery.Discoverer.
+func (d *Discoverer) Name() string { return d.cfg.name }
+
+// Subscribe implements discovery.Discoverer.
+func (d *Discoverer) Subscribe(ctx context.Context) (<-chan discovery.Event, error) {
+	return d.tracker.Subscribe(ctx)
+}
+
+// Peers returns the peers known now.
+func (d *Discoverer) Peers() []discovery.Peer { return d.tracker.Peers() }
+
+// Stats returns the request counters so far.
+func (d *Discoverer) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
+}
+
+// Slot returns the slot an announced ID holds now, or -1 while it is
+// still claiming (or not announced here).
+func (d *Discoverer) Slot(id string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if a, ok := d.anns[id]; ok {
+		return a.slot
+	}
+	return -1
+}
+
+// Close implements discovery.Discoverer: every announcement leaves (its
+// tombstone written within a short bound), scanning stops and every
+// subscription closes.
+func (d *Discoverer) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	anns := make([]*announcement, 0, len(d.anns))
+	for _, a := range d.anns {
+		anns = append(anns, a)
+	}
+	d.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, a := range anns {
+		wg.Go(func() { a.end(true) })
+	}
+	wg.Wait()
+	d.cancel()
+	d.wg.Wait()
+	d.tracker.Close()
+	return nil
+}
+
+func (d *Discoverer) now() time.Time { return d.cfg.clock.Now() }
+
+// stamp is now at the microsecond precision entries carry, so a time we
+// wrote compares equal to the same time read back.
+func (d *Discoverer) stamp() time.Time { return time.UnixMicro(d.now().UnixMicro()) }
+
+// sleep waits d or until ctx ends.
+func (d *Discoverer) sleep(ctx context.Context, dur time.Duration) error {
+	if dur <= 0 {
+		return ctx.Err()
+	}
+	t := d.cfg.clock.NewTimer(dur)
+	defer t.Stop()
+	select {
+	case <-t.Chan():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// take waits for a token from lim, and for any 429 pause to pass. The
+// budget is the peer's promise to the relays: it is never exceeded, so a
+// well-behaved peer earns no 429 from a relay with the deployed limits.
+func (d *Discoverer) take(ctx context.Context, lim *rate.Limiter) error {
+	for {
+		d.mu.Lock()
+		now := d.now()
+		pause := d.pausedTil.Sub(now)
+		d.mu.Unlock()
+		if pause <= 0 {
+			break
+		}
+		if err := d.sleep(ctx, pause); err != nil {
+			return err
+		}
+	}
+	now := d.now()
+	r := lim.ReserveN(now, 1)
+	if !r.OK() {
+		return errors.New("slotdiscovery: budget burst below one")
+	}
+	if err := d.sleep(ctx, r.DelayFrom(now)); err != nil {
+		r.CancelAt(d.now())
+		return err
+	}
+	return nil
+}
+
+// backoff reacts to a request error: a 429 pauses every request for its
+// Retry-After.
+func (d *Discoverer) backoff(err error) {
+	var rl *pkarrclient.RateLimitError
+	if !errors.As(err, &rl) {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stats.RateLimited++
+	wait := max(rl.RetryAfter, time.Second)
+	if until := d.now().Add(wait); until.After(d.pausedTil) {
+		d.pausedTil = until
+	}
+}
+
+// readSlot fetches slot i and folds what it holds into our views. A slot
+// with no packet is read successfully as empty.
+func (d *Discoverer) readSlot(ctx context.Context, i int) error {
+	if err := d.take(ctx, d.gets); err != nil {
+		return err
+	}
+	key := d.group.SlotKey(i).PublicKey()
+	p, err := d.client.Resolve(ctx, key, pkarrclient.NetworkOnly())
+	d.mu.Lock()
+	d.stats.Gets++
+	d.mu.Unlock()
+	if err != nil && !errors.Is(err, pkarrclient.ErrNotFound) {
+		d.backoff(err)
+		d.cfg.logger.Debug("slot read failed", "slot", i, "err", err)
+		return err
+	}
+	d.observe(i, p)
+	return nil
+}
+
+// readSlots reads the given slots in parallel and returns how many reads
+// succeeded.
+func (d *Discoverer) readSlots(ctx context.Context, idx []int) int {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for _, i := range idx {
+		wg.Go(func() {
+			if d.readSlot(ctx, i) == nil {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return ok
+}
+
+func (d *Discoverer) slotLocked(i int) *slotView {
+	sv := d.slots[i]
+	if sv == nil {
+		sv = &slotView{entries: make(map[string]sealedEntry), current: make(map[string]time.Time)}
+		d.slots[i] = sv
+	}
+	return sv
+}
+
+// fresh reports whether an entry's signed time makes it count now: not
+// older than the stale bound, not further ahead than the future bound.
+func (d *Discoverer) fresh(t, now time.Time) bool {
+	return now.Sub(t) <= d.cfg.staleAfter && t.Sub(now) <= d.cfg.futureBound
+}
+
+// observe folds a read of slot i (p nil: empty) into the views and
+// reports what changed to subscribers.
+func (d *Discoverer) observe(i int, p *pkarrclient.SignedPacket) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	sv := d.slotLocked(i)
+	sv.read = now
+	clear(sv.current)
+	if p == nil {
+		sv.locked = false
+		d.pruneLocked(sv, now)
+		return
+	}
+	// A packet stamped beyond the bound can never be overwritten (relays
+	// keep the newest), so the slot is abandoned and what it holds
+	// ignored: its author could otherwise pin entries that never age.
+	if ts := p.Timestamp(); ts.Time().Sub(now) > d.cfg.futureBound {
+		if !sv.locked {
+			d.stats.SlotsLocked++
+		}
+		sv.locked = true
+		sv.ts = max(sv.ts, ts)
+		clear(sv.entries)
+		return
+	}
+	sv.locked = false
+	sv.ts = max(sv.ts, p.Timestamp())
+	entries, bad := d.group.openSlot(p)
+	d.stats.UnopenedEntries += bad
+	for _, e := range entries {
+		if e.time.Sub(now) > d.cfg.futureBound || e.since.After(e.time) {
+			d.stats.IgnoredFutureEnt++
+			continue
+		}
+		if old, ok := sv.current[e.rec.ID]; !ok || e.time.After(old) {
+			sv.current[e.rec.ID] = e.time
+		}
+		if !d.fresh(e.time, now) {
+			continue
+		}
+		if old, ok := sv.entries[e.rec.ID]; !ok || e.time.After(old.time) {
+			sv.entries[e.rec.ID] = e
+		}
+		d.notePeerLocked(i, e.entry)
+	}
+	d.pruneLocked(sv, now)
+}
+
+// pruneLocked drops entries that have aged out, and entries superseded by
+// something newer we saw elsewhere (the peer moved or left).
+func (d *Discoverer) pruneLocked(sv *slotView, now time.Time) {
+	for id, e := range sv.entries {
+		pv := d.peers[id]
+		if !d.fresh(e.time, now) || pv != nil && pv.time.After(e.time) {
+			delete(sv.entries, id)
+		}
+	}
+}
+
+// notePeerLocked reports another peer's entry to subscribers if it is the
+// newest we have seen for that ID.
+func (d *Discoverer) notePeerLocked(slot int, e entry) {
+	id := e.rec.ID
+	if _, mine := d.anns[id]; mine {
+		return
+	}
+	if t, ok := d.left[id]; ok && !e.time.After(t) {
+		return // a copy of what we announced before leaving
+	}
+	pv := d.peers[id]
+	if pv != nil && !e.time.After(pv.time) {
+		return
+	}
+	if pv == nil {
+		pv = &peerView{}
+		d.peers[id] = pv
+	}
+	pv.time, pv.slot, pv.live = e.time, slot, e.kind == kindLive
+	if pv.live {
+		d.tracker.Upsert(discovery.Peer{Record: e.rec.Clone(), Sources: []string{d.cfg.name}, Seen: e.time})
+	} else {
+		d.tracker.Remove(id)
+	}
+}
+
+// sweep reports as Lost every peer whose newest entry has aged out.
+func (d *Discoverer) sweep() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	for id, pv := range d.peers {
+		if now.Sub(pv.time) > d.cfg.staleAfter {
+			if pv.live {
+				d.tracker.Remove(id)
+			}
+			delete(d.peers, id)
+		}
+	}
+	for id, t := range d.left {
+		if now.Sub(t) > d.cfg.staleAfter {
+			delete(d.left, id)
+		}
+	}
+}
+
+// roomLocked reports whether an entry of the given wire size would be
+// kept in slot i, given the fresh entries we know there and the order in
+// which a full slot keeps them (see mergeLocked).
+func (d *Discoverer) roomLocked(i int, self sealedEntry) bool {
+	_, ok := d.mergeLocked(d.slotLocked(i), self)
+	return ok
+}
+
+// mergeLocked returns what a write of self into sv should hold: every
+// fresh live entry and tombstone we know there, ours replacing any older
+// version of our own, oldest claim first, cut where the packet is full.
+// It reports whether ours made the cut. Every peer orders the same way,
+// so all writers agree on who a full slot keeps; the newest claimant is
+// the one that moves on.
+func (d *Discoverer) mergeLocked(sv *slotView, self sealedEntry) ([]sealedEntry, bool) {
+	all := make([]sealedEntry, 0, len(sv.entries)+1)
+	for id, e := range sv.entries {
+		if id != self.rec.ID {
+			all = append(all, e)
+		}
+	}
+	all = append(all, self)
+	slices.SortFunc(all, func(a, b sealedEntry) int {
+		// Tombstones go last: they only matter until the leaver's peers
+		// have seen them, and must never displace a live peer.
+		if a.kind != b.kind {
+			return cmp.Compare(a.kind, b.kind)
+		}
+		return cmp.Or(a.since.Compare(b.since), cmp.Compare(a.rec.ID, b.rec.ID))
+	})
+	size := packetOverhead
+	kept := all[:0]
+	in := false
+	for _, e := range all {
+		if size+e.wireSize() > pkarrclient.MaxDNSSize {
+			continue
+		}
+		size += e.wireSize()
+		kept = append(kept, e)
+		in = in || e.rec.ID == self.rec.ID
+	}
+	return kept, in
+}
+
+// fullLocked reports whether slot i holds no room for a typical newcomer,
+// or is locked: either way claimers went deeper, and so must scans.
+func (d *Discoverer) fullLocked(i int) bool {
+	sv := d.slotLocked(i)
+	if sv.locked {
+		return true
+	}
+	size := packetOverhead + typicalEntry
+	for _, e := range sv.entries {
+		size += e.wireSize()
+	}
+	return size > pkarrclient.MaxDNSSize
+}
+
+// pick returns the slots of level l to read: all of a small level, a
+// random sample of a large one, plus those where we know a peer lives.
+func (d *Discoverer) pick(l int) []int {
+	lo, hi := levelRange(l)
+	if hi-lo <= wholeLevel {
+		out := make([]int, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			out = append(out, i)
+		}
+		return out
+	}
+	set := make(map[int]bool)
+	for _, j := range d.rnd.perm(hi - lo)[:sampleSize] {
+		set[lo+j] = true
+	}
+	d.mu.Lock()
+	for _, pv := range d.peers {
+		if pv.live && pv.slot >= lo && pv.slot < hi {
+			set[pv.slot] = true
+		}
+	}
+	for _, a := range d.anns {
+		if a.slot >= lo && a.slot < hi {
+			set[a.slot] = true
+		}
+	}
+	d.mu.Unlock()
+	out := make([]int, 0, len(set))
+	for i := range set {
+		out = append(out, i)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// deepest is the deepest level where we know a live peer, or hold a slot.
+func (d *Discoverer) deepestLocked() int {
+	deep := 0
+	for _, pv := range d.peers {
+		if pv.live {
+			deep = max(deep, levelOf(pv.slot))
+		}
+	}
+	for _, a := range d.anns {
+		if a.slot >= 0 {
+			deep = max(deep, levelOf(a.slot))
+		}
+	}
+	return deep
+}
+
+// scan reads the slot space level by level, going deeper while a level is
+// full (claimers went on) or we know someone deeper, and once in a while
+// one level further, to find peers who went deeper while it was full.
+func (d *Discoverer) scan(ctx context.Context) {
+	d.mu.Lock()
+	d.scans++
+	probe := d.scans%4 == 0
+	d.mu.Unlock()
+	for l := 0; l <= maxLevel && ctx.Err() == nil; l++ {
+		idx := d.pick(l)
+		d.readSlots(ctx, idx)
+		d.mu.Lock()
+		deeper := l < d.deepestLocked()
+		for _, i := range idx {
+			deeper = deeper || d.fullLocked(i)
+		}
+		d.mu.Unlock()
+		if !deeper {
+			if !probe || l == maxLevel {
+				break
+			}
+			probe = false
+			lo, hi := levelRange(l + 1)
+			d.readSlots(ctx, []int{lo + d.rnd.intN(hi-lo)})
+		}
+	}
+	d.sweep()
+}
+
+func (d *Discoverer) scanLoop() {
+	defer d.wg.Done()
+	ctx := d.ctx
+	for ctx.Err() == nil {
+		d.scan(ctx)
+		d.mu.Lock()
+		now := d.now()
+		fast := now.Before(d.fastUntil)
+		if fast {
+			d.gets.SetLimitAt(now, rate.Limit(d.cfg.fastGetRate))
+		} else {
+			d.gets.SetLimitAt(now, rate.Limit(d.cfg.getRate))
+		}
+		d.mu.Unlock()
+		wait := d.rnd.jitter(d.cfg.scan, 0.25)
+		if fast {
+			wait = d.rnd.jitter(d.cfg.fastScan, 0.2)
+		}
+		t := d.cfg.clock.NewTimer(wait)
+		select {
+		case <-t.Chan():
+		case <-d.kick:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+}
+
+// scanSoon asks the scan loop for a scan now.
+func (d *Discoverer) scanSoon() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Announce implements discovery.Discoverer. The announcement claims a slot
+// in the background (the fast scan phase restarts with it), then rewrites
+// its entry every republish interval until ctx ends, Leave, or Close; at
+// the end it writes a tombstone so others see it leave at their next
+// read.
+func (d *Discoverer) Announce(ctx context.Context, rec discovery.Record) (discovery.Announcement, error) {
+	if err := rec.Validate(); err != nil {
+		return nil, err
+	}
+	rec = rec.Clone()
+	if _, err := (&entry{kind: kindLive, rec: rec}).marshal(); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, discovery.ErrClosed
+	}
+	if _, dup := d.anns[rec.ID]; dup {
+		return nil, fmt.Errorf("%w: %q", discovery.ErrAlreadyAnnounced, rec.ID)
+	}
+	now := d.stamp()
+	actx, cancel := context.WithCancel(ctx)
+	a := &announcement{
+		d:      d,
+		rec:    rec,
+		since:  now,
+		slot:   -1,
+		held:   -1,
+		ctx:    actx,
+		cancel: cancel,
+		update: make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+	d.anns[rec.ID] = a
+	delete(d.left, rec.ID)
+	if pv := d.peers[rec.ID]; pv != nil {
+		delete(d.peers, rec.ID)
+		if pv.live {
+			d.tracker.Remove(rec.ID)
+		}
+	}
+	d.fastUntil = now.Add(d.cfg.fastPhase)
+	d.gets.SetLimitAt(now, rate.Limit(d.cfg.fastGetRate))
+	d.wg.Add(1)
+	go a.run()
+	context.AfterFunc(actx, func() { go a.end(true) })
+	return a, nil
+}
+
+// announcement is one running Announce.
+type announcement struct {
+	d      *Discoverer
+	since  time.Time
+	ctx    context.Context // ends with Leave, the caller's ctx, or Close
+	cancel context.CancelFunc
+	update chan struct{}
+	done   chan struct{} // closed when run returns
+
+	// Guarded by d.mu.
+	rec   discovery.Record
+	slot  int // where our entry is, or -1 while claiming
+	held  int // the slot a read-back last confirmed, or -1
+	ended bool
+
+	endOnce sync.Once
+}
+
+// Record implements discovery.Announcement.
+func (a *announcement) Record() discovery.Record {
+	a.d.mu.Lock()
+	defer a.d.mu.Unlock()
+	return a.rec.Clone()
+}
+
+// Update implements discovery.Announcement: the new record is written at
+// once (within the PUT budget).
+func (a *announcement) Update(ctx context.Context, rec discovery.Record) error {
+	if err := rec.Validate(); err != nil {
+		return err
+	}
+	if _, err := (&entry{kind: kindLive, rec: rec}).marshal(); err != nil {
+		return err
+	}
+	a.d.mu.Lock()
+	defer a.d.mu.Unlock()
+	if a.ended {
+		return discovery.ErrLeft
+	}
+	if rec.ID != a.rec.ID {
+		return fmt.Errorf("%w: Update cannot change the ID (%q to %q)", discovery.ErrInvalidRecord, a.rec.ID, rec.ID)
+	}
+	a.rec = rec.Clone()
+	select {
+	case a.update <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Leave implements discovery.Announcement.
+func (a *announcement) Leave(ctx context.Context) error {
+	a.end(false)
+	return nil
+}
+
+// end stops the announcement and writes its tombstone, once. Whoever
+// calls it first waits for the tombstone (bounded by the leave timeout).
+func (a *announcement) end(bool) {
+	a.endOnce.Do(func() {
+		d := a.d
+		d.mu.Lock()
+		a.ended = true
+		d.mu.Unlock()
+		a.cancel()
+		<-a.done
+		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.leaveTimeout)
+		defer cancel()
+		d.mu.Lock()
+		slot := a.slot
+		rec := a.rec
+		d.mu.Unlock()
+		var tombTime time.Time
+		if slot >= 0 {
+			tomb := entry{kind: kindTombstone, since: a.since, rec: discovery.Record{ID: rec.ID}}
+			tombTime = d.stamp()
+			tomb.time = tombTime
+			if err := a.write(ctx, slot, tomb); err != nil {
+				d.cfg.logger.Debug("tombstone not written", "slot", slot, "err", err)
+			}
+		}
+		d.mu.Lock()
+		delete(d.anns, rec.ID)
+		if tombTime.IsZero() {
+			tombTime = d.now()
+		}
+		d.left[rec.ID] = tombTime
+		d.mu.Unlock()
+	})
+	<-a.done
+}
+
+func (a *announcement) run() {
+	d := a.d
+	defer d.wg.Done()
+	defer close(a.done)
+	ctx := a.ctx
+	for ctx.Err() == nil {
+		d.mu.Lock()
+		slot := a.slot
+		d.mu.Unlock()
+		if slot < 0 {
+			s, err := a.claim(ctx)
+			if err != nil {
+				d.cfg.logger.Debug("claim failed", "err", err)
+				if d.sleep(ctx, d.rnd.between(time.Second, 3*time.Second)) != nil {
+					return
+				}
+				continue
+			}
+			slot = s
+		}
+		// The slot is ours to tombstone from the first write on, before the
+		// read-back confirms it: a peer that leaves mid-claim may already
+		// have been seen.
+		d.mu.Lock()
+		a.slot = slot
+		d.mu.Unlock()
+		if !a.publish(ctx, slot) {
+			d.mu.Lock()
+			a.slot, a.held = -1, -1
+			d.mu.Unlock()
+			continue
+		}
+		d.mu.Lock()
+		if a.held != slot {
+			d.stats.Claims++
+		}
+		a.held = slot
+		d.mu.Unlock()
+		d.scanSoon()
+		t := d.cfg.clock.NewTimer(d.rnd.jitter(d.cfg.republish, 0.1))
+		select {
+		case <-t.Chan():
+		case <-a.update:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+}
+
+// claim finds a slot with room for our entry: the lowest level where one
+// of the slots read has room, a random one among those, so peers joining
+// together spread over a level rather than all racing for its first slot.
+func (a *announcement) claim(ctx context.Context) (int, error) {
+	d := a.d
+	self, err := a.sealed(0)
+	if err != nil {
+		return -1, err
+	}
+	for l := 0; l <= maxLevel; l++ {
+		idx := d.pick(l)
+		if d.readSlots(ctx, idx) == 0 {
+			if err := ctx.Err(); err != nil {
+				return -1, err
+			}
+			return -1, fmt.Errorf("%w: no read of level %d succeeded", ErrNoSlot, l)
+		}
+		d.mu.Lock()
+		var room []int
+		for _, i := range idx {
+			sv := d.slotLocked(i)
+			if sv.locked || sv.read.IsZero() {
+				continue
+			}
+			if _, ok := sv.entries[self.rec.ID]; ok {
+				room = []int{i} // still ours from before a restart
+				break
+			}
+			if d.roomLocked(i, self) {
+				room = append(room, i)
+			}
+		}
+		d.mu.Unlock()
+		if len(room) > 0 {
+			return room[d.rnd.intN(len(room))], nil
+		}
+	}
+	return -1, ErrNoSlot
+}
+
+// sealed returns our current live entry sealed for slot i.
+func (a *announcement) sealed(i int) (sealedEntry, error) {
+	d := a.d
+	d.mu.Lock()
+	e := entry{kind: kindLive, time: d.stamp(), since: a.since, rec: a.rec.Clone()}
+	d.mu.Unlock()
+	s, err := d.group.seal(&e, d.group.SlotKey(i).PublicKey())
+	return sealedEntry{entry: e, sealed: s}, err
+}
+
+// publish writes our entry into slot and reads it back, until the read
+// shows it or the slot turns out to have no room for us. A 204 proves
+// nothing (n0's relay drops an older packet silently) and no relay offers
+// compare-and-swap any more, so only the read-back tells.
+func (a *announcement) publish(ctx context.Context, slot int) bool {
+	d := a.d
+	for attempt := 0; attempt < 4 && ctx.Err() == nil; attempt++ {
+		self, err := a.sealed(slot)
+		if err != nil {
+			return false
+		}
+		d.mu.Lock()
+		stale := d.now().Sub(d.slotLocked(slot).read) > d.cfg.scan/2
+		d.mu.Unlock()
+		if stale {
+			_ = d.readSlot(ctx, slot)
+		}
+		switch err := a.write(ctx, slot, self.entry); {
+		case errors.Is(err, errFull), errors.Is(err, errLocked):
+			return false
+		case err != nil:
+			d.cfg.logger.Debug("slot write failed", "slot", slot, "err", err)
+			if d.sleep(ctx, d.rnd.between(d.cfg.verifyMin, 2*d.cfg.verifyMax)) != nil {
+				return false
+			}
+			continue
+		}
+		if d.sleep(ctx, d.rnd.between(d.cfg.verifyMin, d.cfg.verifyMax)) != nil {
+			return false
+		}
+		if err := d.readSlot(ctx, slot); err != nil {
+			continue
+		}
+		d.mu.Lock()
+		got, ok := d.slotLocked(slot).current[self.rec.ID]
+		held := ok && !got.Before(self.time)
+		if !held {
+			d.stats.LostClaims++
+		}
+		d.mu.Unlock()
+		if held {
+			return true
+		}
+	}
+	return false
+}
+
+// write signs and publishes slot with e merged into what we know of it.
+func (a *announcement) write(ctx context.Context, slot int, e entry) error {
+	d := a.d
+	sk := d.group.SlotKey(slot)
+	s, err := d.group.seal(&e, sk.PublicKey())
+	if err != nil {
+		return err
+	}
+	self := sealedEntry{entry: e, sealed: s}
+	d.mu.Lock()
+	sv := d.slotLocked(slot)
+	if sv.locked {
+		d.mu.Unlock()
+		return errLocked
+	}
+	kept, in := d.mergeLocked(sv, self)
+	ts := max(d.stamper.Next(), sv.ts+1)
+	d.mu.Unlock()
+	if !in {
+		return errFull
+	}
+	p, err := buildSlot(sk, ts, kept)
+	for errors.Is(err, pkarrclient.ErrPacketTooLarge) && len(kept) > 1 {
+		// The size estimate was short: drop the lowest-priority entry
+		// that is not ours and try again.
+		j := len(kept) - 1
+		if kept[j].rec.ID == self.rec.ID {
+			j--
+		}
+		kept = slices.Delete(kept, j, j+1)
+		p, err = buildSlot(sk, ts, kept)
+	}
+	if err != nil {
+		return err
+	}
+	if err := d.take(ctx, d.puts); err != nil {
+		return err
+	}
+	_, err = d.client.Publish(ctx, p)
+	d.mu.Lock()
+	d.stats.Puts++
+	if err == nil {
+		sv.ts = max(sv.ts, ts)
+		if old, ok := sv.entries[e.rec.ID]; !ok || e.time.After(old.time) {
+			sv.entries[e.rec.ID] = self
+		}
+	}
+	if errors.Is(err, pkarrclient.ErrNotMostRecent) {
+		d.stats.Conflicts++
+		sv.read = time.Time{} // someone wrote after our read: read again before the next try
+	}
+	d.mu.Unlock()
+	if err != nil {
+		d.backoff(err)
+	}
+	return err
+}

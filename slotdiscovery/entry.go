@@ -1,0 +1,264 @@
+package slotdiscovery
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/phrasemeet/discovery"
+	"github.com/phrasemeet/discovery/pkarrclient"
+)
+
+// An entry is one peer's sealed line in a slot packet: who it is, how to
+// reach it, and when it said so. A slot packet holds several, one TXT
+// record each at the packet's apex, so the record name says nothing about
+// the group.
+//
+// Plaintext layout (version 1):
+//
+//	version (1) | flags (1) | time µs (8, big-endian) | since µs (8) |
+//	uvarint len + id | uvarint count, then uvarint len + addr each |
+//	uvarint len + meta
+//
+// Flags: bits 0-1 the kind (1 live, 2 tombstone); bit 7 set when the ID
+// is lowercase hex and stored as its bytes, which halves the usual
+// 64-character endpoint ID.
+//
+// Sealed: 24-byte random nonce | XChaCha20-Poly1305 ciphertext and tag.
+// The additional data binds the entry to its slot's public key, so an
+// entry copied into another slot does not open.
+type entry struct {
+	kind  entryKind
+	time  time.Time // this version's signed time: liveness is judged by it
+	since time.Time // when the peer first claimed: older claims win a full slot
+	rec   discovery.Record
+}
+
+type entryKind uint8
+
+const (
+	kindLive      entryKind = 1
+	kindTombstone entryKind = 2
+
+	entryVersion = 1
+	flagHexID    = 0x80
+	kindMask     = 0x03
+
+	entryHeader  = 2 + 8 + 8
+	sealOverhead = chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+
+	// txtRROverhead is what one entry costs in the DNS message beyond its
+	// sealed bytes: a compressed owner name (2), type, class, TTL and
+	// rdlength (10), and one length byte per 255-byte character-string.
+	txtRROverhead = 12
+	// packetOverhead is the DNS header (12) plus the first, uncompressed
+	// owner name: the z-base-32 key and the root label (54).
+	packetOverhead = 12 + 54
+
+	entryTTL = 300
+
+	// maxEntryPlain keeps one entry well inside a packet, leaving room for
+	// at least two more of typical size.
+	maxEntryPlain = 480
+)
+
+var aadPrefix = []byte("phrasemeet slotdiscovery entry v1\x00")
+
+// errEntry is the parent of every reason a sealed entry is rejected.
+var errEntry = errors.New("slotdiscovery: invalid entry")
+
+// ErrRecordTooLarge is returned for a record whose entry would not leave
+// room in a slot packet for other peers.
+var ErrRecordTooLarge = fmt.Errorf("%w: too large for a slot entry", discovery.ErrInvalidRecord)
+
+func packedID(id string) ([]byte, bool) {
+	if len(id) == 0 || len(id)%2 != 0 {
+		return nil, false
+	}
+	b, err := hex.DecodeString(id)
+	if err != nil || hex.EncodeToString(b) != id {
+		return nil, false // uppercase or mixed: keep it verbatim
+	}
+	return b, true
+}
+
+// marshal encodes the plaintext.
+func (e *entry) marshal() ([]byte, error) {
+	flags := byte(e.kind) & kindMask
+	id := []byte(e.rec.ID)
+	if b, ok := packedID(e.rec.ID); ok {
+		flags |= flagHexID
+		id = b
+	}
+	out := make([]byte, 0, 64+len(id)+len(e.rec.Meta))
+	out = append(out, entryVersion, flags)
+	out = binary.BigEndian.AppendUint64(out, uint64(e.time.UnixMicro()))
+	out = binary.BigEndian.AppendUint64(out, uint64(e.since.UnixMicro()))
+	out = binary.AppendUvarint(out, uint64(len(id)))
+	out = append(out, id...)
+	out = binary.AppendUvarint(out, uint64(len(e.rec.Addrs)))
+	for _, a := range e.rec.Addrs {
+		out = binary.AppendUvarint(out, uint64(len(a)))
+		out = append(out, a...)
+	}
+	out = binary.AppendUvarint(out, uint64(len(e.rec.Meta)))
+	out = append(out, e.rec.Meta...)
+	if len(out) > maxEntryPlain {
+		return nil, fmt.Errorf("%w: %d bytes encoded, at most %d", ErrRecordTooLarge, len(out), maxEntryPlain)
+	}
+	return out, nil
+}
+
+// unmarshalEntry decodes a plaintext; every length is checked against
+// what remains, so no input can make it read out of bounds or allocate
+// more than the input's size.
+func unmarshalEntry(b []byte) (entry, error) {
+	var e entry
+	if len(b) < entryHeader {
+		return e, fmt.Errorf("%w: %d bytes", errEntry, len(b))
+	}
+	if b[0] != entryVersion {
+		return e, fmt.Errorf("%w: version %d", errEntry, b[0])
+	}
+	flags := b[1]
+	e.kind = entryKind(flags & kindMask)
+	if e.kind != kindLive && e.kind != kindTombstone || flags&^(kindMask|flagHexID) != 0 {
+		return e, fmt.Errorf("%w: flags %#x", errEntry, flags)
+	}
+	t, s := binary.BigEndian.Uint64(b[2:]), binary.BigEndian.Uint64(b[10:])
+	if t > 1<<62 || s > 1<<62 {
+		return e, fmt.Errorf("%w: time out of range", errEntry)
+	}
+	e.time, e.since = time.UnixMicro(int64(t)), time.UnixMicro(int64(s))
+	rest := b[entryHeader:]
+	field := func() ([]byte, error) {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n > uint64(len(rest)-k) {
+			return nil, fmt.Errorf("%w: truncated", errEntry)
+		}
+		v := rest[k : k+int(n)]
+		rest = rest[k+int(n):]
+		return v, nil
+	}
+	id, err := field()
+	if err != nil {
+		return e, err
+	}
+	if len(id) == 0 {
+		return e, fmt.Errorf("%w: empty ID", errEntry)
+	}
+	if flags&flagHexID != 0 {
+		e.rec.ID = hex.EncodeToString(id)
+	} else {
+		e.rec.ID = string(id)
+	}
+	n, k := binary.Uvarint(rest)
+	if k <= 0 || n > uint64(len(rest)) { // each address takes at least a byte
+		return e, fmt.Errorf("%w: address count", errEntry)
+	}
+	rest = rest[k:]
+	for range n {
+		a, err := field()
+		if err != nil {
+			return e, err
+		}
+		e.rec.Addrs = append(e.rec.Addrs, string(a))
+	}
+	meta, err := field()
+	if err != nil {
+		return e, err
+	}
+	if len(meta) > 0 {
+		e.rec.Meta = slices.Clone(meta)
+	}
+	if len(rest) != 0 {
+		return e, fmt.Errorf("%w: %d trailing bytes", errEntry, len(rest))
+	}
+	if e.kind == kindTombstone && (len(e.rec.Addrs) > 0 || len(e.rec.Meta) > 0) {
+		return e, fmt.Errorf("%w: tombstone with a record", errEntry)
+	}
+	return e, nil
+}
+
+func aad(slot pkarrclient.PublicKey) []byte {
+	return append(slices.Clip(aadPrefix), slot[:]...)
+}
+
+// seal encrypts e for the slot whose key is slot.
+func (g *Group) seal(e *entry, slot pkarrclient.PublicKey) ([]byte, error) {
+	plain, err := e.marshal()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, chacha20poly1305.NonceSizeX, sealOverhead+len(plain))
+	if _, err := rand.Read(out); err != nil {
+		return nil, err
+	}
+	return g.aead.Seal(out, out, plain, aad(slot)), nil
+}
+
+// open decrypts and decodes one sealed entry from the slot slot.
+func (g *Group) open(sealed []byte, slot pkarrclient.PublicKey) (entry, error) {
+	if len(sealed) < sealOverhead {
+		return entry{}, fmt.Errorf("%w: %d sealed bytes", errEntry, len(sealed))
+	}
+	nonce, ct := sealed[:chacha20poly1305.NonceSizeX], sealed[chacha20poly1305.NonceSizeX:]
+	plain, err := g.aead.Open(nil, nonce, ct, aad(slot))
+	if err != nil {
+		return entry{}, fmt.Errorf("%w: does not open with the group key", errEntry)
+	}
+	return unmarshalEntry(plain)
+}
+
+// sealedEntry is an entry together with the exact bytes it was read as.
+// A peer rewriting a slot carries other peers' entries forward byte for
+// byte: it could re-seal them, but keeping the bytes keeps their size,
+// and so the packet's fit, exactly as their owners made it.
+type sealedEntry struct {
+	entry
+	sealed []byte
+}
+
+// wireSize is what the entry costs in a slot's DNS message.
+func (s sealedEntry) wireSize() int {
+	return len(s.sealed) + txtRROverhead + (len(s.sealed)+254)/255 - 1
+}
+
+// openSlot returns the entries of a slot packet that open under g, and
+// how many TXT records did not (another group's, a forger's or junk).
+func (g *Group) openSlot(p *pkarrclient.SignedPacket) (entries []sealedEntry, bad int) {
+	key := p.PublicKey()
+	for _, v := range p.TXT("@") {
+		e, err := g.open([]byte(v), key)
+		if err != nil {
+			bad++
+			continue
+		}
+		entries = append(entries, sealedEntry{entry: e, sealed: []byte(v)})
+	}
+	return entries, bad
+}
+
+// buildSlot signs a slot packet holding the given entries.
+func buildSlot(sk *pkarrclient.SecretKey, ts pkarrclient.Timestamp, entries []sealedEntry) (*pkarrclient.SignedPacket, error) {
+	b := pkarrclient.NewBuilder().Timestamp(ts)
+	for _, e := range entries {
+		b.TXT("@", entryTTL, string(e.sealed))
+	}
+	return b.Sign(sk)
+}
+
+// fits reports whether entries fit one packet's 1000-byte DNS message.
+func fits(entries []sealedEntry) bool {
+	n := packetOverhead
+	for _, e := range entries {
+		n += e.wireSize()
+	}
+	return n <= pkarrclient.MaxDNSSize
+}

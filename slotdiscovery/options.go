@@ -1,0 +1,262 @@
+package slotdiscovery
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+)
+
+// Option configures a Discoverer of either profile. An invalid value makes
+// the constructor fail rather than silently picking a default.
+type Option func(*config) error
+
+// config holds what both profiles share, and the default profile's
+// schedule. Each field's default is set in defaultConfig.
+type config struct {
+	clock  clockwork.Clock
+	logger *slog.Logger
+	seed   uint64
+	seeded bool
+	name   string
+
+	republish   time.Duration // how often our own entry is rewritten
+	scan        time.Duration // steady scan period (before jitter)
+	staleAfter  time.Duration // an entry older than this, by its signed time, is gone
+	futureBound time.Duration // a time further ahead than this is ignored
+	fastPhase   time.Duration // how long after joining scans run fast
+	fastScan    time.Duration // scan period during the fast phase
+	verifyMin   time.Duration // read-back delay after a write: lower bound
+	verifyMax   time.Duration // and upper bound
+
+	getRate, fastGetRate float64 // GETs per second, steady and fast
+	getBurst             int
+	putRate              float64 // PUTs per second
+	putBurst             int
+	leaveTimeout         time.Duration
+}
+
+func defaultConfig() config {
+	return config{
+		clock:        clockwork.NewRealClock(),
+		logger:       slog.New(slog.DiscardHandler),
+		republish:    60 * time.Second,
+		scan:         15 * time.Second,
+		staleAfter:   150 * time.Second,
+		futureBound:  2 * time.Minute,
+		fastPhase:    60 * time.Second,
+		fastScan:     1500 * time.Millisecond,
+		verifyMin:    300 * time.Millisecond,
+		verifyMax:    1500 * time.Millisecond,
+		getRate:      0.2,
+		fastGetRate:  1,
+		getBurst:     8,
+		putRate:      0.25, // n0's relay: one PUT per 4 s per IP
+		putBurst:     2,    // after a burst of two
+		leaveTimeout: 5 * time.Second,
+	}
+}
+
+func (c *config) apply(opts []Option) error {
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(c); err != nil {
+			return err
+		}
+	}
+	if !c.seeded {
+		c.seed = rand.Uint64()
+	}
+	if c.verifyMax < c.verifyMin {
+		return fmt.Errorf("slotdiscovery: read-back delay range [%v, %v] is empty", c.verifyMin, c.verifyMax)
+	}
+	return nil
+}
+
+var errNonPositive = errors.New("must be positive")
+
+func positive(what string, d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("slotdiscovery: %s %v: %w", what, d, errNonPositive)
+	}
+	return nil
+}
+
+// WithClock sets the clock that drives every timer and stamps every entry.
+// Tests use a fake clock; the simulation harness uses a skewed one.
+func WithClock(c clockwork.Clock) Option {
+	return func(cfg *config) error {
+		if c == nil {
+			return errors.New("slotdiscovery: nil clock")
+		}
+		cfg.clock = c
+		return nil
+	}
+}
+
+// WithLogger sets where the discoverer logs. The passphrase and keys never
+// reach it. The default discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(cfg *config) error {
+		if l == nil {
+			return errors.New("slotdiscovery: nil logger")
+		}
+		cfg.logger = l
+		return nil
+	}
+}
+
+// WithSeed fixes the seed of the jitter and slot choices, so a simulation
+// replays exactly. By default the seed is random.
+func WithSeed(seed uint64) Option {
+	return func(cfg *config) error {
+		cfg.seed, cfg.seeded = seed, true
+		return nil
+	}
+}
+
+// WithName sets the name found peers carry in Peer.Sources (default
+// "slots" for the default profile, "can-sync" for the can-sync profile).
+func WithName(name string) Option {
+	return func(cfg *config) error {
+		if name == "" {
+			return errors.New("slotdiscovery: empty name")
+		}
+		cfg.name = name
+		return nil
+	}
+}
+
+// WithRepublishInterval sets how often a peer rewrites its own entry
+// (default 60 s, one PUT a minute). Entries are judged stale after
+// WithStaleAfter, so keep this well under it.
+func WithRepublishInterval(d time.Duration) Option {
+	return func(cfg *config) error {
+		cfg.republish = d
+		return positive("republish interval", d)
+	}
+}
+
+// WithScanInterval sets the steady-state scan period before jitter
+// (default 15 s). The GET budget can stretch it: a scan never makes the
+// peer exceed its steady GET rate.
+func WithScanInterval(d time.Duration) Option {
+	return func(cfg *config) error {
+		cfg.scan = d
+		return positive("scan interval", d)
+	}
+}
+
+// WithFastScan sets the scan period right after joining and how long that
+// phase lasts (default every 1.5 s for 60 s), so a newcomer meets the
+// group in seconds rather than one steady period.
+func WithFastScan(period, phase time.Duration) Option {
+	return func(cfg *config) error {
+		cfg.fastScan, cfg.fastPhase = period, phase
+		if err := positive("fast scan period", period); err != nil {
+			return err
+		}
+		if phase < 0 {
+			return fmt.Errorf("slotdiscovery: fast phase %v: %w", phase, errNonPositive)
+		}
+		return nil
+	}
+}
+
+// WithStaleAfter sets how old an entry's signed time may be before the
+// entry counts as gone and its peer as Lost (default 150 s: a crashed
+// peer is reported within three republish periods).
+func WithStaleAfter(d time.Duration) Option {
+	return func(cfg *config) error {
+		cfg.staleAfter = d
+		return positive("stale bound", d)
+	}
+}
+
+// WithFutureBound sets how far ahead of our clock a signed time may be
+// before it is ignored (default 2 min), so a passphrase holder stamping
+// records far in the future locks nothing.
+func WithFutureBound(d time.Duration) Option {
+	return func(cfg *config) error {
+		cfg.futureBound = d
+		return positive("future bound", d)
+	}
+}
+
+// WithVerifyDelay sets the range of the random wait between writing a
+// slot and reading it back (default 0.3 s to 1.5 s). Random, so two peers
+// that wrote together do not read back together and write together again.
+func WithVerifyDelay(min, max time.Duration) Option {
+	return func(cfg *config) error {
+		cfg.verifyMin, cfg.verifyMax = min, max
+		return positive("read-back delay", min)
+	}
+}
+
+// WithGetBudget sets the GET rates per second, steady and during the fast
+// phase, and the burst that lets one scan read its slots in parallel
+// (default 0.2/s steady, 1/s fast, burst 8).
+func WithGetBudget(steady, fast float64, burst int) Option {
+	return func(cfg *config) error {
+		if steady <= 0 || fast <= 0 || burst < 1 {
+			return fmt.Errorf("slotdiscovery: GET budget %v/%v/s burst %d: %w", steady, fast, burst, errNonPositive)
+		}
+		cfg.getRate, cfg.fastGetRate, cfg.getBurst = steady, fast, burst
+		return nil
+	}
+}
+
+// WithPutBudget sets the PUT rate per second and burst (default 0.25/s
+// burst 2, the n0 relay's per-IP limit, so a peer never earns a 429).
+func WithPutBudget(perSecond float64, burst int) Option {
+	return func(cfg *config) error {
+		if perSecond <= 0 || burst < 1 {
+			return fmt.Errorf("slotdiscovery: PUT budget %v/s burst %d: %w", perSecond, burst, errNonPositive)
+		}
+		cfg.putRate, cfg.putBurst = perSecond, burst
+		return nil
+	}
+}
+
+// lockedRand is a seeded source shared by a discoverer's goroutines.
+type lockedRand struct {
+	mu sync.Mutex
+	r  *rand.Rand
+}
+
+func newLockedRand(seed uint64) *lockedRand {
+	return &lockedRand{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+// between returns a uniform duration in [lo, hi].
+func (l *lockedRand) between(lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return lo + time.Duration(l.r.Int64N(int64(hi-lo)+1))
+}
+
+// jitter returns d scaled by a uniform factor in [1-f, 1+f].
+func (l *lockedRand) jitter(d time.Duration, f float64) time.Duration {
+	return l.between(time.Duration(float64(d)*(1-f)), time.Duration(float64(d)*(1+f)))
+}
+
+func (l *lockedRand) intN(n int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.IntN(n)
+}
+
+func (l *lockedRand) perm(n int) []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Perm(n)
+}
