@@ -73,7 +73,8 @@ type Discoverer struct {
 	peers     map[string]*peerView
 	fastUntil time.Time
 	pausedTil time.Time // set by a 429's Retry-After
-	gets      *rate.Limiter
+	gets      *rate.Limiter // scans and claims
+	ownGets   *rate.Limiter // the read before each write, kept apart so scans cannot starve it
 	puts      *rate.Limiter
 	scans     int
 	stats     Stats
@@ -137,6 +138,7 @@ func New(client *pkarrclient.Client, group *Group, opts ...Option) (*Discoverer,
 		peers:     make(map[string]*peerView),
 		fastUntil: now.Add(cfg.fastPhase),
 		gets:      rate.NewLimiter(rate.Limit(cfg.fastGetRate), cfg.getBurst),
+		ownGets:   rate.NewLimiter(rate.Limit(cfg.putRate), cfg.putBurst),
 		puts:      rate.NewLimiter(rate.Limit(cfg.putRate), cfg.putBurst),
 	}
 	d.wg.Add(1)
@@ -267,7 +269,12 @@ func (d *Discoverer) backoff(err error) {
 // readSlot fetches slot i and folds what it holds into our views. A slot
 // with no packet is read successfully as empty.
 func (d *Discoverer) readSlot(ctx context.Context, i int) error {
-	if err := d.take(ctx, d.gets); err != nil {
+	return d.readSlotWith(ctx, i, d.gets)
+}
+
+// readSlotWith reads slot i on the given GET budget.
+func (d *Discoverer) readSlotWith(ctx context.Context, i int, budget *rate.Limiter) error {
+	if err := d.take(ctx, budget); err != nil {
 		return err
 	}
 	key := d.group.SlotKey(i).PublicKey()
@@ -573,7 +580,7 @@ func (d *Discoverer) scanLoop() {
 		if fast {
 			d.gets.SetLimitAt(now, rate.Limit(d.cfg.fastGetRate))
 		} else {
-			d.gets.SetLimitAt(now, rate.Limit(d.cfg.getRate))
+			d.gets.SetLimitAt(now, rate.Limit(d.scanRate()))
 		}
 		d.mu.Unlock()
 		wait := d.rnd.jitter(d.cfg.scan, 0.25)
@@ -588,6 +595,14 @@ func (d *Discoverer) scanLoop() {
 		}
 		t.Stop()
 	}
+}
+
+// scanRate is the steady GET rate left to scans once each announcement's
+// read before its write and read-back after it (two per republish) are
+// paid for, so the total stays within the budget.
+func (d *Discoverer) scanRate() float64 {
+	own := 2 * float64(len(d.anns)) / d.cfg.republish.Seconds()
+	return max(d.cfg.getRate-own, d.cfg.getRate/4)
 }
 
 // scanSoon asks the scan loop for a scan now.
@@ -662,6 +677,8 @@ type announcement struct {
 	slot  int // where our entry is, or -1 while claiming
 	held  int // the slot a read-back last confirmed, or -1
 	ended bool
+	// written is the time of our last accepted write.
+	written time.Time
 
 	endOnce sync.Once
 }
@@ -751,6 +768,7 @@ func (a *announcement) run() {
 		d.mu.Unlock()
 		if slot < 0 {
 			s, err := a.claim(ctx)
+			d.cfg.logger.Debug("claim", "slot", s, "err", err)
 			if err != nil {
 				d.cfg.logger.Debug("claim failed", "err", err)
 				if d.sleep(ctx, d.rnd.between(time.Second, 3*time.Second)) != nil {
@@ -779,7 +797,13 @@ func (a *announcement) run() {
 		a.held = slot
 		d.mu.Unlock()
 		d.scanSoon()
-		t := d.cfg.clock.NewTimer(d.rnd.jitter(d.cfg.republish, 0.1))
+		// The period runs from the write, not from the read-back: readers
+		// age an entry by the time it carries, so time spent confirming
+		// must not stretch the gap between two versions.
+		d.mu.Lock()
+		next := a.written.Add(d.rnd.jitter(d.cfg.republish, 0.1)).Sub(d.now())
+		d.mu.Unlock()
+		t := d.cfg.clock.NewTimer(max(next, 0))
 		select {
 		case <-t.Chan():
 		case <-a.update:
@@ -846,18 +870,20 @@ func (a *announcement) sealed(i int) (sealedEntry, error) {
 func (a *announcement) publish(ctx context.Context, slot int) bool {
 	d := a.d
 	for attempt := 0; attempt < 4 && ctx.Err() == nil; attempt++ {
+		// Read just before writing, so the entries carried forward are the
+		// newest versions: a write from a memory one scan old would roll
+		// back every peer that refreshed since, and enough of that ages
+		// live peers out in others' eyes.
+		if err := d.readSlotWith(ctx, slot, d.ownGets); err != nil {
+			continue
+		}
 		self, err := a.sealed(slot)
 		if err != nil {
 			return false
 		}
-		d.mu.Lock()
-		stale := d.now().Sub(d.slotLocked(slot).read) > d.cfg.scan/2
-		d.mu.Unlock()
-		if stale {
-			_ = d.readSlot(ctx, slot)
-		}
 		switch err := a.write(ctx, slot, self.entry); {
 		case errors.Is(err, errFull), errors.Is(err, errLocked):
+			d.cfg.logger.Debug("slot refused our entry", "slot", slot, "err", err)
 			return false
 		case err != nil:
 			d.cfg.logger.Debug("slot write failed", "slot", slot, "err", err)
@@ -869,7 +895,10 @@ func (a *announcement) publish(ctx context.Context, slot int) bool {
 		if d.sleep(ctx, d.rnd.between(d.cfg.verifyMin, d.cfg.verifyMax)) != nil {
 			return false
 		}
-		if err := d.readSlot(ctx, slot); err != nil {
+		// The read-back reads our slot alone, on the announcement's own
+		// budget: waiting for a whole scan would stretch the time between
+		// two versions of our entry by a scan's length.
+		if err := d.readSlotWith(ctx, slot, d.ownGets); err != nil {
 			continue
 		}
 		d.mu.Lock()
@@ -879,6 +908,7 @@ func (a *announcement) publish(ctx context.Context, slot int) bool {
 			d.stats.LostClaims++
 		}
 		d.mu.Unlock()
+		d.cfg.logger.Debug("read-back", "slot", slot, "held", held, "attempt", attempt)
 		if held {
 			return true
 		}
@@ -928,6 +958,9 @@ func (a *announcement) write(ctx context.Context, slot int, e entry) error {
 	d.mu.Lock()
 	d.stats.Puts++
 	if err == nil {
+		if e.rec.ID == a.rec.ID {
+			a.written = e.time
+		}
 		sv.ts = max(sv.ts, ts)
 		if old, ok := sv.entries[e.rec.ID]; !ok || e.time.After(old.time) {
 			sv.entries[e.rec.ID] = self
