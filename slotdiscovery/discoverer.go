@@ -72,7 +72,7 @@ type Discoverer struct {
 	slots     map[int]*slotView
 	peers     map[string]*peerView
 	fastUntil time.Time
-	pausedTil time.Time // set by a 429's Retry-After
+	pausedTil time.Time     // set by a 429's Retry-After
 	gets      *rate.Limiter // scans and claims
 	ownGets   *rate.Limiter // the read before each write, kept apart so scans cannot starve it
 	puts      *rate.Limiter
