@@ -192,7 +192,7 @@ func (d *Discoverer) Close() error {
 	d.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, a := range anns {
-		wg.Go(func() { a.end(true) })
+		wg.Go(func() { a.end() })
 	}
 	wg.Wait()
 	d.cancel()
@@ -659,7 +659,7 @@ func (d *Discoverer) Announce(ctx context.Context, rec discovery.Record) (discov
 	d.gets.SetLimitAt(now, rate.Limit(d.cfg.fastGetRate))
 	d.wg.Add(1)
 	go a.run()
-	context.AfterFunc(actx, func() { go a.end(true) })
+	context.AfterFunc(actx, func() { go a.end() })
 	return a, nil
 }
 
@@ -717,13 +717,13 @@ func (a *announcement) Update(ctx context.Context, rec discovery.Record) error {
 
 // Leave implements discovery.Announcement.
 func (a *announcement) Leave(ctx context.Context) error {
-	a.end(false)
+	a.end()
 	return nil
 }
 
 // end stops the announcement and writes its tombstone, once. Whoever
 // calls it first waits for the tombstone (bounded by the leave timeout).
-func (a *announcement) end(bool) {
+func (a *announcement) end() {
 	a.endOnce.Do(func() {
 		d := a.d
 		d.mu.Lock()
