@@ -785,6 +785,9 @@ func (a *announcement) run() {
 		a.slot = slot
 		d.mu.Unlock()
 		if !a.publish(ctx, slot) {
+			if ctx.Err() != nil {
+				return // ending: keep the slot, so end writes its tombstone
+			}
 			d.mu.Lock()
 			a.slot, a.held = -1, -1
 			d.mu.Unlock()
