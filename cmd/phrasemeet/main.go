@@ -13,6 +13,12 @@
 //	publish   sign TXT (or any) records with a secret key file and publish them
 //	resolve   fetch, verify and print the records of a public key
 //	dht-node  run a full Mainline DHT node that stores records for others
+//	slots     show a passphrase group's slots: their keys and who is in them
+//	join      announce this peer to a passphrase group and print who is found
+//
+// slots and join take the passphrase from --passphrase-file PATH, else
+// PHRASEMEET_PASSPHRASE, else a prompt without echo on the terminal; never
+// from the command line.
 //
 // Relays are given with --relay URL (repeatable, or comma-separated), or in
 // PHRASEMEET_RELAYS; "public" stands for the public pkarr relays and "none"
@@ -75,6 +81,8 @@ func commands() []command {
 		{"publish", "sign records with a secret key file and publish them", runPublish},
 		{"resolve", "fetch, verify and print the records of a public key", runResolve},
 		{"dht-node", "run a full Mainline DHT node that stores records for others", runDHTNode},
+		{"slots", "show a passphrase group's slots: their keys and who is in them", runSlots},
+		{"join", "announce this peer to a passphrase group and print who is found", runJoin},
 	}
 }
 
@@ -136,10 +144,12 @@ func printUsage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Relays come from --relay URL, else $PHRASEMEET_RELAYS, else the public relays;")
-	fmt.Fprintln(w, `"none" means no relay. --dht adds the Mainline DHT (publish, resolve, relay);`)
+	fmt.Fprintln(w, `"none" means no relay. --dht adds the Mainline DHT (all but demo and dht-node);`)
 	fmt.Fprintln(w, "its bootstrap nodes come from --bootstrap HOST:PORT, else $PHRASEMEET_BOOTSTRAP,")
 	fmt.Fprintln(w, `else the public routers; "none" means no bootstrap node.`)
 	fmt.Fprintln(w, "Example, the DHT alone: phrasemeet resolve --dht --relay none KEY")
+	fmt.Fprintln(w, "slots and join read the passphrase from --passphrase-file, else $PHRASEMEET_PASSPHRASE,")
+	fmt.Fprintln(w, "else a prompt without echo; never from the command line.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run phrasemeet <command> -h for a command's flags.")
 }

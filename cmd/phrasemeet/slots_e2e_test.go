@@ -1,0 +1,213 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/phrasemeet/discovery/slotdiscovery"
+)
+
+// These tests run slots and join as real processes against a real
+// `phrasemeet relay` process, stopped by real signals, with the
+// passphrase in the environment (or a file) as a user would give it.
+
+// passEnv is the environment that carries the test passphrase; noPass
+// makes sure none is inherited (empty counts as unset).
+var (
+	passEnv = []string{passphraseEnv + "=" + secretPhrase}
+	noPass  = []string{passphraseEnv + "="}
+)
+
+// TestProcessesSlotsKeysOnlyOffline: --keys-only prints the keys with the
+// relay pointing at a dead port, at once: it asks no one.
+func TestProcessesSlotsKeysOnlyOffline(t *testing.T) {
+	t.Parallel()
+	file := passFile(t, horsePassphrase+"\n", 0o600)
+	for _, tc := range []struct {
+		env  []string
+		args []string
+	}{
+		{[]string{passphraseEnv + "=" + horsePassphrase}, nil},
+		{noPass, []string{"--passphrase-file", file}},
+	} {
+		start := time.Now()
+		code, stdout, stderr := cli(t, tc.env, append([]string{"slots", "--profile", "can-sync", "--keys-only", "--relay", deadRelay}, tc.args...)...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		if keys := keysOf(t, stdout); keys[0] != horseSlot0 {
+			t.Errorf("slot 0 %s, want %s", keys[0], horseSlot0)
+		}
+		// A process start is milliseconds; a network attempt with retries
+		// would take far longer than this bound.
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("took %v", d)
+		}
+		if strings.Contains(stdout+stderr, horsePassphrase) {
+			t.Error("the passphrase was printed")
+		}
+	}
+	// The default profile runs the KDF, still offline.
+	code, stdout, stderr := cli(t, passEnv, "slots", "--keys-only", "--relay", deadRelay)
+	if code != 0 || len(keysOf(t, stdout)) != defaultKeysShown || !strings.Contains(stderr, "deriving keys") {
+		t.Fatalf("default profile: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	assertNoSecret(t, stdout+stderr)
+}
+
+// joinEvent is one line of join --json.
+type joinEvent struct {
+	Event   string   `json:"event"`
+	ID      string   `json:"id"`
+	Addrs   []string `json:"addrs"`
+	Source  string   `json:"source"`
+	Profile string   `json:"profile"`
+	Time    string   `json:"time"`
+}
+
+// eventLine matches a join --json line of the given event about id.
+func eventLine(event, id string) *regexp.Regexp {
+	return regexp.MustCompile(`^\{"event":"` + event + `","id":"` + id + `"`)
+}
+
+var announcedJSON = regexp.MustCompile(`^\{"event":"announced","id":"([0-9a-f]{64})".*"profile":"([^"]+)"`)
+
+// TestProcessesJoin: two join --json processes with one passphrase meet
+// through a relay process, for each profile; SIGTERM and SIGINT make a
+// join leave and exit 0, and the other prints lost; slots shows who is
+// there. The passphrase appears in no output.
+func TestProcessesJoin(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		profile string
+		extra   []string
+		source  string
+	}{
+		{"default", nil, "slots"},
+		// can-sync scans every 15 s; --scan-interval makes the test fast.
+		{"can-sync", []string{"--scan-interval", "1s"}, "can-sync"},
+	} {
+		t.Run(tc.profile, func(t *testing.T) {
+			t.Parallel()
+			relay := startRelay(t, "memory")
+			args := append([]string{"join", "--json", "--profile", tc.profile, "--relay", relay.url}, tc.extra...)
+			aArgs := slices.Clone(args)
+			if tc.profile == "default" {
+				aArgs = append(aArgs, "--addr", "/ip4/192.0.2.1/udp/1/quic-v1")
+			}
+			a := startProc(t, passEnv, aArgs...)
+			m := a.waitLine(false, announcedJSON, readyTimeout)
+			aID := m[1]
+			if m[2] != tc.profile {
+				t.Errorf("announced profile %q", m[2])
+			}
+			if tc.profile == "can-sync" {
+				// One after the other: can-sync's claim race would put
+				// both in slot 0 (failure 2 of the notes).
+				client := newTestClient(t, relay.url)
+				waitFor(t, "a's claim", func() bool { return canSyncSlotOf(t, client, secretPhrase, aID) >= 0 })
+			}
+			b := startProc(t, passEnv, args...)
+			bID := b.waitLine(false, announcedJSON, readyTimeout)[1]
+			bStarted := time.Now()
+
+			found := b.waitLine(false, regexp.MustCompile(eventLine("found", aID).String()+`.*`), readyTimeout)[0]
+			a.waitLine(false, eventLine("found", bID), readyTimeout)
+			var ev joinEvent
+			if err := json.Unmarshal([]byte(found), &ev); err != nil {
+				t.Fatalf("found line %q: %v", found, err)
+			}
+			wantAddrs := "[]"
+			if tc.profile == "default" {
+				wantAddrs = "[/ip4/192.0.2.1/udp/1/quic-v1]"
+			}
+			if ev.Source != tc.source || strings.Join(ev.Addrs, " ") != strings.Trim(wantAddrs, "[]") {
+				t.Errorf("found event %+v; want source %s and addrs %s", ev, tc.source, wantAddrs)
+			}
+
+			if tc.profile == "default" {
+				time.Sleep(time.Until(bStarted.Add(claimSettles)))
+			}
+			if err, _ := b.stop(syscall.SIGTERM); err != nil {
+				t.Fatalf("b after SIGTERM: %v\n%s", err, b.output())
+			}
+			b.waitLine(false, eventLine("left", bID), time.Second)
+			a.waitLine(false, eventLine("lost", bID), readyTimeout)
+
+			// The table: a live; b left (a tombstone) or, in can-sync, gone
+			// from its cleared slot.
+			code, stdout, stderr := cli(t, passEnv, "slots", "--profile", tc.profile, "--relay", relay.url)
+			if code != 0 {
+				t.Fatalf("slots: exit %d: %s", code, stderr)
+			}
+			if !regexp.MustCompile(`(?m)^      - live\s+\d+s  ` + aID).MatchString(stdout) {
+				t.Errorf("slots does not show a live:\n%s", stdout)
+			}
+			switch tc.profile {
+			case "default":
+				if !regexp.MustCompile(`(?m)^      - left\s+\d+s  ` + bID + `$`).MatchString(stdout) {
+					t.Errorf("slots does not show b's tombstone:\n%s", stdout)
+				}
+			default:
+				if strings.Contains(stdout, bID) || strings.Count(stdout, " empty ") != slotdiscovery.CanSyncSlots-1 {
+					t.Errorf("slots shows more than a:\n%s", stdout)
+				}
+			}
+			assertNoSecret(t, stdout+stderr)
+
+			if err, _ := a.stop(os.Interrupt); err != nil {
+				t.Fatalf("a after SIGINT: %v\n%s", err, a.output())
+			}
+			a.waitLine(false, eventLine("left", aID), time.Second)
+			for _, p := range []*proc{a, b} {
+				out := p.output()
+				assertNoSecret(t, out)
+				p.mu.Lock()
+				for _, l := range p.stdout {
+					var ev joinEvent
+					if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.Time == "" {
+						t.Errorf("not a join --json line: %q (%v)", l, err)
+					}
+				}
+				if len(p.stderr) > 0 {
+					t.Errorf("join --json wrote to stderr: %q", p.stderr)
+				}
+				p.mu.Unlock()
+			}
+		})
+	}
+}
+
+// TestProcessesJoinRefusals: what is refused is refused before anything
+// runs, with exit 2, without quoting the passphrase.
+func TestProcessesJoinRefusals(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		env  []string
+		args []string
+		want string
+	}{
+		{[]string{passphraseEnv + "=" + "Zq7-short"}, nil, "too weak"},
+		{noPass, []string{"--passphrase", secretPhrase}, "there is no --passphrase flag"},
+		{noPass, []string{"--passphrase=" + secretPhrase}, "there is no --passphrase flag"},
+		{noPass, []string{"--relay", deadRelay, secretPhrase}, "takes no arguments"},
+		{passEnv, []string{"--profile", "can-sync", "--addr", "192.0.2.1:1"}, "carries only the ID"},
+		{noPass, nil, "no passphrase"}, // stdin is not a terminal here
+	} {
+		code, stdout, stderr := cli(t, tc.env, append([]string{"join", "--relay", deadRelay}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("join %q: exit %d %q, want exit 2 and %q", tc.args, code, stderr, tc.want)
+		}
+		assertCleanError(t, stderr)
+		assertNoSecret(t, stdout+stderr)
+		if strings.Contains(stdout+stderr, "Zq7-short") {
+			t.Errorf("join %q printed the weak passphrase", tc.args)
+		}
+	}
+}
