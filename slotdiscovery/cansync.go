@@ -56,6 +56,13 @@ const canSyncIDSize = 32
 // its slot with an empty packet if the slot still holds its ID, so other
 // Go peers see it leave (can-sync peers read the slot as empty).
 //
+// One difference is deliberate: every read asks the network
+// (pkarrclient.NetworkOnly), eight GETs a scan. can-sync's pkarr client
+// (pkarr 3 to 6) answers a slot it has read before from its cache, and
+// asks the network again, in the background, only once the cached packet
+// is 300 s old; so can-sync peers send fewer requests and notice an
+// overwritten slot up to five minutes late.
+//
 // The wire carries only the ID, so records must have no Addrs and no Meta,
 // and the ID must be what can-sync publishes: the lowercase hex of a
 // 32-byte Ed25519 public key (an iroh endpoint ID). Options that tune the
@@ -501,7 +508,7 @@ func (a *canSyncAnnouncement) Update(_ context.Context, rec discovery.Record) er
 // Leave implements [discovery.Announcement.Leave]: it stops republishing
 // and, if our slot still holds our ID, clears it with an empty packet, so
 // other Go peers see us Lost at their next scan. It waits for that, within
-// ctx and the leave bound of 5 s, and returns ctx's error if ctx ended
+// ctx and a bound of 5 s, and returns ctx's error if ctx ended
 // first (the clearing then goes on, within the bound). It is idempotent.
 func (a *canSyncAnnouncement) Leave(ctx context.Context) error {
 	a.mu.Lock()

@@ -723,6 +723,13 @@ func TestCanSyncSchedule(t *testing.T) {
 	}
 }
 
+// TestCanSyncConformance runs the suite over a real loopback relay. Peers
+// that announce together usually collide in slot 0, as in can-sync, and
+// then overwrite each other on a fixed phase; a peer whose turn in the
+// slot is a few milliseconds long is seen only when timer jitter lines a
+// scan up with it. That is can-sync's failure 2, kept on purpose, and the
+// reason for the generous bound: with these periods mutual discovery
+// usually takes under a second, but now and then over ten.
 func TestCanSyncConformance(t *testing.T) {
 	discoverytest.Run(t, func(t *testing.T, n int) []discovery.Discoverer {
 		r := startCSRelay(t)
@@ -735,5 +742,5 @@ func TestCanSyncConformance(t *testing.T) {
 			ds[i] = d
 		}
 		return ds
-	}, discoverytest.IDsOnly(csID), discoverytest.WithTimeout(15*time.Second))
+	}, discoverytest.IDsOnly(csID), discoverytest.WithTimeout(60*time.Second))
 }
