@@ -32,7 +32,6 @@ func runJoin(ctx context.Context, e env, args []string) error {
 	}
 	fs := newFlagSet("join", "[--profile default|can-sync] [--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] "+
 		"[--id ID] [--addr ADDR]... [--json] [--app NAME] [--namespace NAME] [--passphrase-file PATH]", e.stderr)
-	profileName := fs.String("profile", string(profileDefault), "rendezvous profile: default (sealed entries, Argon2id keys) or can-sync (can-sync's own wire)")
 	var relays listFlag
 	fs.Var(&relays, "relay", `relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays; "none": no relay, the DHT alone)`)
 	dhtf := addDHTFlags(fs, "meet over the Mainline DHT too (--relay none: the DHT alone)")
@@ -55,11 +54,8 @@ func runJoin(ctx context.Context, e env, args []string) error {
 	if err := dhtf.check(fs); err != nil {
 		return err
 	}
-	pr, err := parseProfile(*profileName)
+	pr, err := grpf.check(fs)
 	if err != nil {
-		return err
-	}
-	if err := grpf.check(fs, pr); err != nil {
 		return err
 	}
 	if *scan < 0 || *republish < 0 {

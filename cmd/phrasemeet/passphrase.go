@@ -221,6 +221,7 @@ func checkPassphrase(pr profile, pass []byte) error {
 // profile group: the application salting the KDF and an optional
 // namespace under it.
 type groupFlags struct {
+	profile   string
 	app       string
 	namespace string
 	nsSet     bool // --namespace given, even empty: Namespace("") is a group of its own
@@ -228,6 +229,7 @@ type groupFlags struct {
 
 func addGroupFlags(fs *flag.FlagSet) *groupFlags {
 	g := &groupFlags{}
+	fs.StringVar(&g.profile, "profile", string(profileDefault), "rendezvous profile: default (sealed entries, Argon2id keys) or can-sync (can-sync's own wire)")
 	fs.StringVar(&g.app, "app", slotdiscovery.DefaultApp,
 		"application name salting the key derivation (default profile): the same passphrase in another app is another group")
 	fs.Func("namespace", "sub-group under the passphrase's group (default profile): its own slots, no second key derivation", func(s string) error {
@@ -237,14 +239,19 @@ func addGroupFlags(fs *flag.FlagSet) *groupFlags {
 	return g
 }
 
-// check refuses group settings the profile does not use, rather than
-// ignoring them: can-sync's keys come from the passphrase alone.
-func (g *groupFlags) check(fs *flag.FlagSet, pr profile) error {
+// check parses --profile and refuses group settings the profile does not
+// use, rather than ignoring them: can-sync's keys come from the
+// passphrase alone.
+func (g *groupFlags) check(fs *flag.FlagSet) (profile, error) {
+	pr, err := parseProfile(g.profile)
+	if err != nil {
+		return "", err
+	}
 	if pr != profileCanSync {
 		if g.app == "" {
-			return usageError("--app must not be empty")
+			return "", usageError("--app must not be empty")
 		}
-		return nil
+		return pr, nil
 	}
 	var stray string
 	fs.Visit(func(f *flag.Flag) {
@@ -253,9 +260,9 @@ func (g *groupFlags) check(fs *flag.FlagSet, pr profile) error {
 		}
 	})
 	if stray != "" {
-		return usageError("--%s is for the default profile: can-sync's slot keys come from the passphrase alone", stray)
+		return "", usageError("--%s is for the default profile: can-sync's slot keys come from the passphrase alone", stray)
 	}
-	return nil
+	return pr, nil
 }
 
 // kdfStatus is the line printed while the KDF runs, which takes a

@@ -36,7 +36,6 @@ func runSlots(ctx context.Context, e env, args []string) error {
 	}
 	fs := newFlagSet("slots", "[--profile default|can-sync] [--keys-only] [--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] "+
 		"[--app NAME] [--namespace NAME] [--slots N] [--passphrase-file PATH]", e.stderr)
-	profileName := fs.String("profile", string(profileDefault), "rendezvous profile: default (sealed entries, Argon2id keys) or can-sync (can-sync's own wire)")
 	keysOnly := fs.Bool("keys-only", false, "print each slot's index and public key, and touch no network")
 	var relays listFlag
 	fs.Var(&relays, "relay", `relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays; "none": no relay, the DHT alone)`)
@@ -55,11 +54,8 @@ func runSlots(ctx context.Context, e env, args []string) error {
 	if err := dhtf.check(fs); err != nil {
 		return err
 	}
-	pr, err := parseProfile(*profileName)
+	pr, err := grpf.check(fs)
 	if err != nil {
-		return err
-	}
-	if err := grpf.check(fs, pr); err != nil {
 		return err
 	}
 	switch {
