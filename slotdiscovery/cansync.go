@@ -32,6 +32,12 @@ const CanSyncRecordName = "_can_sync"
 // canSyncTTL is the TTL can-sync gives its TXT record, in seconds.
 const canSyncTTL = 300
 
+// can-sync republishes every 60 s and scans every 15 s.
+const (
+	canSyncRepublish = 60 * time.Second
+	canSyncScan      = 15 * time.Second
+)
+
 // canSyncIDSize is the size of a can-sync ID: an iroh endpoint ID, which is
 // an Ed25519 public key.
 const canSyncIDSize = 32
@@ -118,6 +124,8 @@ func NewCanSync(client *pkarrclient.Client, passphrase []byte, opts ...Option) (
 		return nil, ErrEmptyPassphrase
 	}
 	cfg := defaultConfig()
+	// can-sync's own schedule, where it differs from the default profile's.
+	cfg.republish, cfg.scan = canSyncRepublish, canSyncScan
 	if err := cfg.apply(opts); err != nil {
 		return nil, err
 	}

@@ -77,6 +77,7 @@ type Discoverer struct {
 	ownGets   *rate.Limiter // the read before each write, kept apart so scans cannot starve it
 	puts      *rate.Limiter
 	scans     int
+	largest   int // the largest entry seen, in wire bytes: what a claimer may need
 	stats     Stats
 }
 
@@ -101,8 +102,10 @@ type Stats struct {
 	Gets, Puts       int // requests made
 	RateLimited      int // answered 429
 	Conflicts        int // answered 409
-	Claims           int // slots claimed
-	LostClaims       int // read-backs that did not find our entry
+	Claims           int // slots claimed (a move to another slot counts again)
+	Moves            int // claims that moved a held entry to a shallower slot
+	Collisions       int // read-backs that did not find our entry (a race, retried)
+	LostClaims       int // slots we held and had to give up
 	SlotsLocked      int // reads that found a slot stamped beyond the future bound
 	UnopenedEntries  int // TXT records that did not open with the group key
 	IgnoredFutureEnt int // entries stamped beyond the future bound
@@ -138,8 +141,9 @@ func New(client *pkarrclient.Client, group *Group, opts ...Option) (*Discoverer,
 		peers:     make(map[string]*peerView),
 		fastUntil: now.Add(cfg.fastPhase),
 		gets:      rate.NewLimiter(rate.Limit(cfg.fastGetRate), cfg.getBurst),
-		ownGets:   rate.NewLimiter(rate.Limit(cfg.putRate), cfg.putBurst),
-		puts:      rate.NewLimiter(rate.Limit(cfg.putRate), cfg.putBurst),
+		// Two reads per write: the one before it and the read-back.
+		ownGets: rate.NewLimiter(rate.Limit(2*cfg.putRate), 2*cfg.putBurst),
+		puts:    rate.NewLimiter(rate.Limit(cfg.putRate), cfg.putBurst),
 	}
 	d.wg.Add(1)
 	go d.scanLoop()
@@ -250,6 +254,13 @@ func (d *Discoverer) take(ctx context.Context, lim *rate.Limiter) error {
 	return nil
 }
 
+// takeWaited is take, and reports whether the token had to be waited for.
+func (d *Discoverer) takeWaited(ctx context.Context, lim *rate.Limiter) (bool, error) {
+	before := d.now()
+	err := d.take(ctx, lim)
+	return d.now().After(before), err
+}
+
 // backoff reacts to a request error: a 429 pauses every request for its
 // Retry-After.
 func (d *Discoverer) backoff(err error) {
@@ -333,10 +344,16 @@ func (d *Discoverer) observe(i int, p *pkarrclient.SignedPacket) {
 	now := d.now()
 	sv := d.slotLocked(i)
 	sv.read = now
+	// What a slot holds is what its newest packet holds: a write carries
+	// forward exactly what it read, so an entry a full slot cut, or one
+	// whose peer moved on, is not brought back from memory to push a
+	// confirmed peer out.
 	clear(sv.current)
+	clear(sv.entries)
 	if p == nil {
 		sv.locked = false
 		d.pruneLocked(sv, now)
+		d.judgeLocked(i, now)
 		return
 	}
 	// A packet stamped beyond the bound can never be overwritten (relays
@@ -353,6 +370,7 @@ func (d *Discoverer) observe(i int, p *pkarrclient.SignedPacket) {
 	}
 	sv.locked = false
 	sv.ts = max(sv.ts, p.Timestamp())
+	defer d.judgeLocked(i, now)
 	entries, bad := d.group.openSlot(p)
 	d.stats.UnopenedEntries += bad
 	for _, e := range entries {
@@ -366,6 +384,7 @@ func (d *Discoverer) observe(i int, p *pkarrclient.SignedPacket) {
 		if !d.fresh(e.time, now) {
 			continue
 		}
+		d.largest = max(d.largest, e.wireSize())
 		if old, ok := sv.entries[e.rec.ID]; !ok || e.time.After(old.time) {
 			sv.entries[e.rec.ID] = e
 		}
@@ -411,17 +430,35 @@ func (d *Discoverer) notePeerLocked(slot int, e entry) {
 	}
 }
 
-// sweep reports as Lost every peer whose newest entry has aged out.
+// judgeLocked reports as Lost every peer last seen in slot i whose newest
+// entry has aged out, now that a read of slot i showed nothing newer.
+// Liveness is judged on evidence: a peer whose slot the budget has not let
+// us read again is not declared gone for that (see sweep).
+func (d *Discoverer) judgeLocked(i int, now time.Time) {
+	for id, pv := range d.peers {
+		if pv.slot == i && now.Sub(pv.time) > d.cfg.staleAfter {
+			d.forgetLocked(id, pv)
+		}
+	}
+}
+
+func (d *Discoverer) forgetLocked(id string, pv *peerView) {
+	if pv.live {
+		d.tracker.Remove(id)
+	}
+	delete(d.peers, id)
+}
+
+// sweep forgets peers not seen for twice the stale bound even though their
+// slot went unread: in a group too large to read in full, a peer sampled
+// once must not be held forever.
 func (d *Discoverer) sweep() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
 	for id, pv := range d.peers {
-		if now.Sub(pv.time) > d.cfg.staleAfter {
-			if pv.live {
-				d.tracker.Remove(id)
-			}
-			delete(d.peers, id)
+		if now.Sub(pv.time) > 2*d.cfg.staleAfter {
+			d.forgetLocked(id, pv)
 		}
 	}
 	for id, t := range d.left {
@@ -475,14 +512,50 @@ func (d *Discoverer) mergeLocked(sv *slotView, self sealedEntry) ([]sealedEntry,
 	return kept, in
 }
 
-// fullLocked reports whether slot i holds no room for a typical newcomer,
-// or is locked: either way claimers went deeper, and so must scans.
+// freeLocked reports whether slot i has room for self and extra bytes
+// more beside every fresh entry we know there. A claim asks for free room,
+// never for the place of a younger entry: the oldest-first order of
+// mergeLocked only settles races, it is not a licence to push a live peer
+// out.
+func (d *Discoverer) freeLocked(i int, self sealedEntry, extra int) bool {
+	size := packetOverhead + self.wireSize() + extra
+	for id, e := range d.slotLocked(i).entries {
+		if id != self.rec.ID {
+			size += e.wireSize()
+		}
+	}
+	return size <= pkarrclient.MaxDNSSize
+}
+
+// cutsLive reports whether a write of kept would leave out a live entry
+// of another peer that sv holds. sv is read under the caller's lock or
+// after it: only the write's own goroutine replaces sv.entries' contents
+// for this decision, and a race only makes the answer more cautious.
+func cutsLive(sv *slotView, kept []sealedEntry, self string) bool {
+	in := make(map[string]bool, len(kept))
+	for _, e := range kept {
+		in[e.rec.ID] = true
+	}
+	for id, e := range sv.entries {
+		if id != self && e.kind == kindLive && !in[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// fullLocked reports whether slot i may have turned a claimer away: it
+// has no room for an entry as large as the largest we have seen in the
+// group, or is locked. Judging by the largest size allowed instead would
+// send every scan a level deeper than the group reaches, at a steady
+// cost in GETs; a newcomer whose entry is larger than any before it is
+// found by the probe one level further (see scan) instead.
 func (d *Discoverer) fullLocked(i int) bool {
 	sv := d.slotLocked(i)
 	if sv.locked {
 		return true
 	}
-	size := packetOverhead + typicalEntry
+	size := packetOverhead + max(typicalEntry, d.largest)
 	for _, e := range sv.entries {
 		size += e.wireSize()
 	}
@@ -540,39 +613,64 @@ func (d *Discoverer) deepestLocked() int {
 	return deep
 }
 
-// scan reads the slot space level by level, going deeper while a level is
-// full (claimers went on) or we know someone deeper, and once in a while
-// one level further, to find peers who went deeper while it was full.
+// scan reads the slot space level by level, going deeper while every slot
+// read in a level may have turned a claimer away (claimers went on) or we
+// know someone deeper, and once in a while one level further, to find
+// peers who went deeper while it was full.
 func (d *Discoverer) scan(ctx context.Context) {
 	d.mu.Lock()
 	d.scans++
-	probe := d.scans%4 == 0
+	probe := d.scans%3 == 0
+	fast := d.now().Before(d.fastUntil)
 	d.mu.Unlock()
 	for l := 0; l <= maxLevel && ctx.Err() == nil; l++ {
 		idx := d.pick(l)
-		d.readSlots(ctx, idx)
+		d.readSlots(ctx, d.worthReading(idx, fast))
 		d.mu.Lock()
-		deeper := l < d.deepestLocked()
+		allFull := len(idx) > 0
 		for _, i := range idx {
-			deeper = deeper || d.fullLocked(i)
+			allFull = allFull && d.fullLocked(i)
 		}
+		deeper := allFull || l < d.deepestLocked()
 		d.mu.Unlock()
 		if !deeper {
 			if !probe || l == maxLevel {
 				break
 			}
-			probe = false
 			lo, hi := levelRange(l + 1)
 			d.readSlots(ctx, []int{lo + d.rnd.intN(hi-lo)})
+			break
 		}
 	}
 	d.sweep()
+}
+
+// worthReading drops, during the fast phase, the full slots read within
+// the last steady period: a full slot can take no newcomer, so reading it
+// again finds no one new, and the GETs go to the slots that can.
+func (d *Discoverer) worthReading(idx []int, fast bool) []int {
+	if !fast {
+		return idx
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	out := idx[:0:0]
+	for _, i := range idx {
+		sv := d.slotLocked(i)
+		if !sv.read.IsZero() && now.Sub(sv.read) < d.cfg.scan && d.fullLocked(i) {
+			continue
+		}
+		out = append(out, i)
+	}
+	return out
 }
 
 func (d *Discoverer) scanLoop() {
 	defer d.wg.Done()
 	ctx := d.ctx
 	for ctx.Err() == nil {
+		began := d.now()
 		d.scan(ctx)
 		d.mu.Lock()
 		now := d.now()
@@ -583,11 +681,13 @@ func (d *Discoverer) scanLoop() {
 			d.gets.SetLimitAt(now, rate.Limit(d.scanRate()))
 		}
 		d.mu.Unlock()
+		// The period runs from the scan's start: a scan the budget
+		// stretched is not followed by a full period of idling.
 		wait := d.rnd.jitter(d.cfg.scan, 0.25)
 		if fast {
 			wait = d.rnd.jitter(d.cfg.fastScan, 0.2)
 		}
-		t := d.cfg.clock.NewTimer(wait)
+		t := d.cfg.clock.NewTimer(max(wait-d.now().Sub(began), 0))
 		select {
 		case <-t.Chan():
 		case <-d.kick:
@@ -657,6 +757,7 @@ func (d *Discoverer) Announce(ctx context.Context, rec discovery.Record) (discov
 	}
 	d.fastUntil = now.Add(d.cfg.fastPhase)
 	d.gets.SetLimitAt(now, rate.Limit(d.cfg.fastGetRate))
+	d.cfg.logger.Debug("announce")
 	d.wg.Add(1)
 	go a.run()
 	context.AfterFunc(actx, func() { go a.end() })
@@ -666,7 +767,6 @@ func (d *Discoverer) Announce(ctx context.Context, rec discovery.Record) (discov
 // announcement is one running Announce.
 type announcement struct {
 	d      *Discoverer
-	since  time.Time
 	ctx    context.Context // ends with Leave, the caller's ctx, or Close
 	cancel context.CancelFunc
 	update chan struct{}
@@ -677,8 +777,9 @@ type announcement struct {
 	slot  int // where our entry is, or -1 while claiming
 	held  int // the slot a read-back last confirmed, or -1
 	ended bool
-	// written is the time of our last accepted write.
-	written time.Time
+	// since is when our entry came to its slot, the order a full slot
+	// keeps; written the time of our last accepted write.
+	since, written time.Time
 
 	endOnce sync.Once
 }
@@ -734,15 +835,18 @@ func (a *announcement) end() {
 		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.leaveTimeout)
 		defer cancel()
 		d.mu.Lock()
-		slot := a.slot
-		rec := a.rec
+		slot, rec, since := a.slot, a.rec, a.since
 		d.mu.Unlock()
 		var tombTime time.Time
 		if slot >= 0 {
-			tomb := entry{kind: kindTombstone, since: a.since, rec: discovery.Record{ID: rec.ID}}
+			tomb := entry{kind: kindTombstone, since: since, rec: discovery.Record{ID: rec.ID}}
 			tombTime = d.stamp()
 			tomb.time = tombTime
-			if err := a.write(ctx, slot, tomb); err != nil {
+			err := d.take(ctx, d.puts)
+			if err == nil {
+				err = a.write(ctx, slot, tomb)
+			}
+			if err != nil {
 				d.cfg.logger.Debug("tombstone not written", "slot", slot, "err", err)
 			}
 		}
@@ -764,11 +868,10 @@ func (a *announcement) run() {
 	ctx := a.ctx
 	for ctx.Err() == nil {
 		d.mu.Lock()
-		slot := a.slot
+		slot, held := a.slot, a.held
 		d.mu.Unlock()
 		if slot < 0 {
 			s, err := a.claim(ctx)
-			d.cfg.logger.Debug("claim", "slot", s, "err", err)
 			if err != nil {
 				d.cfg.logger.Debug("claim failed", "err", err)
 				if d.sleep(ctx, d.rnd.between(time.Second, 3*time.Second)) != nil {
@@ -777,11 +880,24 @@ func (a *announcement) run() {
 				continue
 			}
 			slot = s
+		} else if up := a.shallower(slot); up >= 0 {
+			// A peer that went deep while the levels above were full moves
+			// up once they have room, so scans that stop at the last full
+			// level still reach it. The move costs nothing extra: it is
+			// this period's write, made elsewhere.
+			d.cfg.logger.Debug("moving up", "from", slot, "to", up)
+			slot = up
 		}
 		// The slot is ours to tombstone from the first write on, before the
 		// read-back confirms it: a peer that leaves mid-claim may already
 		// have been seen.
 		d.mu.Lock()
+		if slot != a.slot || slot != held {
+			// An entry's since is when it came to this slot: a full slot
+			// keeps its longest-standing entries, and one that moves in
+			// is the newest there whenever it joined the group.
+			a.since = d.stamp()
+		}
 		a.slot = slot
 		d.mu.Unlock()
 		if !a.publish(ctx, slot) {
@@ -789,13 +905,19 @@ func (a *announcement) run() {
 				return // ending: keep the slot, so end writes its tombstone
 			}
 			d.mu.Lock()
+			if a.held == slot {
+				d.stats.LostClaims++
+			}
 			a.slot, a.held = -1, -1
 			d.mu.Unlock()
 			continue
 		}
 		d.mu.Lock()
-		if a.held != slot {
+		if held != slot {
 			d.stats.Claims++
+			if held >= 0 {
+				d.stats.Moves++
+			}
 		}
 		a.held = slot
 		d.mu.Unlock()
@@ -804,7 +926,7 @@ func (a *announcement) run() {
 		// age an entry by the time it carries, so time spent confirming
 		// must not stretch the gap between two versions.
 		d.mu.Lock()
-		next := a.written.Add(d.rnd.jitter(d.cfg.republish, 0.1)).Sub(d.now())
+		next := a.written.Add(d.rnd.jitter(d.cfg.republish, republishJitter)).Sub(d.now())
 		d.mu.Unlock()
 		t := d.cfg.clock.NewTimer(max(next, 0))
 		select {
@@ -816,6 +938,10 @@ func (a *announcement) run() {
 	}
 }
 
+// republishJitter spreads republishes so peers that joined together do not
+// write together for ever.
+const republishJitter = 0.08
+
 // claim finds a slot with room for our entry: the lowest level where one
 // of the slots read has room, a random one among those, so peers joining
 // together spread over a level rather than all racing for its first slot.
@@ -825,35 +951,97 @@ func (a *announcement) claim(ctx context.Context) (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	d.mu.Lock()
+	d.largest = max(d.largest, self.wireSize())
+	d.mu.Unlock()
+	// A claim trusts the scan's reads up to two steady periods old and
+	// reads only what the scan has not: the write reads its slot first
+	// anyway and refuses a full one, and re-reading whole levels would
+	// spend the budget the scan needs, leaving the peer in no slot for
+	// longer.
+	fresh := 2 * d.cfg.scan
+	var room []int
 	for l := 0; l <= maxLevel; l++ {
 		idx := d.pick(l)
-		if d.readSlots(ctx, idx) == 0 {
+		d.mu.Lock()
+		now := d.now()
+		var stale []int
+		for _, i := range idx {
+			if sv := d.slotLocked(i); now.Sub(sv.read) > fresh {
+				stale = append(stale, i)
+			}
+		}
+		d.mu.Unlock()
+		if len(stale) > 0 && d.readSlots(ctx, stale) == 0 && len(stale) == len(idx) {
 			if err := ctx.Err(); err != nil {
 				return -1, err
+			}
+			if len(room) > 0 {
+				break
 			}
 			return -1, fmt.Errorf("%w: no read of level %d succeeded", ErrNoSlot, l)
 		}
 		d.mu.Lock()
-		var room []int
 		for _, i := range idx {
 			sv := d.slotLocked(i)
 			if sv.locked || sv.read.IsZero() {
 				continue
 			}
-			if _, ok := sv.entries[self.rec.ID]; ok {
-				room = []int{i} // still ours from before a restart
-				break
+			// Still ours from before a restart, by the packet read last (a
+			// remembered entry of ours may be one a full slot cut).
+			if _, ok := sv.current[self.rec.ID]; ok && d.roomLocked(i, self) {
+				d.mu.Unlock()
+				return i, nil
 			}
-			if d.roomLocked(i, self) {
+			if d.freeLocked(i, self, 0) {
 				room = append(room, i)
 			}
 		}
 		d.mu.Unlock()
 		if len(room) > 0 {
-			return room[d.rnd.intN(len(room))], nil
+			break
 		}
 	}
-	return -1, ErrNoSlot
+	if len(room) == 0 {
+		return -1, ErrNoSlot
+	}
+	return room[d.rnd.intN(len(room))], nil
+}
+
+// shallower returns a slot in a level above slot's that a recent scan
+// found with room for us and one more, or -1. The margin keeps two deep
+// peers from squeezing into the last place and one bouncing back.
+func (a *announcement) shallower(slot int) int {
+	d := a.d
+	l := levelOf(slot)
+	if l == 0 {
+		return -1
+	}
+	self, err := a.sealed(0)
+	if err != nil {
+		return -1
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	fresh := 2 * d.cfg.scan
+	for up := 0; up < l; up++ {
+		lo, hi := levelRange(up)
+		var room []int
+		for i := lo; i < hi; i++ {
+			sv := d.slots[i]
+			if sv == nil || sv.locked || sv.read.IsZero() || now.Sub(sv.read) > fresh {
+				continue
+			}
+			if d.freeLocked(i, self, max(typicalEntry, d.largest)) {
+				room = append(room, i)
+			}
+		}
+		if len(room) > 0 {
+			return room[d.rnd.intN(len(room))]
+		}
+	}
+	return -1
 }
 
 // sealed returns our current live entry sealed for slot i.
@@ -872,17 +1060,42 @@ func (a *announcement) sealed(i int) (sealedEntry, error) {
 // compare-and-swap any more, so only the read-back tells.
 func (a *announcement) publish(ctx context.Context, slot int) bool {
 	d := a.d
+	fresh := false // whether the last read of slot is the one to merge
 	for attempt := 0; attempt < 4 && ctx.Err() == nil; attempt++ {
 		// Read just before writing, so the entries carried forward are the
 		// newest versions: a write from a memory one scan old would roll
-		// back every peer that refreshed since, and enough of that ages
-		// live peers out in others' eyes.
-		if err := d.readSlotWith(ctx, slot, d.ownGets); err != nil {
-			continue
+		// back every peer that refreshed since. After a failed read-back,
+		// that read-back is the fresh read.
+		if !fresh {
+			if err := d.readSlotWith(ctx, slot, d.ownGets); err != nil {
+				continue
+			}
 		}
 		self, err := a.sealed(slot)
 		if err != nil {
 			return false
+		}
+		// A slot with no room for us is refused before a PUT token is
+		// spent: a newcomer walking past full slots must not wait out the
+		// PUT budget at each one.
+		if _, _, err := a.compose(slot, self.entry); errors.Is(err, errFull) || errors.Is(err, errLocked) {
+			d.cfg.logger.Debug("slot refused our entry", "slot", slot, "err", err)
+			return false
+		}
+		waited, err := d.takeWaited(ctx, d.puts)
+		if err != nil {
+			return false
+		}
+		if waited {
+			// The budget made us wait, so our read is old: read again, or
+			// the write would roll back whoever wrote meanwhile.
+			if err := d.readSlotWith(ctx, slot, d.ownGets); err != nil {
+				fresh = false
+				continue
+			}
+			if self, err = a.sealed(slot); err != nil {
+				return false
+			}
 		}
 		switch err := a.write(ctx, slot, self.entry); {
 		case errors.Is(err, errFull), errors.Is(err, errLocked):
@@ -890,6 +1103,7 @@ func (a *announcement) publish(ctx context.Context, slot int) bool {
 			return false
 		case err != nil:
 			d.cfg.logger.Debug("slot write failed", "slot", slot, "err", err)
+			fresh = false
 			if d.sleep(ctx, d.rnd.between(d.cfg.verifyMin, 2*d.cfg.verifyMax)) != nil {
 				return false
 			}
@@ -902,13 +1116,15 @@ func (a *announcement) publish(ctx context.Context, slot int) bool {
 		// budget: waiting for a whole scan would stretch the time between
 		// two versions of our entry by a scan's length.
 		if err := d.readSlotWith(ctx, slot, d.ownGets); err != nil {
+			fresh = false
 			continue
 		}
+		fresh = true
 		d.mu.Lock()
 		got, ok := d.slotLocked(slot).current[self.rec.ID]
 		held := ok && !got.Before(self.time)
 		if !held {
-			d.stats.LostClaims++
+			d.stats.Collisions++
 		}
 		d.mu.Unlock()
 		d.cfg.logger.Debug("read-back", "slot", slot, "held", held, "attempt", attempt)
@@ -919,26 +1135,34 @@ func (a *announcement) publish(ctx context.Context, slot int) bool {
 	return false
 }
 
-// write signs and publishes slot with e merged into what we know of it.
-func (a *announcement) write(ctx context.Context, slot int, e entry) error {
+// compose seals e for slot and builds the slot's next packet: e merged
+// into what the slot held when read last. It fails with errFull when e
+// does not fit beside the live entries there, errLocked when the slot is
+// locked.
+func (a *announcement) compose(slot int, e entry) (*pkarrclient.SignedPacket, sealedEntry, error) {
 	d := a.d
 	sk := d.group.SlotKey(slot)
 	s, err := d.group.seal(&e, sk.PublicKey())
 	if err != nil {
-		return err
+		return nil, sealedEntry{}, err
 	}
 	self := sealedEntry{entry: e, sealed: s}
 	d.mu.Lock()
 	sv := d.slotLocked(slot)
 	if sv.locked {
 		d.mu.Unlock()
-		return errLocked
+		return nil, self, errLocked
 	}
 	kept, in := d.mergeLocked(sv, self)
+	// A writer never pushes out a live entry it just read: if ours does
+	// not fit beside them all, ours is the one that moves on. Otherwise two
+	// peers that raced for the last place could each confirm, and the one
+	// retrying later would cut the one already confirmed.
+	full := !in || cutsLive(sv, kept, self.rec.ID)
 	ts := max(d.stamper.Next(), sv.ts+1)
 	d.mu.Unlock()
-	if !in {
-		return errFull
+	if full {
+		return nil, self, errFull
 	}
 	p, err := buildSlot(sk, ts, kept)
 	for errors.Is(err, pkarrclient.ErrPacketTooLarge) && len(kept) > 1 {
@@ -951,12 +1175,21 @@ func (a *announcement) write(ctx context.Context, slot int, e entry) error {
 		kept = slices.Delete(kept, j, j+1)
 		p, err = buildSlot(sk, ts, kept)
 	}
+	return p, self, err
+}
+
+// write publishes slot with e merged into what we know of it. The caller
+// holds a PUT token.
+func (a *announcement) write(ctx context.Context, slot int, e entry) error {
+	d := a.d
+	p, self, err := a.compose(slot, e)
 	if err != nil {
 		return err
 	}
-	if err := d.take(ctx, d.puts); err != nil {
-		return err
-	}
+	ts := p.Timestamp()
+	d.mu.Lock()
+	sv := d.slotLocked(slot)
+	d.mu.Unlock()
 	_, err = d.client.Publish(ctx, p)
 	d.mu.Lock()
 	d.stats.Puts++

@@ -53,7 +53,8 @@ type SlotInfo struct {
 	// Err is the read error of an unreadable slot.
 	Err error
 
-	size int // wire bytes of the fresh entries, for the level walk
+	size    int // wire bytes of the fresh entries, for the level walk
+	largest int // the largest fresh entry's wire bytes
 }
 
 // TableOption adjusts ReadTable.
@@ -80,8 +81,9 @@ func TableBounds(staleAfter, futureBound time.Duration) TableOption {
 func TableMinSlots(n int) TableOption { return func(c *tableConfig) { c.minSlots = n } }
 
 // ReadTable reads the group's slots as a scan does, level by level while
-// a level is full, and returns what each holds. Large levels are read in
-// full here, unlike a scan's sample: it is a diagnostic, run once.
+// every slot of a level is full, and returns what each holds. Large
+// levels are read in full here, unlike a scan's sample: it is a
+// diagnostic, run once.
 func ReadTable(ctx context.Context, client *pkarrclient.Client, g *Group, opts ...TableOption) ([]SlotInfo, error) {
 	d := defaultConfig()
 	cfg := tableConfig{now: time.Now, staleAfter: d.staleAfter, futureBound: d.futureBound, minSlots: 1}
@@ -92,6 +94,7 @@ func ReadTable(ctx context.Context, client *pkarrclient.Client, g *Group, opts .
 		return nil, errors.New("slotdiscovery: nil client or group")
 	}
 	var out []SlotInfo
+	largest := typicalEntry
 	for l := 0; l <= maxLevel; l++ {
 		lo, hi := levelRange(l)
 		infos := make([]SlotInfo, hi-lo)
@@ -104,10 +107,14 @@ func ReadTable(ctx context.Context, client *pkarrclient.Client, g *Group, opts .
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		deeper := hi < cfg.minSlots
 		for _, si := range infos {
-			deeper = deeper || si.State == SlotLocked || si.full()
+			largest = max(largest, si.largest)
 		}
+		all := true
+		for _, si := range infos {
+			all = all && (si.State == SlotLocked || si.full(largest))
+		}
+		deeper := hi < cfg.minSlots || all
 		if !deeper {
 			break
 		}
@@ -115,8 +122,9 @@ func ReadTable(ctx context.Context, client *pkarrclient.Client, g *Group, opts .
 	return out, nil
 }
 
-// full reports whether a typical newcomer would find no room.
-func (si SlotInfo) full() bool { return si.size+typicalEntry > pkarrclient.MaxDNSSize }
+// full reports whether the slot may have turned a claimer away, as a scan
+// judges it: no room for an entry as large as the largest seen.
+func (si SlotInfo) full(largest int) bool { return si.size+largest > pkarrclient.MaxDNSSize }
 
 func readInfo(ctx context.Context, client *pkarrclient.Client, g *Group, i int, cfg *tableConfig) SlotInfo {
 	key := g.SlotKey(i).PublicKey()
@@ -143,6 +151,7 @@ func readInfo(ctx context.Context, client *pkarrclient.Client, g *Group, i int, 
 		si.Members = append(si.Members, m)
 		if !m.Stale {
 			si.size += e.wireSize()
+			si.largest = max(si.largest, e.wireSize())
 			if !m.Left {
 				si.State = SlotLive
 			}

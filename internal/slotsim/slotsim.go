@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"math/rand/v2"
 	"sort"
 	"sync"
@@ -60,7 +61,8 @@ type Scenario struct {
 	Seed       uint64
 	// Options are extra slotdiscovery options for every peer.
 	Options []slotdiscovery.Option
-	// Logger, when set, receives the debug log of peer LogPeer.
+	// Logger, when set, receives the debug log of peer LogPeer (every
+	// peer when LogPeer is negative).
 	Logger  *slog.Logger
 	LogPeer int
 }
@@ -95,6 +97,8 @@ type Result struct {
 	// Evicted counts live peers whose entry was missing from every slot
 	// in the final relay state (the reference's cap shows here).
 	Evicted int
+	// EvictedPeers are their indexes.
+	EvictedPeers []int
 	// LostClaims counts read-backs that did not find our entry.
 	LostClaims int
 	// CrashLost and LeaveLost are, per crashed or leaving peer, the time
@@ -273,7 +277,7 @@ func Run(ctx context.Context, sc Scenario, env Env) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Evicted = evicted
+	res.Evicted, res.EvictedPeers = len(evicted), evicted
 	for _, p := range peers {
 		if d, ok := p.d.(*slotdiscovery.Discoverer); ok {
 			st := d.Stats()
@@ -314,7 +318,7 @@ func (p *peer) open(sc Scenario, env Env) error {
 		slotdiscovery.WithClock(skewed{Clock: clockwork.NewRealClock(), off: p.off}),
 		slotdiscovery.WithSeed(p.seed),
 	}, sc.Options...)
-	if sc.Logger != nil && sc.LogPeer == p.i {
+	if sc.Logger != nil && (sc.LogPeer == p.i || sc.LogPeer < 0) {
 		opts = append(opts, slotdiscovery.WithLogger(sc.Logger.With("peer", p.i)))
 	}
 	switch sc.Profile {
@@ -388,10 +392,10 @@ func attack(sc Scenario, env Env, t0 time.Time) error {
 
 // evictions counts live peers missing from every slot at the end, read
 // with a fresh client (a reader that never joined).
-func evictions(ctx context.Context, sc Scenario, env Env, peers []*peer, gone map[int]bool) (int, error) {
+func evictions(ctx context.Context, sc Scenario, env Env, peers []*peer, gone map[int]bool) ([]int, error) {
 	client, err := pkarrclient.NewClient([]pkarrclient.Backend{env.Backend(-1)})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	present := map[string]bool{}
 	if sc.Profile == CanSync {
@@ -405,9 +409,14 @@ func evictions(ctx context.Context, sc Scenario, env Env, peers []*peer, gone ma
 			}
 		}
 	} else {
-		infos, err := slotdiscovery.ReadTable(ctx, client, env.Group, slotdiscovery.TableClock(time.Now))
+		// Read far deeper than any scan would, so a peer stranded below
+		// where scans stop still counts as present: this counts peers in
+		// no slot at all.
+		deep := 1<<(bits.Len(uint(len(peers)))+1) - 1
+		infos, err := slotdiscovery.ReadTable(ctx, client, env.Group, slotdiscovery.TableClock(time.Now),
+			slotdiscovery.TableMinSlots(deep))
 		if err != nil && !errors.Is(err, context.Canceled) {
-			return 0, err
+			return nil, err
 		}
 		for _, si := range infos {
 			for _, m := range si.Members {
@@ -417,13 +426,13 @@ func evictions(ctx context.Context, sc Scenario, env Env, peers []*peer, gone ma
 			}
 		}
 	}
-	n := 0
+	var out []int
 	for _, p := range peers {
 		if !gone[p.i] && !present[p.id] {
-			n++
+			out = append(out, p.i)
 		}
 	}
-	return n, nil
+	return out, nil
 }
 
 func checkpoint(res *Result, peers []*peer, gone map[int]bool) {

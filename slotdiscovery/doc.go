@@ -1,0 +1,52 @@
+// Package slotdiscovery is the passphrase rendezvous: programs that share
+// nothing but a passphrase find each other through pkarr relays (or the
+// Mainline DHT) by writing signed records under keys only they can
+// derive, and reading each other's.
+//
+// Two profiles implement [github.com/phrasemeet/discovery.Discoverer].
+//
+// # The default profile
+//
+// [DeriveGroup] runs Argon2id once per passphrase ([DefaultKDF], RFC 9106's
+// second recommendation, the application name in the salt), then derives
+// everything else with BLAKE3 in derive-key mode: the Ed25519 seed of each
+// slot, the key that seals entries, and sub-groups ([Group.Namespace]).
+// Relays see random-looking keys and ciphertext; a guess at the passphrase
+// costs an attacker the Argon2id run.
+//
+// A slot is one pkarr packet holding several sealed entries (TXT records
+// at the apex), one per peer: its ID, addresses and metadata, the signed
+// time it was written and the time it came to the slot. Slots are
+// numbered without end and grouped in levels of 1, 2, 4, 8, ... slots; a
+// peer claims a slot in the lowest level that has room for its entry, so
+// a small group lives in slot 0 and a large one spreads over as many
+// levels as it needs. There is no cap on the number of peers, and no
+// live peer is ever pushed out to make room.
+//
+// Relays offer no compare-and-swap, and n0's relay answers 204 to a write
+// it drops, so a write is a read, a merge and a write, confirmed by
+// reading the slot back after a short random delay. A writer never cuts
+// a live entry it has just read: when its own does not fit, it moves on
+// to another slot. Each peer rewrites its entry about once a minute;
+// readers judge liveness by the entry's signed time (never by DNS TTL),
+// and report a peer Lost when a read of its slot shows its entry too old
+// or shows its tombstone, which a leaving peer writes. Times further
+// ahead than a bound are ignored, so nobody holding the passphrase can
+// lock a slot by stamping it a year ahead.
+//
+// Scans read a level whole (large levels are sampled) and go deeper while
+// every slot read in a level is full, or while a known peer lives deeper.
+// Right after joining, a peer scans fast and skips full slots it read
+// recently, since a full slot can take no newcomer; in steady state it
+// keeps to 0.2 GETs per second and fewer than one PUT per minute, under
+// the deployed relays' per-IP limits. A peer that went deep while the
+// levels above were full moves up when they have room again.
+//
+// # The can-sync profile
+//
+// [NewCanSync] reproduces can-sync's rendezvous on the wire: eight slots
+// keyed by BLAKE3 of the passphrase, the endpoint ID in clear text, the
+// same schedule and claim rule. It lets Go programs meet a can-sync group,
+// and it is the baseline the simulation (internal/slotsim) and
+// BENCHMARKS.md compare against.
+package slotdiscovery
