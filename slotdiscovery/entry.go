@@ -117,10 +117,11 @@ func (e *entry) marshal() ([]byte, error) {
 
 // unmarshalEntry decodes a plaintext; every length is checked against
 // what remains, so no input can make it read out of bounds or allocate
-// more than the input's size.
+// more than the input's size. A plaintext longer than maxEntryPlain, which
+// marshal never makes, is refused.
 func unmarshalEntry(b []byte) (entry, error) {
 	var e entry
-	if len(b) < entryHeader {
+	if len(b) < entryHeader || len(b) > maxEntryPlain {
 		return e, fmt.Errorf("%w: %d bytes", errEntry, len(b))
 	}
 	if b[0] != entryVersion {
@@ -227,7 +228,7 @@ type sealedEntry struct {
 
 // wireSize is what the entry costs in a slot's DNS message.
 func (s sealedEntry) wireSize() int {
-	return len(s.sealed) + txtRROverhead + (len(s.sealed)+254)/255 - 1
+	return len(s.sealed) + txtRROverhead + (len(s.sealed)+254)/255
 }
 
 // openSlot returns the entries of a slot packet that open under g, and
