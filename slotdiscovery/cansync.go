@@ -91,8 +91,11 @@ type CanSync struct {
 
 	// scanMu makes scans (the periodic one, an announcement's initial one)
 	// take turns, so that each scan's "which IDs are in the slots" is its
-	// own consistent view when it decides who is Lost.
-	scanMu sync.Mutex
+	// own consistent view when it decides who is Lost. A one-place
+	// channel rather than a mutex: a scan waits on the network while it
+	// holds the turn, and a goroutine blocked on a mutex is not durably
+	// blocked, which would stall a testing/synctest bubble.
+	scanTurn chan struct{}
 	// rescan restarts the scan schedule at the given time (an
 	// announcement's claim just finished), as can-sync's scan interval is
 	// created right after its claim.
@@ -133,6 +136,7 @@ func NewCanSync(client *pkarrclient.Client, passphrase []byte, opts ...Option) (
 		cfg.name = "can-sync"
 	}
 	c := &CanSync{
+		scanTurn:  make(chan struct{}, 1),
 		client:    client,
 		cfg:       cfg,
 		stamper:   pkarrclient.NewStamper(cfg.clock.Now),
@@ -420,8 +424,8 @@ func (c *CanSync) scanLoop() {
 // in no slot is reported Lost. A read that failed otherwise (relays
 // unreachable) says nothing about who left, so that scan loses no one.
 func (c *CanSync) scan(ctx context.Context) {
-	c.scanMu.Lock()
-	defer c.scanMu.Unlock()
+	c.scanTurn <- struct{}{}
+	defer func() { <-c.scanTurn }()
 	present := make(map[string]bool, CanSyncSlots)
 	complete := true
 	for i := range CanSyncSlots {

@@ -33,6 +33,8 @@ const (
 	// typicalEntry is the wire size assumed for a stranger's entry when
 	// judging whether a slot has room for one more.
 	typicalEntry = 160
+	// steadyBurst is the GET burst after the fast phase.
+	steadyBurst = 2
 )
 
 func levelRange(l int) (lo, hi int) { return 1<<l - 1, 1<<(l+1) - 1 }
@@ -168,13 +170,13 @@ func (d *Discoverer) Stats() Stats {
 	return d.stats
 }
 
-// Slot returns the slot an announced ID holds now, or -1 while it is
-// still claiming (or not announced here).
+// Slot returns the slot an announced ID holds now, as its last read-back
+// confirmed, or -1 while it is still claiming (or not announced here).
 func (d *Discoverer) Slot(id string) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if a, ok := d.anns[id]; ok {
-		return a.slot
+		return a.held
 	}
 	return -1
 }
@@ -677,8 +679,13 @@ func (d *Discoverer) scanLoop() {
 		fast := now.Before(d.fastUntil)
 		if fast {
 			d.gets.SetLimitAt(now, rate.Limit(d.cfg.fastGetRate))
+			d.gets.SetBurstAt(now, d.cfg.getBurst)
 		} else {
+			// In steady state a scan is paced by the rate anyway; a small
+			// burst keeps any window of the run, not only the long run,
+			// within the steady budget.
 			d.gets.SetLimitAt(now, rate.Limit(d.scanRate()))
+			d.gets.SetBurstAt(now, min(d.cfg.getBurst, steadyBurst))
 		}
 		d.mu.Unlock()
 		// The period runs from the scan's start: a scan the budget
@@ -701,8 +708,10 @@ func (d *Discoverer) scanLoop() {
 // read before its write and read-back after it (two per republish) are
 // paid for, so the total stays within the budget.
 func (d *Discoverer) scanRate() float64 {
+	// A tenth of the budget is kept back for the reads that races and
+	// moves add, which are not known in advance.
 	own := 2 * float64(len(d.anns)) / d.cfg.republish.Seconds()
-	return max(d.cfg.getRate-own, d.cfg.getRate/4)
+	return max(0.9*d.cfg.getRate-own, d.cfg.getRate/4)
 }
 
 // scanSoon asks the scan loop for a scan now.
@@ -737,15 +746,16 @@ func (d *Discoverer) Announce(ctx context.Context, rec discovery.Record) (discov
 	now := d.stamp()
 	actx, cancel := context.WithCancel(ctx)
 	a := &announcement{
-		d:      d,
-		rec:    rec,
-		since:  now,
-		slot:   -1,
-		held:   -1,
-		ctx:    actx,
-		cancel: cancel,
-		update: make(chan struct{}, 1),
-		done:   make(chan struct{}),
+		d:       d,
+		rec:     rec,
+		since:   now,
+		slot:    -1,
+		held:    -1,
+		ctx:     actx,
+		cancel:  cancel,
+		update:  make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		endDone: make(chan struct{}),
 	}
 	d.anns[rec.ID] = a
 	delete(d.left, rec.ID)
@@ -757,6 +767,7 @@ func (d *Discoverer) Announce(ctx context.Context, rec discovery.Record) (discov
 	}
 	d.fastUntil = now.Add(d.cfg.fastPhase)
 	d.gets.SetLimitAt(now, rate.Limit(d.cfg.fastGetRate))
+	d.gets.SetBurstAt(now, d.cfg.getBurst)
 	d.cfg.logger.Debug("announce")
 	d.wg.Add(1)
 	go a.run()
@@ -781,7 +792,7 @@ type announcement struct {
 	// keeps; written the time of our last accepted write.
 	since, written time.Time
 
-	endOnce sync.Once
+	endDone chan struct{} // closed when end has written the tombstone
 }
 
 // Record implements discovery.Announcement.
@@ -822,43 +833,49 @@ func (a *announcement) Leave(ctx context.Context) error {
 	return nil
 }
 
-// end stops the announcement and writes its tombstone, once. Whoever
-// calls it first waits for the tombstone (bounded by the leave timeout).
+// end stops the announcement and writes its tombstone, once. Every caller
+// returns when the tombstone is written or the leave timeout has passed.
 func (a *announcement) end() {
-	a.endOnce.Do(func() {
-		d := a.d
-		d.mu.Lock()
-		a.ended = true
-		d.mu.Unlock()
-		a.cancel()
-		<-a.done
-		ctx, cancel := context.WithTimeout(context.Background(), d.cfg.leaveTimeout)
-		defer cancel()
-		d.mu.Lock()
-		slot, rec, since := a.slot, a.rec, a.since
-		d.mu.Unlock()
-		var tombTime time.Time
-		if slot >= 0 {
-			tomb := entry{kind: kindTombstone, since: since, rec: discovery.Record{ID: rec.ID}}
-			tombTime = d.stamp()
-			tomb.time = tombTime
-			err := d.take(ctx, d.puts)
-			if err == nil {
-				err = a.write(ctx, slot, tomb)
-			}
-			if err != nil {
-				d.cfg.logger.Debug("tombstone not written", "slot", slot, "err", err)
-			}
-		}
-		d.mu.Lock()
-		delete(d.anns, rec.ID)
-		if tombTime.IsZero() {
-			tombTime = d.now()
-		}
-		d.left[rec.ID] = tombTime
-		d.mu.Unlock()
-	})
+	d := a.d
+	d.mu.Lock()
+	first := !a.ended
+	a.ended = true
+	d.mu.Unlock()
+	if !first {
+		// A channel, not a sync.Once: a caller blocked on a Once's mutex
+		// is not durably blocked, and would stall a testing/synctest
+		// bubble while the first caller waits on the bubble's clock.
+		<-a.endDone
+		return
+	}
+	defer close(a.endDone)
+	a.cancel()
 	<-a.done
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.leaveTimeout)
+	defer cancel()
+	d.mu.Lock()
+	slot, rec, since := a.slot, a.rec, a.since
+	d.mu.Unlock()
+	var tombTime time.Time
+	if slot >= 0 {
+		tomb := entry{kind: kindTombstone, since: since, rec: discovery.Record{ID: rec.ID}}
+		tombTime = d.stamp()
+		tomb.time = tombTime
+		err := d.take(ctx, d.puts)
+		if err == nil {
+			err = a.write(ctx, slot, tomb)
+		}
+		if err != nil {
+			d.cfg.logger.Debug("tombstone not written", "slot", slot, "err", err)
+		}
+	}
+	d.mu.Lock()
+	delete(d.anns, rec.ID)
+	if tombTime.IsZero() {
+		tombTime = d.now()
+	}
+	d.left[rec.ID] = tombTime
+	d.mu.Unlock()
 }
 
 func (a *announcement) run() {

@@ -137,8 +137,8 @@ func WithName(name string) Option {
 }
 
 // WithRepublishInterval sets how often a peer rewrites its own entry
-// (default 64 s, jittered by 8%: under one PUT a minute even with the
-// odd retry after a race). Entries are judged stale after
+// (default 70 s, jittered by 8%: under one PUT a minute even with the
+// retries after a race). Entries are judged stale after
 // WithStaleAfter, so keep this well under it.
 func WithRepublishInterval(d time.Duration) Option {
 	return func(cfg *config) error {
