@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/phrasemeet/discovery"
@@ -23,8 +26,21 @@ import (
 
 // leaveTimeout bounds the leave after SIGINT or SIGTERM. The libraries
 // bound it themselves (a few seconds); this is the backstop, so that a
-// stuck relay cannot keep a user waiting after Ctrl-C.
+// stuck relay cannot keep a user waiting after Ctrl-C. A second signal
+// cuts the wait short.
 const leaveTimeout = 10 * time.Second
+
+// slotPoll is how often join asks the default profile's Discoverer which
+// slot its announcement holds, to report it. The question is a map lookup
+// under a lock: no request.
+const slotPoll = 250 * time.Millisecond
+
+// slotHolder is what the default profile's Discoverer tells about where an
+// announcement is. The can-sync profile exposes no such thing (its claim
+// is only logged), so join reports no slot for it.
+type slotHolder interface {
+	Slot(id string) int
+}
 
 func runJoin(ctx context.Context, e env, args []string) error {
 	if err := refusePassphraseArg(args); err != nil {
@@ -38,11 +54,12 @@ func runJoin(ctx context.Context, e env, args []string) error {
 	id := fs.String("id", "", "the ID to announce (default: a new random 32-byte ID in hex, valid for both profiles; can-sync wants the hex of an Ed25519 public key)")
 	var addrs repeatedFlag
 	fs.Var(&addrs, "addr", "an address to announce, in order of preference (repeatable; default profile only)")
-	asJSON := fs.Bool("json", false, `print one JSON object per line: {"event":"announced"|"found"|"updated"|"lost"|"left","id","addrs","source","time"}`)
+	asJSON := fs.Bool("json", false, `print one JSON object per line, and no status lines on standard error (warnings and errors still go there): `+
+		`{"event":"announced"|"claimed"|"found"|"updated"|"lost"|"left","id","addrs","source","time"}; "claimed" (default profile) adds "slot"`)
 	grpf := addGroupFlags(fs)
 	passf := addPassphraseFlags(fs)
-	scan := fs.Duration("scan-interval", 0, "steady scan period (default: the profile's, 15 s); for experiments and tests, every real group should keep the default")
-	republish := fs.Duration("republish-interval", 0, "how often our entry is rewritten (default: the profile's, 60 s); for experiments and tests")
+	scan := fs.Duration("scan-interval", 0, "steady scan period (default: the profile's); for experiments and tests, every real group should keep the default")
+	republish := fs.Duration("republish-interval", 0, "how often our entry is rewritten (default: the profile's); for experiments and tests")
 	logLevel := fs.String("log-level", "warn", "library log level on standard error: debug, info, warn or error")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
@@ -84,9 +101,6 @@ func runJoin(ctx context.Context, e env, args []string) error {
 
 	pass, err := passf.read(ctx, e)
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return errors.New("interrupted")
-		}
 		return err
 	}
 	defer clear(pass)
@@ -132,7 +146,14 @@ func runJoin(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	// Close is deferred for the early returns; the leave below closes it
+	// itself, and a second signal must not wait for it here.
+	closeOnReturn := true
+	defer func() {
+		if closeOnReturn {
+			d.Close()
+		}
+	}()
 
 	// Subscribe first so nothing found between the two calls is missed;
 	// the events wait in the subscription until the loop below prints
@@ -155,9 +176,17 @@ func runJoin(ctx context.Context, e env, args []string) error {
 		}
 		return err
 	}
-	out := newEventPrinter(e.stdout, *asJSON)
+	out := newEventPrinter(e.stdout, e.stderr, *asJSON)
 	out.announced(rec, pr)
 
+	var slotTick <-chan time.Time
+	holder, _ := d.(slotHolder)
+	if holder != nil {
+		t := time.NewTicker(slotPoll)
+		defer t.Stop()
+		slotTick = t.C
+	}
+	shownSlot := -1
 loop:
 	for {
 		select {
@@ -166,19 +195,44 @@ loop:
 				return errors.New("the discoverer stopped")
 			}
 			out.event(ev)
+		case <-slotTick:
+			// Reported when first known and again only if the claim
+			// moves: a status, not a heartbeat.
+			if s := holder.Slot(rec.ID); s >= 0 && s != shownSlot {
+				shownSlot = s
+				out.claimed(rec, s)
+			}
 		case <-ctx.Done():
 			break loop
 		}
 	}
 
-	lctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
-	defer cancel()
-	if err := ann.Leave(lctx); err != nil {
-		// Not a failure of the command: we did stop announcing, and the
-		// others will see us Lost once our entry ages out.
-		fmt.Fprintf(e.stderr, "phrasemeet join: warning: leave not confirmed: %s\n", oneLine(err.Error()))
+	// The first SIGINT or SIGTERM asked to leave cleanly; a second one,
+	// while the leave waits on a slow relay, means now, as in most
+	// command-line tools. main's NotifyContext has fired and swallows
+	// further signals, so join watches for them itself.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	left := make(chan error, 1)
+	go func() {
+		lctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+		defer cancel()
+		err := ann.Leave(lctx)
+		d.Close()
+		left <- err
+	}()
+	select {
+	case err := <-left:
+		if err != nil {
+			// Not a failure of the command: we did stop announcing, and
+			// the others will see us Lost once our entry ages out.
+			fmt.Fprintf(e.stderr, "phrasemeet join: warning: leave not confirmed: %s\n", oneLine(err.Error()))
+		}
+	case <-again:
+		closeOnReturn = false
+		return errors.New("interrupted again: stopped without finishing the leave; the others see this peer lost once its entry ages out")
 	}
-	d.Close()
 	out.left(rec.ID)
 	return nil
 }
@@ -211,16 +265,19 @@ func canSyncID(id string) (string, error) {
 }
 
 // eventPrinter prints join's output: plain lines or one JSON object per
-// line. Only the join loop calls it, so it needs no lock.
+// line on standard output, status lines on standard error (none with
+// --json, whose stream has them as events). Only the join loop calls it,
+// so it needs no lock. Peers' IDs and addresses go through printable in
+// plain lines; JSON escapes them itself.
 type eventPrinter struct {
-	w    io.Writer
-	json *json.Encoder
+	w, status io.Writer
+	json      *json.Encoder
 }
 
-func newEventPrinter(w io.Writer, asJSON bool) *eventPrinter {
-	p := &eventPrinter{w: w}
+func newEventPrinter(w, status io.Writer, asJSON bool) *eventPrinter {
+	p := &eventPrinter{w: w, status: status}
 	if asJSON {
-		p.json = json.NewEncoder(w)
+		p.json = newJSONEncoder(w)
 	}
 	return p
 }
@@ -234,6 +291,8 @@ type jsonEvent struct {
 	Source  string   `json:"source,omitempty"`
 	Profile string   `json:"profile,omitempty"`
 	Meta    []byte   `json:"meta,omitempty"`
+	// Slot is the slot a "claimed" event's announcement holds.
+	Slot *int `json:"slot,omitempty"`
 	// Seen is the peer's newest signed time, where the profile has one.
 	Seen *time.Time `json:"seen,omitempty"`
 	Time time.Time  `json:"time"`
@@ -244,7 +303,17 @@ func (p *eventPrinter) announced(rec discovery.Record, pr profile) {
 		p.json.Encode(jsonEvent{Event: "announced", ID: rec.ID, Addrs: nonNil(rec.Addrs), Profile: string(pr), Time: time.Now().UTC()})
 		return
 	}
-	fmt.Fprintf(p.w, "announced %s%s (profile %s); Ctrl-C leaves\n", rec.ID, bracketed(rec.Addrs), pr)
+	fmt.Fprintf(p.w, "announced %s%s (profile %s); Ctrl-C leaves\n", printable(rec.ID), bracketed(rec.Addrs), pr)
+}
+
+// claimed reports the slot our announcement holds: a status line on
+// standard error, since the events on standard output are about others.
+func (p *eventPrinter) claimed(rec discovery.Record, slot int) {
+	if p.json != nil {
+		p.json.Encode(jsonEvent{Event: "claimed", ID: rec.ID, Addrs: nonNil(rec.Addrs), Slot: &slot, Time: time.Now().UTC()})
+		return
+	}
+	fmt.Fprintf(p.status, "announced in slot %d\n", slot)
 }
 
 func (p *eventPrinter) event(ev discovery.Event) {
@@ -263,7 +332,7 @@ func (p *eventPrinter) event(ev discovery.Event) {
 	if ev.Type == discovery.Lost {
 		addrs = ""
 	}
-	fmt.Fprintf(p.w, "%s %s%s via %s\n", ev.Type, ev.Peer.ID, addrs, source)
+	fmt.Fprintf(p.w, "%s %s%s via %s\n", ev.Type, printable(ev.Peer.ID), addrs, source)
 }
 
 func (p *eventPrinter) left(id string) {
@@ -271,7 +340,7 @@ func (p *eventPrinter) left(id string) {
 		p.json.Encode(jsonEvent{Event: "left", ID: id, Addrs: []string{}, Time: time.Now().UTC()})
 		return
 	}
-	fmt.Fprintf(p.w, "left %s\n", id)
+	fmt.Fprintf(p.w, "left %s\n", printable(id))
 }
 
 func nonNil(s []string) []string {

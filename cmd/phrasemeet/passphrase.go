@@ -87,8 +87,15 @@ func noArguments(rest []string) error {
 // errNoPassphrase says where a passphrase could have come from.
 var errNoPassphrase = fmt.Errorf("no passphrase: set $%s, give --passphrase-file PATH, or run on a terminal to be prompted", passphraseEnv)
 
+// errInterrupted is what a command reports when SIGINT or SIGTERM ends it
+// before it did its work: "interrupted" says more to a user than the
+// context's "context canceled".
+var errInterrupted = errors.New("interrupted")
+
 // read returns the passphrase from the first source that has one (see
-// above). The caller clears it when done.
+// above). The caller clears it when done. An empty $PHRASEMEET_PASSPHRASE
+// counts as unset (env cannot tell the two apart), so it leads to the
+// prompt or to errNoPassphrase, never to an empty passphrase.
 func (p *passphraseFlags) read(ctx context.Context, e env) ([]byte, error) {
 	if p.file != "" {
 		return readPassphraseFile(p.file)
@@ -111,7 +118,7 @@ func (p *passphraseFlags) read(ctx context.Context, e env) ([]byte, error) {
 func readPassphraseFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("passphrase file: %w", err)
+		return nil, fmt.Errorf("passphrase file: %w", err) // *PathError: the name and why, nothing read
 	}
 	defer f.Close()
 	st, err := f.Stat()
@@ -126,6 +133,9 @@ func readPassphraseFile(path string) ([]byte, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxPassphraseFile+1))
 	if err != nil {
+		// A read error wraps the syscall's (a directory, an I/O error),
+		// never the bytes read so far, which are cleared.
+		clear(b)
 		return nil, fmt.Errorf("passphrase file: %w", err)
 	}
 	if len(b) > maxPassphraseFile {
@@ -147,8 +157,9 @@ func trimNewline(b []byte) []byte {
 
 // promptPassphrase asks on the terminal, with echo off. An interrupt
 // while waiting (Ctrl-C is a signal, as the terminal keeps ISIG) ends the
-// command and restores the terminal's echo, which the abandoned read
-// would otherwise leave off.
+// command with errInterrupted and restores the terminal's echo, which the
+// abandoned read would otherwise leave off. The abandoned read's goroutine
+// stays blocked on the terminal; the process is about to exit.
 func promptPassphrase(ctx context.Context, e env, tty *os.File) ([]byte, error) {
 	fd := int(tty.Fd())
 	state, err := term.GetState(fd)
@@ -175,7 +186,7 @@ func promptPassphrase(ctx context.Context, e env, tty *os.File) ([]byte, error) 
 	case <-ctx.Done():
 		term.Restore(fd, state)
 		fmt.Fprintln(e.stderr)
-		return nil, ctx.Err()
+		return nil, errInterrupted
 	}
 }
 

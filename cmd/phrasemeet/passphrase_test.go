@@ -50,6 +50,26 @@ func TestPassphraseFileReadableByOthersRefused(t *testing.T) {
 	}
 }
 
+// TestPassphraseFileErrorsShowNoContent: every way reading the file can
+// fail names the file, never what it holds.
+func TestPassphraseFileErrorsShowNoContent(t *testing.T) {
+	big := passFile(t, strings.Repeat(secretPhrase+"\n", maxPassphraseFile/len(secretPhrase)+1), 0o600)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{big, "larger than 65536 bytes: not a passphrase"},
+		{dir, "passphrase file: read " + dir},
+	} {
+		code, stdout, stderr := runCLI(t, nil, "slots", "--profile", "can-sync", "--keys-only", "--passphrase-file", tc.path)
+		if code != 1 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%s: exit %d %q, want exit 1 and %q", tc.path, code, stderr, tc.want)
+		}
+		assertNoSecret(t, stdout+stderr)
+		assertCleanError(t, stderr)
+	}
+}
+
 // TestPassphraseNeverFromArgv: a passphrase typed on the command line, as
 // a flag or an argument, is refused as a usage error that does not repeat
 // it.

@@ -128,27 +128,32 @@ func TestProcessesPassphrasePrompt(t *testing.T) {
 }
 
 // TestProcessesPassphrasePromptInterrupted: Ctrl-C at the prompt ends the
-// command and gives the terminal its echo back.
+// command with "interrupted" and gives the terminal its echo back.
 func TestProcessesPassphrasePromptInterrupted(t *testing.T) {
 	t.Parallel()
-	_, tty := openPTY(t)
-	cmd, _, stderr, exited := startOnTTY(t, tty, "join", "--relay", deadRelay)
-	waitEchoOff(t, tty, stderr)
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		exited <- err
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "interrupted") {
-			t.Errorf("after SIGINT at the prompt: %v %q", err, stderr)
-		}
-	case <-time.After(stopTimeout):
-		t.Fatal("join did not stop on SIGINT at the prompt")
-	}
-	if !echoOn(t, tty) {
-		t.Error("echo was left off")
+	for _, args := range [][]string{{"join", "--relay", deadRelay}, {"slots", "--keys-only"}} {
+		t.Run(args[0], func(t *testing.T) {
+			t.Parallel()
+			_, tty := openPTY(t)
+			cmd, _, stderr, exited := startOnTTY(t, tty, args...)
+			waitEchoOff(t, tty, stderr)
+			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				exited <- err
+				var exit *exec.ExitError
+				if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(stderr.String(), "phrasemeet "+args[0]+": interrupted") {
+					t.Errorf("after SIGINT at the prompt: %v %q", err, stderr)
+				}
+			case <-time.After(stopTimeout):
+				t.Fatalf("%s did not stop on SIGINT at the prompt", args[0])
+			}
+			if !echoOn(t, tty) {
+				t.Error("echo was left off")
+			}
+		})
 	}
 }
 

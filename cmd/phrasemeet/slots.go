@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/slotdiscovery"
@@ -24,26 +28,40 @@ import (
 // to a few dozen peers lives. Slot 0 alone holds a small group.
 const defaultKeysShown = 7
 
+// maxKeysShown is the whole default-profile slot space, levels 0 to 16:
+// no peer claims beyond it.
+const maxKeysShown = 1<<17 - 1
+
+// maxSlotsRead caps --slots when the slots are read: levels 0 to 4, 31
+// GETs per backend in five bursts, within the read burst of
+// `phrasemeet relay` (50). Beyond that a relay answers 429 and the table
+// fills with "unreadable". Levels a group actually fills are read anyway,
+// --slots or not.
+const maxSlotsRead = 31
+
 // canSyncStaleAfter is when the slots table calls a can-sync slot stale.
-// can-sync itself never judges staleness (failure 4 of the notes); the
-// table uses the default profile's bound, two and a half republish
-// periods, so a crashed peer's leftover ID stands out from a live one.
+// can-sync itself never judges staleness (failure 4 of the notes) and
+// republishes every 60 s; the table uses the default profile's stale
+// bound, so a crashed peer's leftover ID stands out from a live one.
 const canSyncStaleAfter = 150 * time.Second
 
 func runSlots(ctx context.Context, e env, args []string) error {
 	if err := refusePassphraseArg(args); err != nil {
 		return err
 	}
-	fs := newFlagSet("slots", "[--profile default|can-sync] [--keys-only] [--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] "+
+	fs := newFlagSet("slots", "[--profile default|can-sync] [--keys-only] [--json] [--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] "+
 		"[--app NAME] [--namespace NAME] [--slots N] [--passphrase-file PATH]", e.stderr)
 	keysOnly := fs.Bool("keys-only", false, "print each slot's index and public key, and touch no network")
+	asJSON := fs.Bool("json", false, `print one JSON object per slot and line: {"index","key","state","packet","age_seconds","members":[{"id","addrs","state","seen","age_seconds"}],"time"}; `+
+		`with --keys-only just {"index","key"}`)
 	var relays listFlag
 	fs.Var(&relays, "relay", `relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays; "none": no relay, the DHT alone)`)
 	dhtf := addDHTFlags(fs, "read the slots from the Mainline DHT too (--relay none: the DHT alone)")
 	grpf := addGroupFlags(fs)
 	passf := addPassphraseFlags(fs)
-	nSlots := fs.Int("slots", 0, fmt.Sprintf("default profile: with --keys-only, how many keys to print (default %d); else read at least this many slots "+
-		"(default: slot 0, and deeper levels only while the ones above are full)", defaultKeysShown))
+	nSlots := fs.Int("slots", 0, fmt.Sprintf("default profile: with --keys-only, how many keys to print (default %d, at most %d); "+
+		"else read at least this many slots (at most %d; default: slot 0, and deeper levels while the ones above are full)",
+		defaultKeysShown, maxKeysShown, maxSlotsRead))
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -59,10 +77,14 @@ func runSlots(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	switch {
-	case *nSlots < 0 || *nSlots > 1<<17:
-		return usageError("--slots %d: want 1 to %d", *nSlots, 1<<17)
 	case *nSlots != 0 && pr == profileCanSync:
 		return usageError("--slots is for the default profile: can-sync has exactly %d slots", slotdiscovery.CanSyncSlots)
+	case *keysOnly && (*nSlots < 0 || *nSlots > maxKeysShown):
+		return usageError("--slots %d: want 1 to %d, the whole slot space", *nSlots, maxKeysShown)
+	case !*keysOnly && (*nSlots < 0 || *nSlots > maxSlotsRead):
+		// Reading is a burst of GETs per level to every relay: thousands
+		// of slots would be a flood, and mostly 429s.
+		return usageError("--slots %d: want 1 to %d when reading the slots (--keys-only prints up to %d keys)", *nSlots, maxSlotsRead, maxKeysShown)
 	}
 	if !*keysOnly {
 		// Settle the relays before asking for a passphrase: a typo in a
@@ -93,7 +115,11 @@ func runSlots(ctx context.Context, e env, args []string) error {
 			sk.Destroy()
 		}
 	default:
-		fmt.Fprintln(e.stderr, kdfStatus())
+		// --json keeps standard error quiet, as join --json does, for
+		// programs that treat anything there as a failure.
+		if !*asJSON {
+			fmt.Fprintln(e.stderr, kdfStatus())
+		}
 		if group, err = grpf.derive(pass); err != nil {
 			return err
 		}
@@ -101,19 +127,17 @@ func runSlots(ctx context.Context, e env, args []string) error {
 	clear(pass)
 
 	if *keysOnly {
-		if pr == profileCanSync {
-			for i, k := range canSyncKeys {
-				fmt.Fprintf(e.stdout, "%d  %s\n", i, k)
+		keys := canSyncKeys
+		if pr != profileCanSync {
+			n := *nSlots
+			if n == 0 {
+				n = defaultKeysShown
 			}
-			return nil
+			for i := range n {
+				keys = append(keys, group.SlotKey(i).PublicKey())
+			}
 		}
-		n := *nSlots
-		if n == 0 {
-			n = defaultKeysShown
-		}
-		for i := range n {
-			fmt.Fprintf(e.stdout, "%d  %s\n", i, group.SlotKey(i).PublicKey())
-		}
+		printKeys(e.stdout, keys, *asJSON)
 		return nil
 	}
 
@@ -130,27 +154,55 @@ func runSlots(ctx context.Context, e env, args []string) error {
 	if pr == profileCanSync {
 		table = readCanSyncTable(ctx, client, canSyncKeys)
 	} else {
+		// ReadTable's only error with a partial table is ctx's, checked
+		// below.
 		infos, err := slotdiscovery.ReadTable(ctx, client, group, slotdiscovery.TableMinSlots(max(*nSlots, 1)))
-		if err != nil && len(infos) == 0 {
+		if err != nil && len(infos) == 0 && ctx.Err() == nil {
 			return err
 		}
 		table = defaultTable(infos)
 	}
-	now := time.Now()
-	printTable(e.stdout, table, now)
-	if err := ctx.Err(); err != nil {
-		return err
+	if ctx.Err() != nil {
+		// A table cut short by Ctrl-C would show slots as unreadable
+		// that were merely not read.
+		return errInterrupted
 	}
-	readable := 0
+	now := time.Now()
+	if *asJSON {
+		printTableJSON(e.stdout, table, now)
+	} else {
+		printTable(e.stdout, table, now)
+	}
+	if len(table) == 0 {
+		return errors.New("no slot was read") // ReadTable returns at least slot 0; a backstop
+	}
+	var firstErr error
 	for _, r := range table {
 		if r.state != slotdiscovery.SlotUnreadable {
-			readable++
+			return nil
+		}
+		if firstErr == nil {
+			firstErr = r.err
 		}
 	}
-	if readable == 0 {
-		return fmt.Errorf("no slot could be read: %s", oneLine(table[0].err.Error()))
+	// Every slot failed alike, as a rule (relays down, a wrong URL): one
+	// reason is enough, and the table above has them all.
+	return fmt.Errorf("no slot could be read: %s", oneLine(firstErr.Error()))
+}
+
+// printKeys prints --keys-only: "INDEX  KEY" lines, or JSON objects.
+func printKeys(w io.Writer, keys []pkarrclient.PublicKey, asJSON bool) {
+	enc := newJSONEncoder(w)
+	for i, k := range keys {
+		if asJSON {
+			enc.Encode(struct {
+				Index int    `json:"index"`
+				Key   string `json:"key"`
+			}{i, k.String()})
+			continue
+		}
+		fmt.Fprintf(w, "%d  %s\n", i, k)
 	}
-	return nil
 }
 
 // networkURLs checks the relay and DHT settings without opening
@@ -190,8 +242,9 @@ type slotRow struct {
 type memberRow struct {
 	id    string
 	addrs []string
-	state string // live, stale or left
-	time  time.Time
+	meta  []byte
+	state string    // live, stale or left
+	time  time.Time // the entry's signed time (can-sync: the packet's)
 }
 
 func defaultTable(infos []slotdiscovery.SlotInfo) []slotRow {
@@ -206,7 +259,7 @@ func defaultTable(infos []slotdiscovery.SlotInfo) []slotRow {
 			case m.Stale:
 				state = "stale"
 			}
-			r.members = append(r.members, memberRow{id: m.Record.ID, addrs: m.Record.Addrs, state: state, time: m.Time})
+			r.members = append(r.members, memberRow{id: m.Record.ID, addrs: m.Record.Addrs, meta: m.Record.Meta, state: state, time: m.Time})
 		}
 		rows = append(rows, r)
 	}
@@ -217,7 +270,6 @@ func defaultTable(infos []slotdiscovery.SlotInfo) []slotRow {
 // unlike can-sync's sequential scan) as can-sync reads them.
 func readCanSyncTable(ctx context.Context, client *pkarrclient.Client, keys []pkarrclient.PublicKey) []slotRow {
 	rows := make([]slotRow, len(keys))
-	now := time.Now()
 	var wg sync.WaitGroup
 	for i, k := range keys {
 		wg.Go(func() {
@@ -233,7 +285,7 @@ func readCanSyncTable(ctx context.Context, client *pkarrclient.Client, keys []pk
 			default:
 				state := "live"
 				r.state = slotdiscovery.SlotLive
-				if now.Sub(r.packet) > canSyncStaleAfter {
+				if time.Since(r.packet) > canSyncStaleAfter {
 					state, r.state = "stale", slotdiscovery.SlotStale
 				}
 				r.members = []memberRow{{id: id, state: state, time: r.packet}}
@@ -260,9 +312,75 @@ func printTable(w io.Writer, rows []slotRow, now time.Time) {
 		}
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
 		for _, m := range r.members {
-			fmt.Fprintf(w, "      - %-5s  %6s  %s%s\n", m.state, age(now, m.time), m.id, bracketed(m.addrs))
+			fmt.Fprintf(w, "      - %-5s  %6s  %s%s\n", m.state, age(now, m.time), printable(m.id), bracketed(m.addrs))
 		}
 	}
+}
+
+// jsonSlot is one line of slots --json. Its names follow join --json: id,
+// addrs and meta as announced, seen for a signed time, time for when the
+// command looked.
+type jsonSlot struct {
+	Index int    `json:"index"`
+	Key   string `json:"key"`
+	State string `json:"state"` // empty, live, stale, locked or unreadable
+	// Packet is the slot packet's timestamp and AgeSeconds how long
+	// before Time it was (negative: ahead of our clock); both null when
+	// the slot has no packet.
+	Packet     *time.Time   `json:"packet"`
+	AgeSeconds *int64       `json:"age_seconds"`
+	Members    []jsonMember `json:"members"`
+	// Foreign counts records that do not open with the group key.
+	Foreign int       `json:"foreign"`
+	Error   string    `json:"error,omitempty"`
+	Time    time.Time `json:"time"`
+}
+
+// jsonMember is one entry of a slot: the can-sync profile's only entry
+// carries an ID alone and the packet's time.
+type jsonMember struct {
+	ID         string    `json:"id"`
+	Addrs      []string  `json:"addrs"`
+	Meta       []byte    `json:"meta,omitempty"`
+	State      string    `json:"state"` // live, stale or left
+	Seen       time.Time `json:"seen"`
+	AgeSeconds int64     `json:"age_seconds"`
+}
+
+// printTableJSON prints the table as one jsonSlot per line. Arrays are
+// empty rather than null, so consumers need no special case.
+func printTableJSON(w io.Writer, rows []slotRow, now time.Time) {
+	enc := newJSONEncoder(w)
+	now = now.UTC()
+	for _, r := range rows {
+		js := jsonSlot{Index: r.index, Key: r.key.String(), State: string(r.state), Members: []jsonMember{}, Foreign: r.foreign, Time: now}
+		if !r.packet.IsZero() {
+			p, a := r.packet.UTC(), ageSeconds(now, r.packet)
+			js.Packet, js.AgeSeconds = &p, &a
+		}
+		if r.err != nil {
+			js.Error = oneLine(r.err.Error())
+		}
+		for _, m := range r.members {
+			js.Members = append(js.Members, jsonMember{ID: m.id, Addrs: nonNil(m.addrs), Meta: m.meta, State: m.state,
+				Seen: m.time.UTC(), AgeSeconds: ageSeconds(now, m.time)})
+		}
+		enc.Encode(js)
+	}
+}
+
+// newJSONEncoder returns the encoder of the --json outputs: one object
+// per line, and "<" or "&" in an address left as they are rather than
+// escaped for HTML, which no consumer of a command's output is.
+func newJSONEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
+}
+
+// ageSeconds is age in whole seconds, rounded as the table rounds it.
+func ageSeconds(now, t time.Time) int64 {
+	return int64(now.Sub(t).Round(time.Second) / time.Second)
 }
 
 // age is how long before now t was, to the second; "-" for no time, and
@@ -283,5 +401,27 @@ func bracketed(addrs []string) string {
 	if len(addrs) == 0 {
 		return ""
 	}
-	return " [" + strings.Join(addrs, " ") + "]"
+	shown := make([]string, len(addrs))
+	for i, a := range addrs {
+		shown[i] = printable(a)
+	}
+	return " [" + strings.Join(shown, " ") + "]"
+}
+
+// printable returns s as it is when it is valid UTF-8 of printable
+// characters and no space, else Go-quoted. IDs and addresses come from
+// other peers (anyone with the passphrase; for can-sync anyone who
+// guesses it), and printed raw, a newline would forge an output line and
+// an escape sequence would take over the user's terminal. A space would
+// make one address read as two.
+func printable(s string) string {
+	if s == "" || !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	for _, r := range s {
+		if r == ' ' || !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }

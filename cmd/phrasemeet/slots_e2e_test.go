@@ -2,10 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -68,6 +74,7 @@ type joinEvent struct {
 	Addrs   []string `json:"addrs"`
 	Source  string   `json:"source"`
 	Profile string   `json:"profile"`
+	Slot    *int     `json:"slot"`
 	Time    string   `json:"time"`
 }
 
@@ -115,7 +122,6 @@ func TestProcessesJoin(t *testing.T) {
 			}
 			b := startProc(t, passEnv, args...)
 			bID := b.waitLine(false, announcedJSON, readyTimeout)[1]
-			bStarted := time.Now()
 
 			found := b.waitLine(false, regexp.MustCompile(eventLine("found", aID).String()+`.*`), readyTimeout)[0]
 			a.waitLine(false, eventLine("found", bID), readyTimeout)
@@ -131,9 +137,17 @@ func TestProcessesJoin(t *testing.T) {
 				t.Errorf("found event %+v; want source %s and addrs %s", ev, tc.source, wantAddrs)
 			}
 
+			// The default profile reports its slot as an event of its own.
 			if tc.profile == "default" {
-				time.Sleep(time.Until(bStarted.Add(claimSettles)))
+				line := a.waitLine(false, regexp.MustCompile(eventLine("claimed", aID).String()+`.*`), readyTimeout)[0]
+				var ev joinEvent
+				if err := json.Unmarshal([]byte(line), &ev); err != nil || ev.Slot == nil || *ev.Slot < 0 {
+					t.Errorf("claimed line %q: %v", line, err)
+				}
 			}
+
+			// No pause: b may still be confirming its claim, and must
+			// leave all the same.
 			if err, _ := b.stop(syscall.SIGTERM); err != nil {
 				t.Fatalf("b after SIGTERM: %v\n%s", err, b.output())
 			}
@@ -160,6 +174,25 @@ func TestProcessesJoin(t *testing.T) {
 				}
 			}
 			assertNoSecret(t, stdout+stderr)
+			// The same in JSON, which a program reads.
+			code, stdout, stderr = cli(t, passEnv, "slots", "--json", "--profile", tc.profile, "--relay", relay.url)
+			if code != 0 || stderr != "" {
+				t.Fatalf("slots --json: exit %d, stderr %q", code, stderr)
+			}
+			states := map[string]string{} // member ID: state
+			for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+				var row slotJSON
+				if err := json.Unmarshal([]byte(l), &row); err != nil {
+					t.Fatalf("slots --json line %q: %v", l, err)
+				}
+				for _, m := range row.Members {
+					states[m.ID] = m.State
+				}
+			}
+			wantB := map[string]string{"default": "left", "can-sync": ""}[tc.profile]
+			if states[aID] != "live" || states[bID] != wantB {
+				t.Errorf("slots --json: a is %q, b %q; want live and %q\n%s", states[aID], states[bID], wantB, stdout)
+			}
 
 			if err, _ := a.stop(os.Interrupt); err != nil {
 				t.Fatalf("a after SIGINT: %v\n%s", err, a.output())
@@ -173,6 +206,9 @@ func TestProcessesJoin(t *testing.T) {
 					var ev joinEvent
 					if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.Time == "" {
 						t.Errorf("not a join --json line: %q (%v)", l, err)
+					}
+					if ev.Event == "claimed" && tc.profile == "can-sync" {
+						t.Errorf("can-sync reported a slot: %q", l)
 					}
 				}
 				if len(p.stderr) > 0 {
@@ -210,4 +246,49 @@ func TestProcessesJoinRefusals(t *testing.T) {
 			t.Errorf("join %q printed the weak passphrase", tc.args)
 		}
 	}
+}
+
+// TestProcessesJoinSecondSignal: a second SIGINT while the leave waits on
+// a relay that never answers a PUT ends join at once, rather than after
+// the leave's bound, and says the leave was not finished.
+func TestProcessesJoinSecondSignal(t *testing.T) {
+	t.Parallel()
+	var puts atomic.Int64
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut {
+			http.NotFound(w, r) // every slot is empty: the claim goes ahead
+			return
+		}
+		puts.Add(1)
+		// The write, and the tombstone after it, hang. The body is read
+		// first: only then does the server notice the client hanging up.
+		io.Copy(io.Discard, r.Body)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // before srv.Close, which waits for handlers
+	p := startProc(t, passEnv, "join", "--relay", srv.URL)
+	p.waitLine(false, announcedLine, readyTimeout)
+	waitFor(t, "the claim's write", func() bool { return puts.Load() > 0 })
+	n := puts.Load()
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the tombstone's write", func() bool { return puts.Load() > n })
+	// The leave is now waiting on the hung PUT, for up to its bound
+	// (seconds); without the second signal, join would wait it out.
+	err, took := p.stop(os.Interrupt)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("after a second SIGINT: %v, want exit 1\n%s", err, p.output())
+	}
+	if took > 2*time.Second {
+		t.Errorf("join took %v to exit after the second SIGINT", took)
+	}
+	p.waitLine(true, regexp.MustCompile(`^phrasemeet join: interrupted again`), time.Second)
+	assertNoSecret(t, p.output())
 }

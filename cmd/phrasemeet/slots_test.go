@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -219,13 +220,18 @@ func TestSlotsTable(t *testing.T) {
 			if _, err := d.Announce(ctx, discovery.Record{ID: id, Addrs: addrs}); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "a slot for "+id, func() bool { return d.Slot(id) >= 0 })
+			// Slot says where the claim goes, possibly before any write:
+			// wait for the entry to be on the relay.
+			waitFor(t, "the relay to hold "+id, func() bool {
+				i := d.Slot(id)
+				return i >= 0 && slotHolds(t, client, g, i, id)
+			})
 			return d
 		}
 		// The live peer first: a newcomer drops aged-out entries from a
 		// slot it writes, while the silent peer, whose clock is behind,
-		// takes slot 0's packet for one stamped in the future, leaves it
-		// alone and settles on level 1.
+		// takes the live peer's packet for one stamped in the future,
+		// leaves that slot alone and settles elsewhere.
 		announce(live, []string{"/ip4/192.0.2.7/udp/4001/quic-v1"})
 		announce(stale, nil, slotdiscovery.WithClock(old))
 
@@ -238,10 +244,12 @@ func TestSlotsTable(t *testing.T) {
 			stdout = out
 			return strings.Contains(out, live) && strings.Contains(out, stale)
 		})
+		// Which slot each took is the library's business: the rows are
+		// found by their members.
 		for _, want := range []*regexp.Regexp{
-			regexp.MustCompile(`(?m)^0     ` + g.SlotKey(0).PublicKey().String() + `  live\s+\d+s$`),
-			regexp.MustCompile(`(?m)^      - live\s+\d+s  ` + live + ` \[/ip4/192.0.2.7/udp/4001/quic-v1\]$`),
-			regexp.MustCompile(`(?m)^[12]     \S{52}  stale\s+10m\d+s\n      - stale\s+10m\d+s  ` + stale + `$`),
+			regexp.MustCompile(`(?m)^\d+ +\S{52}  live\s+\d+s\n      - live\s+\d+s  ` + live + ` \[/ip4/192.0.2.7/udp/4001/quic-v1\]$`),
+			regexp.MustCompile(`(?m)^\d+ +\S{52}  stale\s+10m\d+s\n      - stale\s+10m\d+s  ` + stale + `$`),
+			regexp.MustCompile(`(?m)^0     ` + g.SlotKey(0).PublicKey().String() + `  `),
 		} {
 			if !want.MatchString(stdout) {
 				t.Errorf("table lacks %s:\n%s", want, stdout)
@@ -249,6 +257,31 @@ func TestSlotsTable(t *testing.T) {
 		}
 		if strings.Contains(stdout, pass) {
 			t.Error("the passphrase was printed")
+		}
+
+		rows := slotsJSON(t, vars, "--relay", relay, "--slots", "3")
+		if len(rows) < 3 || rows[0].Key != g.SlotKey(0).PublicKey().String() {
+			t.Fatalf("--json: %+v", rows)
+		}
+		found := map[string]bool{}
+		for _, r := range rows {
+			for _, m := range r.Members {
+				switch m.ID {
+				case live:
+					found[live] = true
+					if r.State != "live" || r.AgeSeconds == nil || m.State != "live" || m.AgeSeconds > 60 || strings.Join(m.Addrs, " ") != "/ip4/192.0.2.7/udp/4001/quic-v1" {
+						t.Errorf("--json live member in slot %d: %+v", r.Index, m)
+					}
+				case stale:
+					found[stale] = true
+					if r.State != "stale" || m.State != "stale" || m.AgeSeconds < 600 || m.Addrs == nil {
+						t.Errorf("--json stale member in slot %d (%s): %+v", r.Index, r.State, m)
+					}
+				}
+			}
+		}
+		if !found[live] || !found[stale] {
+			t.Errorf("--json lacks a member: %+v", rows)
 		}
 	})
 
@@ -284,7 +317,176 @@ func TestSlotsTable(t *testing.T) {
 		if strings.Contains(stdout+stderr, pass) {
 			t.Error("the passphrase was printed")
 		}
+
+		rows := slotsJSON(t, vars, "--profile", "can-sync", "--relay", relay)
+		if len(rows) != slotdiscovery.CanSyncSlots {
+			t.Fatalf("--json: %d rows, want %d", len(rows), slotdiscovery.CanSyncSlots)
+		}
+		for i, want := range map[int]struct {
+			state, member string
+		}{0: {"stale", stale}, 1: {"live", live}, 7: {"empty", ""}} {
+			r := rows[i]
+			if r.Key != key(i) || r.State != want.state {
+				t.Errorf("--json slot %d: %+v, want state %s", i, r, want.state)
+			}
+			switch {
+			case want.member == "" && (len(r.Members) != 0 || r.Packet != nil || r.AgeSeconds != nil):
+				t.Errorf("--json empty slot %d: %+v", i, r)
+			case want.member != "" && (len(r.Members) != 1 || r.Members[0].ID != want.member || r.Members[0].State != want.state):
+				t.Errorf("--json slot %d members: %+v, want %s %s", i, r.Members, want.state, want.member)
+			}
+		}
 	})
+}
+
+// slotJSON is one line of slots --json, as a consumer would declare it.
+type slotJSON struct {
+	Index      int     `json:"index"`
+	Key        string  `json:"key"`
+	State      string  `json:"state"`
+	Packet     *string `json:"packet"`
+	AgeSeconds *int64  `json:"age_seconds"`
+	Members    []struct {
+		ID         string   `json:"id"`
+		Addrs      []string `json:"addrs"`
+		State      string   `json:"state"`
+		Seen       string   `json:"seen"`
+		AgeSeconds int64    `json:"age_seconds"`
+	} `json:"members"`
+	Foreign int    `json:"foreign"`
+	Error   string `json:"error"`
+	Time    string `json:"time"`
+}
+
+// slotsJSON runs slots --json and parses its lines, checking what every
+// line must have: consecutive indexes from 0, a time, arrays rather than
+// nulls, and nothing on stderr.
+func slotsJSON(t *testing.T, vars map[string]string, args ...string) []slotJSON {
+	t.Helper()
+	code, stdout, stderr := runCLI(t, vars, append([]string{"slots", "--json"}, args...)...)
+	if code != 0 || stderr != "" {
+		t.Fatalf("slots --json %q: exit %d, stderr %q", args, code, stderr)
+	}
+	var rows []slotJSON
+	for i, l := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
+		var r slotJSON
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if r.Index != i || r.Time == "" || r.Members == nil || !strings.Contains(l, `"members":[`) {
+			t.Fatalf("line %d is %q", i, l)
+		}
+		for _, m := range r.Members {
+			if m.Addrs == nil || m.Seen == "" {
+				t.Fatalf("member without addrs array or seen: %q", l)
+			}
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// TestSlotsKeysOnlyJSON: --keys-only --json prints {"index","key"} per
+// slot, the same keys as the plain form.
+func TestSlotsKeysOnlyJSON(t *testing.T) {
+	vars := map[string]string{passphraseEnv: horsePassphrase}
+	_, plain, _ := runCLI(t, vars, "slots", "--profile", "can-sync", "--keys-only")
+	code, stdout, stderr := runCLI(t, vars, "slots", "--profile", "can-sync", "--keys-only", "--json")
+	if code != 0 || stderr != "" {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var got []string
+	for i, l := range strings.Split(strings.TrimSuffix(stdout, "\n"), "\n") {
+		var k struct {
+			Index *int   `json:"index"`
+			Key   string `json:"key"`
+		}
+		if err := json.Unmarshal([]byte(l), &k); err != nil || k.Index == nil || *k.Index != i || strings.Count(l, ":") != 2 {
+			t.Fatalf("line %d is %q (%v)", i, l, err)
+		}
+		got = append(got, k.Key)
+	}
+	if want := keysOf(t, plain); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("--json keys %q, plain keys %q", got, want)
+	}
+}
+
+// TestHostilePeerTextIsQuoted: an ID and an address holding a newline and
+// terminal escapes (anyone with the passphrase can announce them) are
+// printed quoted by slots and join, never raw: no forged line, no escape
+// reaching the terminal. JSON escapes them itself.
+func TestHostilePeerTextIsQuoted(t *testing.T) {
+	relay := testRelay(t)
+	client := newTestClient(t, relay)
+	vars := map[string]string{passphraseEnv: secretPhrase}
+	const (
+		evilID   = "evil\nfound forged via slots\x1b[2J"
+		evilAddr = "\x1b]0;owned\x07 /ip4/192.0.2.9/tcp/1"
+	)
+	g, err := slotdiscovery.DeriveGroup([]byte(secretPhrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := slotdiscovery.New(client, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := d.Announce(context.Background(), discovery.Record{ID: evilID, Addrs: []string{evilAddr}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the hostile entry", func() bool { return d.Slot(evilID) >= 0 })
+
+	j := startJoin(t, vars, "--relay", relay)
+	j.wait(regexp.MustCompile(`(?m)^found "evil\\nfound forged via slots\\x1b\[2J" \["\\x1b\]0;owned\\a /ip4/192\.0\.2\.9/tcp/1"\] via slots$`))
+	// Two peers claiming at once may collide and retry: poll until the
+	// table shows both.
+	var stdout, stderr string
+	waitFor(t, "the hostile member in the table", func() bool {
+		var code int
+		code, stdout, stderr = runCLI(t, vars, "slots", "--relay", relay)
+		if code != 0 {
+			t.Fatalf("slots: exit %d: %s", code, stderr)
+		}
+		return strings.Contains(stdout, "evil")
+	})
+	if !strings.Contains(stdout, `  "evil\nfound forged via slots\x1b[2J" ["\x1b]0;owned\a /ip4/192.0.2.9/tcp/1"]`) {
+		t.Errorf("slots does not quote the hostile member:\n%s", stdout)
+	}
+	for name, out := range map[string]string{"join": j.stdout.String() + j.stderr.String(), "slots": stdout + stderr} {
+		if strings.ContainsAny(out, "\x1b\x07") || regexp.MustCompile(`(?m)^found forged`).MatchString(out) {
+			t.Errorf("%s printed the hostile text raw:\n%q", name, out)
+		}
+	}
+	// JSON carries the exact strings.
+	waitFor(t, "slots --json to carry the hostile member verbatim", func() bool {
+		for _, r := range slotsJSON(t, vars, "--relay", relay) {
+			for _, m := range r.Members {
+				if m.ID == evilID && len(m.Addrs) == 1 && m.Addrs[0] == evilAddr {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"/ip4/192.0.2.1/udp/1/quic-v1": "/ip4/192.0.2.1/udp/1/quic-v1",
+		"café":                         "café", // printable Unicode stays as it is
+		"":                             `""`,
+		"a b":                          `"a b"`,
+		"a\nb":                         `"a\nb"`,
+		"\x1b[31m":                     `"\x1b[31m"`,
+		"abc\u202eevil":                `"abc\u202eevil"`, // a bidi override reorders what follows
+		"\xff":                         `"\xff"`,
+		"\u00a0":                       `"\u00a0"`, // a no-break space looks like a separator
+	} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %s, want %s", in, got, want)
+		}
+	}
 }
 
 func TestSlotsUnreadable(t *testing.T) {
@@ -308,6 +510,8 @@ func TestSlotsUsageErrors(t *testing.T) {
 		{[]string{"--profile", "can-sync", "--namespace", "x"}, "--namespace is for the default profile"},
 		{[]string{"--app", ""}, "--app must not be empty"},
 		{[]string{"--slots", "-1"}, "--slots -1"},
+		{[]string{"--slots", "32"}, "--slots 32: want 1 to 31 when reading"},
+		{[]string{"--keys-only", "--slots", "131072"}, "--slots 131072: want 1 to 131071"},
 		{[]string{"--relay", "none"}, "nothing to talk to"},
 		{[]string{"--bootstrap", "127.0.0.1:1"}, "--bootstrap needs --dht"},
 	} {
@@ -318,10 +522,11 @@ func TestSlotsUsageErrors(t *testing.T) {
 	}
 }
 
-// waitFor polls cond for up to 20 s.
+// waitFor polls cond for up to readyTimeout: generous, as the machine may
+// be loaded, and a passing test does not wait it out.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(readyTimeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
