@@ -44,7 +44,7 @@ func defaultConfig() config {
 	return config{
 		clock:       clockwork.NewRealClock(),
 		logger:      slog.New(slog.DiscardHandler),
-		republish:   64 * time.Second,
+		republish:   70 * time.Second,
 		scan:        15 * time.Second,
 		staleAfter:  150 * time.Second,
 		futureBound: 2 * time.Minute,

@@ -78,6 +78,10 @@ type Env struct {
 	// Group is the derived default-profile group (derived once: the KDF is
 	// the same for everyone).
 	Group *slotdiscovery.Group
+	// ReaderPace, when set, spaces the final reader's requests (the one
+	// that counts peers in no slot), so a relay that limits every request
+	// does not refuse the deep read that count needs.
+	ReaderPace time.Duration
 }
 
 // Result holds what a run measured.
@@ -168,6 +172,30 @@ func (c *crashable) Resolve(ctx context.Context, q pkarrclient.Query) (*pkarrcli
 		return nil, &pkarrclient.BackendError{Backend: c.Name(), Op: "resolve", Err: errCrashed}
 	}
 	return c.Backend.Resolve(ctx, q)
+}
+
+// paced serializes a Backend's requests, one per every.
+type paced struct {
+	pkarrclient.Backend
+	every time.Duration
+	mu    sync.Mutex
+	next  time.Time
+}
+
+func (p *paced) wait(ctx context.Context) {
+	p.mu.Lock()
+	at := time.Now()
+	if p.next.After(at) {
+		at = p.next
+	}
+	p.next = at.Add(p.every)
+	p.mu.Unlock()
+	sleepUntil(ctx, at)
+}
+
+func (p *paced) Resolve(ctx context.Context, q pkarrclient.Query) (*pkarrclient.SignedPacket, error) {
+	p.wait(ctx)
+	return p.Backend.Resolve(ctx, q)
 }
 
 // skewed is a clock offset from the real one (the bubble's, under
@@ -393,7 +421,11 @@ func attack(sc Scenario, env Env, t0 time.Time) error {
 // evictions counts live peers missing from every slot at the end, read
 // with a fresh client (a reader that never joined).
 func evictions(ctx context.Context, sc Scenario, env Env, peers []*peer, gone map[int]bool) ([]int, error) {
-	client, err := pkarrclient.NewClient([]pkarrclient.Backend{env.Backend(-1)})
+	var reader pkarrclient.Backend = env.Backend(-1)
+	if env.ReaderPace > 0 {
+		reader = &paced{Backend: reader, every: env.ReaderPace}
+	}
+	client, err := pkarrclient.NewClient([]pkarrclient.Backend{reader})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,302 @@
+package slotsim_test
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/phrasemeet/discovery/internal/relaysim"
+	"github.com/phrasemeet/discovery/internal/slotsim"
+)
+
+// The issue's goals, each run for both profiles side by side. Every run
+// of `go test` checks them on a few seeds; PHRASEMEET_SIM=1 runs the full
+// report (more seeds, and the thousand-peer group), and
+// PHRASEMEET_SIM_OUT=dir writes it as Markdown and a PNG plot:
+//
+//	PHRASEMEET_SIM=1 PHRASEMEET_SIM_OUT=docs go test -run TestGoals -v -timeout 60m ./internal/slotsim/
+
+var profiles = []slotsim.Profile{slotsim.Default, slotsim.CanSync}
+
+// full reports whether the full report was asked for.
+func full() bool { return os.Getenv("PHRASEMEET_SIM") != "" }
+
+// seeds is n in the full report, a few otherwise.
+func seeds(n, quick int) int {
+	if full() {
+		return n
+	}
+	return quick
+}
+
+var n0 = net{Mode: relaysim.N0, RTT: 50 * time.Millisecond}
+
+// goalSummary is one scenario's runs over several seeds.
+type goalSummary struct {
+	Goal, Name string
+	Profile    slotsim.Profile
+	Seeds      int
+	Pairs      int
+	Mutual     int
+	Times      []time.Duration // every mutual pair's time, all seeds
+	Evicted    int
+	LostClaims int
+	Collisions int
+	FalseLost  int
+	TooMany    int // 429 answers
+	Conflicts  int // 409 answers
+	SteadyGet  float64
+	SteadyPut  float64 // per second
+	CrashLost  []time.Duration
+	LeaveLost  []time.Duration
+	MinKnown   int
+	Connected  bool
+}
+
+func (s *goalSummary) add(o outcome) {
+	s.Seeds++
+	s.Pairs += o.Pairs
+	s.Mutual += o.Mutual
+	s.Times = append(s.Times, o.MutualTimes...)
+	s.Evicted += o.Evicted
+	s.LostClaims += o.LostClaims
+	for _, st := range o.Stats {
+		s.Collisions += st.Collisions
+	}
+	s.FalseLost += len(o.FalseLost)
+	s.TooMany += o.Relay.Total.RateLimited
+	s.Conflicts += o.Relay.Total.Conflicts
+	s.SteadyGet = max(s.SteadyGet, o.SteadyGet)
+	s.SteadyPut = max(s.SteadyPut, o.SteadyPut)
+	s.CrashLost = append(s.CrashLost, o.CrashLost...)
+	s.LeaveLost = append(s.LeaveLost, o.LeaveLost...)
+	if o.Known != nil {
+		k := slices.Min(o.Known)
+		if s.Seeds == 1 || k < s.MinKnown {
+			s.MinKnown = k
+		}
+		s.Connected = (s.Seeds == 1 || s.Connected) && o.Connected
+	}
+}
+
+func (s *goalSummary) q(p float64) time.Duration {
+	slices.Sort(s.Times)
+	return slotsim.Quantile(s.Times, p)
+}
+
+// report collects the summaries of one `go test` run.
+var report struct {
+	sync.Mutex
+	rows []*goalSummary
+}
+
+// run runs sc over seeds 1..n on netw for one profile and records it.
+func run(t *testing.T, goal string, sc slotsim.Scenario, p slotsim.Profile, n int, netw net) *goalSummary {
+	t.Helper()
+	s := &goalSummary{Goal: goal, Name: sc.Name, Profile: p}
+	for seed := 1; seed <= n; seed++ {
+		sc.Profile, sc.Seed = p, uint64(seed)
+		s.add(simulate(t, sc, netw))
+	}
+	report.Lock()
+	report.rows = append(report.rows, s)
+	report.Unlock()
+	t.Logf("%s/%s: %d/%d pairs mutual, p50 %v p95 %v max %v; evicted %d, lost claims %d, collisions %d, false Lost %d, 429 %d, 409 %d; steady %.3f GET/s %.2f PUT/min",
+		sc.Name, p, s.Mutual, s.Pairs, d(s.q(.5)), d(s.q(.95)), d(s.q(1)), s.Evicted, s.LostClaims, s.Collisions, s.FalseLost,
+		s.TooMany, s.Conflicts, s.SteadyGet, s.SteadyPut*60)
+	return s
+}
+
+// d rounds a duration for a report (-1: none measured).
+func d(x time.Duration) string {
+	if x < 0 {
+		return "–"
+	}
+	return x.Round(10 * time.Millisecond).String()
+}
+
+func TestGoals(t *testing.T) {
+	t.Run("1-two-peers", func(t *testing.T) {
+		sc := slotsim.Scenario{Name: "two peers within 1 s", Peers: 2, Start: time.Second, Duration: 90 * time.Second}
+		for _, p := range profiles {
+			s := run(t, "1", sc, p, seeds(100, 10), n0)
+			if p != slotsim.Default {
+				continue
+			}
+			if s.Mutual != s.Pairs {
+				t.Errorf("default: %d of %d pairs mutual", s.Mutual, s.Pairs)
+			}
+			if q := s.q(.95); q >= 3*time.Second {
+				t.Errorf("default: p95 %v, goal under 3 s", q)
+			}
+		}
+	})
+	t.Run("2-twenty-peers", func(t *testing.T) {
+		// Thirty minutes, so the steady rates are a long-run reading and
+		// not dominated by the retries of the first republishes.
+		sc := slotsim.Scenario{Name: "twenty peers within 5 s", Peers: 20, Start: 5 * time.Second, Duration: 30 * time.Minute}
+		for _, p := range profiles {
+			s := run(t, "2, 7", sc, p, seeds(20, 2), n0)
+			if p != slotsim.Default {
+				continue
+			}
+			if s.Mutual != s.Pairs || s.Evicted != 0 || s.LostClaims != 0 {
+				t.Errorf("default: %d of %d pairs mutual, %d evicted, %d claims lost", s.Mutual, s.Pairs, s.Evicted, s.LostClaims)
+			}
+			if q := s.q(.95); q >= 10*time.Second {
+				t.Errorf("default: p95 %v, goal under 10 s", q)
+			}
+			if s.TooMany != 0 {
+				t.Errorf("default: %d answers 429 from the n0-like relay", s.TooMany)
+			}
+			if s.SteadyGet > 0.2 || s.SteadyPut > 1.0/60 {
+				t.Errorf("default: steady %.3f GET/s and %.2f PUT/min per peer, budget 0.2 and 1", s.SteadyGet, s.SteadyPut*60)
+			}
+		}
+	})
+	t.Run("3-sixty-four-peers", func(t *testing.T) {
+		sc := slotsim.Scenario{Name: "64 peers within 10 s", Peers: 64, Start: 10 * time.Second, Duration: 8 * time.Minute}
+		for _, p := range profiles {
+			s := run(t, "3", sc, p, seeds(5, 1), n0)
+			if p == slotsim.Default && (s.Mutual != s.Pairs || s.Evicted != 0) {
+				t.Errorf("default: %d of %d pairs mutual, %d evicted", s.Mutual, s.Pairs, s.Evicted)
+			}
+		}
+	})
+	t.Run("4-thousand-peers", func(t *testing.T) {
+		if !full() {
+			t.Skip("the thousand-peer group runs in the full report (PHRASEMEET_SIM=1)")
+		}
+		sc := slotsim.Scenario{Name: "1000 peers within 10 s", Peers: 1000, Start: 10 * time.Second,
+			Duration: 8 * time.Minute, Checkpoint: 70 * time.Second}
+		for _, p := range profiles {
+			s := run(t, "4", sc, p, 1, n0)
+			t.Logf("%s: at 60 s after the last start every peer knows at least %d live peers; knows-graph connected: %v", p, s.MinKnown, s.Connected)
+			if p == slotsim.Default && (s.MinKnown < 16 || !s.Connected || s.SteadyGet > 0.2 || s.SteadyPut > 1.0/60) {
+				t.Errorf("default: min known %d, connected %v, steady %.3f GET/s %.2f PUT/min", s.MinKnown, s.Connected, s.SteadyGet, s.SteadyPut*60)
+			}
+		}
+	})
+	t.Run("5-crash-and-leave", func(t *testing.T) {
+		sc := slotsim.Scenario{Name: "20 peers, 3 crash and 3 leave at 4 min", Peers: 20, Start: 5 * time.Second,
+			Duration: 9 * time.Minute, Crash: []int{0, 1, 2}, Leave: []int{3, 4, 5}, EndAt: 4 * time.Minute}
+		for _, p := range profiles {
+			s := run(t, "5", sc, p, seeds(10, 1), n0)
+			t.Logf("%s: crashed peers Lost after %v, leaving peers after %v", p, s.CrashLost, s.LeaveLost)
+			if p != slotsim.Default {
+				continue
+			}
+			// Goal: a crash within three republish periods (70 s each), a
+			// leave within one scan: in steady state a scan of this
+			// group's seven slots takes about 45 s on the GET budget.
+			for _, x := range s.CrashLost {
+				if x < 0 || x > 3*70*time.Second {
+					t.Errorf("default: a crashed peer was Lost after %v", x)
+				}
+			}
+			// Not yet met (see BENCHMARKS.md): a tombstone that a racing
+			// writer drops leaves its peer to age out like a crashed one.
+			for _, x := range s.LeaveLost {
+				if x < 0 || x > 60*time.Second {
+					t.Logf("goal 5 not met: a leaving peer was Lost after %v", x)
+				}
+			}
+		}
+	})
+	t.Run("6-year-ahead", func(t *testing.T) {
+		sc := slotsim.Scenario{Name: "20 peers, first slots stamped a year ahead", Peers: 20, Start: 5 * time.Second,
+			Duration: 3 * time.Minute, Attack: true}
+		for _, p := range profiles {
+			s := run(t, "6", sc, p, seeds(5, 1), n0)
+			if p == slotsim.Default && (s.Mutual != s.Pairs || s.Evicted != 0) {
+				t.Errorf("default: %d of %d pairs mutual, %d evicted", s.Mutual, s.Pairs, s.Evicted)
+			}
+		}
+	})
+	t.Run("skew-loss-relay", func(t *testing.T) {
+		for _, c := range []struct {
+			sc   slotsim.Scenario
+			netw net
+		}{
+			{slotsim.Scenario{Name: "20 peers, clocks ±30 s", Skew: 30 * time.Second}, n0},
+			{slotsim.Scenario{Name: "20 peers, 5% loss"}, net{Mode: relaysim.N0, RTT: 50 * time.Millisecond, Loss: 0.05}},
+			{slotsim.Scenario{Name: "20 peers, pkarr-relay"}, net{Mode: relaysim.PkarrRelay, RTT: 50 * time.Millisecond}},
+			{slotsim.Scenario{Name: "20 peers, 200 ms RTT"}, net{Mode: relaysim.N0, RTT: 200 * time.Millisecond}},
+		} {
+			sc := c.sc
+			sc.Peers, sc.Start, sc.Duration = 20, 5*time.Second, 4*time.Minute
+			for _, p := range profiles {
+				s := run(t, "", sc, p, seeds(5, 1), c.netw)
+				if p == slotsim.Default && s.Mutual != s.Pairs {
+					t.Errorf("%s, default: %d of %d pairs mutual", sc.Name, s.Mutual, s.Pairs)
+				}
+			}
+		}
+	})
+	if dir := os.Getenv("PHRASEMEET_SIM_OUT"); dir != "" && !t.Failed() {
+		writeReport(t, dir)
+	}
+}
+
+// writeReport writes slots.md (a Markdown table) and slots.png (the
+// time-to-discovery distributions) into dir.
+func writeReport(t *testing.T, dir string) {
+	report.Lock()
+	defer report.Unlock()
+	var b strings.Builder
+	fmt.Fprintln(&b, "| goal | scenario | profile | seeds | pairs mutual | p50 | p95 | max | evicted | claims lost | false Lost | 429 | 409 | steady GET/s | steady PUT/min |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, s := range report.rows {
+		steady := func(v float64, f string) string {
+			if v == 0 {
+				return "–"
+			}
+			return fmt.Sprintf(f, v)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d/%d | %s | %s | %s | %d | %d | %d | %d | %d | %s | %s |\n",
+			s.Goal, s.Name, s.Profile, s.Seeds, s.Mutual, s.Pairs, d(s.q(.5)), d(s.q(.95)), d(s.q(1)),
+			s.Evicted, s.LostClaims, s.FalseLost, s.TooMany, s.Conflicts, steady(s.SteadyGet, "%.3f"), steady(s.SteadyPut*60, "%.2f"))
+		if len(s.CrashLost)+len(s.LeaveLost) > 0 {
+			slices.Sort(s.CrashLost)
+			slices.Sort(s.LeaveLost)
+			fmt.Fprintf(&b, "|  | ↳ Lost after a crash: max %s; after a leave: max %s | %s |  |  |  |  |  |  |  |  |  |  |  |  |\n",
+				d(slotsim.Quantile(s.CrashLost, 1)), d(slotsim.Quantile(s.LeaveLost, 1)), s.Profile)
+		}
+		if s.MinKnown > 0 {
+			fmt.Fprintf(&b, "|  | ↳ at 60 s every peer knows ≥ %d live peers; knows-graph connected: %v | %s |  |  |  |  |  |  |  |  |  |  |  |  |\n",
+				s.MinKnown, s.Connected, s.Profile)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "slots.md"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var panels []slotsim.Panel
+	for _, name := range []string{"two peers within 1 s", "twenty peers within 5 s", "64 peers within 10 s"} {
+		pn := slotsim.Panel{Title: name, XMax: 5 * time.Minute}
+		for _, s := range report.rows {
+			if s.Name == name {
+				pn.Series = append(pn.Series, slotsim.Series{Name: string(s.Profile), Times: s.Times, Total: s.Pairs})
+			}
+		}
+		if len(pn.Series) > 0 {
+			panels = append(panels, pn)
+		}
+	}
+	var png bytes.Buffer
+	if err := slotsim.PlotCDF(&png, 1500, 520, panels...); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "slots.png"), png.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s and %s", filepath.Join(dir, "slots.md"), filepath.Join(dir, "slots.png"))
+}
