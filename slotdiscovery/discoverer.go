@@ -858,16 +858,7 @@ func (a *announcement) end() {
 	d.mu.Unlock()
 	var tombTime time.Time
 	if slot >= 0 {
-		tomb := entry{kind: kindTombstone, since: since, rec: discovery.Record{ID: rec.ID}}
-		tombTime = d.stamp()
-		tomb.time = tombTime
-		err := d.take(ctx, d.puts)
-		if err == nil {
-			err = a.write(ctx, slot, tomb)
-		}
-		if err != nil {
-			d.cfg.logger.Debug("tombstone not written", "slot", slot, "err", err)
-		}
+		tombTime = a.bury(ctx, slot, rec.ID, since)
 	}
 	d.mu.Lock()
 	delete(d.anns, rec.ID)
@@ -876,6 +867,43 @@ func (a *announcement) end() {
 	}
 	d.left[rec.ID] = tombTime
 	d.mu.Unlock()
+}
+
+// bury writes our tombstone into slot the way publish writes an entry:
+// read, write, read back, again if a racing writer dropped it, until ctx
+// ends. A writer that read the slot just before the tombstone landed
+// writes our live entry back, and we would then age out like a crashed
+// peer instead of leaving at once. It returns the tombstone's time.
+func (a *announcement) bury(ctx context.Context, slot int, id string, since time.Time) time.Time {
+	d := a.d
+	tomb := entry{kind: kindTombstone, since: since, rec: discovery.Record{ID: id}}
+	tomb.time = d.stamp()
+	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
+		err := d.readSlotWith(ctx, slot, d.ownGets)
+		if err == nil {
+			err = d.take(ctx, d.puts)
+		}
+		if err == nil {
+			err = a.write(ctx, slot, tomb)
+		}
+		if err == nil {
+			err = d.sleep(ctx, d.rnd.between(d.cfg.verifyMin, d.cfg.verifyMax))
+		}
+		if err == nil {
+			err = d.readSlotWith(ctx, slot, d.ownGets)
+		}
+		if err != nil {
+			d.cfg.logger.Debug("tombstone not written", "slot", slot, "err", err)
+			continue
+		}
+		d.mu.Lock()
+		got, ok := d.slotLocked(slot).current[id]
+		d.mu.Unlock()
+		if ok && !got.Before(tomb.time) {
+			break
+		}
+	}
+	return tomb.time
 }
 
 func (a *announcement) run() {

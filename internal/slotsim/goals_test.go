@@ -200,11 +200,9 @@ func TestGoals(t *testing.T) {
 					t.Errorf("default: a crashed peer was Lost after %v", x)
 				}
 			}
-			// Not yet met (see BENCHMARKS.md): a tombstone that a racing
-			// writer drops leaves its peer to age out like a crashed one.
 			for _, x := range s.LeaveLost {
 				if x < 0 || x > 60*time.Second {
-					t.Logf("goal 5 not met: a leaving peer was Lost after %v", x)
+					t.Errorf("default: a leaving peer was Lost after %v", x)
 				}
 			}
 		}
