@@ -354,7 +354,6 @@ func (d *Discoverer) observe(i int, p *pkarrclient.SignedPacket) {
 	clear(sv.entries)
 	if p == nil {
 		sv.locked = false
-		d.pruneLocked(sv, now)
 		d.judgeLocked(i, now)
 		return
 	}
@@ -470,14 +469,6 @@ func (d *Discoverer) sweep() {
 	}
 }
 
-// roomLocked reports whether an entry of the given wire size would be
-// kept in slot i, given the fresh entries we know there and the order in
-// which a full slot keeps them (see mergeLocked).
-func (d *Discoverer) roomLocked(i int, self sealedEntry) bool {
-	_, ok := d.mergeLocked(d.slotLocked(i), self)
-	return ok
-}
-
 // mergeLocked returns what a write of self into sv should hold: every
 // fresh live entry and tombstone we know there, ours replacing any older
 // version of our own, oldest claim first, cut where the packet is full.
@@ -546,6 +537,10 @@ func cutsLive(sv *slotView, kept []sealedEntry, self string) bool {
 	return false
 }
 
+// largestLocked is the entry size a slot must still have room for to take
+// any member of the group: the largest seen, or a typical one before any.
+func (d *Discoverer) largestLocked() int { return max(typicalEntry, d.largest) }
+
 // fullLocked reports whether slot i may have turned a claimer away: it
 // has no room for an entry as large as the largest we have seen in the
 // group, or is locked. Judging by the largest size allowed instead would
@@ -557,7 +552,7 @@ func (d *Discoverer) fullLocked(i int) bool {
 	if sv.locked {
 		return true
 	}
-	size := packetOverhead + max(typicalEntry, d.largest)
+	size := packetOverhead + d.largestLocked()
 	for _, e := range sv.entries {
 		size += e.wireSize()
 	}
@@ -1034,7 +1029,7 @@ func (a *announcement) claim(ctx context.Context) (int, error) {
 			}
 			// Still ours from before a restart, by the packet read last (a
 			// remembered entry of ours may be one a full slot cut).
-			if _, ok := sv.current[self.rec.ID]; ok && d.roomLocked(i, self) {
+			if _, ok := sv.current[self.rec.ID]; ok && d.freeLocked(i, self, 0) {
 				d.mu.Unlock()
 				return i, nil
 			}
@@ -1078,7 +1073,7 @@ func (a *announcement) shallower(slot int) int {
 			if sv == nil || sv.locked || sv.read.IsZero() || now.Sub(sv.read) > fresh {
 				continue
 			}
-			if d.freeLocked(i, self, max(typicalEntry, d.largest)) {
+			if d.freeLocked(i, self, d.largestLocked()) {
 				room = append(room, i)
 			}
 		}
