@@ -82,6 +82,7 @@ const (
 	ctxNamespace = "phrasemeet 2026-11 slotdiscovery namespace v1"
 	ctxSlotSeed  = "phrasemeet 2026-11 slotdiscovery slot seed v1"
 	ctxEntryKey  = "phrasemeet 2026-11 slotdiscovery entry key v1"
+	ctxPurpose   = "phrasemeet 2026-11 slotdiscovery purpose key v1"
 )
 
 // Group is the key material of one group: what a passphrase (through the
@@ -171,6 +172,19 @@ func (g *Group) Namespace(name string) *Group {
 		panic("slotdiscovery: " + err.Error())
 	}
 	return ng
+}
+
+// DeriveKey returns a 32-byte key for another mechanism that should meet
+// the same group (mDNS service names, a chat's topic), unrelated to the
+// slot keys, the entry key and every other purpose's key. Purpose names
+// the use, such as "mdnsdiscovery"; the passphrase stays out of reach.
+func (g *Group) DeriveKey(purpose string) [32]byte {
+	material := make([]byte, 0, len(g.key)+len(purpose))
+	material = append(append(material, g.key[:]...), purpose...)
+	var k [32]byte
+	blake3.DeriveKey(ctxPurpose, material, k[:])
+	clear(material)
+	return k
 }
 
 // SlotKey returns the signing key of slot i (i >= 0). Keys are derived on
