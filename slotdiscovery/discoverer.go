@@ -30,6 +30,14 @@ const (
 	// sampled, sampleSize slots per scan.
 	wholeLevel = 8
 	sampleSize = 4
+	// followSlots bounds the slots of sampled levels whose members a peer
+	// reports and follows. Together with the 15 slots of the levels read
+	// whole and the samples, a steady scan stays near 40 reads, which the
+	// GET budget covers within the sweep horizon: a peer can only report
+	// as live what it can afford to re-read. In a larger group each peer
+	// knows everyone in the shallow levels (all of them know those) and a
+	// stable share of the rest, which keeps the "knows" graph connected.
+	followSlots = 8
 	// typicalEntry is the wire size assumed for a stranger's entry when
 	// judging whether a slot has room for one more.
 	typicalEntry = 160
@@ -79,7 +87,9 @@ type Discoverer struct {
 	ownGets   *rate.Limiter // the read before each write, kept apart so scans cannot starve it
 	puts      *rate.Limiter
 	scans     int
-	largest   int // the largest entry seen, in wire bytes: what a claimer may need
+	scanTook  time.Duration // how long the last scan took
+	follow    map[int]bool  // followed slots of sampled levels (see followSlots)
+	largest   int           // the largest entry seen, in wire bytes: what a claimer may need
 	stats     Stats
 }
 
@@ -141,6 +151,7 @@ func New(client *pkarrclient.Client, group *Group, opts ...Option) (*Discoverer,
 		left:      make(map[string]time.Time),
 		slots:     make(map[int]*slotView),
 		peers:     make(map[string]*peerView),
+		follow:    make(map[int]bool),
 		fastUntil: now.Add(cfg.fastPhase),
 		gets:      rate.NewLimiter(rate.Limit(cfg.fastGetRate), cfg.getBurst),
 		// Two reads per write: the one before it and the read-back.
@@ -279,13 +290,9 @@ func (d *Discoverer) backoff(err error) {
 	}
 }
 
-// readSlot fetches slot i and folds what it holds into our views. A slot
-// with no packet is read successfully as empty.
-func (d *Discoverer) readSlot(ctx context.Context, i int) error {
-	return d.readSlotWith(ctx, i, d.gets)
-}
-
-// readSlotWith reads slot i on the given GET budget.
+// readSlotWith fetches slot i on the given GET budget and folds what it
+// holds into our views. A slot with no packet is read successfully as
+// empty.
 func (d *Discoverer) readSlotWith(ctx context.Context, i int, budget *rate.Limiter) error {
 	if err := d.take(ctx, budget); err != nil {
 		return err
@@ -304,15 +311,15 @@ func (d *Discoverer) readSlotWith(ctx context.Context, i int, budget *rate.Limit
 	return nil
 }
 
-// readSlots reads the given slots in parallel and returns how many reads
-// succeeded.
+// readSlots reads the given slots in parallel on the scan's budget and
+// returns how many reads succeeded.
 func (d *Discoverer) readSlots(ctx context.Context, idx []int) int {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	ok := 0
 	for _, i := range idx {
 		wg.Go(func() {
-			if d.readSlot(ctx, i) == nil {
+			if d.readSlotWith(ctx, i, d.gets) == nil {
 				mu.Lock()
 				ok++
 				mu.Unlock()
@@ -374,6 +381,7 @@ func (d *Discoverer) observe(i int, p *pkarrclient.SignedPacket) {
 	defer d.judgeLocked(i, now)
 	entries, bad := d.group.openSlot(p)
 	d.stats.UnopenedEntries += bad
+	follow := d.followLocked(i, entries, now)
 	for _, e := range entries {
 		if e.time.Sub(now) > d.cfg.futureBound || e.since.After(e.time) {
 			d.stats.IgnoredFutureEnt++
@@ -389,9 +397,44 @@ func (d *Discoverer) observe(i int, p *pkarrclient.SignedPacket) {
 		if old, ok := sv.entries[e.rec.ID]; !ok || e.time.After(old.time) {
 			sv.entries[e.rec.ID] = e
 		}
-		d.notePeerLocked(i, e.entry)
+		if follow {
+			d.notePeerLocked(i, e.entry)
+		}
 	}
 	d.pruneLocked(sv, now)
+}
+
+// followLocked reports whether the members of slot i, just read with
+// entries, are ours to report: every slot of a level read whole, our own
+// slots, and up to followSlots slots of sampled levels, taken as samples
+// find others there and dropped when a read finds none. Members of other
+// slots still count for room and depth, but are not reported, since the
+// budget would not let us re-read their slot before they aged out.
+func (d *Discoverer) followLocked(i int, entries []sealedEntry, now time.Time) bool {
+	if lo, hi := levelRange(levelOf(i)); hi-lo <= wholeLevel {
+		return true
+	}
+	for _, a := range d.anns {
+		if a.slot == i {
+			return true
+		}
+	}
+	others := false
+	for _, e := range entries {
+		_, mine := d.anns[e.rec.ID]
+		others = others || !mine && e.kind == kindLive && d.fresh(e.time, now)
+	}
+	switch {
+	case !others:
+		delete(d.follow, i)
+		return true // nothing to report but tombstones and stale entries
+	case d.follow[i]:
+		return true
+	case len(d.follow) < followSlots:
+		d.follow[i] = true
+		return true
+	}
+	return false
 }
 
 // pruneLocked drops entries that have aged out, and entries superseded by
@@ -450,15 +493,17 @@ func (d *Discoverer) forgetLocked(id string, pv *peerView) {
 	delete(d.peers, id)
 }
 
-// sweep forgets peers not seen for twice the stale bound even though their
-// slot went unread: in a group too large to read in full, a peer sampled
-// once must not be held forever.
+// sweep forgets peers not seen for twice the stale bound, or two scans
+// when a scan takes longer, even though their slot went unread: a peer
+// whose slot we stopped following must not be held forever, and one whose
+// slot a budget-paced scan has not reached yet must not be dropped.
 func (d *Discoverer) sweep() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
+	horizon := max(2*d.cfg.staleAfter, 2*d.scanTook)
 	for id, pv := range d.peers {
-		if now.Sub(pv.time) > 2*d.cfg.staleAfter {
+		if now.Sub(pv.time) > horizon {
 			d.forgetLocked(id, pv)
 		}
 	}
@@ -575,9 +620,9 @@ func (d *Discoverer) pick(l int) []int {
 		set[lo+j] = true
 	}
 	d.mu.Lock()
-	for _, pv := range d.peers {
-		if pv.live && pv.slot >= lo && pv.slot < hi {
-			set[pv.slot] = true
+	for i := range d.follow {
+		if i >= lo && i < hi {
+			set[i] = true
 		}
 	}
 	for _, a := range d.anns {
@@ -618,8 +663,15 @@ func (d *Discoverer) scan(ctx context.Context) {
 	d.mu.Lock()
 	d.scans++
 	probe := d.scans%3 == 0
-	fast := d.now().Before(d.fastUntil)
+	began := d.now()
+	fast := d.fastLocked(began)
 	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.scanTook = d.now().Sub(began)
+		d.mu.Unlock()
+		d.sweep()
+	}()
 	for l := 0; l <= maxLevel && ctx.Err() == nil; l++ {
 		idx := d.pick(l)
 		d.readSlots(ctx, d.worthReading(idx, fast))
@@ -639,8 +691,30 @@ func (d *Discoverer) scan(ctx context.Context) {
 			break
 		}
 	}
-	d.sweep()
 }
+
+// fastLocked reports whether scans run at the fast pace: for the fast
+// phase after an announcement starts, and for as long as an announcement
+// holds no slot. A peer that is still claiming is still joining; on the
+// steady budget its claim's reads would queue behind a scan's and leave it
+// in no slot for minutes in a large group.
+func (d *Discoverer) fastLocked(now time.Time) bool {
+	if now.Before(d.fastUntil) {
+		return true
+	}
+	for _, a := range d.anns {
+		// Bounded, so a peer that cannot claim at all (every relay
+		// failing) does not read at the fast pace for ever.
+		if !a.claiming.IsZero() && now.Sub(a.claiming) < claimingFast*d.cfg.fastPhase {
+			return true
+		}
+	}
+	return false
+}
+
+// claimingFast bounds, in fast phases, how long a peer still claiming
+// scans fast.
+const claimingFast = 5
 
 // worthReading drops, during the fast phase, the full slots read within
 // the last steady period: a full slot can take no newcomer, so reading it
@@ -671,7 +745,7 @@ func (d *Discoverer) scanLoop() {
 		d.scan(ctx)
 		d.mu.Lock()
 		now := d.now()
-		fast := now.Before(d.fastUntil)
+		fast := d.fastLocked(now)
 		if fast {
 			d.gets.SetLimitAt(now, rate.Limit(d.cfg.fastGetRate))
 			d.gets.SetBurstAt(now, d.cfg.getBurst)
@@ -779,10 +853,14 @@ type announcement struct {
 	done   chan struct{} // closed when run returns
 
 	// Guarded by d.mu.
-	rec   discovery.Record
-	slot  int // where our entry is, or -1 while claiming
-	held  int // the slot a read-back last confirmed, or -1
-	ended bool
+	rec  discovery.Record
+	slot int // where our entry is, or -1 while claiming
+	held int // the slot a read-back last confirmed, or -1
+	// claiming is when we began looking for a slot, zero while we hold
+	// one; refused counts the slots that turned us away since.
+	claiming time.Time
+	refused  int
+	ended    bool
 	// since is when our entry came to its slot, the order a full slot
 	// keeps; written the time of our last accepted write.
 	since, written time.Time
@@ -911,6 +989,11 @@ func (a *announcement) run() {
 		slot, held := a.slot, a.held
 		d.mu.Unlock()
 		if slot < 0 {
+			d.mu.Lock()
+			if a.claiming.IsZero() {
+				a.claiming = d.now()
+			}
+			d.mu.Unlock()
 			s, err := a.claim(ctx)
 			if err != nil {
 				d.cfg.logger.Debug("claim failed", "err", err)
@@ -949,6 +1032,7 @@ func (a *announcement) run() {
 				d.stats.LostClaims++
 			}
 			a.slot, a.held = -1, -1
+			a.refused++
 			d.mu.Unlock()
 			continue
 		}
@@ -959,7 +1043,7 @@ func (a *announcement) run() {
 				d.stats.Moves++
 			}
 		}
-		a.held = slot
+		a.held, a.claiming, a.refused = slot, time.Time{}, 0
 		d.mu.Unlock()
 		d.scanSoon()
 		// The period runs from the write, not from the read-back: readers
@@ -998,54 +1082,109 @@ func (a *announcement) claim(ctx context.Context) (int, error) {
 	// reads only what the scan has not: the write reads its slot first
 	// anyway and refuses a full one, and re-reading whole levels would
 	// spend the budget the scan needs, leaving the peer in no slot for
-	// longer.
+	// longer. A sampled level is judged by as many fresh reads as a scan
+	// samples, whichever slots they were: in a large group the scan has
+	// read most of a level already, and a new random sample each try
+	// would cost a level's worth of GETs per level.
 	fresh := 2 * d.cfg.scan
-	var room []int
+	d.mu.Lock()
+	contended := a.refused > 0
+	d.mu.Unlock()
+	var fallback []int
 	for l := 0; l <= maxLevel; l++ {
-		idx := d.pick(l)
-		d.mu.Lock()
-		now := d.now()
-		var stale []int
-		for _, i := range idx {
-			if sv := d.slotLocked(i); now.Sub(sv.read) > fresh {
-				stale = append(stale, i)
+		lo, hi := levelRange(l)
+		need := hi - lo
+		if need > wholeLevel {
+			need = sampleSize
+		}
+		known, room, mine := a.survey(l, self, fresh, contended)
+		if mine >= 0 {
+			return mine, nil
+		}
+		if len(room) == 0 && len(known) < need {
+			idx := a.unread(l, known, need-len(known))
+			if d.readSlots(ctx, idx) == 0 && ctx.Err() != nil {
+				return -1, ctx.Err()
+			}
+			known, room, mine = a.survey(l, self, fresh, contended)
+			if mine >= 0 {
+				return mine, nil
+			}
+			if len(known) == 0 {
+				return -1, fmt.Errorf("%w: no read of level %d succeeded", ErrNoSlot, l)
 			}
 		}
-		d.mu.Unlock()
-		if len(stale) > 0 && d.readSlots(ctx, stale) == 0 && len(stale) == len(idx) {
-			if err := ctx.Err(); err != nil {
-				return -1, err
+		// A claimer turned away once is racing many others for the last
+		// places of a nearly full level: it tries the first level where
+		// most slots read have room instead, and moves up later when
+		// room shows above (see shallower).
+		if len(room) > 0 && contended && 2*len(room) < len(known) && l < maxLevel {
+			if fallback == nil {
+				fallback = room
 			}
-			if len(room) > 0 {
-				break
-			}
-			return -1, fmt.Errorf("%w: no read of level %d succeeded", ErrNoSlot, l)
+			continue
 		}
-		d.mu.Lock()
-		for _, i := range idx {
-			sv := d.slotLocked(i)
-			if sv.locked || sv.read.IsZero() {
-				continue
-			}
-			// Still ours from before a restart, by the packet read last (a
-			// remembered entry of ours may be one a full slot cut).
-			if _, ok := sv.current[self.rec.ID]; ok && d.freeLocked(i, self, 0) {
-				d.mu.Unlock()
-				return i, nil
-			}
-			if d.freeLocked(i, self, 0) {
-				room = append(room, i)
-			}
-		}
-		d.mu.Unlock()
 		if len(room) > 0 {
-			break
+			return room[d.rnd.intN(len(room))], nil
 		}
 	}
-	if len(room) == 0 {
-		return -1, ErrNoSlot
+	if len(fallback) > 0 {
+		return fallback[d.rnd.intN(len(fallback))], nil
 	}
-	return room[d.rnd.intN(len(room))], nil
+	return -1, ErrNoSlot
+}
+
+// survey returns, of level l, the slots read within fresh (known), those
+// among them with room for self, and a slot that still holds our entry
+// from before a restart and keeps room for it (-1 if none). For a
+// contended claim, slots found full within the stale bound count as
+// known too: a full slot frees room only as its members leave or age out,
+// so re-reading it at every try would spend the reads that find the room.
+func (a *announcement) survey(l int, self sealedEntry, fresh time.Duration, contended bool) (known, room []int, mine int) {
+	d := a.d
+	lo, hi := levelRange(l)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	mine = -1
+	for i := lo; i < hi; i++ {
+		sv := d.slots[i]
+		if sv == nil || sv.read.IsZero() {
+			continue
+		}
+		if age := now.Sub(sv.read); age > fresh && (!contended || age > d.cfg.staleAfter || !d.fullLocked(i)) {
+			continue
+		}
+		known = append(known, i)
+		if sv.locked || !d.freeLocked(i, self, 0) {
+			continue
+		}
+		// By the packet read last: a remembered entry of ours may be one
+		// a full slot cut.
+		if _, ok := sv.current[self.rec.ID]; ok && mine < 0 {
+			mine = i
+		}
+		room = append(room, i)
+	}
+	return known, room, mine
+}
+
+// unread returns up to n distinct slots of level l outside known, at
+// random.
+func (a *announcement) unread(l int, known []int, n int) []int {
+	lo, hi := levelRange(l)
+	n = min(n, hi-lo-len(known))
+	out := make([]int, 0, n)
+	// Rejection sampling: known holds at most a sample's worth of a large
+	// level, so few draws are wasted, and no permutation of a level of
+	// thousands of slots is built.
+	for len(out) < n {
+		i := lo + a.d.rnd.intN(hi-lo)
+		if !slices.Contains(known, i) && !slices.Contains(out, i) {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // shallower returns a slot in a level above slot's that a recent scan
