@@ -116,7 +116,8 @@ type Result struct {
 	Connected, StronglyConnected bool
 	// Events counts Found, Updated and Lost events received.
 	Found, Updated, LostEvents int
-	// FalseLost counts Lost events about peers that were live, with the
+	// FalseLost counts Lost events about peers that were live, reported by
+	// peers that were live themselves (not crashed or left), with the
 	// time of each since the run began.
 	FalseLost []time.Duration
 	// FalseLostPeers are the indexes of the peers falsely reported Lost,
@@ -597,6 +598,12 @@ func measure(res *Result, sc Scenario, peers []*peer, gone map[int]bool, t0, end
 		for _, l := range p.lostLog {
 			if l.at.After(t0.Add(sc.Duration)) {
 				continue // the run is over and peers are closing
+			}
+			if gone[p.i] && !l.at.Before(endAt) {
+				// A crashed peer still runs, cut off from the relays, and
+				// rightly forgets everyone it can no longer read: no false
+				// Lost, but what a partition looks like from inside.
+				continue
 			}
 			if q := byID[l.id]; q != nil && (!gone[q.i] || l.at.Before(endAt)) {
 				res.FalseLost = append(res.FalseLost, l.at.Sub(t0))

@@ -59,7 +59,10 @@ func (tr *traffic) observe(r relaysim.Request) {
 // counting whole periods against the window's length would read a
 // republish every 64 s as over one a minute whenever the window happens
 // to hold one more than it fits.
-func (tr *traffic) rates(from, to time.Time) (get, put float64) {
+// rates returns the highest and the mean per-peer GET and PUT rates
+// between from and to, each peer's rate taken between its first and last
+// request there.
+func (tr *traffic) rates(from, to time.Time) (get, put, meanGet, meanPut float64) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	rate := func(ts []time.Time) float64 {
@@ -82,14 +85,20 @@ func (tr *traffic) rates(from, to time.Time) (get, put float64) {
 		}
 		get = max(get, rate(g))
 		put = max(put, rate(p))
+		meanGet += rate(g)
+		meanPut += rate(p)
 	}
-	return get, put
+	if n := float64(len(tr.per)); n > 0 {
+		meanGet, meanPut = meanGet/n, meanPut/n
+	}
+	return get, put, meanGet, meanPut
 }
 
 type outcome struct {
 	*slotsim.Result
 	Relay                relaysim.Stats
 	SteadyGet, SteadyPut float64 // highest per-peer rates after the fast phase
+	MeanGet, MeanPut     float64 // the mean per-peer rates then
 }
 
 func ipOf(i int) string { return fmt.Sprintf("10.%d.%d.%d", (i+1)>>16, (i+1)>>8&255, (i+1)&255) }
@@ -130,7 +139,7 @@ func simulate(t *testing.T, sc slotsim.Scenario, n net) outcome {
 		tr.mu.Unlock()
 		steadyFrom := t0.Add(sc.Start + 2*time.Minute)
 		if end := t0.Add(sc.Duration); steadyFrom.Before(end.Add(-5 * time.Minute)) {
-			out.SteadyGet, out.SteadyPut = tr.rates(steadyFrom, end)
+			out.SteadyGet, out.SteadyPut, out.MeanGet, out.MeanPut = tr.rates(steadyFrom, end)
 		}
 	})
 	return out
