@@ -43,6 +43,11 @@ const (
 	typicalEntry = 160
 	// steadyBurst is the GET burst after the fast phase.
 	steadyBurst = 2
+	// limitedBurst caps the fast GET burst once a relay has answered 429:
+	// with the default bursts of the reads around writes (4) and of PUTs
+	// (2) it stays within one bucket of 10 for every request, pkarr's
+	// relay's limit.
+	limitedBurst = 4
 )
 
 func levelRange(l int) (lo, hi int) { return 1<<l - 1, 1<<(l+1) - 1 }
@@ -90,6 +95,7 @@ type Discoverer struct {
 	scanTook  time.Duration // how long the last scan took
 	follow    map[int]bool  // followed slots of sampled levels (see followSlots)
 	largest   int           // the largest entry seen, in wire bytes: what a claimer may need
+	burstCap  int           // the GET burst allowed, lowered by a 429
 	stats     Stats
 }
 
@@ -152,6 +158,7 @@ func New(client *pkarrclient.Client, group *Group, opts ...Option) (*Discoverer,
 		slots:     make(map[int]*slotView),
 		peers:     make(map[string]*peerView),
 		follow:    make(map[int]bool),
+		burstCap:  cfg.getBurst,
 		fastUntil: now.Add(cfg.fastPhase),
 		gets:      rate.NewLimiter(rate.Limit(cfg.fastGetRate), cfg.getBurst),
 		// Two reads per write: the one before it and the read-back.
@@ -275,7 +282,10 @@ func (d *Discoverer) takeWaited(ctx context.Context, lim *rate.Limiter) (bool, e
 }
 
 // backoff reacts to a request error: a 429 pauses every request for its
-// Retry-After.
+// Retry-After, and caps the GET burst from then on. n0's relay limits
+// only PUTs, pkarr's limits every request in one bucket of 10; the full
+// fast-phase burst finds a group sooner on the first, and a relay that
+// answers 429 has said it is the second.
 func (d *Discoverer) backoff(err error) {
 	var rl *pkarrclient.RateLimitError
 	if !errors.As(err, &rl) {
@@ -284,6 +294,10 @@ func (d *Discoverer) backoff(err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stats.RateLimited++
+	if d.burstCap > limitedBurst {
+		d.burstCap = limitedBurst
+		d.gets.SetBurstAt(d.now(), min(d.gets.Burst(), limitedBurst))
+	}
 	wait := max(rl.RetryAfter, time.Second)
 	if until := d.now().Add(wait); until.After(d.pausedTil) {
 		d.pausedTil = until
@@ -748,7 +762,7 @@ func (d *Discoverer) scanLoop() {
 		fast := d.fastLocked(now)
 		if fast {
 			d.gets.SetLimitAt(now, rate.Limit(d.cfg.fastGetRate))
-			d.gets.SetBurstAt(now, d.cfg.getBurst)
+			d.gets.SetBurstAt(now, min(d.cfg.getBurst, d.burstCap))
 		} else {
 			// In steady state a scan is paced by the rate anyway; a small
 			// burst keeps any window of the run, not only the long run,
@@ -836,7 +850,7 @@ func (d *Discoverer) Announce(ctx context.Context, rec discovery.Record) (discov
 	}
 	d.fastUntil = now.Add(d.cfg.fastPhase)
 	d.gets.SetLimitAt(now, rate.Limit(d.cfg.fastGetRate))
-	d.gets.SetBurstAt(now, d.cfg.getBurst)
+	d.gets.SetBurstAt(now, min(d.cfg.getBurst, d.burstCap))
 	d.cfg.logger.Debug("announce")
 	d.wg.Add(1)
 	go a.run()
