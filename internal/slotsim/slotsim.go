@@ -199,6 +199,24 @@ func (p *paced) Resolve(ctx context.Context, q pkarrclient.Query) (*pkarrclient.
 	return p.Backend.Resolve(ctx, q)
 }
 
+// persistent retries a Backend's failed reads (not "not found"): the
+// reader that counts peers in no slot crosses the same lossy network as
+// the peers, and a read lost on the way must not count a slot's members
+// as evicted.
+type persistent struct {
+	pkarrclient.Backend
+}
+
+func (p persistent) Resolve(ctx context.Context, q pkarrclient.Query) (*pkarrclient.SignedPacket, error) {
+	for try := 0; ; try++ {
+		sp, err := p.Backend.Resolve(ctx, q)
+		if err == nil || errors.Is(err, pkarrclient.ErrNotFound) || try == 9 || ctx.Err() != nil {
+			return sp, err
+		}
+		sleepUntil(ctx, time.Now().Add(time.Second))
+	}
+}
+
 // skewed is a clock offset from the real one (the bubble's, under
 // synctest): timers run at the same rate, Now is off by a constant.
 type skewed struct {
@@ -422,7 +440,7 @@ func attack(sc Scenario, env Env, t0 time.Time) error {
 // evictions counts live peers missing from every slot at the end, read
 // with a fresh client (a reader that never joined).
 func evictions(ctx context.Context, sc Scenario, env Env, peers []*peer, gone map[int]bool) ([]int, error) {
-	var reader pkarrclient.Backend = env.Backend(-1)
+	var reader pkarrclient.Backend = persistent{env.Backend(-1)}
 	if env.ReaderPace > 0 {
 		reader = &paced{Backend: reader, every: env.ReaderPace}
 	}
