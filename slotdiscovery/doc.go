@@ -36,6 +36,10 @@
 //
 // Scans read a level whole (large levels are sampled) and go deeper while
 // every slot read in a level is full, or while a known peer lives deeper.
+// In a group too large to re-read within the budget, a peer reports the
+// members of the levels it reads whole and of a few deeper slots it
+// follows, and no others: it knows part of the group, every part knows
+// the shallow levels, and what it reports it can keep judging.
 // Right after joining, a peer scans fast and skips full slots it read
 // recently, since a full slot can take no newcomer; in steady state it
 // keeps to 0.2 GETs per second and fewer than one PUT per minute, under
