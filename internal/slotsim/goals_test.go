@@ -49,8 +49,8 @@ type goalSummary struct {
 	LostClaims int
 	Collisions int
 	FalseLost  int
-	TooMany    int // 429 answers
-	Conflicts  int // 409 answers
+	TooMany    int     // 429 answers
+	Conflicts  int     // 409 answers
 	SteadyGet  float64 // the highest peer's, per second
 	SteadyPut  float64
 	MeanGet    float64 // the mean over peers (the highest seed's)
