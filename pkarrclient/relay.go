@@ -748,3 +748,21 @@ func drainClose(body io.ReadCloser) {
 	_, _ = io.CopyN(io.Discard, body, maxDrain)
 	_ = body.Close()
 }
+
+// NewRelayClient returns a Client over one Relay per URL, each built with
+// relayOpts: the usual client for programs that only use HTTP relays,
+// such as pkarrclient.NewRelayClient(pkarrclient.DefaultRelays()).
+func NewRelayClient(urls []string, relayOpts ...RelayOption) (*Client, error) {
+	if len(urls) == 0 {
+		return nil, errors.New("pkarr: no relay URL")
+	}
+	backends := make([]Backend, 0, len(urls))
+	for _, u := range urls {
+		r, err := NewRelay(u, relayOpts...)
+		if err != nil {
+			return nil, err
+		}
+		backends = append(backends, r)
+	}
+	return NewClient(backends)
+}
