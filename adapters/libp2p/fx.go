@@ -1,0 +1,261 @@
+package libp2padapter
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	coredisc "github.com/libp2p/go-libp2p/core/discovery"
+	"github.com/libp2p/go-libp2p/core/host"
+	"go.uber.org/fx"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
+	"github.com/phrasemeet/discovery/slotdiscovery"
+)
+
+// DefaultNamespace is the namespace Module advertises and auto-connects on
+// when Config.Namespace is empty.
+const DefaultNamespace = "phrasemeet"
+
+// Secret is key material that must never be printed: every fmt verb and
+// slog show it as "[redacted]". A []byte converts to it implicitly in a
+// struct literal.
+type Secret []byte
+
+const redacted = "[redacted]"
+
+// String implements fmt.Stringer.
+func (Secret) String() string { return redacted }
+
+// GoString implements fmt.GoStringer.
+func (Secret) GoString() string { return redacted }
+
+// Format implements fmt.Formatter, so no verb (%x, %d, %q...) shows the
+// bytes.
+func (Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
+
+// LogValue implements slog.LogValuer.
+func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalText implements encoding.TextMarshaler, so JSON and other encoders
+// redact it too.
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// Config configures Module. Only Passphrase is required.
+type Config struct {
+	// Passphrase is what the group shares. Module copies it, runs the KDF
+	// over the copy when the group is first needed, then wipes the copy;
+	// it appears in no log and no error.
+	Passphrase Secret
+	// App salts the KDF (default slotdiscovery.DefaultApp). Use your own,
+	// so unrelated programs whose users chose the same passphrase never
+	// meet.
+	App string
+	// KDF overrides the Argon2id parameters (default
+	// slotdiscovery.DefaultKDF). Every member of a group must use the same.
+	KDF *slotdiscovery.KDFParams
+	// Relays are the pkarr relays' base URLs (default
+	// pkarrclient.DefaultRelays). Ignored when Client is set.
+	Relays []string
+	// Client, if set, is used instead of a client over Relays.
+	Client *pkarrclient.Client
+	// Namespace is where AutoConnect advertises this host and finds peers
+	// (default DefaultNamespace). Namespaces used through the Adapter
+	// directly, such as pubsub's, are independent of it.
+	Namespace string
+	// AutoConnect, when set, advertises the host in Namespace from start to
+	// stop and runs a Connector that dials every peer found there.
+	AutoConnect bool
+	// AllowLoopback publishes loopback addresses (WithLoopback), for tests
+	// and programs on one machine.
+	AllowLoopback bool
+	// SlotOptions apply to every namespace's slot discoverer.
+	SlotOptions []slotdiscovery.Option
+	// AdapterOptions apply to the Adapter, after those Module derives from
+	// the fields above.
+	AdapterOptions []Option
+	// ConnectorOptions apply to the Connector when AutoConnect is set.
+	ConnectorOptions []ConnectorOption
+}
+
+// String describes c with the passphrase redacted.
+func (c Config) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "libp2padapter.Config{Passphrase: %s, App: %q, Namespace: %q, Relays: %q, AutoConnect: %t, AllowLoopback: %t}",
+		redacted, c.App, c.Namespace, c.Relays, c.AutoConnect, c.AllowLoopback)
+	return b.String()
+}
+
+// GoString implements fmt.GoStringer, with the passphrase redacted.
+func (c Config) GoString() string { return c.String() }
+
+// Format implements fmt.Formatter: every verb prints String, so the
+// passphrase cannot leak through %d or %x either.
+func (c Config) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+// LogValue implements slog.LogValuer, with the passphrase redacted.
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// Module returns an fx module for an application that provides a host.Host:
+//
+//	fx.New(
+//		fx.Provide(newHost), // your host.Host
+//		libp2padapter.Module(libp2padapter.Config{Passphrase: pass, App: "myapp", AutoConnect: true}),
+//		...
+//	)
+//
+// It provides:
+//
+//   - *slotdiscovery.Group, the passphrase's keys (the KDF runs in its
+//     constructor), for instance to derive a secret pubsub topic name with
+//     Group.DeriveKey;
+//   - Opener, the slot opener over the configured relays;
+//   - *Adapter and core/discovery.Discovery (the same adapter), for
+//     pubsub.WithDiscovery and the like, closed on stop;
+//   - with AutoConnect, *Connector, started on start (after advertising
+//     the host in Config.Namespace) and closed on stop.
+//
+// Tests swap the rendezvous with fx.Replace(MemoryOpener(m)), or
+// fx.Decorate a different Opener; the KDF and relay client then never run.
+// Module accepts an optional *slog.Logger from the application, for the
+// adapter's and connector's debug logs.
+func Module(cfg Config) fx.Option {
+	ns := cfg.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	// Our own copy: wiping it after the KDF must not touch the caller's
+	// bytes, and the caller changing theirs must not change the group.
+	pass := slices.Clone([]byte(cfg.Passphrase))
+	cfg.Passphrase = nil
+	opts := []fx.Option{
+		fx.Provide(
+			func() (*slotdiscovery.Group, error) {
+				var kopts []slotdiscovery.KeyOption
+				if cfg.App != "" {
+					kopts = append(kopts, slotdiscovery.WithApp(cfg.App))
+				}
+				if cfg.KDF != nil {
+					kopts = append(kopts, slotdiscovery.WithKDF(*cfg.KDF))
+				}
+				g, err := slotdiscovery.DeriveGroup(pass, kopts...)
+				clear(pass)
+				if err != nil {
+					// DeriveGroup's errors describe the passphrase (too
+					// short...) but never quote it.
+					return nil, fmt.Errorf("libp2padapter: deriving the group: %w", err)
+				}
+				return g, nil
+			},
+			func(c *pkarrclient.Client, g *slotdiscovery.Group) Opener {
+				return SlotOpener(c, g, cfg.SlotOptions...)
+			},
+			func(in adapterIn) (adapterOut, error) { return moduleAdapter(in, cfg) },
+		),
+		// Private: an application may well have a pkarr client of its own.
+		fx.Provide(func() (*pkarrclient.Client, error) { return moduleClient(cfg) }, fx.Private),
+	}
+	if cfg.AutoConnect {
+		opts = append(opts,
+			fx.Provide(func(in connectorIn) (*Connector, error) {
+				copts := cfg.ConnectorOptions
+				if in.Logger != nil {
+					copts = append([]ConnectorOption{ConnectLogger(in.Logger)}, copts...)
+				}
+				return NewConnector(in.Host, in.Adapter.Subscriber(ns), copts...)
+			}),
+			fx.Invoke(func(lc fx.Lifecycle, a *Adapter, c *Connector) { autoConnect(lc, a, c, ns) }),
+		)
+	}
+	return fx.Module("phrasemeet", opts...)
+}
+
+type adapterIn struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Host      host.Host
+	Opener    Opener
+	Logger    *slog.Logger `optional:"true"`
+}
+
+type adapterOut struct {
+	fx.Out
+	Adapter   *Adapter
+	Discovery coredisc.Discovery
+}
+
+type connectorIn struct {
+	fx.In
+	Host    host.Host
+	Adapter *Adapter
+	Logger  *slog.Logger `optional:"true"`
+}
+
+func moduleClient(cfg Config) (*pkarrclient.Client, error) {
+	if cfg.Client != nil {
+		return cfg.Client, nil
+	}
+	urls := cfg.Relays
+	if len(urls) == 0 {
+		urls = pkarrclient.DefaultRelays()
+	}
+	backends := make([]pkarrclient.Backend, 0, len(urls))
+	for _, u := range urls {
+		r, err := pkarrclient.NewRelay(u)
+		if err != nil {
+			return nil, fmt.Errorf("libp2padapter: relay %q: %w", u, err)
+		}
+		backends = append(backends, r)
+	}
+	c, err := pkarrclient.NewClient(backends)
+	if err != nil {
+		return nil, fmt.Errorf("libp2padapter: pkarr client: %w", err)
+	}
+	return c, nil
+}
+
+func moduleAdapter(in adapterIn, cfg Config) (adapterOut, error) {
+	var opts []Option
+	if cfg.AllowLoopback {
+		opts = append(opts, WithLoopback())
+	}
+	if in.Logger != nil {
+		opts = append(opts, WithLogger(in.Logger))
+	}
+	a, err := New(in.Host, in.Opener, append(opts, cfg.AdapterOptions...)...)
+	if err != nil {
+		return adapterOut{}, err
+	}
+	in.Lifecycle.Append(fx.StopHook(a.Close))
+	return adapterOut{Adapter: a, Discovery: a}, nil
+}
+
+// autoConnect advertises the host and runs the connector from start to
+// stop. Both get a context of their own, cancelled on stop: OnStart's
+// context only bounds starting, and an advertisement tied to it would end
+// as soon as start returned.
+func autoConnect(lc fx.Lifecycle, a *Adapter, c *Connector, ns string) {
+	var cancel context.CancelFunc
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			var run context.Context
+			run, cancel = context.WithCancel(context.Background())
+			if _, err := a.Advertise(run, ns); err != nil {
+				cancel()
+				return err
+			}
+			if err := c.Start(run); err != nil {
+				cancel()
+				return err
+			}
+			return nil
+		},
+		OnStop: func(context.Context) error {
+			err := c.Close()
+			cancel()
+			return err
+		},
+	})
+}

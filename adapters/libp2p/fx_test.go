@@ -1,0 +1,188 @@
+package libp2padapter_test
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/libp2p/go-libp2p"
+	coredisc "github.com/libp2p/go-libp2p/core/discovery"
+	"github.com/libp2p/go-libp2p/core/host"
+	"go.uber.org/fx"
+	"go.uber.org/fx/fxevent"
+
+	"github.com/phrasemeet/discovery"
+	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/slotdiscovery"
+)
+
+// provideHost is how an application gives the module its host: a libp2p
+// host on loopback, closed on stop.
+func provideHost() fx.Option {
+	return fx.Provide(func(lc fx.Lifecycle) (host.Host, error) {
+		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+		if err != nil {
+			return nil, err
+		}
+		lc.Append(fx.StopHook(h.Close))
+		return h, nil
+	})
+}
+
+// fxLogs sends fx's own log to buf, so tests can check what it says.
+func fxLogs(buf *safeBuffer) fx.Option {
+	return fx.WithLogger(func() fxevent.Logger { return &fxevent.ConsoleLogger{W: buf} })
+}
+
+type app struct {
+	*fx.App
+	host    host.Host
+	adapter *libp2padapter.Adapter
+	disc    coredisc.Discovery
+}
+
+func newApp(t *testing.T, opts ...fx.Option) *app {
+	t.Helper()
+	a := &app{}
+	a.App = fx.New(append(opts, provideHost(), fx.Populate(&a.host, &a.adapter, &a.disc))...)
+	if err := a.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (a *app) start(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := a.Stop(context.Background()); err != nil {
+			t.Errorf("stopping: %v", err)
+		}
+	})
+}
+
+// Two fx applications, one line of module each, find and connect to each
+// other. The rendezvous is swapped for a Memory with fx.Replace.
+func TestModuleWithMemoryOpener(t *testing.T) {
+	ctx := testContext(t)
+	mem := discovery.NewMemory()
+	var logs safeBuffer
+	apps := make([]*app, 2)
+	for i := range apps {
+		apps[i] = newApp(t,
+			fxLogs(&logs),
+			fx.Supply(debugLogger(&logs)),
+			libp2padapter.Module(libp2padapter.Config{
+				Passphrase:    []byte("memory passphrase never used"),
+				AutoConnect:   true,
+				AllowLoopback: true,
+			}),
+			fx.Replace(libp2padapter.MemoryOpener(mem)),
+		)
+		if apps[i].disc != coredisc.Discovery(apps[i].adapter) {
+			t.Error("Discovery and *Adapter are different values")
+		}
+	}
+	conns := connectedness(t, apps[0].host)
+	for _, a := range apps {
+		a.start(t, ctx)
+	}
+	awaitConnected(t, ctx, apps[0].host, conns, apps[1].host.ID())
+	if strings.Contains(logs.String(), "memory passphrase") {
+		t.Error("the passphrase appears in the logs")
+	}
+}
+
+// With the opener replaced, the KDF never runs: even a passphrase it would
+// refuse starts the app.
+func TestModuleReplacedOpenerSkipsKDF(t *testing.T) {
+	ctx := testContext(t)
+	a := newApp(t, fx.NopLogger,
+		libp2padapter.Module(libp2padapter.Config{AutoConnect: true}),
+		fx.Replace(libp2padapter.MemoryOpener(discovery.NewMemory())))
+	a.start(t, ctx)
+}
+
+// The real thing: two applications with the same passphrase meet through
+// a pkarr relay on loopback and connect, and neither logs the passphrase.
+func TestModuleMeetsThroughRelay(t *testing.T) {
+	ctx := testContext(t)
+	url := loopbackRelay(t)
+	const pass = "correct horse battery staple"
+	var logs safeBuffer
+	cfg := libp2padapter.Config{
+		Passphrase:    []byte(pass),
+		App:           "phrasemeet-fx-test",
+		KDF:           &cheapKDF,
+		Relays:        []string{url},
+		Namespace:     "fx-test",
+		AutoConnect:   true,
+		AllowLoopback: true,
+		SlotOptions:   fastSchedule(),
+	}
+	apps := make([]*app, 2)
+	for i := range apps {
+		apps[i] = newApp(t, fxLogs(&logs), fx.Supply(debugLogger(&logs)), libp2padapter.Module(cfg))
+	}
+	conns := connectedness(t, apps[0].host)
+	for _, a := range apps {
+		a.start(t, ctx)
+	}
+	awaitConnected(t, ctx, apps[0].host, conns, apps[1].host.ID())
+	for _, a := range apps {
+		if err := a.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Contains(logs.String(), pass) {
+		t.Error("the passphrase appears in the logs")
+	}
+	if !strings.Contains(logs.String(), "peer cached") {
+		t.Error("the adapter's debug log did not reach the application's logger")
+	}
+}
+
+// The passphrase appears in no error, no log and no formatting of the
+// configuration.
+func TestModuleNeverShowsPassphrase(t *testing.T) {
+	const pass = "Tr0ub4dor&3" // too short: DeriveGroup refuses it
+	var logs safeBuffer
+	cfg := libp2padapter.Config{Passphrase: []byte(pass), AutoConnect: true, Relays: []string{"http://127.0.0.1:1"}}
+	// The host comes from outside the app: fx.New fails, so no OnStop hook
+	// would ever close one made inside.
+	h := newHost(t)
+	app := fx.New(fxLogs(&logs), fx.Supply(debugLogger(&logs)),
+		fx.Provide(func() host.Host { return h }), libp2padapter.Module(cfg))
+	err := app.Err()
+	if !errors.Is(err, slotdiscovery.ErrWeakPassphrase) {
+		t.Fatalf("weak passphrase: %v, want ErrWeakPassphrase", err)
+	}
+	hexed := hex.EncodeToString([]byte(pass))
+	js, jerr := json.Marshal(map[string]any{"passphrase": cfg.Passphrase})
+	if jerr != nil {
+		t.Fatal(jerr)
+	}
+	var slogged safeBuffer
+	debugLogger(&slogged).Info("config", "cfg", cfg, "pass", cfg.Passphrase)
+	for what, text := range map[string]string{
+		"the error":  err.Error(),
+		"the logs":   logs.String(),
+		"formatting": fmt.Sprintf("%v %+v %#v %s %q %x %X %d", cfg, cfg, cfg, cfg, cfg, cfg, cfg, cfg),
+		"the secret": fmt.Sprintf("%v %+v %#v %s %q %x %X %d %v", cfg.Passphrase, cfg.Passphrase, cfg.Passphrase, cfg.Passphrase, cfg.Passphrase, cfg.Passphrase, cfg.Passphrase, cfg.Passphrase, []any{cfg.Passphrase}),
+		"JSON":       string(js),
+		"slog":       slogged.String(),
+	} {
+		if strings.Contains(text, pass) || strings.Contains(strings.ToLower(text), hexed) {
+			t.Errorf("the passphrase shows in %s: %s", what, text)
+		}
+	}
+	if !strings.Contains(slogged.String(), "[redacted]") {
+		t.Errorf("slog shows no redaction: %s", slogged.String())
+	}
+}

@@ -1,0 +1,95 @@
+package libp2padapter
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/phrasemeet/discovery"
+)
+
+func TestBackoffDelay(t *testing.T) {
+	base, maxDelay := time.Second, 10*time.Second
+	for _, c := range []struct {
+		attempts int
+		want     time.Duration
+	}{{0, time.Second}, {1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {4, 8 * time.Second}, {5, maxDelay}, {500, maxDelay}} {
+		if got := backoffDelay(base, maxDelay, 0, c.attempts, 0.7); got != c.want {
+			t.Errorf("attempt %d without jitter: %v, want %v", c.attempts, got, c.want)
+		}
+	}
+	// Jitter stays within its band, and the cap holds after it.
+	for _, u := range []float64{0, 0.25, 0.5, 0.999} {
+		got := backoffDelay(base, maxDelay, 0.2, 3, u)
+		if got < 3200*time.Millisecond || got > 4800*time.Millisecond {
+			t.Errorf("jitter 0.2 at u=%v: %v, want within 20%% of 4s", u, got)
+		}
+		if got := backoffDelay(base, maxDelay, 0.2, 40, u); got > maxDelay {
+			t.Errorf("jitter pushed the delay past the cap: %v", got)
+		}
+	}
+	if got := backoffDelay(time.Hour, time.Duration(1<<62), 0, 100, 0); got != time.Duration(1<<62) {
+		t.Errorf("doubling near the top of the range: %v", got)
+	}
+}
+
+func TestAddrFilterPublish(t *testing.T) {
+	addrs := []ma.Multiaddr{
+		ma.StringCast("/ip4/0.0.0.0/tcp/1"),
+		ma.StringCast("/ip6/::/tcp/1"),
+		ma.StringCast("/ip4/127.0.0.1/tcp/2"),
+		ma.StringCast("/ip4/192.168.1.2/tcp/3"),
+		ma.StringCast("/ip6/::1/udp/4/quic-v1"),
+		ma.StringCast("/ip4/192.168.1.2/tcp/3"),
+		ma.StringCast("/ip4/203.0.113.9/udp/5/quic-v1"),
+	}
+	quicOnly := func(m ma.Multiaddr) bool { _, err := m.ValueForProtocol(ma.P_QUIC_V1); return err == nil }
+	for _, c := range []struct {
+		name string
+		f    addrFilter
+		want []string
+	}{
+		{"default", addrFilter{}, []string{"/ip4/192.168.1.2/tcp/3", "/ip4/203.0.113.9/udp/5/quic-v1"}},
+		{"loopback", addrFilter{loopback: true}, []string{"/ip4/127.0.0.1/tcp/2", "/ip4/192.168.1.2/tcp/3", "/ip6/::1/udp/4/quic-v1", "/ip4/203.0.113.9/udp/5/quic-v1"}},
+		{"custom", addrFilter{custom: quicOnly}, []string{"/ip4/203.0.113.9/udp/5/quic-v1"}},
+		{"custom with loopback", addrFilter{loopback: true, custom: quicOnly}, []string{"/ip6/::1/udp/4/quic-v1", "/ip4/203.0.113.9/udp/5/quic-v1"}},
+	} {
+		if got := c.f.publish(addrs); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// FuzzAddrInfo feeds addrInfo what a hostile group member could write. It
+// must never panic, and whatever it accepts must be dialable as promised.
+func FuzzAddrInfo(f *testing.F) {
+	id := "12D3KooWEAHwdRCormX5x9pdTCd3wasiQDgYUbV4qrqR87LuvTvv"
+	f.Add(id, "/ip4/127.0.0.1/tcp/1", "/ip4/1.2.3.4/udp/1/quic-v1/p2p/"+id)
+	f.Add(id, "garbage", "/p2p/"+id)
+	f.Add("", "/ip4/127.0.0.1/tcp/1", "")
+	f.Add(id, "/dns4/example.com/tcp/443/wss", "/ip6/::1/tcp/1/p2p/QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N")
+	f.Add(id, "/ip4/1.2.3.4/tcp/1/p2p-circuit", "/unix/"+strings.Repeat("a", 2000))
+	f.Fuzz(func(t *testing.T, rid, a1, a2 string) {
+		info, ok := addrInfo(discovery.Record{ID: rid, Addrs: []string{a1, a2, a1}})
+		if !ok {
+			return
+		}
+		if info.ID.String() != rid {
+			if want, err := peer.Decode(rid); err != nil || want != info.ID {
+				t.Fatalf("ID %q accepted as %s", rid, info.ID)
+			}
+		}
+		if len(info.Addrs) == 0 || len(info.Addrs) > 2 {
+			t.Fatalf("%d addresses from 2 distinct inputs", len(info.Addrs))
+		}
+		for _, m := range info.Addrs {
+			if _, pid := peer.SplitAddr(m); pid != "" {
+				t.Fatalf("address %s still names a peer", m)
+			}
+		}
+	})
+}
