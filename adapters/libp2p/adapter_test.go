@@ -21,6 +21,7 @@ import (
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
 	"github.com/phrasemeet/discovery/discoverytest"
+	"github.com/phrasemeet/discovery/internal/slottest"
 )
 
 // The namespaced view MemoryOpener returns is a Discoverer like any other
@@ -377,8 +378,8 @@ func TestAddressFilters(t *testing.T) {
 // fit is still advertised, with the addresses that fit, in its order.
 func TestRecordTooLargeDropsAddresses(t *testing.T) {
 	ctx := testContext(t)
-	url := loopbackRelay(t)
-	g := testGroup(t, "too many addresses here")
+	url := slottest.Relay(t)
+	g := slottest.Group(t, "too many addresses here")
 	// Twenty long addresses, as a host with WebTransport certificates on
 	// many interfaces would have; the first is the real one.
 	ha := newHost(t, libp2p.AddrsFactory(func(real []ma.Multiaddr) []ma.Multiaddr {
@@ -389,8 +390,8 @@ func TestRecordTooLargeDropsAddresses(t *testing.T) {
 		return out
 	}))
 	hb := newHost(t)
-	a := newAdapter(t, ha, libp2padapter.SlotOpener(relayClient(t, url), g, fastSchedule()...))
-	b := newAdapter(t, hb, libp2padapter.SlotOpener(relayClient(t, url), g, fastSchedule()...))
+	a := newAdapter(t, ha, libp2padapter.SlotOpener(slottest.Client(t, url), g, slottest.FastSchedule()...))
+	b := newAdapter(t, hb, libp2padapter.SlotOpener(slottest.Client(t, url), g, slottest.FastSchedule()...))
 	events := subscribe(t, ctx, b, "big")
 	if _, err := a.Advertise(ctx, "big"); err != nil {
 		t.Fatal(err)

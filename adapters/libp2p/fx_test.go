@@ -17,6 +17,7 @@ import (
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/internal/slottest"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
 
@@ -113,18 +114,18 @@ func TestModuleReplacedOpenerSkipsKDF(t *testing.T) {
 // a pkarr relay on loopback and connect, and neither logs the passphrase.
 func TestModuleMeetsThroughRelay(t *testing.T) {
 	ctx := testContext(t)
-	url := loopbackRelay(t)
+	url := slottest.Relay(t)
 	const pass = "correct horse battery staple"
 	var logs safeBuffer
 	cfg := libp2padapter.Config{
 		Passphrase:    []byte(pass),
 		App:           "phrasemeet-fx-test",
-		KDF:           &cheapKDF,
+		KDF:           &slottest.CheapKDF,
 		Relays:        []string{url},
 		Namespace:     "fx-test",
 		AutoConnect:   true,
 		AllowLoopback: true,
-		SlotOptions:   fastSchedule(),
+		SlotOptions:   slottest.FastSchedule(),
 	}
 	apps := make([]*app, 2)
 	for i := range apps {

@@ -2,9 +2,6 @@ package libp2padapter_test
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,13 +10,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"golang.org/x/time/rate"
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
-	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrrelay"
-	"github.com/phrasemeet/discovery/slotdiscovery"
 )
 
 // timeout bounds every wait in these tests. It is generous: the machines
@@ -165,66 +158,5 @@ func awaitConnected(t *testing.T, ctx context.Context, h host.Host, events <-cha
 		case <-ctx.Done():
 			t.Fatalf("%s never connected to %s: %v", h.ID(), p, ctx.Err())
 		}
-	}
-}
-
-// cheapKDF keeps tests fast; every member of a test group uses the same.
-var cheapKDF = slotdiscovery.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
-
-// loopbackRelay serves the project's real relay, in memory and without
-// rate limits, on 127.0.0.1 and returns its base URL.
-func loopbackRelay(t *testing.T) string {
-	t.Helper()
-	store := pkarrrelay.NewMemoryStore(10_000)
-	t.Cleanup(func() { store.Close() })
-	h, err := pkarrrelay.NewHandler(store,
-		pkarrrelay.WithWriteRateLimit(rate.Inf, 0),
-		pkarrrelay.WithReadRateLimit(rate.Inf, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	if !strings.HasPrefix(srv.URL, "http://127.0.0.1:") {
-		t.Fatalf("test relay is not on loopback: %s", srv.URL)
-	}
-	return srv.URL
-}
-
-// relayClient returns a pkarr client of its own for one peer.
-func relayClient(t *testing.T, url string) *pkarrclient.Client {
-	t.Helper()
-	r, err := pkarrclient.NewRelay(url, pkarrclient.RelayHTTPClient(&http.Client{Timeout: 5 * time.Second}),
-		pkarrclient.RelayBackoff(time.Millisecond, 10*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := pkarrclient.NewClient([]pkarrclient.Backend{r})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func testGroup(t *testing.T, passphrase string) *slotdiscovery.Group {
-	t.Helper()
-	g, err := slotdiscovery.DeriveGroup([]byte(passphrase), slotdiscovery.WithKDF(cheapKDF))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g
-}
-
-// fastSchedule shrinks the slot discoverer's periods so a test runs in
-// seconds, in the defaults' proportions.
-func fastSchedule() []slotdiscovery.Option {
-	return []slotdiscovery.Option{
-		slotdiscovery.WithScanInterval(200 * time.Millisecond),
-		slotdiscovery.WithFastScan(50*time.Millisecond, time.Second),
-		slotdiscovery.WithRepublishInterval(500 * time.Millisecond),
-		slotdiscovery.WithStaleAfter(2 * time.Second),
-		slotdiscovery.WithVerifyDelay(5*time.Millisecond, 30*time.Millisecond),
-		slotdiscovery.WithGetBudget(200, 400, 50),
-		slotdiscovery.WithPutBudget(100, 20),
 	}
 }
