@@ -1,0 +1,153 @@
+package chat
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/phrasemeet/discovery/mdnsdiscovery"
+	"github.com/phrasemeet/discovery/slotdiscovery"
+)
+
+// App is the application name salting the chat's key derivation: the same
+// passphrase in another phrasemeet program is another group, so a chat
+// never meets, say, `phrasemeet join` peers by accident.
+const App = "phrasemeet-chat"
+
+// DefaultLocalRelay is where "--relay local" looks for a relay, and
+// starts one when none answers: the address `phrasemeet relay` listens on
+// by default.
+const DefaultLocalRelay = "127.0.0.1:6881"
+
+// Mode says which discoverers find the room's members.
+type Mode string
+
+// The discovery modes.
+const (
+	// ModeSlots is the passphrase slot rendezvous over pkarr relays:
+	// peers anywhere on the internet.
+	ModeSlots Mode = "slots"
+	// ModeMDNS is mDNS on the local network only; no relay is asked.
+	ModeMDNS Mode = "mdns"
+	// ModeBoth runs both, merged: a LAN peer is found in milliseconds, the
+	// rest through the relays.
+	ModeBoth Mode = "both"
+)
+
+// ParseMode parses a --discovery value.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeSlots, ModeMDNS, ModeBoth:
+		return m, nil
+	}
+	return "", fmt.Errorf("discovery %q: want slots, mdns or both", s)
+}
+
+// Config is what one chat needs besides its input and output. The
+// passphrase is the only required field.
+type Config struct {
+	// Passphrase is what the room shares. The keys provider copies it,
+	// runs the KDF over the copy and wipes the copy; it is never printed.
+	Passphrase []byte
+	// Nick prefixes this peer's lines (default: derived from the peer ID).
+	Nick string
+	// Mode selects the discoverers (default ModeSlots).
+	Mode Mode
+	// Relays are the pkarr relays' base URLs for the slot rendezvous. A
+	// LocalRelay address is not among them: it is added by the client
+	// provider. Empty with no LocalRelay means the public relays.
+	Relays []string
+	// LocalRelay, when set ("127.0.0.1:6881"), uses the relay at that
+	// loopback address and serves one in this process whenever none
+	// answers there.
+	LocalRelay string
+	// Listen are the host's listen multiaddrs (default: libp2p's, every
+	// interface over TCP and QUIC).
+	Listen []string
+	// Loopback publishes the host's loopback addresses, for chats on one
+	// machine; implied by LocalRelay.
+	Loopback bool
+	// KDF overrides the Argon2id parameters (tests only: every member of a
+	// room must use the same).
+	KDF *slotdiscovery.KDFParams
+	// SlotOptions tune the slot rendezvous (tests shorten its schedule).
+	SlotOptions []slotdiscovery.Option
+	// MDNSOptions tune mDNS.
+	MDNSOptions []mdnsdiscovery.Option
+	// Quiet leaves out the discovery and connection status lines.
+	Quiet bool
+	// QuitLinger is how long /quit waits after saying goodbye before the
+	// host closes, so the goodbye leaves before the connections go
+	// (default 300 ms).
+	QuitLinger time.Duration
+}
+
+// check validates c and fills in defaults.
+func (c *Config) check() error {
+	if len(c.Passphrase) == 0 {
+		return errors.New("no passphrase")
+	}
+	if c.Mode == "" {
+		c.Mode = ModeSlots
+	}
+	if _, err := ParseMode(string(c.Mode)); err != nil {
+		return err
+	}
+	if c.Nick != "" {
+		nick, err := CleanNick(c.Nick)
+		if err != nil {
+			return err
+		}
+		c.Nick = nick
+	}
+	if c.LocalRelay != "" {
+		c.Loopback = true
+	}
+	if c.QuitLinger <= 0 {
+		c.QuitLinger = 300 * time.Millisecond
+	}
+	return nil
+}
+
+// String describes c without the passphrase, for errors and debugging.
+func (c Config) String() string {
+	return fmt.Sprintf("chat.Config{Passphrase: [redacted], Nick: %q, Mode: %s, Relays: %q, LocalRelay: %q, Listen: %q}",
+		c.Nick, c.Mode, c.Relays, c.LocalRelay, c.Listen)
+}
+
+// GoString keeps %#v from printing the passphrase.
+func (c Config) GoString() string { return c.String() }
+
+// Format makes every verb print String, so no verb shows the passphrase.
+func (c Config) Format(f fmt.State, _ rune) { io.WriteString(f, c.String()) }
+
+// IO is where a chat reads what the user types and writes what happens.
+type IO struct {
+	// In is read line by line; its end quits the chat, as /quit does.
+	In io.Reader
+	// Out gets the room: messages, join and leave notices, /peers.
+	Out io.Writer
+	// Status gets the discovery and connection status lines (standard
+	// error in the command, so a pipe reading Out sees only the room).
+	Status io.Writer
+}
+
+// maxNick bounds a nickname, in characters.
+const maxNick = 32
+
+// CleanNick checks a nickname given on the command line: printable, no
+// spaces, at most 32 characters.
+func CleanNick(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", errors.New("empty nick")
+	case len([]rune(s)) > maxNick:
+		return "", fmt.Errorf("nick longer than %d characters", maxNick)
+	case sanitize(s, maxNick) != s || strings.ContainsAny(s, " \t"):
+		return "", errors.New("nick must be printable, without spaces")
+	}
+	return s, nil
+}

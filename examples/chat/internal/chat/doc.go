@@ -1,0 +1,33 @@
+// Package chat is the terminal chat of examples/chat, split from its main
+// package so that tests can build the same application in process and swap
+// its parts.
+//
+// The application is an fx graph of small components, each a provider
+// with lifecycle hooks, in the order a message's path needs them:
+//
+//   - the configuration ([Config], [IO]) and the group's keys: the
+//     passphrase goes through Argon2id once (*slotdiscovery.Group); the
+//     room's pubsub topic is derived from the keys ([TopicName]), so it
+//     names the group without revealing the passphrase;
+//   - the pkarr client over the relays, with an optional relay run in this
+//     process for several chats on one machine ([LocalRelay]);
+//   - the discoverer, as a libp2padapter.Opener: the passphrase slot
+//     rendezvous, mDNS, or both ([Slots] remembers each namespace's slot
+//     discoverer, to report the slot it holds);
+//   - the libp2p host (closed on stop) and the libp2padapter.Adapter that
+//     turns the opener into go-libp2p's discovery service;
+//   - gossipsub with flood publishing (a line typed right after joining
+//     reaches whoever is connected, instead of waiting for the mesh);
+//   - the [Room] (topic, subscription, members), the [Monitor] (discovery
+//     and connection status lines) and the line-mode [UI];
+//   - a libp2padapter.Connector that announces this peer in the room's
+//     namespace ("floodsub:" + topic, as pubsub.WithDiscovery would) and
+//     dials every member found there, the lower peer ID first; pubsub
+//     finds the room's members among those connections. (Given the
+//     adapter itself, pubsub's own dialer has both ends of a pair dial at
+//     once, which over TCP can fail both dials for minutes.)
+//
+// Tests replace the discoverer through fx: fx.Replace(libp2padapter.
+// MemoryOpener(m)) for the in-memory rendezvous, or fx.Decorate with
+// [MDNSOpener] for the LAN.
+package chat

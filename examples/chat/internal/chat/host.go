@@ -1,0 +1,145 @@
+package chat
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	coredisc "github.com/libp2p/go-libp2p/core/discovery"
+	"github.com/libp2p/go-libp2p/core/host"
+	"go.uber.org/fx"
+
+	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+)
+
+// newHost starts the libp2p host. libp2p.New returns a host that already
+// listens, so there is nothing to start; stopping closes it, after every
+// component that uses it has stopped (fx stops in reverse order of
+// construction).
+func newHost(lc fx.Lifecycle, cfg Config) (host.Host, error) {
+	opts := []libp2p.Option{libp2p.UserAgent("phrasemeet-chat")}
+	if len(cfg.Listen) > 0 {
+		opts = append(opts, libp2p.ListenAddrStrings(cfg.Listen...))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("starting the libp2p host: %w", err)
+	}
+	lc.Append(fx.StopHook(h.Close))
+	return h, nil
+}
+
+type adapterOut struct {
+	fx.Out
+	Adapter   *libp2padapter.Adapter
+	Discovery coredisc.Discovery
+}
+
+// newAdapter turns the opener into go-libp2p's discovery service for the
+// host. Stopping it leaves every namespace, so the others see this peer go
+// at their next read rather than when its entry ages out.
+func newAdapter(lc fx.Lifecycle, h host.Host, open libp2padapter.Opener, cfg Config, con *Console) (adapterOut, error) {
+	var opts []libp2padapter.Option
+	if cfg.Loopback {
+		opts = append(opts, libp2padapter.WithLoopback())
+	}
+	a, err := libp2padapter.New(h, open, opts...)
+	if err != nil {
+		return adapterOut{}, err
+	}
+	lc.Append(fx.StopHook(func() error {
+		// Leaving writes a tombstone, within the rendezvous' own request
+		// budget: it can take a few seconds, which deserve a word.
+		con.Statusf("leaving the rendezvous…")
+		start := time.Now()
+		err := a.Close()
+		con.Statusf("left the rendezvous in %s", roundDuration(time.Since(start)))
+		return err
+	}))
+	return adapterOut{Adapter: a, Discovery: a}, nil
+}
+
+// newPubSub starts gossipsub on the host. Flood publishing sends each of
+// our messages to every member we know, not only to the gossip mesh,
+// which forms only at the first heartbeat after connecting: without it a
+// line typed right after joining would be silently dropped.
+//
+// pubsub is not given the adapter (pubsub.WithDiscovery): its own dialer,
+// a BackoffConnector polled once a second, has both ends of a new pair
+// dial each other at about the same moment, and over TCP with reused
+// ports two such dials merge into one connection neither handshake
+// completes; libp2p then backs off dialing that peer for longer than a
+// conversation lasts. newConnector's libp2padapter.Connector dials
+// instead, the lower peer ID first. pubsub finds the room's members among the connections it makes.
+func newPubSub(lc fx.Lifecycle, h host.Host) (*pubsub.PubSub, error) {
+	// pubsub lives as long as this context; stopping cancels it.
+	ctx, cancel := context.WithCancel(context.Background())
+	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithFloodPublish(true))
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("starting pubsub: %w", err)
+	}
+	lc.Append(fx.StopHook(cancel))
+	return ps, nil
+}
+
+// connectBackoff is the Connector's retry delay after a failed dial,
+// doubling up to connectBackoffMax: short, since a member that could not
+// be reached once (its dial backoff in libp2p, a moment of loss) usually
+// can be a second later, and a chat room is small.
+const (
+	connectBackoff    = 500 * time.Millisecond
+	connectBackoffMax = 30 * time.Second
+)
+
+// newConnector announces this peer in the room's namespace and dials every
+// member found there, reporting dials that fail as status lines (the
+// Monitor reports connections, whoever dialed). The namespace is the one
+// pubsub.WithDiscovery would use for the room's topic ("floodsub:" +
+// topic), so any go-libp2p program with the same passphrase and
+// application name that finds its pubsub peers through the adapter meets
+// the chat.
+func newConnector(lc fx.Lifecycle, h host.Host, a *libp2padapter.Adapter, room *Room, con *Console) (*libp2padapter.Connector, error) {
+	ns := pubsubNamespace(room.Topic())
+	c, err := libp2padapter.NewConnector(h, a.Subscriber(ns),
+		libp2padapter.ConnectBackoff(connectBackoff, connectBackoffMax),
+		libp2padapter.ConnectNotify(func(e libp2padapter.ConnectEvent) {
+			if e.Type == libp2padapter.Failed {
+				con.Statusf("could not reach %s (attempt %d): %s; %s", shortID(e.Peer.ID), e.Attempt,
+					sanitize(e.Err.Error(), 200), retryText(e.RetryIn))
+			}
+		}))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	lc.Append(fx.Hook{
+		OnStart: func(context.Context) error {
+			// The record lives until cancel, the adapter's own leave on
+			// stop, or the adapter's close.
+			if _, err := a.Advertise(ctx, ns); err != nil {
+				cancel()
+				return fmt.Errorf("announcing in the room: %w", err)
+			}
+			if err := c.Start(ctx); err != nil {
+				cancel()
+				return fmt.Errorf("starting to connect: %w", err)
+			}
+			return nil
+		},
+		OnStop: func(context.Context) error {
+			cancel()
+			return c.Close()
+		},
+	})
+	return c, nil
+}
+
+func retryText(d time.Duration) string {
+	if d <= 0 {
+		return "not retrying: the peer is gone"
+	}
+	return "retrying in " + roundDuration(d)
+}

@@ -1,0 +1,395 @@
+package chat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/fx"
+
+	"github.com/phrasemeet/discovery/slotdiscovery"
+)
+
+// Room is this peer's membership of the chat's pubsub topic: it sends what
+// the user types, prints what the others send, and tells who comes and
+// goes.
+//
+// Arrivals and departures come from pubsub's topic events (a peer
+// subscribed, or unsubscribed or disconnected). Names come from hellos:
+// whenever a member appears, every member already there says hello, and
+// so does the newcomer. A hello lists the members whose hello its author
+// has received, and a member says hello again (every helloRetry, a few
+// times) until every member present lists it: pubsub reports a peer's
+// subscription as soon as the peer's stream to us delivers it, which can
+// be a moment before pubsub has a stream to send to that peer, and a
+// message published in that moment is dropped without a word. A goodbye
+// on the way out makes a leave immediate and tells a clean quit from a
+// lost connection.
+type Room struct {
+	h      host.Host
+	ps     *pubsub.PubSub
+	con    *Console
+	name   string
+	nick   string
+	linger time.Duration
+
+	topic  *pubsub.Topic
+	sub    *pubsub.Subscription
+	events *pubsub.TopicEventHandler
+	joined time.Time
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{} // someone needs our hello now
+	// stopGreet ends the greeter, and greeted closes when it has: no
+	// hello may follow our goodbye, or the others would see us come back.
+	stopGreet context.CancelFunc
+	greeted   chan struct{}
+
+	mu      sync.Mutex
+	members map[peer.ID]*member
+}
+
+// member is what the room knows of another peer.
+type member struct {
+	id      peer.ID
+	nick    string    // as it calls itself; "" before its first message
+	joined  time.Time // when it says it joined
+	present bool      // subscribed to the topic, as far as pubsub knows
+	// gone is the joined time of the session whose goodbye came: a hello
+	// of that session arriving later (sent before the goodbye, but
+	// forwarded by another member) must not bring it back.
+	gone    time.Time
+	greeted bool      // its arrival was printed and its leave not yet
+	acked   bool      // its hello lists us: it has our hello
+	tries   int       // hellos sent since it appeared without its ack
+}
+
+// helloRetry is how soon an unacknowledged hello is repeated, and
+// helloTries how many times at most: a peer subscribed to the topic that
+// never acknowledges is not a chat, or not one we can reach.
+const (
+	helloRetry = 500 * time.Millisecond
+	helloTries = 10
+)
+
+// Member is another peer of the room as /peers shows it.
+type Member struct {
+	ID   peer.ID
+	Nick string // the name shown, disambiguated if two share it
+	// Here: its hello came and it has not left since.
+	Here bool
+	// Direct: pubsub knows it is subscribed, which needs a connection to
+	// it; a member that is Here but not Direct is heard through others.
+	Direct bool
+}
+
+func newRoom(lc fx.Lifecycle, cfg Config, h host.Host, ps *pubsub.PubSub, g *slotdiscovery.Group, con *Console) *Room {
+	r := &Room{
+		h:       h,
+		ps:      ps,
+		con:     con,
+		name:    TopicName(g),
+		nick:    cfg.Nick,
+		linger:  cfg.QuitLinger,
+		members: make(map[peer.ID]*member),
+		kick:    make(chan struct{}, 1),
+	}
+	if r.nick == "" {
+		r.nick = DefaultNick(h.ID())
+	}
+	lc.Append(fx.Hook{OnStart: r.start, OnStop: r.stop})
+	return r
+}
+
+// Topic is the room's pubsub topic name.
+func (r *Room) Topic() string { return r.name }
+
+// Nick is this peer's nick.
+func (r *Room) Nick() string { return r.nick }
+
+// Joined is when this peer joined the room.
+func (r *Room) Joined() time.Time { return r.joined }
+
+func (r *Room) start(context.Context) error {
+	topic, err := r.ps.Join(r.name)
+	if err != nil {
+		return fmt.Errorf("joining the room: %w", err)
+	}
+	events, err := topic.EventHandler()
+	if err != nil {
+		topic.Close()
+		return fmt.Errorf("joining the room: %w", err)
+	}
+	// Subscribing is what makes pubsub advertise the topic and look for
+	// its members through the adapter.
+	sub, err := topic.Subscribe()
+	if err != nil {
+		events.Cancel()
+		topic.Close()
+		return fmt.Errorf("joining the room: %w", err)
+	}
+	r.topic, r.events, r.sub = topic, events, sub
+	r.joined = time.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	greetCtx, stopGreet := context.WithCancel(ctx)
+	r.stopGreet, r.greeted = stopGreet, make(chan struct{})
+	r.wg.Add(2)
+	go r.readMessages(ctx)
+	go r.readEvents(ctx)
+	go r.greet(greetCtx)
+	r.con.Say("* you are %s (%s); type a line to send it, /peers, /quit", r.nick, r.h.ID())
+	return nil
+}
+
+// stop says goodbye, waits a moment for it to leave (the connections
+// close right after, and a message still queued would be lost), then
+// leaves the topic.
+func (r *Room) stop(ctx context.Context) error {
+	if r.topic == nil {
+		return nil
+	}
+	r.stopGreet()
+	<-r.greeted
+	if len(r.topic.ListPeers()) > 0 {
+		if err := r.publish(ctx, wireMessage{Kind: kindBye, Nick: r.nick}); err == nil {
+			select {
+			case <-time.After(r.linger):
+			case <-ctx.Done():
+			}
+		}
+	}
+	r.cancel()
+	r.sub.Cancel()
+	r.events.Cancel()
+	r.wg.Wait()
+	// Close refuses while pubsub has not yet processed the cancellations
+	// above, which it does asynchronously; pubsub itself stops next, so a
+	// refusal changes nothing.
+	_ = r.topic.Close()
+	return nil
+}
+
+// Send publishes a line. It returns how many members pubsub knows in the
+// room: none means nobody received it (pubsub keeps no backlog).
+func (r *Room) Send(ctx context.Context, text string) (int, error) {
+	if err := r.publish(ctx, wireMessage{Kind: kindText, Nick: r.nick, Text: text}); err != nil {
+		return 0, err
+	}
+	return len(r.topic.ListPeers()), nil
+}
+
+func (r *Room) publish(ctx context.Context, m wireMessage) error {
+	m.Joined = r.joined.UnixMilli()
+	return r.topic.Publish(ctx, m.encode())
+}
+
+func (r *Room) readMessages(ctx context.Context) {
+	defer r.wg.Done()
+	self := r.h.ID()
+	for {
+		msg, err := r.sub.Next(ctx)
+		if err != nil {
+			return // cancelled: the room is stopping
+		}
+		from := msg.GetFrom()
+		if from == self {
+			continue // our own, echoed back by pubsub
+		}
+		m, err := decodeMessage(msg.Data)
+		if err != nil {
+			continue // not something a chat sent; nothing to show
+		}
+		r.handle(from, m)
+	}
+}
+
+func (r *Room) handle(from peer.ID, m wireMessage) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	mb := r.memberLocked(from)
+	renamed := mb.nick != "" && m.Nick != "" && m.Nick != mb.nick
+	old := r.displayLocked(mb)
+	if m.Nick != "" {
+		mb.nick = m.Nick
+	}
+	if t := m.joinedAt(); !t.IsZero() {
+		mb.joined = t
+	}
+	session := m.joinedAt()
+	switch m.Kind {
+	case kindBye:
+		mb.gone = session
+		if mb.greeted {
+			mb.greeted = false
+			r.con.Say("* %s left", r.displayLocked(mb))
+		}
+		return
+	case kindHello, kindText:
+		if !mb.gone.IsZero() && !session.After(mb.gone) {
+			// Sent before that session's goodbye and delivered after it.
+			// A line still shows; the member stays gone.
+			if m.Kind == kindText {
+				r.con.Say("<%s> %s", r.displayLocked(mb), m.Text)
+			}
+			return
+		}
+		if m.Kind == kindHello {
+			acked := slices.Contains(m.Knows, r.h.ID().String())
+			if !acked {
+				r.kickLocked() // it lacks our hello: send it again now
+			}
+			mb.acked = acked
+		}
+		if !mb.greeted {
+			mb.greeted = true
+			verb := "is here"
+			if mb.joined.After(r.joined) {
+				verb = "joined"
+			}
+			r.con.Say("* %s %s (%s)", r.displayLocked(mb), verb, from)
+		} else if renamed {
+			r.con.Say("* %s is now %s", old, r.displayLocked(mb))
+		}
+	}
+	if m.Kind == kindText {
+		r.con.Say("<%s> %s", r.displayLocked(mb), m.Text)
+	}
+}
+
+func (r *Room) readEvents(ctx context.Context) {
+	defer r.wg.Done()
+	for {
+		ev, err := r.events.NextPeerEvent(ctx)
+		if err != nil {
+			return
+		}
+		switch ev.Type {
+		case pubsub.PeerJoin:
+			// Someone appeared: tell them who we are. They do the same
+			// on seeing us, so both sides learn the other's nick.
+			r.mu.Lock()
+			mb := r.memberLocked(ev.Peer)
+			mb.present, mb.acked, mb.tries = true, false, 0
+			r.kickLocked()
+			r.mu.Unlock()
+		case pubsub.PeerLeave:
+			r.mu.Lock()
+			mb := r.memberLocked(ev.Peer)
+			mb.present, mb.acked = false, false
+			if mb.greeted {
+				// No goodbye came first: the peer crashed, lost its
+				// network, or its goodbye was lost.
+				mb.greeted = false
+				r.con.Say("* %s left (connection closed)", r.displayLocked(mb))
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
+func (r *Room) kickLocked() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// greet says hello when kicked, and again every helloRetry while a member
+// present has not acknowledged it (at most helloTries times per member).
+// One hello is broadcast to all, so one send serves every member waiting.
+func (r *Room) greet(ctx context.Context) {
+	defer close(r.greeted)
+	tick := time.NewTicker(helloRetry)
+	defer tick.Stop()
+	for {
+		kicked := false
+		select {
+		case <-r.kick:
+			kicked = true
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+		hello, send := r.helloDue(kicked)
+		if !send {
+			continue
+		}
+		if err := r.publish(ctx, hello); err != nil && !errors.Is(err, context.Canceled) {
+			r.con.Statusf("saying hello: %v", err)
+		}
+	}
+}
+
+// helloDue reports whether a hello should go out now, and builds it.
+func (r *Room) helloDue(kicked bool) (wireMessage, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	send := kicked
+	var knows []string
+	for _, mb := range r.members {
+		if !mb.present {
+			continue
+		}
+		if mb.greeted && len(knows) < maxKnows {
+			knows = append(knows, mb.id.String())
+		}
+		if !mb.acked && mb.tries < helloTries {
+			mb.tries++
+			send = true
+		}
+	}
+	slices.Sort(knows)
+	return wireMessage{Kind: kindHello, Nick: r.nick, Knows: knows}, send
+}
+
+func (r *Room) memberLocked(id peer.ID) *member {
+	mb := r.members[id]
+	if mb == nil {
+		mb = &member{id: id}
+		r.members[id] = mb
+	}
+	return mb
+}
+
+// displayLocked is the name a member is shown by: its nick, followed by
+// the end of its peer ID when someone else in the room (us included) goes
+// by the same nick, since a nick proves nothing.
+func (r *Room) displayLocked(mb *member) string {
+	nick := mb.nick
+	if nick == "" {
+		return DefaultNick(mb.id)
+	}
+	clash := nick == r.nick
+	for _, o := range r.members {
+		if o != mb && o.nick == nick && (o.present || o.greeted) {
+			clash = true
+		}
+	}
+	if clash {
+		return nick + "#" + strings.TrimPrefix(shortID(mb.id), "…")
+	}
+	return nick
+}
+
+// Members returns the other peers the room knows: present now or greeted,
+// ordered by name.
+func (r *Room) Members() []Member {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Member
+	for _, mb := range r.members {
+		if mb.present || mb.greeted {
+			out = append(out, Member{ID: mb.id, Nick: r.displayLocked(mb), Here: mb.greeted, Direct: mb.present})
+		}
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Nick, b.Nick) })
+	return out
+}

@@ -1,0 +1,126 @@
+package chat
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// What travels on the room's topic: one JSON object per pubsub message.
+// pubsub signs every message with the author's host key (its default
+// StrictSign policy), so the author's peer ID is proven; the nick in it is
+// only what the author calls itself.
+
+// Message kinds.
+const (
+	kindText  = "msg"   // a line typed in the room
+	kindHello = "hello" // who I am; sent whenever a member appears
+	kindBye   = "bye"   // I am leaving (/quit)
+)
+
+// maxText bounds a line, in characters; longer lines are cut on receipt.
+const maxText = 2000
+
+// maxWire bounds a message on the wire; pubsub's own limit is 1 MiB.
+const maxWire = 16 << 10
+
+// wireMessage is one message on the topic.
+type wireMessage struct {
+	Kind string `json:"k"`
+	Nick string `json:"n"`
+	Text string `json:"t,omitempty"`
+	// Joined is when the author joined the room (Unix milliseconds), so a
+	// hello can say "joined" to those who were there first and "is here"
+	// to newcomers.
+	Joined int64 `json:"j,omitempty"`
+	// Knows lists the peers whose hello the author has received (a
+	// hello's acknowledgement): a member keeps saying hello until everyone
+	// present lists it.
+	Knows []string `json:"kn,omitempty"`
+}
+
+// maxKnows bounds the acknowledgements one hello carries and is read
+// for: a room larger than this greets its surplus members only once.
+const maxKnows = 200
+
+func (m wireMessage) encode() []byte {
+	b, _ := json.Marshal(m) // strings and an int: cannot fail
+	return b
+}
+
+var errBadMessage = errors.New("malformed room message")
+
+// decodeMessage parses a message from another member, who may send
+// anything: the text is cut to size and stripped of what would act on a
+// terminal (a newline would forge a line, an escape sequence could take
+// over the user's terminal).
+func decodeMessage(b []byte) (wireMessage, error) {
+	var m wireMessage
+	if len(b) > maxWire || json.Unmarshal(b, &m) != nil {
+		return wireMessage{}, errBadMessage
+	}
+	switch m.Kind {
+	case kindText, kindHello, kindBye:
+	default:
+		return wireMessage{}, errBadMessage
+	}
+	m.Nick = strings.ReplaceAll(sanitize(m.Nick, maxNick), " ", "_")
+	if len(m.Knows) > maxKnows {
+		m.Knows = m.Knows[:maxKnows]
+	}
+	m.Text = sanitize(m.Text, maxText)
+	return m, nil
+}
+
+func (m wireMessage) joinedAt() time.Time {
+	if m.Joined <= 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(m.Joined)
+}
+
+// sanitize returns s cut to max characters, with every character that is
+// not printable (controls, invalid UTF-8) replaced by U+FFFD, and tabs by
+// spaces.
+func sanitize(s string, max int) string {
+	var b strings.Builder
+	n := 0
+	for len(s) > 0 && n < max {
+		r, size := utf8.DecodeRuneInString(s)
+		s = s[size:]
+		switch {
+		case r == '\t':
+			r = ' '
+		case r == utf8.RuneError || !unicode.IsPrint(r) && r != ' ':
+			r = utf8.RuneError
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
+}
+
+// shortID is the tail of a peer ID: every Ed25519 peer ID begins with
+// "12D3KooW", so the end is what tells two apart.
+func shortID(id peer.ID) string {
+	s := id.String()
+	if len(s) <= 6 {
+		return s
+	}
+	return "…" + s[len(s)-6:]
+}
+
+// DefaultNick is the nick of a peer that chose none: "peer-" and the end
+// of its peer ID.
+func DefaultNick(id peer.ID) string {
+	s := id.String()
+	if len(s) > 6 {
+		s = s[len(s)-6:]
+	}
+	return "peer-" + s
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runIn runs a command line in process, with env as the whole
+// environment and no standard input.
+func runIn(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, nil, &out, &errb, func(k string) string { return env[k] })
+	return code, out.String(), errb.String()
+}
+
+func TestUsageErrors(t *testing.T) {
+	const secret = "hunter2 hunter2 hunter2"
+	good := map[string]string{passphraseEnv: "a good passphrase for tests", "PHRASEMEET_RELAYS": "http://127.0.0.1:1"}
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{good, []string{"--passphrase=" + secret}, 2, "there is no --passphrase flag"},
+		{good, []string{"-secret", secret}, 2, "there is no --secret flag"},
+		{good, []string{secret}, 2, "takes no arguments, got 1"},
+		{good, []string{"--discovery", "carrier-pigeon"}, 2, "want slots, mdns or both"},
+		{good, []string{"--relay", "local:0"}, 2, "want local or local:PORT"},
+		{good, []string{"--relay", "ftp://user:" + secret + "@example.org"}, 2, "invalid relay URL"},
+		{good, []string{"--discovery", "mdns", "--relay", "local"}, 2, "--discovery mdns asks no relay"},
+		{good, []string{"--nick", "two words"}, 2, "--nick"},
+		{map[string]string{}, nil, 2, "no passphrase: set $PHRASEMEET_PASSPHRASE"},
+		{map[string]string{passphraseEnv: "hunter2"}, nil, 2, "7 characters, want at least 12"},
+		{good, []string{"--bogus"}, 2, "flag provided but not defined"},
+	} {
+		code, stdout, stderr := runIn(t, tc.env, tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("chat %q: exit %d, stderr %q; want exit %d and %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+		if strings.Contains(stdout+stderr, "hunter2") {
+			t.Errorf("chat %q printed the passphrase: %q", tc.args, stdout+stderr)
+		}
+	}
+}
+
+func TestHelpHidesTestFlags(t *testing.T) {
+	code, _, stderr := runIn(t, nil, "-h")
+	if code != 0 || !strings.Contains(stderr, "--relay") || strings.Contains(stderr, hiddenPrefix) {
+		t.Fatalf("-h: exit %d, %q", code, stderr)
+	}
+}
+
+func TestPassphraseFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pass")
+	if err := os.WriteFile(path, []byte("words in a file\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readPassphraseFile(path)
+	if err != nil || string(got) != "words in a file" {
+		t.Fatalf("readPassphraseFile = %q, %v", got, err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readPassphraseFile(path); err == nil || !strings.Contains(err.Error(), "accessible by other users") ||
+		strings.Contains(err.Error(), "words") {
+		t.Fatalf("a world-readable passphrase file: %v", err)
+	}
+}
+
+func TestRelayURLs(t *testing.T) {
+	env := func(v string) func(string) string { return func(string) string { return v } }
+	urls, local, err := relayURLs([]string{"local:7000", "http://127.0.0.1:9"}, env("http://ignored"))
+	if err != nil || local != "127.0.0.1:7000" || strings.Join(urls, " ") != "http://127.0.0.1:9" {
+		t.Fatalf("flags: %q %q %v", urls, local, err)
+	}
+	urls, local, err = relayURLs(nil, env(" local "))
+	if err != nil || local != "127.0.0.1:6881" || len(urls) != 0 {
+		t.Fatalf("env local: %q %q %v", urls, local, err)
+	}
+	urls, _, err = relayURLs(nil, env(""))
+	if err != nil || len(urls) == 0 || !strings.HasPrefix(urls[0], "https://") {
+		t.Fatalf("default: %q %v; want the public relays", urls, err)
+	}
+}
