@@ -1,26 +1,71 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base32"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/netip"
+	"strings"
 	"time"
 
-	"github.com/phrasemeet/discovery/pkarrclient"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/zeebo/blake3"
+
 	"github.com/phrasemeet/discovery/pkarrrelay"
+	"github.com/phrasemeet/discovery/slotdiscovery"
 )
 
-// runDemo shows the pkarr substrate end to end on loopback: a relay, a
-// signed record published to it and resolved back by a second client, and
-// the relay turning away an older, a forged and a far-future packet.
+// The demo is the project's main job on one machine with no network: a
+// relay in this process on 127.0.0.1, a random passphrase, N libp2p hosts
+// that know only the passphrase and the relay's address. Each host
+// announces itself through the libp2p adapter, finds the others, dials
+// them, and one says hello over gossipsub; the timeline is printed as it
+// happens, then a summary with the time to a full mesh.
+//
+// Every part is the real one: the relay is `phrasemeet relay`'s, the
+// discovery is the slot rendezvous with its default schedule (or the
+// can-sync profile), and the hosts connect over TCP on loopback. Only the
+// KDF is shared: each host of a real group runs it once; here one run
+// serves them all.
+
+// demoNamespace is the libp2p namespace the demo's hosts advertise in.
+const demoNamespace = "phrasemeet-demo"
+
+// demoTopicPurpose names the key the demo's pubsub topic comes from.
+const demoTopicPurpose = "demo-chat-topic"
+
+// canSyncDemoSchedule shortens can-sync's scan (15 s) and republish
+// (60 s) periods so its demo ends in seconds: can-sync meets at its
+// first scan after the claims, and a claim lost in a race shows up only
+// at the next republish.
+const (
+	canSyncDemoScan      = time.Second
+	canSyncDemoRepublish = 3 * time.Second
+)
+
+// demoConfig is one run of the demo.
+type demoConfig struct {
+	peers   int
+	profile profile
+	json    bool
+	timeout time.Duration
+	listen  string // the relay's address
+	// passphrase is the group's; nil picks a random one. Tests set it to
+	// check it is never printed.
+	passphrase []byte
+}
+
 func runDemo(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet("demo", "[--listen ADDR]", e.stderr)
-	listen := fs.String("listen", "127.0.0.1:0", "address for the demo's relay")
+	fs := newFlagSet("demo", "[--peers N] [--profile default|can-sync] [--json] [--timeout D]", e.stderr)
+	var cfg demoConfig
+	fs.IntVar(&cfg.peers, "peers", 3, "how many libp2p hosts meet (2 to 32)")
+	prof := fs.String("profile", string(profileDefault), "rendezvous profile: default (sealed entries, Argon2id keys) or can-sync (can-sync's own wire, with a shortened schedule)")
+	fs.BoolVar(&cfg.json, "json", false, `print one JSON object per event: {"event","t_ms",...}; see the events in phrasemeet's README`)
+	fs.DurationVar(&cfg.timeout, "timeout", time.Minute, "give up if the hosts have not met and talked by then")
+	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:0", "address for the demo's relay")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -28,127 +73,203 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	if len(rest) > 0 {
 		return usageError("unexpected argument %q", rest[0])
 	}
+	if cfg.profile, err = parseProfile(*prof); err != nil {
+		return err
+	}
+	if cfg.peers < 2 || cfg.peers > 32 {
+		return usageError("--peers %d: want 2 to 32", cfg.peers)
+	}
+	if cfg.timeout <= 0 {
+		return usageError("--timeout must be positive")
+	}
+	return runDemoWith(ctx, e, cfg)
+}
+
+// randomPassphrase returns 130 random bits as 26 base32 letters and
+// digits: well past what the default profile's check asks.
+func randomPassphrase() ([]byte, error) {
+	for {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		p := []byte(strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])))
+		if slotdiscovery.CheckPassphrase(p) == nil {
+			return p, nil
+		}
+	}
+}
+
+func runDemoWith(ctx context.Context, e env, cfg demoConfig) error {
 	start := time.Now()
-	say := func(format string, a ...any) {
-		fmt.Fprintf(e.stdout, "[%8.1fms] %s\n", float64(time.Since(start).Microseconds())/1000, fmt.Sprintf(format, a...))
-	}
-
-	ctx, cancel := context.WithCancel(ctx)
+	tl := newTimeline(e.stdout, cfg.json, start)
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	store := pkarrrelay.NewMemoryStore(1000)
-	h, err := pkarrrelay.NewHandler(store, pkarrrelay.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		return err
-	}
-	srv, err := pkarrrelay.NewServer(h)
-	if err != nil {
-		return err
-	}
-	ln, err := srv.Listen(ctx, *listen)
-	if err != nil {
-		return err
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
-	say("relay serving %s (in-process, memory store)", srv.URL())
 
-	sk, err := pkarrclient.GenerateSecretKey(nil)
+	relayURL, stopRelay, err := startDemoRelay(ctx, cfg.listen)
 	if err != nil {
 		return err
 	}
-	defer sk.Destroy()
-	key := sk.PublicKey()
-	say("generated key %s", key)
+	defer stopRelay()
+	tl.emit(demoEvent{Event: "relay", URL: relayURL,
+		Line: fmt.Sprintf("relay serving %s (in this process: memory store, no rate limits, since every host comes from 127.0.0.1)", relayURL)})
 
-	p, err := pkarrclient.NewBuilder().
-		TXT("_hello", 300, "greeting=hello from phrasemeet").
-		Address("@", 300, netip.MustParseAddr("192.0.2.1")).
-		Sign(sk)
-	if err != nil {
-		return err
+	pass := cfg.passphrase
+	if pass == nil {
+		if pass, err = randomPassphrase(); err != nil {
+			return err
+		}
 	}
-	say("signed a packet: %d bytes, timestamp %s", p.Size(), p.Timestamp())
+	defer clear(pass)
+	tl.emit(demoEvent{Event: "passphrase", Line: "the hosts share a random passphrase (not shown: it is the group's only secret) and the relay's URL, nothing else"})
 
-	publisher, err := newClient([]string{srv.URL()})
-	if err != nil {
+	d := &demo{cfg: cfg, tl: tl, relayURL: relayURL, pass: pass, start: start}
+	if err := d.keys(); err != nil {
 		return err
 	}
+	err = d.run(ctx)
+	d.close()
+	if err == nil {
+		d.summary()
+		return nil
+	}
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		d.summary()
+		return fmt.Errorf("no full mesh and delivery within %v: %d of %d host pairs connected, message delivered to %d of %d",
+			cfg.timeout, len(d.pairs), d.wantPairs(), len(d.delivered), cfg.peers-1)
+	}
+	if errors.Is(err, context.Canceled) {
+		return errInterrupted
+	}
+	return err
+}
+
+// startDemoRelay serves `phrasemeet relay`'s relay in this process. It has
+// no rate limits: every host comes from 127.0.0.1, and the relay listens
+// nowhere else.
+func startDemoRelay(ctx context.Context, listen string) (url string, stop func(), err error) {
+	f := relayFlags{
+		listen:       listen,
+		store:        "memory",
+		basePath:     "/",
+		maxPackets:   10_000,
+		writeBurst:   pkarrrelay.DefaultWriteBurst,
+		readBurst:    pkarrrelay.DefaultReadBurst,
+		futureMargin: pkarrrelay.DefaultFutureMargin,
+		version:      version(),
+	}
+	srv, store, err := f.build(slog.New(slog.DiscardHandler))
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := srv.Listen(ctx, listen)
+	if err != nil {
+		store.Close()
+		return "", nil, err
+	}
+	// The relay outlives the demo's deadline: the hosts' leaves at the
+	// end still need it.
+	serveCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(serveCtx, ln)
+	}()
+	return srv.URL(), func() {
+		cancel()
+		<-served
+		store.Close()
+	}, nil
+}
+
+// keys derives what the profile derives from the passphrase, timed: the
+// Argon2id group of the default profile, or can-sync's plain BLAKE3 slot
+// keys; and the pubsub topic.
+func (d *demo) keys() error {
+	if d.cfg.profile == profileCanSync {
+		t0 := time.Now()
+		for i := range slotdiscovery.CanSyncSlots {
+			slotdiscovery.CanSyncSlotKey(d.pass, i).Destroy()
+		}
+		took := time.Since(t0)
+		d.kdf = took
+		d.tl.emit(demoEvent{Event: "kdf", Profile: string(profileCanSync), Duration: ms(took),
+			Line: fmt.Sprintf("can-sync profile: no KDF, the %d slot keys are BLAKE3 hashes of the passphrase (%s), so a guess costs an attacker as little",
+				slotdiscovery.CanSyncSlots, seconds(took))})
+		var k [32]byte
+		blake3.DeriveKey("phrasemeet 2026-11 demo chat topic v1", d.pass, k[:])
+		d.topic = topicName(k)
+		return nil
+	}
+	kdf := slotdiscovery.DefaultKDF()
 	t0 := time.Now()
-	if _, err := publisher.Publish(ctx, p); err != nil {
-		return fmt.Errorf("publishing: %w", err)
-	}
-	say("published to the relay in %s", time.Since(t0).Round(time.Microsecond))
-
-	// A second client has no cache: the answer must come from the relay.
-	resolver, err := newClient([]string{srv.URL()})
+	g, err := slotdiscovery.DeriveGroup(d.pass, slotdiscovery.WithApp(slotdiscovery.DefaultApp))
 	if err != nil {
-		return err
+		return err // never quotes the passphrase
 	}
-	t0 = time.Now()
-	got, err := resolver.Resolve(ctx, key, pkarrclient.NetworkOnly())
-	if err != nil {
-		return fmt.Errorf("resolving: %w", err)
-	}
-	if !got.Equal(p) {
-		return errors.New("resolved packet differs from the published one")
-	}
-	say("resolved and verified by a second client in %s:", time.Since(t0).Round(time.Microsecond))
-	var zone bytes.Buffer
-	printPacket(&zone, got)
-	for _, line := range bytes.Split(bytes.TrimSpace(zone.Bytes()), []byte("\n")) {
-		fmt.Fprintf(e.stdout, "             %s\n", line)
-	}
-
-	// What the relay refuses.
-	older, err := pkarrclient.NewBuilder().Timestamp(p.Timestamp()-1).TXT("_hello", 300, "stale").Sign(sk)
-	if err != nil {
-		return err
-	}
-	_, err = publisher.Publish(ctx, older)
-	if !errors.Is(err, pkarrclient.ErrNotMostRecent) {
-		return fmt.Errorf("publishing an older packet: want a conflict, got %v", err)
-	}
-	say("an older packet is refused: 409 Conflict")
-
-	forged := p.RelayPayload()
-	forged[len(forged)-1] ^= 1 // one bit of the DNS message, after signing
-	status, err := put(ctx, srv.URL()+"/"+key.String(), forged)
-	if err != nil || status != http.StatusBadRequest {
-		return fmt.Errorf("publishing a forged packet: want 400, got %d %v", status, err)
-	}
-	say("a packet altered after signing is refused: %d Bad Request", status)
-
-	future, err := pkarrclient.NewBuilder().
-		Timestamp(pkarrclient.TimestampFromTime(time.Now().Add(365*24*time.Hour))).
-		TXT("_hello", 300, "from the future").Sign(sk)
-	if err != nil {
-		return err
-	}
-	status, err = put(ctx, srv.URL()+"/"+key.String(), future.RelayPayload())
-	if err != nil || status != http.StatusBadRequest {
-		return fmt.Errorf("publishing a far-future packet: want 400, got %d %v", status, err)
-	}
-	say("a packet stamped a year ahead (which would lock the key) is refused: %d Bad Request", status)
-
-	cancel()
-	if err := <-served; err != nil {
-		return err
-	}
-	say("relay stopped; demo done in %s", time.Since(start).Round(time.Millisecond))
+	d.kdf = time.Since(t0)
+	d.group = g
+	d.tl.emit(demoEvent{Event: "kdf", Profile: string(profileDefault), Duration: ms(d.kdf),
+		Line: fmt.Sprintf("KDF: Argon2id t=%d m=%dMiB p=%d took %s; every key comes from it (each host of a real group runs it once; here they share one run)",
+			kdf.Time, kdf.MemoryKiB/1024, kdf.Threads, seconds(d.kdf))})
+	d.topic = topicName(g.DeriveKey(demoTopicPurpose))
 	return nil
 }
 
-// put sends a raw relay payload, bypassing the client's own checks, as a
-// hostile publisher would.
-func put(ctx context.Context, url string, payload []byte) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(payload))
-	if err != nil {
-		return 0, err
+// topicName is the pubsub topic derived from a key: it names the group to
+// its members without showing the passphrase.
+func topicName(k [32]byte) string {
+	return "phrasemeet-demo/" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(k[:10]))
+}
+
+func (d *demo) wantPairs() int { return d.cfg.peers * (d.cfg.peers - 1) / 2 }
+
+// summary prints the last line: the time to a full mesh, and how far the
+// message got.
+func (d *demo) summary() {
+	full := !d.meshAt.IsZero()
+	delivered := len(d.delivered)
+	e := demoEvent{Event: "summary", Profile: string(d.cfg.profile), Peers: d.cfg.peers, Connections: len(d.pairs),
+		FullMesh: &full, Delivered: &delivered, KDF: ms(d.kdf)}
+	if !full {
+		e.Line = fmt.Sprintf("summary: no full mesh: %d of %d host pairs connected; the message reached %d of %d hosts",
+			len(d.pairs), d.wantPairs(), delivered, d.cfg.peers-1)
+		d.tl.emit(e)
+		return
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
+	e.Duration = ms(d.meshAt.Sub(d.announced))
+	conns := "connections"
+	if len(d.pairs) == 1 {
+		conns = "connection"
 	}
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	e.Line = fmt.Sprintf("summary: full mesh of %d hosts (%d %s) %s after they started announcing, %s after the start (KDF %s); the message reached %d/%d hosts",
+		d.cfg.peers, len(d.pairs), conns, seconds(d.meshAt.Sub(d.announced)), seconds(d.meshAt.Sub(d.start)), seconds(d.kdf),
+		delivered, d.cfg.peers-1)
+	if delivered > 0 {
+		e.Line += " in " + seconds(d.lastDelivery)
+	}
+	d.tl.emit(e)
+}
+
+// connectedPairs counts the host pairs libp2p reports connected now.
+func (d *demo) connectedPairs() int {
+	n := 0
+	for i, a := range d.hosts {
+		for _, b := range d.hosts[i+1:] {
+			if a.h.Network().Connectedness(b.h.ID()) == network.Connected {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// hostIndex is the 1-based number of the demo's host with that ID, or 0.
+func (d *demo) hostIndex(id peer.ID) int {
+	for _, h := range d.hosts {
+		if h.h.ID() == id {
+			return h.n
+		}
+	}
+	return 0
 }

@@ -7,7 +7,7 @@
 //
 // Commands:
 //
-//	demo      start a local relay, publish a record to it and resolve it back
+//	demo      libp2p hosts meet through a passphrase on an in-process relay, and chat
 //	relay     run a pkarr relay server
 //	keygen    create a secret key file and print its public key
 //	publish   sign TXT (or any) records with a secret key file and publish them
@@ -75,7 +75,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"demo", "start a local relay, publish a record to it and resolve it back", runDemo},
+		{"demo", "libp2p hosts meet through a passphrase on an in-process relay, and chat", runDemo},
 		{"relay", "run a pkarr relay server", runRelay},
 		{"keygen", "create a secret key file and print its public key", runKeygen},
 		{"publish", "sign records with a secret key file and publish them", runPublish},

@@ -162,21 +162,6 @@ func TestParseFlagsInterspersed(t *testing.T) {
 	}
 }
 
-func TestDemo(t *testing.T) {
-	code, stdout, stderr := runCLI(t, nil, "demo")
-	if code != 0 {
-		t.Fatalf("demo exit %d: %s\n%s", code, stderr, stdout)
-	}
-	for _, want := range []string{
-		"relay serving http://127.0.0.1:", "resolved and verified", `IN	TXT	"greeting=hello from phrasemeet"`,
-		"409 Conflict", "altered after signing is refused: 400", "a year ahead", "demo done",
-	} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("demo output lacks %q:\n%s", want, stdout)
-		}
-	}
-}
-
 func TestForgottenRelayStaysOnLoopback(t *testing.T) {
 	code, _, stderr := runCLI(t, nil, "resolve", "yg4gxe7z1r7mr6orids9fh95y7gxhdsxjqi6nngsxxtakqaxr5no")
 	if code != 1 || !strings.Contains(stderr, deadRelay) {

@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+// demoJSON runs the demo in process with a known passphrase and --json,
+// and returns its events in order.
+func demoJSON(t *testing.T, cfg demoConfig) ([]demoEvent, string) {
+	t.Helper()
+	const pass = "demo test passphrase, not random"
+	cfg.passphrase = []byte(pass)
+	cfg.json, cfg.listen = true, "127.0.0.1:0"
+	if cfg.timeout == 0 {
+		cfg.timeout = 90 * time.Second
+	}
+	e, out, errb := testEnv(t, nil, nil)
+	if err := runDemoWith(context.Background(), e, cfg); err != nil {
+		t.Fatalf("demo: %v\nstdout:\n%s\nstderr:\n%s", err, out, errb)
+	}
+	if strings.Contains(out.String()+errb.String(), pass) {
+		t.Fatalf("the demo printed its passphrase:\n%s", out)
+	}
+	var events []demoEvent
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var e demoEvent
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("not one JSON object per line: %q: %v", line, err)
+		}
+		events = append(events, e)
+	}
+	return events, out.String()
+}
+
+// checkTimeline checks that every stage of the demo appears for every host,
+// in an order that makes sense, and that the summary reports a full mesh.
+func checkTimeline(t *testing.T, events []demoEvent, peers int, out string) {
+	t.Helper()
+	first := make(map[string]int) // event kind to index of its first occurrence
+	hosts := make(map[int]bool)
+	announced := make(map[int]bool)
+	delivered := make(map[int]bool)
+	pairs := make(map[[2]int]bool)
+	discoveries := 0
+	for i, e := range events {
+		if _, ok := first[e.Event]; !ok {
+			first[e.Event] = i
+		}
+		if i > 0 && e.T < events[i-1].T {
+			t.Errorf("event %d (%s) at %vms, before the previous one at %vms", i, e.Event, e.T, events[i-1].T)
+		}
+		switch e.Event {
+		case "host":
+			hosts[e.Peer] = e.ID != "" && len(e.Addrs) > 0
+		case "announce":
+			if e.Slot == nil || *e.Slot < 0 {
+				t.Errorf("announce without a slot: %+v", e)
+			}
+			announced[e.Peer] = true
+		case "discover":
+			if e.Peer == e.Other || e.Other < 1 || e.Other > peers || e.Via == "" {
+				t.Errorf("odd discovery: %+v", e)
+			}
+			discoveries++
+		case "connect":
+			pairs[[2]int{min(e.Peer, e.Other), max(e.Peer, e.Other)}] = true
+		case "deliver":
+			if e.Other != 1 || e.Text != "hello from host 1" {
+				t.Errorf("odd delivery: %+v", e)
+			}
+			delivered[e.Peer] = true
+		}
+	}
+	for _, kind := range []string{"relay", "passphrase", "kdf", "host", "announcing", "announce", "discover", "connect", "mesh", "message", "deliver", "summary"} {
+		if _, ok := first[kind]; !ok {
+			t.Errorf("no %q event in the timeline:\n%s", kind, out)
+		}
+	}
+	for _, order := range [][2]string{{"relay", "kdf"}, {"kdf", "host"}, {"host", "announcing"}, {"announcing", "discover"},
+		{"discover", "connect"}, {"connect", "mesh"}, {"mesh", "message"}, {"message", "deliver"}} {
+		if first[order[0]] > first[order[1]] {
+			t.Errorf("%s comes before %s:\n%s", order[1], order[0], out)
+		}
+	}
+	for n := 1; n <= peers; n++ {
+		if !hosts[n] || !announced[n] {
+			t.Errorf("host %d: started %v, announced %v", n, hosts[n], announced[n])
+		}
+		if n > 1 && !delivered[n] {
+			t.Errorf("host %d never received the message", n)
+		}
+	}
+	if want := peers * (peers - 1) / 2; len(pairs) != want {
+		t.Errorf("%d host pairs connected, want %d", len(pairs), want)
+	}
+	if discoveries < peers-1 {
+		t.Errorf("%d discoveries for %d hosts", discoveries, peers)
+	}
+	last := events[len(events)-1]
+	if last.Event != "summary" || last.FullMesh == nil || !*last.FullMesh || last.Peers != peers ||
+		last.Connections != peers*(peers-1)/2 || last.Delivered == nil || *last.Delivered != peers-1 || last.Duration <= 0 {
+		t.Errorf("last event is not a summary of a full mesh of %d hosts: %+v", peers, last)
+	}
+}
+
+// TestDemoTimeline runs the default profile (Argon2id, the slot
+// rendezvous with its default schedule) with three hosts.
+func TestDemoTimeline(t *testing.T) {
+	events, out := demoJSON(t, demoConfig{peers: 3, profile: profileDefault})
+	checkTimeline(t, events, 3, out)
+	for _, e := range events {
+		if e.Event == "kdf" && (e.Duration <= 0 || e.Profile != "default") {
+			t.Errorf("kdf event without its duration: %+v", e)
+		}
+	}
+}
+
+// TestDemoTimelineCanSync runs can-sync's profile: no KDF, eight slots of
+// one ID each, addresses from the demo's address book.
+func TestDemoTimelineCanSync(t *testing.T) {
+	events, out := demoJSON(t, demoConfig{peers: 2, profile: profileCanSync})
+	checkTimeline(t, events, 2, out)
+	for _, e := range events {
+		if e.Event == "discover" && e.Via != "can-sync" {
+			t.Errorf("found through %q, want can-sync", e.Via)
+		}
+	}
+}
+
+// TestProcessesDemo runs `phrasemeet demo` as a user does and reads its
+// text timeline.
+func TestProcessesDemo(t *testing.T) {
+	code, stdout, stderr := cli(t, nil, "demo", "--peers", "2")
+	if code != 0 {
+		t.Fatalf("demo exit %d: %s\n%s", code, stderr, stdout)
+	}
+	for _, want := range []string{
+		"relay serving http://127.0.0.1:", "KDF: Argon2id t=3 m=64MiB p=4 took ", "host 1 is 12D3KooW", "host 2 is 12D3KooW",
+		"host 1 announced in slot ", "host 2 announced in slot ", " via slots", "connected to host ",
+		"full mesh: every one of the 2 hosts is connected to every other", `host 2 received "hello from host 1" from host 1`,
+		"summary: full mesh of 2 hosts (1 connection) ",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, stdout)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if !strings.Contains(lines[len(lines)-1], "summary: full mesh") {
+		t.Errorf("the last line is not the summary:\n%s", stdout)
+	}
+}
+
+func TestDemoUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--peers", "1"}, "--peers 1: want 2 to 32"},
+		{[]string{"--peers", "33"}, "--peers 33: want 2 to 32"},
+		{[]string{"--profile", "mdns"}, `--profile "mdns": want default or can-sync`},
+		{[]string{"--timeout", "0s"}, "--timeout must be positive"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
+	} {
+		code, _, stderr := runCLI(t, nil, append([]string{"demo"}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("demo %q: exit %d, %q; want exit 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
+}
+
+// TestDemoGivesUp: a demo that cannot finish in time says how far it got
+// and fails, after a summary that says there is no full mesh. Its time
+// runs out during the KDF (Argon2id over 64 MiB, three passes: far more
+// than 10 ms anywhere), so no host ever starts.
+func TestDemoGivesUp(t *testing.T) {
+	e, out, _ := testEnv(t, nil, nil)
+	err := runDemoWith(context.Background(), e, demoConfig{peers: 2, profile: profileDefault, json: true,
+		timeout: 10 * time.Millisecond, listen: "127.0.0.1:0", passphrase: []byte("another test passphrase")})
+	if err == nil || !strings.Contains(err.Error(), "no full mesh and delivery within 10ms: 0 of 1 host pairs connected") {
+		t.Fatalf("a 300 ms demo: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var last demoEvent
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Event != "summary" || last.FullMesh == nil || *last.FullMesh {
+		t.Fatalf("last line %q (%v): want a summary without a full mesh", lines[len(lines)-1], err)
+	}
+}
