@@ -66,9 +66,9 @@ type member struct {
 	// of that session arriving later (sent before the goodbye, but
 	// forwarded by another member) must not bring it back.
 	gone    time.Time
-	greeted bool      // its arrival was printed and its leave not yet
-	acked   bool      // its hello lists us: it has our hello
-	tries   int       // hellos sent since it appeared without its ack
+	greeted bool // its arrival was printed and its leave not yet
+	acked   bool // its hello lists us: it has our hello
+	tries   int  // hellos sent since it appeared without its ack
 }
 
 // helloRetry is how soon an unacknowledged hello is repeated, and
