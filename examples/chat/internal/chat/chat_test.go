@@ -229,9 +229,9 @@ func TestMemoryRoom(t *testing.T) {
 	bob.out.wait(t, "bob", line(`^<alice> hello from alice$`))
 	carol.out.wait(t, "carol", line(`^<alice> hello from alice$`))
 
-	// pubsub connects to the members discovery finds at its next poll
-	// (about every second), so a member may first be heard through
-	// another before the two connect.
+	// The lower peer ID of a pair dials first, the higher one only after
+	// a yield, so a member may first be heard through another before the
+	// two connect.
 	for _, other := range []*running{alice, carol} {
 		bob.status.wait(t, "bob's status", line(`^-- connected to %s `, regexp.QuoteMeta(shortID(other))))
 	}
@@ -245,6 +245,9 @@ func TestMemoryRoom(t *testing.T) {
 	alice.quit()
 	bob.out.wait(t, "bob", line(`^\* alice left`))
 	carol.out.wait(t, "carol", line(`^\* alice left`))
+	carol.say("/peers")
+	carol.out.wait(t, "carol's /peers", line(`^\* 1 in the room besides you \(carol\)`))
+	carol.out.wait(t, "carol's /peers", line(`^\*   alice\s+\S+  left; `))
 	for _, c := range []*running{alice, bob, carol} {
 		c.assertNoPassphrase()
 	}

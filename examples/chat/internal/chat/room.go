@@ -88,6 +88,9 @@ type Member struct {
 	// Direct: pubsub knows it is subscribed, which needs a connection to
 	// it; a member that is Here but not Direct is heard through others.
 	Direct bool
+	// Left: it was here and has gone (a goodbye, or its subscription
+	// ended); kept so /peers can still name it.
+	Left bool
 }
 
 func newRoom(lc fx.Lifecycle, cfg Config, h host.Host, ps *pubsub.PubSub, g *slotdiscovery.Group, con *Console) *Room {
@@ -379,15 +382,16 @@ func (r *Room) displayLocked(mb *member) string {
 	return nick
 }
 
-// Members returns the other peers the room knows: present now or greeted,
-// ordered by name.
+// Members returns the other peers the room knows: present now, greeted,
+// or gone after it spoke, ordered by name.
 func (r *Room) Members() []Member {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []Member
 	for _, mb := range r.members {
-		if mb.present || mb.greeted {
-			out = append(out, Member{ID: mb.id, Nick: r.displayLocked(mb), Here: mb.greeted, Direct: mb.present})
+		if mb.present || mb.greeted || mb.nick != "" {
+			out = append(out, Member{ID: mb.id, Nick: r.displayLocked(mb), Here: mb.greeted, Direct: mb.present,
+				Left: !mb.present && !mb.greeted})
 		}
 	}
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Nick, b.Nick) })

@@ -137,6 +137,8 @@ func (u *UI) peers() {
 		case m.Here:
 			here++
 			state[m.ID] = "heard through others"
+		case m.Left:
+			state[m.ID] = "left"
 		default:
 			state[m.ID] = "subscribed, not heard yet"
 		}
