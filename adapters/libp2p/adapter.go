@@ -39,10 +39,10 @@ type Adapter struct {
 	ctx    context.Context // ends when Close starts its last phase
 	cancel context.CancelFunc
 	kick   chan struct{} // the host's addresses changed
-	sub    event.Subscription
 
 	mu     sync.Mutex
 	closed bool
+	sub    event.Subscription // address changes, from the first namespace on
 	spaces map[string]*space
 	// wg counts every goroutine the adapter starts. Add only under mu
 	// while !closed (see track), so no Add races Close's Wait.
@@ -86,8 +86,13 @@ type cached struct {
 }
 
 // New returns an Adapter for h that opens each namespace's discoverer with
-// open. It subscribes to h's address changes at once; Close ends that and
-// everything else.
+// open. Nothing runs until the first namespace opens: then the adapter
+// subscribes to h's address changes, to update its advertisements. Close
+// ends that and everything else.
+//
+// Starting nothing in New matters under fx: a constructor that fails after
+// this one leaves the app without stop hooks to run, and a goroutine
+// started here would never end.
 func New(h host.Host, open Opener, opts ...Option) (*Adapter, error) {
 	if h == nil || open == nil {
 		return nil, fmt.Errorf("%w: nil host or opener", ErrInvalidOption)
@@ -101,23 +106,33 @@ func New(h host.Host, open Opener, opts ...Option) (*Adapter, error) {
 			return nil, err
 		}
 	}
-	sub, err := h.EventBus().Subscribe(new(event.EvtLocalAddressesUpdated))
-	if err != nil {
-		return nil, fmt.Errorf("libp2padapter: subscribing to address changes: %w", err)
-	}
 	a := &Adapter{
 		host:   h,
 		open:   open,
 		cfg:    cfg,
 		kick:   make(chan struct{}, 1),
-		sub:    sub,
 		spaces: make(map[string]*space),
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
-	a.wg.Add(2)
-	go a.watchAddrs()
-	go a.applyAddrs()
 	return a, nil
+}
+
+// watchLocked subscribes to the host's address changes, once, and starts
+// the goroutines that apply them. Before any namespace is open there is
+// no advertisement to update: Advertise reads the addresses as they are.
+func (a *Adapter) watchLocked() error {
+	if a.sub != nil {
+		return nil
+	}
+	sub, err := a.host.EventBus().Subscribe(new(event.EvtLocalAddressesUpdated))
+	if err != nil {
+		return fmt.Errorf("libp2padapter: subscribing to address changes: %w", err)
+	}
+	a.sub = sub
+	a.wg.Add(2)
+	go a.watchAddrs(sub)
+	go a.applyAddrs()
+	return nil
 }
 
 // track registers a goroutine about to start, unless the adapter is
@@ -136,11 +151,11 @@ func (a *Adapter) track() bool {
 // bus blocks the host's address manager while a subscriber lags, and
 // applying a change can wait behind a Leave, so the two are decoupled and
 // changes coalesce.
-func (a *Adapter) watchAddrs() {
+func (a *Adapter) watchAddrs(sub event.Subscription) {
 	defer a.wg.Done()
 	for {
 		select {
-		case _, ok := <-a.sub.Out():
+		case _, ok := <-sub.Out():
 			if !ok {
 				return
 			}
@@ -198,6 +213,9 @@ func (a *Adapter) space(ns string) (*space, error) {
 	}
 	if s := a.spaces[ns]; s != nil {
 		return s, nil
+	}
+	if err := a.watchLocked(); err != nil {
+		return nil, err
 	}
 	d, err := a.open(ns)
 	if err != nil {
@@ -448,7 +466,8 @@ func (a *Adapter) drop(s *space, key <-chan struct{}) {
 // namespace's cache and never touches the network: the discoverer under it
 // keeps the cache current. Peers come most recently seen first, at most
 // discovery.Limit of them (all when no limit is given); this host is never
-// among them, nor is a record without a usable address.
+// among them, nor is a record without a usable address or whose ID is not
+// a peer ID as peer.ID.String spells it.
 //
 // On a namespace where no peer is known yet (typically the first call,
 // which opens it) the channel stays open until a first peer is known, the
@@ -539,7 +558,8 @@ func (n nsSubscriber) Subscribe(ctx context.Context) (<-chan discovery.Event, er
 // Close stops every advertisement (as Leave, each within a few seconds),
 // closes every discoverer the opener returned, and waits for the adapter's
 // goroutines. Channels from FindPeers still open are closed. It is
-// idempotent; later calls fail with ErrClosed.
+// idempotent: a second call returns what the first did. Advertise,
+// FindPeers and Subscribe fail with ErrClosed afterwards.
 func (a *Adapter) Close() error {
 	a.closeOnce.Do(func() {
 		a.mu.Lock()
@@ -548,6 +568,7 @@ func (a *Adapter) Close() error {
 		for _, s := range a.spaces {
 			spaces = append(spaces, s)
 		}
+		sub := a.sub // set only while open
 		a.mu.Unlock()
 		errs := make([]error, len(spaces))
 		var wg sync.WaitGroup
@@ -556,7 +577,9 @@ func (a *Adapter) Close() error {
 		}
 		wg.Wait()
 		a.cancel()
-		errs = append(errs, a.sub.Close())
+		if sub != nil {
+			errs = append(errs, sub.Close())
+		}
 		a.wg.Wait()
 		a.closeErr = errors.Join(errs...)
 	})

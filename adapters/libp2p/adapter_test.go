@@ -3,6 +3,7 @@ package libp2padapter_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,31 @@ func TestMemoryOpenerConformance(t *testing.T) {
 		}
 		return ds
 	}, discoverytest.WithTimeout(5*time.Second))
+}
+
+// A Subscribe racing Close either fails or is waited for by Close: it
+// never starts a goroutine Close has stopped waiting for (-race reports
+// the WaitGroup misuse).
+func TestMemoryOpenerSubscribeRacesClose(t *testing.T) {
+	open := libp2padapter.MemoryOpener(discovery.NewMemory())
+	for range 1000 {
+		d, err := open("race")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if ch, err := d.Subscribe(context.Background()); err == nil {
+				for range ch { // closed by Close
+				}
+			}
+		}()
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+	}
 }
 
 // The heart of the adapter: one host advertises, another finds it with
@@ -247,30 +273,53 @@ func TestFindPeersSkipsHostileRecords(t *testing.T) {
 
 	other := newPeerID(t)
 	good := newPeerID(t)
-	for _, rec := range []discovery.Record{
+	bad := []discovery.Record{
 		{ID: "not a peer id", Addrs: []string{"/ip4/127.0.0.1/tcp/1"}},
 		{ID: newPeerID(t).String(), Addrs: []string{"garbage", "/ip4/999.0.0.1/tcp/1", "", strings.Repeat("/ip4/1.2.3.4", 500)}},
 		{ID: newPeerID(t).String()},                                     // no address at all
 		{ID: hb.ID().String(), Addrs: []string{"/ip4/127.0.0.1/tcp/9"}}, // claims to be B
-		// The last one is usable; its bad addresses are dropped, a trailing
-		// /p2p/ of its own is stripped, one naming another peer dropped.
-		{ID: good.String(), Addrs: []string{
-			"nonsense",
-			"/ip4/127.0.0.1/tcp/4001/p2p/" + other.String(),
-			"/ip4/127.0.0.1/tcp/4002/p2p/" + good.String(),
-			"/ip4/127.0.0.1/tcp/4003",
-			"/ip4/127.0.0.1/tcp/4003",
-		}},
-	} {
+		// B and the good peer again, spelt as CIDs, which peer.Decode also
+		// reads: a second record for one peer ID.
+		{ID: peer.ToCid(hb.ID()).String(), Addrs: []string{"/ip4/127.0.0.1/tcp/9"}},
+		{ID: peer.ToCid(good).String(), Addrs: []string{"/ip4/127.0.0.1/tcp/5000"}},
+		// A peer ID no host can have (a 200-byte inline "key"), long
+		// enough to cost something to parse.
+		{ID: longPeerID(200).String(), Addrs: []string{"/ip4/127.0.0.1/tcp/9"}},
+	}
+	// The last one is usable; its bad addresses are dropped, a trailing
+	// /p2p/ of its own is stripped, one naming another peer dropped.
+	usable := discovery.Record{ID: good.String(), Addrs: []string{
+		"nonsense",
+		"/ip4/127.0.0.1/tcp/4001/p2p/" + other.String(),
+		"/ip4/127.0.0.1/tcp/4002/p2p/" + good.String(),
+		"/ip4/127.0.0.1/tcp/4003",
+		"/ip4/127.0.0.1/tcp/4003",
+	}}
+	for _, rec := range append(bad, usable) {
 		if _, err := raw.Announce(ctx, rec); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b := newAdapter(t, hb, open)
-	// The namespace opens now and is replayed every record in ID order;
-	// FindPeers waits for the first usable one. Unusable records never
-	// enter the cache, so whatever it returns must be the good one alone.
+	logs := newLogChannel()
+	b := newAdapter(t, hb, open, libp2padapter.WithLogger(slog.New(logs)))
+	// The namespace opens now and is replayed every record; FindPeers
+	// waits for the first usable one.
 	ch, err := b.FindPeers(ctx, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := collect(t, ctx, ch); len(got) != 1 || got[0].ID != good {
+		t.Fatalf("found %v, want only %s", ids(got), good)
+	}
+	// That answer may have come before the records replayed after the good
+	// one were handled. Once all have been, the cache holds the good peer
+	// alone, once.
+	var badIDs []any
+	for _, rec := range bad {
+		badIDs = append(badIDs, rec.ID)
+	}
+	logs.await(t, ctx, "peer ignored", "id", badIDs...)
+	ch, err = b.FindPeers(ctx, ns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,6 +547,14 @@ func newPeerID(t *testing.T) peer.ID {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// longPeerID returns a peer ID inlining n bytes as its "key" (an
+// identity multihash), which peer.Decode accepts but no host can have
+// past 42 bytes: larger keys are hashed.
+func longPeerID(n int) peer.ID {
+	b := binary.AppendUvarint([]byte{0x00}, uint64(n)) // the identity code, then the length
+	return peer.ID(append(b, make([]byte, n)...))
 }
 
 func addrStrings(addrs []ma.Multiaddr) []string {

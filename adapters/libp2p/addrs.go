@@ -22,6 +22,13 @@ const (
 	maxAddrsTried = 4 * maxAddrsPerPeer
 )
 
+// maxIDLen bounds the length of a peer ID worth parsing. A real one is 46
+// to about 60 characters (as a CID, about 65): libp2p inlines keys of up
+// to 42 bytes and hashes larger ones. Base58 decoding takes time
+// quadratic in the length, so a megabyte of digits would stall the
+// goroutine that parses it for seconds.
+const maxIDLen = 128
+
 // addrFilter decides which of the host's addresses are published.
 type addrFilter struct {
 	loopback bool
@@ -68,8 +75,8 @@ func (f addrFilter) publish(addrs []ma.Multiaddr) []string {
 // dropped, and a record left with no address is refused. A false record
 // can only cost failed dials: libp2p's handshake proves the peer ID.
 func addrInfo(rec discovery.Record) (peer.AddrInfo, bool) {
-	id, err := peer.Decode(rec.ID)
-	if err != nil || id == "" {
+	id, ok := decodeID(rec.ID)
+	if !ok {
 		return peer.AddrInfo{}, false
 	}
 	info := peer.AddrInfo{ID: id}
@@ -100,4 +107,19 @@ func addrInfo(rec discovery.Record) (peer.AddrInfo, bool) {
 		return peer.AddrInfo{}, false
 	}
 	return info, true
+}
+
+// decodeID parses a record's ID as a peer ID in its canonical (base58)
+// text only. peer.Decode also takes the CID forms, in several bases, so
+// without this one peer could hold any number of records, each cached and
+// dialed as the same peer, and the Lost of one would drop the others.
+func decodeID(s string) (peer.ID, bool) {
+	if len(s) > maxIDLen {
+		return "", false
+	}
+	id, err := peer.Decode(s)
+	if err != nil || id == "" || id.String() != s {
+		return "", false
+	}
+	return id, true
 }

@@ -43,6 +43,7 @@ func (t ConnectEventType) String() string {
 
 // ConnectEvent reports one dial a Connector made.
 type ConnectEvent struct {
+	// Type says how the dial ended.
 	Type ConnectEventType
 	// Peer is the peer as dialed.
 	Peer peer.AddrInfo
@@ -188,10 +189,12 @@ func ConnectLogger(l *slog.Logger) ConnectorOption {
 }
 
 // Connector dials the peers a discoverer finds. On Found, and on Updated
-// with new addresses, it dials the peer unless already connected; a failed
-// peer is retried with exponential backoff and jitter until it connects or
-// is Lost. It never dials its own host, and it never disconnects anyone:
-// connections are libp2p's to manage once made.
+// with new addresses, it dials the peer unless already connected (a peer
+// within its ConnectYield is dialed when the yield ends, at its newest
+// addresses); a failed peer is retried with exponential backoff and
+// jitter until it connects or is Lost. It never dials its own host, and
+// it never disconnects anyone: connections are libp2p's to manage once
+// made.
 type Connector struct {
 	host host.Host
 	src  Subscriber
@@ -293,6 +296,7 @@ type target struct {
 	dialing  bool
 	timer    clockwork.Timer // pending retry, or nil
 	gen      uint64          // identifies the pending retry
+	yielding bool            // timer is the first dial's yield
 }
 
 type dialResult struct {
@@ -351,7 +355,7 @@ func (c *Connector) run(events <-chan discovery.Event) {
 			c.report(ev)
 		case r := <-c.retries:
 			if t := targets[r.id]; t != nil && t.gen == r.gen && t.timer != nil {
-				t.timer = nil
+				t.timer, t.yielding = nil, false
 				c.dial(t)
 			}
 		case <-c.ctx.Done():
@@ -363,9 +367,9 @@ func (c *Connector) run(events <-chan discovery.Event) {
 // handle applies one discovery event to the targets.
 func (c *Connector) handle(e discovery.Event, self peer.ID, targets map[peer.ID]*target) {
 	if e.Type == discovery.Lost {
-		id, err := peer.Decode(e.Peer.ID)
-		if err != nil {
-			return
+		id, ok := decodeID(e.Peer.ID)
+		if !ok {
+			return // never a target: addrInfo refuses the same IDs
 		}
 		if t := targets[id]; t != nil {
 			if t.timer != nil {
@@ -386,11 +390,20 @@ func (c *Connector) handle(e discovery.Event, self peer.ID, targets map[peer.ID]
 		targets[info.ID] = t
 		if c.cfg.yield > 0 && info.ID < self {
 			c.schedule(t, c.cfg.yield)
+			t.yielding = true
 			return
 		}
 	} else {
 		if sameAddrs(t.info.Addrs, info.Addrs) {
 			return // nothing new: let a pending retry or dial run its course
+		}
+		if t.yielding {
+			// Not dialed yet: the yield's dial will use the new addresses.
+			// Dialing now would race the other side's dial, which the
+			// yield is there to avoid; peers often update their record
+			// right after announcing it.
+			t.info = info
+			return
 		}
 		// New addresses deserve a prompt try, whatever failed before.
 		t.info, t.attempts = info, 0

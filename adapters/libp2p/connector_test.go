@@ -309,3 +309,117 @@ func TestConnectorOverAdapterNamespace(t *testing.T) {
 		t.Fatalf("%v %s (%v), want Connected to A", e.Type, e.Peer.ID, e.Err)
 	}
 }
+
+// A record whose ID spells a target's peer ID another way (as a CID) is
+// not that peer: its Lost must not stop the retries of the real record.
+func TestConnectorIgnoresOtherSpellings(t *testing.T) {
+	ctx := testContext(t)
+	open := libp2padapter.MemoryOpener(discovery.NewMemory())
+	hb := newHost(t)
+	clock := clockwork.NewFakeClock()
+	events, notify := notifyChannel()
+	c, err := libp2padapter.NewConnector(hb, announcer(t, open, "alias"), notify,
+		libp2padapter.ConnectClock(clock),
+		libp2padapter.ConnectJitter(0),
+		libp2padapter.ConnectBackoff(time.Second, 4*time.Second),
+		libp2padapter.ConnectYield(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startConnector(t, c)
+	src := announcer(t, open, "alias")
+	target, addr := newPeerID(t), closedPort(t)
+	if _, err := src.Announce(ctx, hostRecord(target, []string{addr})); err != nil {
+		t.Fatal(err)
+	}
+	if e := awaitConnect(t, ctx, events, "the first failure"); e.Peer.ID != target || e.Type != libp2padapter.Failed {
+		t.Fatalf("%v for %s, want the target's failure", e.Type, e.Peer.ID)
+	}
+	alias, err := src.Announce(ctx, discovery.Record{ID: peer.ToCid(target).String(), Addrs: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alias.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Events are handled in order: once another peer's failure is in, the
+	// alias's Found and Lost have been handled too.
+	other := newPeerID(t)
+	if _, err := src.Announce(ctx, hostRecord(other, []string{closedPort(t)})); err != nil {
+		t.Fatal(err)
+	}
+	if e := awaitConnect(t, ctx, events, "the other peer's failure"); e.Peer.ID != other {
+		t.Fatalf("%v for %s, want the other peer's failure", e.Type, e.Peer.ID)
+	}
+	if err := clock.BlockUntilContext(ctx, 2); err != nil {
+		t.Fatalf("the two retries are not both scheduled: %v", err)
+	}
+	clock.Advance(time.Second)
+	for range 2 {
+		if e := awaitConnect(t, ctx, events, "a retry"); e.Peer.ID == target {
+			if e.Attempt != 2 {
+				t.Fatalf("target's retry is attempt %d, want 2", e.Attempt)
+			}
+			return
+		}
+	}
+	t.Fatal("the target was not retried after its alias was lost")
+}
+
+// New addresses during the yield do not cut it short: the peer that
+// dials first would be dialed back at the same instant, the race the
+// yield avoids. The yield's dial uses the newest addresses.
+func TestConnectorYieldSurvivesUpdate(t *testing.T) {
+	ctx := testContext(t)
+	open := libp2padapter.MemoryOpener(discovery.NewMemory())
+	hb := newHost(t)
+	clock := clockwork.NewFakeClock()
+	events, notify := notifyChannel()
+	const yield = 3 * time.Second
+	c, err := libp2padapter.NewConnector(hb, announcer(t, open, "y"), notify,
+		libp2padapter.ConnectClock(clock),
+		libp2padapter.ConnectJitter(0),
+		libp2padapter.ConnectYield(yield))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startConnector(t, c)
+	lower := newPeerID(t)
+	for lower >= hb.ID() {
+		lower = newPeerID(t)
+	}
+	ann, err := announcer(t, open, "y").Announce(ctx, hostRecord(lower, []string{closedPort(t)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatalf("no yield timer: %v", err)
+	}
+	updated := closedPort(t)
+	if err := ann.Update(ctx, hostRecord(lower, []string{updated})); err != nil {
+		t.Fatal(err)
+	}
+	// Events are handled in order: once a higher peer's dial has failed,
+	// the update has been handled.
+	higher := newPeerID(t)
+	for higher <= hb.ID() {
+		higher = newPeerID(t)
+	}
+	if _, err := announcer(t, open, "y").Announce(ctx, hostRecord(higher, []string{closedPort(t)})); err != nil {
+		t.Fatal(err)
+	}
+	if e := awaitConnect(t, ctx, events, "the higher peer's failure"); e.Peer.ID != higher {
+		t.Fatalf("%v for %s during the yield, want only the higher peer's failure", e.Type, e.Peer.ID)
+	}
+	clock.Advance(yield)
+	for {
+		e := awaitConnect(t, ctx, events, "the yield's dial")
+		if e.Peer.ID != lower {
+			continue // the higher peer's retry, due at the same time
+		}
+		if e.Attempt != 1 || len(e.Peer.Addrs) != 1 || e.Peer.Addrs[0].String() != updated {
+			t.Fatalf("after the yield: attempt %d to %v, want attempt 1 to %s", e.Attempt, e.Peer.Addrs, updated)
+		}
+		return
+	}
+}

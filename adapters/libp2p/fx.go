@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 
 	coredisc "github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -47,7 +48,8 @@ func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 type Config struct {
 	// Passphrase is what the group shares. Module copies it, runs the KDF
 	// over the copy when the group is first needed, then wipes the copy;
-	// it appears in no log and no error.
+	// it appears in no log and no error. Every app built from one Module
+	// option shares the group that one run derived.
 	Passphrase Secret
 	// App salts the KDF (default slotdiscovery.DefaultApp). Use your own,
 	// so unrelated programs whose users chose the same passphrase never
@@ -130,25 +132,30 @@ func Module(cfg Config) fx.Option {
 	// bytes, and the caller changing theirs must not change the group.
 	pass := slices.Clone([]byte(cfg.Passphrase))
 	cfg.Passphrase = nil
+	// Derived once however many apps are built from this Option (an
+	// fx.ValidateApp before the fx.New, a test building two): the copy is
+	// wiped after the first run, and a second KDF over the wiped bytes
+	// would fail as a weak passphrase, or derive some other group.
+	group := sync.OnceValues(func() (*slotdiscovery.Group, error) {
+		var kopts []slotdiscovery.KeyOption
+		if cfg.App != "" {
+			kopts = append(kopts, slotdiscovery.WithApp(cfg.App))
+		}
+		if cfg.KDF != nil {
+			kopts = append(kopts, slotdiscovery.WithKDF(*cfg.KDF))
+		}
+		g, err := slotdiscovery.DeriveGroup(pass, kopts...)
+		clear(pass)
+		if err != nil {
+			// DeriveGroup's errors describe the passphrase (too
+			// short...) but never quote it.
+			return nil, fmt.Errorf("libp2padapter: deriving the group: %w", err)
+		}
+		return g, nil
+	})
 	opts := []fx.Option{
 		fx.Provide(
-			func() (*slotdiscovery.Group, error) {
-				var kopts []slotdiscovery.KeyOption
-				if cfg.App != "" {
-					kopts = append(kopts, slotdiscovery.WithApp(cfg.App))
-				}
-				if cfg.KDF != nil {
-					kopts = append(kopts, slotdiscovery.WithKDF(*cfg.KDF))
-				}
-				g, err := slotdiscovery.DeriveGroup(pass, kopts...)
-				clear(pass)
-				if err != nil {
-					// DeriveGroup's errors describe the passphrase (too
-					// short...) but never quote it.
-					return nil, fmt.Errorf("libp2padapter: deriving the group: %w", err)
-				}
-				return g, nil
-			},
+			group,
 			func(c *pkarrclient.Client, g *slotdiscovery.Group) Opener {
 				return SlotOpener(c, g, cfg.SlotOptions...)
 			},
@@ -202,10 +209,12 @@ func moduleClient(cfg Config) (*pkarrclient.Client, error) {
 		urls = pkarrclient.DefaultRelays()
 	}
 	backends := make([]pkarrclient.Backend, 0, len(urls))
-	for _, u := range urls {
+	for i, u := range urls {
 		r, err := pkarrclient.NewRelay(u)
 		if err != nil {
-			return nil, fmt.Errorf("libp2padapter: relay %q: %w", u, err)
+			// By position, not by URL: a URL may carry a password, and
+			// NewRelay's error already shows what it can safely.
+			return nil, fmt.Errorf("libp2padapter: relay %d of %d: %w", i+1, len(urls), err)
 		}
 		backends = append(backends, r)
 	}

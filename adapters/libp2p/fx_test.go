@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -186,4 +187,99 @@ func TestModuleNeverShowsPassphrase(t *testing.T) {
 	if !strings.Contains(slogged.String(), "[redacted]") {
 		t.Errorf("slog shows no redaction: %s", slogged.String())
 	}
+}
+
+// One Module option may build several apps (fx.ValidateApp first, or a
+// test's two peers): each gets the group of the passphrase, although the
+// Module's copy of it is wiped after the first KDF.
+func TestModuleOptionBuildsTwoApps(t *testing.T) {
+	module := libp2padapter.Module(libp2padapter.Config{
+		Passphrase: []byte("one option, two applications"),
+		KDF:        &slottest.CheapKDF,
+	})
+	if err := fx.ValidateApp(fx.NopLogger, module, fx.Provide(func() host.Host { return nil })); err != nil {
+		t.Fatalf("validating: %v", err)
+	}
+	groups := make([]*slotdiscovery.Group, 2)
+	for i := range groups {
+		app := fx.New(fx.NopLogger, module, fx.Populate(&groups[i]))
+		if err := app.Err(); err != nil {
+			t.Fatalf("app %d: %v", i+1, err)
+		}
+	}
+	want, err := slotdiscovery.DeriveGroup([]byte("one option, two applications"), slotdiscovery.WithKDF(slottest.CheapKDF))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range groups {
+		if g.DeriveKey("probe") != want.DeriveKey("probe") {
+			t.Errorf("app %d has another group than the passphrase's", i+1)
+		}
+	}
+}
+
+// A relay URL may carry credentials; an error about it shows them nowhere.
+func TestModuleRelayErrorHidesCredentials(t *testing.T) {
+	var opener libp2padapter.Opener
+	app := fx.New(fx.NopLogger,
+		libp2padapter.Module(libp2padapter.Config{
+			Passphrase: []byte("a passphrase that is fine"),
+			KDF:        &slottest.CheapKDF,
+			Relays:     []string{"https://user:hunter2@/"},
+		}),
+		fx.Populate(&opener))
+	err := app.Err()
+	if err == nil {
+		t.Fatal("a relay URL without a host was accepted")
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("the error shows the URL's password: %v", err)
+	}
+}
+
+// An app whose construction fails after the adapter's (here the
+// connector's, refusing its options) runs no stop hook: the adapter must
+// not have started anything a stop hook would have ended.
+func TestModuleFailedBuildLeavesNothingRunning(t *testing.T) {
+	h := newHost(t)
+	before := ourGoroutines()
+	app := fx.New(fx.NopLogger,
+		fx.Provide(func() host.Host { return h }),
+		libp2padapter.Module(libp2padapter.Config{
+			AutoConnect:      true,
+			ConnectorOptions: []libp2padapter.ConnectorOption{libp2padapter.ConnectTimeout(0)},
+		}),
+		fx.Replace(libp2padapter.MemoryOpener(discovery.NewMemory())))
+	if err := app.Err(); !errors.Is(err, libp2padapter.ErrInvalidOption) {
+		t.Fatalf("building with a bad connector option: %v, want ErrInvalidOption", err)
+	}
+	for id, stack := range ourGoroutines() {
+		if _, ok := before[id]; !ok {
+			t.Errorf("left running by the failed build:\n%s", stack)
+		}
+	}
+}
+
+// ourGoroutines returns, by goroutine number, the stacks of the goroutines
+// running code of the adapter or of the discovery package. (goleak would
+// also see the host's own goroutines, which start when they please.)
+func ourGoroutines() map[string]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	out := make(map[string]string)
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n") // "goroutine 12 [select]:"
+		if f := strings.Fields(header); len(f) > 1 &&
+			(strings.Contains(g, "phrasemeet/discovery/adapters/libp2p.(") || strings.Contains(g, "phrasemeet/discovery.(")) {
+			out[f[1]] = g
+		}
+	}
+	return out
 }

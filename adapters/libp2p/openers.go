@@ -57,7 +57,13 @@ type namespaced struct {
 
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
-	wg        sync.WaitGroup // forwarding goroutines
+
+	// mu orders Subscribe's wg.Add before Close's wg.Wait: a Subscribe
+	// that passed the closed check as Close began would otherwise add a
+	// goroutine Close no longer waits for.
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup // forwarding goroutines
 }
 
 func newNamespaced(d discovery.Discoverer, ns string) *namespaced {
@@ -96,10 +102,10 @@ func (n *namespaced) Announce(ctx context.Context, rec discovery.Record) (discov
 }
 
 func (n *namespaced) Subscribe(ctx context.Context) (<-chan discovery.Event, error) {
-	select {
-	case <-n.done:
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
 		return nil, discovery.ErrClosed
-	default:
 	}
 	in, err := n.d.Subscribe(ctx)
 	if err != nil {
@@ -131,6 +137,9 @@ func (n *namespaced) Subscribe(ctx context.Context) (<-chan discovery.Event, err
 func (n *namespaced) Close() error {
 	var err error
 	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		n.mu.Unlock()
 		close(n.done)
 		err = n.d.Close()
 	})
