@@ -48,6 +48,11 @@ type wireMessage struct {
 // for: a room larger than this greets its surplus members only once.
 const maxKnows = 200
 
+// maxKnowsID bounds one entry of Knows. A peer ID's text is 46 to about 60
+// characters for every key type, so a longer entry names nobody; it is
+// dropped on receipt rather than kept and compared.
+const maxKnowsID = 128
+
 func (m wireMessage) encode() []byte {
 	b, _ := json.Marshal(m) // strings and an int: cannot fail
 	return b
@@ -58,7 +63,13 @@ var errBadMessage = errors.New("malformed room message")
 // decodeMessage parses a message from another member, who may send
 // anything: the text is cut to size and stripped of what would act on a
 // terminal (a newline would forge a line, an escape sequence could take
-// over the user's terminal).
+// over the user's terminal), and Knows keeps only entries that could be
+// peer IDs.
+//
+// What it returns is its own fixed point: encoding it and decoding again
+// gives it back. So a message is refused when its sanitized form would
+// not fit maxWire, which only a hostile sender achieves (each byte of
+// invalid UTF-8 becomes a 3-byte U+FFFD, each '<' a 6-byte \u003c).
 func decodeMessage(b []byte) (wireMessage, error) {
 	var m wireMessage
 	if len(b) > maxWire || json.Unmarshal(b, &m) != nil {
@@ -70,11 +81,27 @@ func decodeMessage(b []byte) (wireMessage, error) {
 		return wireMessage{}, errBadMessage
 	}
 	m.Nick = strings.ReplaceAll(sanitize(m.Nick, maxNick), " ", "_")
-	if len(m.Knows) > maxKnows {
-		m.Knows = m.Knows[:maxKnows]
-	}
+	m.Knows = cleanKnows(m.Knows)
 	m.Text = sanitize(m.Text, maxText)
+	if len(m.encode()) > maxWire {
+		return wireMessage{}, errBadMessage
+	}
 	return m, nil
+}
+
+// cleanKnows returns the first maxKnows entries of knows that are not
+// empty and no longer than maxKnowsID; nil if none is.
+func cleanKnows(knows []string) []string {
+	var out []string
+	for _, id := range knows {
+		if len(out) == maxKnows {
+			break
+		}
+		if id != "" && len(id) <= maxKnowsID {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func (m wireMessage) joinedAt() time.Time {

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -30,6 +31,60 @@ func TestDecodeMessageDisarmsText(t *testing.T) {
 	for _, bad := range []string{"", "{", `{"k":"launch"}`, strings.Repeat(" ", maxWire+1)} {
 		if _, err := decodeMessage([]byte(bad)); err == nil {
 			t.Errorf("decodeMessage(%.20q) accepted", bad)
+		}
+	}
+}
+
+// Knows is only ever compared with our own peer ID, so an entry that can
+// be no peer ID is dropped, and the bound applies to the entries kept.
+func TestDecodeMessageBoundsKnows(t *testing.T) {
+	const id = "12D3KooWPGVE7bDCUe4TwWRyu8mPw28h4UFiEPTZdgd1wx2u2zxR"
+	knows := []string{strings.Repeat("x", maxKnowsID+1), "", id}
+	for range maxKnows {
+		knows = append(knows, id)
+	}
+	m, err := decodeMessage(wireMessage{Kind: kindHello, Nick: "n", Knows: knows}.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Knows) != maxKnows {
+		t.Fatalf("%d entries kept, want %d", len(m.Knows), maxKnows)
+	}
+	for i, k := range m.Knows {
+		if k != id {
+			t.Fatalf("entry %d is %.20q, want only the peer IDs", i, k)
+		}
+	}
+}
+
+// A message the decoder accepts encodes to one it accepts again, as is,
+// even when sanitizing made it longer than what came in.
+func TestDecodeMessageFixedPoint(t *testing.T) {
+	// Raw '<' is one byte in, six (\u003c) out; the long Knows entries fill
+	// the rest of maxWire.
+	var b strings.Builder
+	b.WriteString(`{"k":"hello","n":"n","t":"` + strings.Repeat("<", maxText) + `","kn":[`)
+	for i := 0; b.Len() < maxWire-maxKnowsID-8; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, "%q", fmt.Sprintf("%0*d", maxKnowsID, i))
+	}
+	b.WriteString("]}")
+	if b.Len() > maxWire {
+		t.Fatalf("test input of %d bytes", b.Len())
+	}
+	for _, in := range []string{b.String(), `{"k":"msg","n":"a\u0000b","t":"\ud800 \u2028<&>"}`} {
+		m, err := decodeMessage([]byte(in))
+		if err != nil {
+			continue // refusing is fine; accepting something else is not
+		}
+		again, err := decodeMessage(m.encode())
+		if err != nil {
+			t.Fatalf("accepted %.40q..., whose own encoding (%d bytes) is refused: %v", in, len(m.encode()), err)
+		}
+		if !reflect.DeepEqual(again, m) {
+			t.Fatalf("accepted %.40q..., which decodes differently once encoded", in)
 		}
 	}
 }
