@@ -1,20 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"io"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/phrasemeet/discovery/internal/proctest"
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
 )
@@ -32,129 +30,13 @@ const (
 	stopTimeout  = 20 * time.Second
 )
 
-// proc is a running process whose output lines the test can wait for.
-type proc struct {
-	t       *testing.T
-	name    string
-	cmd     *exec.Cmd
-	mu      sync.Mutex
-	stdout  []string
-	stderr  []string
-	changed chan struct{} // closed and replaced when a line arrives
-	exited  chan struct{} // closed when the process has exited
-	err     error         // its exit error, once exited is closed
-}
-
 // startProc starts the binary with the test environment (dead relay and
 // bootstrap defaults) plus extraEnv. It is killed when the test ends.
-func startProc(t *testing.T, extraEnv []string, args ...string) *proc {
+func startProc(t *testing.T, extraEnv []string, args ...string) *proctest.Proc {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(append(os.Environ(), "PHRASEMEET_RELAYS="+deadRelay, bootstrapEnv+"="+deadBootstrap), extraEnv...)
-	outPipe, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	errPipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{t: t, name: strings.Join(args[:1], " "), cmd: cmd, changed: make(chan struct{}), exited: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var readers sync.WaitGroup
-	read := func(r io.Reader, lines *[]string) {
-		defer readers.Done()
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			p.mu.Lock()
-			*lines = append(*lines, sc.Text())
-			close(p.changed)
-			p.changed = make(chan struct{})
-			p.mu.Unlock()
-		}
-		io.Copy(io.Discard, r)
-	}
-	readers.Add(2)
-	go read(outPipe, &p.stdout)
-	go read(errPipe, &p.stderr)
-	go func() {
-		readers.Wait() // Wait must follow the pipes' last read
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.exited
-	})
-	return p
-}
-
-// waitLine waits for a line of stdout (or stderr) matching re and returns
-// its submatches. It fails the test if the process exits first or the
-// timeout passes.
-func (p *proc) waitLine(stderr bool, re *regexp.Regexp, timeout time.Duration) []string {
-	p.t.Helper()
-	deadline := time.After(timeout)
-	seen := 0
-	// scan looks at the lines not seen yet; it returns the submatches of
-	// the first match and the channel that signals more lines.
-	scan := func() ([]string, <-chan struct{}) {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		lines := p.stdout
-		if stderr {
-			lines = p.stderr
-		}
-		for _, l := range lines[seen:] {
-			if m := re.FindStringSubmatch(l); m != nil {
-				return m, nil
-			}
-		}
-		seen = len(lines)
-		return nil, p.changed
-	}
-	for {
-		m, changed := scan()
-		if m != nil {
-			return m
-		}
-		select {
-		case <-changed:
-		case <-p.exited:
-			// Lines read before the exit are all in by now.
-			if m, _ := scan(); m != nil {
-				return m
-			}
-			p.t.Fatalf("%s exited (%v) before printing %q\n%s", p.name, p.err, re, p.output())
-		case <-deadline:
-			p.t.Fatalf("%s did not print %q within %v\n%s", p.name, re, timeout, p.output())
-		}
-	}
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return "stdout:\n" + strings.Join(p.stdout, "\n") + "\nstderr:\n" + strings.Join(p.stderr, "\n")
-}
-
-// stop sends sig and waits for the exit; it returns the exit error and
-// how long the process took.
-func (p *proc) stop(sig os.Signal) (error, time.Duration) {
-	p.t.Helper()
-	start := time.Now()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatal(err)
-	}
-	select {
-	case <-p.exited:
-		return p.err, time.Since(start)
-	case <-time.After(stopTimeout):
-		p.t.Fatalf("%s did not exit within %v of %v\n%s", p.name, stopTimeout, sig, p.output())
-	}
-	return nil, 0
+	return proctest.Start(t, args[0], cmd)
 }
 
 var listeningLine = regexp.MustCompile(`^dht-node listening on (\S+)$`)
@@ -172,11 +54,11 @@ func loopbackAddr(t *testing.T, s string) string {
 
 // startDHTNode starts `phrasemeet dht-node` on 127.0.0.1 and waits for its
 // address.
-func startDHTNode(t *testing.T, bootstrap string, extra ...string) (*proc, string) {
+func startDHTNode(t *testing.T, bootstrap string, extra ...string) (*proctest.Proc, string) {
 	t.Helper()
 	args := append([]string{"dht-node", "--listen", "127.0.0.1:0", "--bootstrap", bootstrap}, extra...)
 	p := startProc(t, nil, args...)
-	addr := loopbackAddr(t, p.waitLine(false, listeningLine, readyTimeout)[1])
+	addr := loopbackAddr(t, p.WaitLine(proctest.Stdout, listeningLine, readyTimeout)[1])
 	return p, addr
 }
 
@@ -293,11 +175,11 @@ func TestProcessesRelaysShareOnlyTheDHT(t *testing.T) {
 	addrs := startDHTNetwork(t, 3)
 	all := strings.Join(addrs, ",")
 	servingDHT := regexp.MustCompile(`^relay serving (http://\S+) \(store: memory, upstream: mainline-dht on udp \S+\)$`)
-	startDHTRelay := func(bootstrap string) (*proc, string) {
+	startDHTRelay := func(bootstrap string) (*proctest.Proc, string) {
 		p := startProc(t, nil, "relay", "--listen", "127.0.0.1:0", "--store", "memory", "--dht",
 			"--bootstrap", bootstrap, "--dht-listen", "127.0.0.1:0",
 			"--write-rate", "0", "--read-rate", "0", "--log-level", "warn")
-		return p, p.waitLine(false, servingDHT, readyTimeout)[1]
+		return p, p.WaitLine(proctest.Stdout, servingDHT, readyTimeout)[1]
 	}
 	relayA, urlA := startDHTRelay(all)
 	// B knows one node only: every node holds what A publishes.
@@ -329,9 +211,9 @@ func TestProcessesRelaysShareOnlyTheDHT(t *testing.T) {
 	}
 
 	// SIGTERM: the HTTP server stops, then the DHT; exit status 0.
-	err, took := relayA.stop(syscall.SIGTERM)
+	took, err := relayA.Stop(syscall.SIGTERM, stopTimeout)
 	if err != nil {
-		t.Fatalf("relay --dht exit after SIGTERM: %v\n%s", err, relayA.output())
+		t.Fatalf("relay --dht exit after SIGTERM: %v\n%s", err, relayA.Output())
 	}
 	t.Logf("relay --dht stopped %v after SIGTERM", took.Round(time.Millisecond))
 }
@@ -344,28 +226,28 @@ func TestProcessesDHTNodeStopsAndRestartsFromSnapshot(t *testing.T) {
 	first, firstAddr := startDHTNode(t, "none")
 	nodesFile := filepath.Join(t.TempDir(), "nodes")
 	second, _ := startDHTNode(t, firstAddr, "--nodes-file", nodesFile)
-	second.waitLine(true, regexp.MustCompile(`msg="dht-node bootstrapped" answered=\d+ table=[1-9]`), readyTimeout)
+	second.WaitLine(proctest.Stderr, regexp.MustCompile(`msg="dht-node bootstrapped" answered=\d+ table=[1-9]`), readyTimeout)
 
-	err, took := second.stop(syscall.SIGTERM)
+	took, err := second.Stop(syscall.SIGTERM, stopTimeout)
 	if err != nil {
-		t.Fatalf("dht-node exit after SIGTERM: %v\n%s", err, second.output())
+		t.Fatalf("dht-node exit after SIGTERM: %v\n%s", err, second.Output())
 	}
 	if took > 5*time.Second {
 		t.Errorf("dht-node took %v to stop after SIGTERM", took)
 	}
-	second.waitLine(true, regexp.MustCompile(`msg="dht-node stopped"`), time.Second)
+	second.WaitLine(proctest.Stderr, regexp.MustCompile(`msg="dht-node stopped"`), time.Second)
 	if st, err := os.Stat(nodesFile); err != nil || st.Size() == 0 {
 		t.Fatalf("no routing table snapshot after SIGTERM: %v", err)
 	}
 
 	// Restarted with no bootstrap node, it rejoins from the snapshot.
 	again, _ := startDHTNode(t, "none", "--nodes-file", nodesFile)
-	again.waitLine(true, regexp.MustCompile(`msg="dht-node bootstrapped" answered=[1-9]`), readyTimeout)
+	again.WaitLine(proctest.Stderr, regexp.MustCompile(`msg="dht-node bootstrapped" answered=[1-9]`), readyTimeout)
 
-	for _, p := range []*proc{again, first} {
-		err, took := p.stop(os.Interrupt)
+	for _, p := range []*proctest.Proc{again, first} {
+		took, err := p.Stop(os.Interrupt, stopTimeout)
 		if err != nil {
-			t.Fatalf("dht-node exit after SIGINT: %v\n%s", err, p.output())
+			t.Fatalf("dht-node exit after SIGINT: %v\n%s", err, p.Output())
 		}
 		if took > 5*time.Second {
 			t.Errorf("dht-node took %v to stop after SIGINT", took)

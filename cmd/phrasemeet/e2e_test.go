@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phrasemeet/discovery/internal/proctest"
 	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
@@ -25,32 +24,16 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "phrasemeet-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "phrasemeet")
 	// Every process a test starts inherits these unless told otherwise.
 	os.Setenv("PHRASEMEET_RELAYS", deadRelay)
 	os.Setenv(bootstrapEnv, deadBootstrap)
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building phrasemeet:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	proctest.Main(m, proctest.Binary{Name: "phrasemeet", Pkg: ".", Path: &binary})
 }
 
 // relayProc is a running `phrasemeet relay` process.
 type relayProc struct {
-	cmd    *exec.Cmd
-	url    string
-	stderr *bytes.Buffer
-	exited chan error
+	*proctest.Proc
+	url string
 }
 
 var servingLine = regexp.MustCompile(`relay serving (http://\S+)`)
@@ -60,42 +43,9 @@ var servingLine = regexp.MustCompile(`relay serving (http://\S+)`)
 // from one address.
 func startRelay(t *testing.T, store string) *relayProc {
 	t.Helper()
-	cmd := exec.Command(binary, "relay", "--listen", "127.0.0.1:0", "--store", store,
+	p := startProc(t, nil, "relay", "--listen", "127.0.0.1:0", "--store", store,
 		"--write-rate", "0", "--read-rate", "0", "--log-level", "warn")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &relayProc{cmd: cmd, stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
-	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-p.exited
-	})
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
-				urls <- m[1]
-			}
-		}
-		io.Copy(io.Discard, stdout)
-		p.exited <- cmd.Wait()
-	}()
-	select {
-	case p.url = <-urls:
-		return p
-	case err := <-p.exited:
-		p.exited <- err
-		t.Fatalf("relay exited before serving: %v\n%s", err, p.stderr)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("relay did not print its URL\n%s", p.stderr)
-	}
-	return nil
+	return &relayProc{Proc: p, url: p.WaitLine(proctest.Stdout, servingLine, 30*time.Second)[1]}
 }
 
 // cli runs the binary to completion.
@@ -206,13 +156,9 @@ func TestRelaySurvivesSIGKILL(t *testing.T) {
 		want = append(want, last)
 	}
 	// Acknowledged means durable: kill at once, no grace.
-	if err := relay.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-relay.exited; err == nil {
+	if _, err := relay.Stop(syscall.SIGKILL, stopTimeout); err == nil {
 		t.Fatal("relay exited cleanly after SIGKILL?")
 	}
-	relay.exited <- nil // for the cleanup
 
 	again := startRelay(t, storePath)
 	fresh := newTestClient(t, again.url)
@@ -230,17 +176,8 @@ func TestRelaySurvivesSIGKILL(t *testing.T) {
 func TestRelayGracefulShutdown(t *testing.T) {
 	storePath := filepath.Join(t.TempDir(), "relay.db")
 	relay := startRelay(t, storePath)
-	if err := relay.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-relay.exited:
-		relay.exited <- err
-		if err != nil {
-			t.Fatalf("relay exit after SIGTERM: %v\n%s", err, relay.stderr)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("relay did not stop on SIGTERM")
+	if _, err := relay.Stop(syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Fatalf("relay exit after SIGTERM: %v\n%s", err, relay.Output())
 	}
 	// The file lock is released: a new relay opens the same store.
 	startRelay(t, storePath)

@@ -1,44 +1,26 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"os"
-	"regexp"
-	"runtime"
 	"strings"
 
-	"golang.org/x/term"
-
+	"github.com/phrasemeet/discovery/internal/passphrase"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
 
-// Where the slot commands (slots, join) take the group's passphrase from,
-// first match wins:
-//
-//  1. --passphrase-file PATH: the file's content less one trailing newline,
-//     so `echo words > file` works. A regular file that other users can
-//     read is refused, as publish refuses such a key file.
-//  2. $PHRASEMEET_PASSPHRASE, as is.
-//  3. A prompt on the terminal, read without echo, when standard input is
-//     one.
-//
-// Never the command line: argv is visible to every user of the machine
-// (ps, /proc) and lands in shell history. There is no --passphrase flag,
-// and giving one is refused without repeating its value. For the same
-// reason no error, status line or log ever quotes the passphrase: errors
-// about it say what is wrong with it (too short, empty), never what it is.
+// The slot commands (slots, join) take the group's passphrase from
+// --passphrase-file PATH, else $PHRASEMEET_PASSPHRASE, else a prompt
+// without echo on the terminal: see internal/passphrase, which also says
+// why never from the command line. A passphrase-like flag or a positional
+// argument is refused as a usage error that does not repeat it, and no
+// error, status line or log ever quotes the passphrase: errors about it
+// say what is wrong with it (too short, empty), never what it is.
 
 // passphraseEnv names the environment variable that holds the passphrase.
-const passphraseEnv = "PHRASEMEET_PASSPHRASE"
-
-// maxPassphraseFile bounds what --passphrase-file reads: a passphrase is a
-// line, so anything larger is the wrong file.
-const maxPassphraseFile = 64 << 10
+const passphraseEnv = passphrase.EnvVar
 
 // passphraseFlags are the passphrase settings of one command line.
 type passphraseFlags struct {
@@ -47,147 +29,47 @@ type passphraseFlags struct {
 
 func addPassphraseFlags(fs *flag.FlagSet) *passphraseFlags {
 	p := &passphraseFlags{}
-	fs.StringVar(&p.file, "passphrase-file", "",
+	fs.StringVar(&p.file, passphrase.FileFlag, "",
 		"read the passphrase from this file (one trailing newline is dropped; mode 0600). "+
 			"Default $"+passphraseEnv+", else a prompt when standard input is a terminal")
 	return p
 }
 
-// passphraseArg matches what a user trying to pass the passphrase on the
-// command line would type: -passphrase, --passphrase, either with =VALUE,
-// and the common abbreviations and misspellings of it.
-var passphraseArg = regexp.MustCompile(`^--?(passphrase|pass-phrase|password|pass|secret|phrase)(=|$)`)
-
 // refusePassphraseArg fails if args try to give the passphrase as a flag.
-// It runs before flag parsing, whose "flag provided but not defined" would
-// be safe but unhelpful, and it never quotes the argument's value.
+// It runs before flag parsing and never quotes the argument's value.
 func refusePassphraseArg(args []string) error {
-	for _, a := range args {
-		if a == "--" {
-			return nil
-		}
-		if m := passphraseArg.FindStringSubmatch(a); m != nil {
-			return usageError("there is no --%s flag: a passphrase on the command line is visible to other users and kept in shell history; "+
-				"use $%s, --passphrase-file or the prompt", m[1], passphraseEnv)
-		}
-	}
-	return nil
+	return asUsage(passphrase.RefuseFlags(args))
 }
 
 // noArguments refuses positional arguments without quoting them: a user
 // who typed the passphrase as an argument must not see it in an error.
 func noArguments(rest []string) error {
-	if len(rest) == 0 {
-		return nil
-	}
-	return usageError("takes no arguments, got %d (a passphrase is never taken from the command line: use $%s, --passphrase-file or the prompt)",
-		len(rest), passphraseEnv)
+	return asUsage(passphrase.RefuseArgs(rest))
 }
 
-// errNoPassphrase says where a passphrase could have come from.
-var errNoPassphrase = fmt.Errorf("no passphrase: set $%s, give --passphrase-file PATH, or run on a terminal to be prompted", passphraseEnv)
+// asUsage marks err, if any, as a mistake in the command line (exit 2).
+func asUsage(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", errUsage, err)
+}
 
 // errInterrupted is what a command reports when SIGINT or SIGTERM ends it
 // before it did its work: "interrupted" says more to a user than the
-// context's "context canceled".
+// context's "context canceled". (At the prompt, passphrase.ErrInterrupted
+// says the same.)
 var errInterrupted = errors.New("interrupted")
 
-// read returns the passphrase from the first source that has one (see
-// above). The caller clears it when done. An empty $PHRASEMEET_PASSPHRASE
-// counts as unset (env cannot tell the two apart), so it leads to the
-// prompt or to errNoPassphrase, never to an empty passphrase.
+// read returns the passphrase from the first source that has one. The
+// caller clears it when done. Having none is a usage error; an empty
+// $PHRASEMEET_PASSPHRASE counts as unset.
 func (p *passphraseFlags) read(ctx context.Context, e env) ([]byte, error) {
-	if p.file != "" {
-		return readPassphraseFile(p.file)
+	pass, err := passphrase.Read(ctx, passphrase.Source{File: p.file, Getenv: e.getenv, Stdin: e.stdin, Stderr: e.stderr})
+	if errors.Is(err, passphrase.ErrNoSource) {
+		return nil, asUsage(err)
 	}
-	if v := e.getenv(passphraseEnv); v != "" {
-		return []byte(v), nil
-	}
-	f, ok := e.stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		// Reading a line from a pipe would work, but a passphrase typed
-		// into something that is not a terminal may have been echoed;
-		// ask for an explicit source instead.
-		return nil, usageError("%v", errNoPassphrase)
-	}
-	return promptPassphrase(ctx, e, f)
-}
-
-// readPassphraseFile reads a passphrase file. The file's name may appear
-// in errors; its content never does.
-func readPassphraseFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("passphrase file: %w", err) // *PathError: the name and why, nothing read
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("passphrase file: %w", err)
-	}
-	// Only regular files: a pipe (--passphrase-file <(pass show group))
-	// has no meaningful mode, and Windows has no mode bits at all.
-	if st.Mode().IsRegular() && st.Mode().Perm()&0o077 != 0 && runtime.GOOS != "windows" {
-		return nil, fmt.Errorf("passphrase file %s is accessible by other users (mode %04o; want 0600: chmod 600 %s)",
-			path, st.Mode().Perm(), path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxPassphraseFile+1))
-	if err != nil {
-		// A read error wraps the syscall's (a directory, an I/O error),
-		// never the bytes read so far, which are cleared.
-		clear(b)
-		return nil, fmt.Errorf("passphrase file: %w", err)
-	}
-	if len(b) > maxPassphraseFile {
-		clear(b)
-		return nil, fmt.Errorf("passphrase file %s is larger than %d bytes: not a passphrase", path, maxPassphraseFile)
-	}
-	return trimNewline(b), nil
-}
-
-// trimNewline drops one trailing "\n" or "\r\n", as a text editor or echo
-// leaves; other white space belongs to the passphrase.
-func trimNewline(b []byte) []byte {
-	if b2, ok := bytes.CutSuffix(b, []byte("\n")); ok {
-		b = b2
-		b, _ = bytes.CutSuffix(b, []byte("\r"))
-	}
-	return b
-}
-
-// promptPassphrase asks on the terminal, with echo off. An interrupt
-// while waiting (Ctrl-C is a signal, as the terminal keeps ISIG) ends the
-// command with errInterrupted and restores the terminal's echo, which the
-// abandoned read would otherwise leave off. The abandoned read's goroutine
-// stays blocked on the terminal; the process is about to exit.
-func promptPassphrase(ctx context.Context, e env, tty *os.File) ([]byte, error) {
-	fd := int(tty.Fd())
-	state, err := term.GetState(fd)
-	if err != nil {
-		return nil, fmt.Errorf("terminal: %w", err)
-	}
-	fmt.Fprint(e.stderr, "passphrase: ")
-	type result struct {
-		b   []byte
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		b, err := term.ReadPassword(fd)
-		done <- result{b, err}
-	}()
-	select {
-	case r := <-done:
-		fmt.Fprintln(e.stderr) // the Enter the user typed was not echoed
-		if r.err != nil {
-			return nil, fmt.Errorf("reading the passphrase: %w", r.err)
-		}
-		return r.b, nil
-	case <-ctx.Done():
-		term.Restore(fd, state)
-		fmt.Fprintln(e.stderr)
-		return nil, errInterrupted
-	}
+	return pass, err
 }
 
 // profile names a slot rendezvous profile.

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/phrasemeet/discovery/internal/passphrase"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
 
@@ -53,7 +54,7 @@ func TestPassphraseFileReadableByOthersRefused(t *testing.T) {
 // TestPassphraseFileErrorsShowNoContent: every way reading the file can
 // fail names the file, never what it holds.
 func TestPassphraseFileErrorsShowNoContent(t *testing.T) {
-	big := passFile(t, strings.Repeat(secretPhrase+"\n", maxPassphraseFile/len(secretPhrase)+1), 0o600)
+	big := passFile(t, strings.Repeat(secretPhrase+"\n", passphrase.MaxFileSize/len(secretPhrase)+1), 0o600)
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		path, want string
@@ -142,19 +143,6 @@ func TestPassphraseRefused(t *testing.T) {
 	code, _, stderr := runCLI(t, map[string]string{passphraseEnv: "tiny"}, "slots", "--profile", "can-sync", "--keys-only")
 	if code != 0 {
 		t.Errorf("can-sync refused a short passphrase: exit %d %q", code, stderr)
-	}
-}
-
-func TestPassphraseArgPattern(t *testing.T) {
-	for _, a := range []string{"--passphrase", "-passphrase=x", "--pass", "--password=x", "--secret", "--phrase=x", "--pass-phrase"} {
-		if refusePassphraseArg([]string{"--relay", "x", a}) == nil {
-			t.Errorf("%q not refused", a)
-		}
-	}
-	for _, args := range [][]string{{"--passphrase-file", "f"}, {"--secret-file=f"}, {"--", "--passphrase"}, {"--json"}} {
-		if err := refusePassphraseArg(args); err != nil {
-			t.Errorf("%q refused: %v", args, err)
-		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phrasemeet/discovery/internal/proctest"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
 
@@ -109,7 +110,7 @@ func TestProcessesJoin(t *testing.T) {
 				aArgs = append(aArgs, "--addr", "/ip4/192.0.2.1/udp/1/quic-v1")
 			}
 			a := startProc(t, passEnv, aArgs...)
-			m := a.waitLine(false, announcedJSON, readyTimeout)
+			m := a.WaitLine(proctest.Stdout, announcedJSON, readyTimeout)
 			aID := m[1]
 			if m[2] != tc.profile {
 				t.Errorf("announced profile %q", m[2])
@@ -121,10 +122,10 @@ func TestProcessesJoin(t *testing.T) {
 				waitFor(t, "a's claim", func() bool { return canSyncSlotOf(t, client, secretPhrase, aID) >= 0 })
 			}
 			b := startProc(t, passEnv, args...)
-			bID := b.waitLine(false, announcedJSON, readyTimeout)[1]
+			bID := b.WaitLine(proctest.Stdout, announcedJSON, readyTimeout)[1]
 
-			found := b.waitLine(false, regexp.MustCompile(eventLine("found", aID).String()+`.*`), readyTimeout)[0]
-			a.waitLine(false, eventLine("found", bID), readyTimeout)
+			found := b.WaitLine(proctest.Stdout, regexp.MustCompile(eventLine("found", aID).String()+`.*`), readyTimeout)[0]
+			a.WaitLine(proctest.Stdout, eventLine("found", bID), readyTimeout)
 			var ev joinEvent
 			if err := json.Unmarshal([]byte(found), &ev); err != nil {
 				t.Fatalf("found line %q: %v", found, err)
@@ -139,7 +140,7 @@ func TestProcessesJoin(t *testing.T) {
 
 			// The default profile reports its slot as an event of its own.
 			if tc.profile == "default" {
-				line := a.waitLine(false, regexp.MustCompile(eventLine("claimed", aID).String()+`.*`), readyTimeout)[0]
+				line := a.WaitLine(proctest.Stdout, regexp.MustCompile(eventLine("claimed", aID).String()+`.*`), readyTimeout)[0]
 				var ev joinEvent
 				if err := json.Unmarshal([]byte(line), &ev); err != nil || ev.Slot == nil || *ev.Slot < 0 {
 					t.Errorf("claimed line %q: %v", line, err)
@@ -148,11 +149,11 @@ func TestProcessesJoin(t *testing.T) {
 
 			// No pause: b may still be confirming its claim, and must
 			// leave all the same.
-			if err, _ := b.stop(syscall.SIGTERM); err != nil {
-				t.Fatalf("b after SIGTERM: %v\n%s", err, b.output())
+			if _, err := b.Stop(syscall.SIGTERM, stopTimeout); err != nil {
+				t.Fatalf("b after SIGTERM: %v\n%s", err, b.Output())
 			}
-			b.waitLine(false, eventLine("left", bID), time.Second)
-			a.waitLine(false, eventLine("lost", bID), readyTimeout)
+			b.WaitLine(proctest.Stdout, eventLine("left", bID), time.Second)
+			a.WaitLine(proctest.Stdout, eventLine("lost", bID), readyTimeout)
 
 			// The table: a live; b left (a tombstone) or, in can-sync, gone
 			// from its cleared slot.
@@ -194,15 +195,14 @@ func TestProcessesJoin(t *testing.T) {
 				t.Errorf("slots --json: a is %q, b %q; want live and %q\n%s", states[aID], states[bID], wantB, stdout)
 			}
 
-			if err, _ := a.stop(os.Interrupt); err != nil {
-				t.Fatalf("a after SIGINT: %v\n%s", err, a.output())
+			if _, err := a.Stop(os.Interrupt, stopTimeout); err != nil {
+				t.Fatalf("a after SIGINT: %v\n%s", err, a.Output())
 			}
-			a.waitLine(false, eventLine("left", aID), time.Second)
-			for _, p := range []*proc{a, b} {
-				out := p.output()
+			a.WaitLine(proctest.Stdout, eventLine("left", aID), time.Second)
+			for _, p := range []*proctest.Proc{a, b} {
+				out := p.Output()
 				assertNoSecret(t, out)
-				p.mu.Lock()
-				for _, l := range p.stdout {
+				for _, l := range p.Lines(proctest.Stdout) {
 					var ev joinEvent
 					if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.Time == "" {
 						t.Errorf("not a join --json line: %q (%v)", l, err)
@@ -211,10 +211,9 @@ func TestProcessesJoin(t *testing.T) {
 						t.Errorf("can-sync reported a slot: %q", l)
 					}
 				}
-				if len(p.stderr) > 0 {
-					t.Errorf("join --json wrote to stderr: %q", p.stderr)
+				if stderr := p.Text(proctest.Stderr); stderr != "" {
+					t.Errorf("join --json wrote to stderr: %q", stderr)
 				}
-				p.mu.Unlock()
 			}
 		})
 	}
@@ -272,23 +271,21 @@ func TestProcessesJoinSecondSignal(t *testing.T) {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) }) // before srv.Close, which waits for handlers
 	p := startProc(t, passEnv, "join", "--relay", srv.URL)
-	p.waitLine(false, announcedLine, readyTimeout)
+	p.WaitLine(proctest.Stdout, announcedLine, readyTimeout)
 	waitFor(t, "the claim's write", func() bool { return puts.Load() > 0 })
 	n := puts.Load()
-	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
+	p.Signal(os.Interrupt)
 	waitFor(t, "the tombstone's write", func() bool { return puts.Load() > n })
 	// The leave is now waiting on the hung PUT, for up to its bound
 	// (seconds); without the second signal, join would wait it out.
-	err, took := p.stop(os.Interrupt)
+	took, err := p.Stop(os.Interrupt, stopTimeout)
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Fatalf("after a second SIGINT: %v, want exit 1\n%s", err, p.output())
+		t.Fatalf("after a second SIGINT: %v, want exit 1\n%s", err, p.Output())
 	}
 	if took > 2*time.Second {
 		t.Errorf("join took %v to exit after the second SIGINT", took)
 	}
-	p.waitLine(true, regexp.MustCompile(`^phrasemeet join: interrupted again`), time.Second)
-	assertNoSecret(t, p.output())
+	p.WaitLine(proctest.Stderr, regexp.MustCompile(`^phrasemeet join: interrupted again`), time.Second)
+	assertNoSecret(t, p.Output())
 }

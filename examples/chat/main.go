@@ -49,6 +49,7 @@ import (
 	"time"
 
 	"github.com/phrasemeet/discovery/examples/chat/internal/chat"
+	"github.com/phrasemeet/discovery/internal/passphrase"
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
@@ -65,6 +66,11 @@ var errUsage = errors.New("usage")
 
 func usageErrorf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+}
+
+// asUsage marks err as a mistake in the command line.
+func asUsage(err error) error {
+	return fmt.Errorf("%w: %w", errUsage, err)
 }
 
 // listFlag is a repeatable flag; each use may hold a comma-separated list.
@@ -99,8 +105,8 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 }
 
 func runChat(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer, getenv func(string) string) error {
-	if err := refusePassphraseArg(args); err != nil {
-		return err
+	if err := passphrase.RefuseFlags(args); err != nil {
+		return asUsage(err)
 	}
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -109,8 +115,8 @@ func runChat(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 	fs.Var(&relays, "relay", `pkarr relay URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays); `+
 		`"local": the relay at `+chat.DefaultLocalRelay+`, served here if none answers; "local:PORT"; "public"`)
 	mode := fs.String("discovery", string(chat.ModeSlots), "how to find the room: slots (pkarr relays), mdns (this LAN only) or both")
-	passFile := fs.String("passphrase-file", "", "read the passphrase from this file (mode 0600; one trailing newline dropped). "+
-		"Default $"+passphraseEnv+", else a prompt")
+	passFile := fs.String(passphrase.FileFlag, "", "read the passphrase from this file (mode 0600; one trailing newline dropped). "+
+		"Default $"+passphrase.EnvVar+", else a prompt")
 	fs.Var(&listen, "listen", "libp2p listen multiaddr (repeatable; default: every interface, TCP and QUIC)")
 	loopback := fs.Bool("loopback", false, "publish loopback addresses too (implied by a local relay)")
 	quiet := fs.Bool("quiet", false, "no discovery and connection status lines")
@@ -130,10 +136,8 @@ func runChat(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	if fs.NArg() > 0 {
-		// Not quoted: someone may have typed the passphrase as an argument.
-		return usageErrorf("takes no arguments, got %d (a passphrase is never taken from the command line: use $%s, --passphrase-file or the prompt)",
-			fs.NArg(), passphraseEnv)
+	if err := passphrase.RefuseArgs(fs.Args()); err != nil {
+		return asUsage(err) // counts them: someone may have typed the passphrase as one
 	}
 	m, err := chat.ParseMode(*mode)
 	if err != nil {
@@ -157,7 +161,10 @@ func runChat(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 		cfg.SlotOptions = fastSchedule()
 	}
 
-	pass, err := readPassphrase(ctx, *passFile, getenv, stdin, stderr)
+	pass, err := passphrase.Read(ctx, passphrase.Source{File: *passFile, Getenv: getenv, Stdin: stdin, Stderr: stderr})
+	if errors.Is(err, passphrase.ErrNoSource) {
+		return asUsage(err)
+	}
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/phrasemeet/discovery/internal/passphrase"
 )
 
 // runIn runs a command line in process, with env as the whole
@@ -20,7 +22,7 @@ func runIn(t *testing.T, env map[string]string, args ...string) (code int, stdou
 
 func TestUsageErrors(t *testing.T) {
 	const secret = "hunter2 hunter2 hunter2"
-	good := map[string]string{passphraseEnv: "a good passphrase for tests", "PHRASEMEET_RELAYS": "http://127.0.0.1:1"}
+	good := map[string]string{passphrase.EnvVar: "a good passphrase for tests", "PHRASEMEET_RELAYS": "http://127.0.0.1:1"}
 	for _, tc := range []struct {
 		env  map[string]string
 		args []string
@@ -36,7 +38,7 @@ func TestUsageErrors(t *testing.T) {
 		{good, []string{"--discovery", "mdns", "--relay", "local"}, 2, "--discovery mdns asks no relay"},
 		{good, []string{"--nick", "two words"}, 2, "--nick"},
 		{map[string]string{}, nil, 2, "no passphrase: set $PHRASEMEET_PASSPHRASE"},
-		{map[string]string{passphraseEnv: "hunter2"}, nil, 2, "7 characters, want at least 12"},
+		{map[string]string{passphrase.EnvVar: "hunter2"}, nil, 2, "7 characters, want at least 12"},
 		{good, []string{"--bogus"}, 2, "flag provided but not defined"},
 	} {
 		code, stdout, stderr := runIn(t, tc.env, tc.args...)
@@ -56,22 +58,34 @@ func TestHelpHidesTestFlags(t *testing.T) {
 	}
 }
 
+// TestPassphraseFile: --passphrase-file is read, less its line end (the
+// 7 characters refused are the file's "hunter2"), and refused when other
+// users can read it, without showing what it holds. internal/passphrase
+// tests the reading itself.
 func TestPassphraseFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "pass")
-	if err := os.WriteFile(path, []byte("words in a file\r\n"), 0o600); err != nil {
+	path := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(path, []byte("hunter2\r\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got, err := readPassphraseFile(path)
-	if err != nil || string(got) != "words in a file" {
-		t.Fatalf("readPassphraseFile = %q, %v", got, err)
-	}
-	if err := os.Chmod(path, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := readPassphraseFile(path); err == nil || !strings.Contains(err.Error(), "accessible by other users") ||
-		strings.Contains(err.Error(), "words") {
-		t.Fatalf("a world-readable passphrase file: %v", err)
+	relays := map[string]string{"PHRASEMEET_RELAYS": "http://127.0.0.1:1"}
+	for _, tc := range []struct {
+		mode os.FileMode
+		code int
+		want string
+	}{
+		{0o600, 2, "7 characters, want at least 12"},
+		{0o644, 1, "accessible by other users"},
+	} {
+		if err := os.Chmod(path, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := runIn(t, relays, "--passphrase-file", path)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("mode %04o: exit %d, stderr %q; want exit %d and %q", tc.mode, code, stderr, tc.code, tc.want)
+		}
+		if strings.Contains(stdout+stderr, "hunter2") {
+			t.Errorf("mode %04o: the passphrase was printed: %q", tc.mode, stdout+stderr)
+		}
 	}
 }
 
