@@ -11,6 +11,7 @@ import (
 
 	"github.com/phrasemeet/discovery"
 	"github.com/phrasemeet/discovery/discoverytest"
+	"github.com/phrasemeet/discovery/internal/netnstest"
 	"github.com/phrasemeet/discovery/mdnsdiscovery"
 )
 
@@ -42,6 +43,7 @@ func newSecret(t testing.TB) [32]byte {
 // no interface that can carry mDNS.
 func newOrSkip(t testing.TB, secret [32]byte, opts ...mdnsdiscovery.Option) *mdnsdiscovery.Discoverer {
 	t.Helper()
+	netnstest.Require(t)
 	d, err := mdnsdiscovery.New(secret, opts...)
 	if errors.Is(err, mdnsdiscovery.ErrNoInterface) {
 		t.Skipf("mDNS needs a network interface that is up and multicast-capable: %v "+

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/zeroconf/v2"
 
 	"github.com/phrasemeet/discovery"
+	"github.com/phrasemeet/discovery/internal/netnstest"
 )
 
 // Tests on real mDNS, over this machine's interfaces, with other
@@ -28,6 +29,7 @@ func lanOptions() []Option {
 // lanOrSkip is New, skipping the test where no interface carries mDNS.
 func lanOrSkip(t *testing.T, secret [32]byte, opts ...Option) *Discoverer {
 	t.Helper()
+	netnstest.Require(t)
 	d, err := New(secret, opts...)
 	if errors.Is(err, ErrNoInterface) {
 		t.Skipf("mDNS needs a network interface that is up and multicast-capable: %v "+

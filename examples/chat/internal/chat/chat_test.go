@@ -19,6 +19,7 @@ import (
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
 	"github.com/phrasemeet/discovery/examples/chat/internal/chat"
+	"github.com/phrasemeet/discovery/internal/netnstest"
 	"github.com/phrasemeet/discovery/mdnsdiscovery"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
@@ -255,8 +256,10 @@ func TestMemoryRoom(t *testing.T) {
 
 // TestMDNSRoom swaps the slot rendezvous for mDNS through fx.Decorate: two
 // chats meet on the LAN without any relay. It skips where no interface
-// can carry mDNS.
+// can carry mDNS, or where the tests cannot run in a network namespace of
+// their own (main_test.go), so as not to multicast on the machine's LAN.
 func TestMDNSRoom(t *testing.T) {
+	netnstest.Require(t)
 	probe, err := mdnsdiscovery.New([32]byte{1})
 	if errors.Is(err, mdnsdiscovery.ErrNoInterface) {
 		t.Skipf("no multicast-capable interface for mDNS here: %v", err)
