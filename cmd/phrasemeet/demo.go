@@ -248,6 +248,10 @@ func (d *demo) summary() {
 	if delivered > 0 {
 		e.Line += " in " + seconds(d.lastDelivery)
 	}
+	if len(d.noSlot) > 0 {
+		e.NoSlot = d.noSlot
+		e.Line += fmt.Sprintf("; %d %s no slot at the end", len(d.noSlot), plural(len(d.noSlot), "host holds", "hosts hold"))
+	}
 	d.tl.emit(e)
 }
 
@@ -272,4 +276,12 @@ func (d *demo) hostIndex(id peer.ID) int {
 		}
 	}
 	return 0
+}
+
+// plural picks the singular or the plural phrase for n.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -12,7 +12,7 @@ import (
 // are left out.
 type demoEvent struct {
 	// Event is the kind: relay, passphrase, kdf, host, announce, discover,
-	// connect, dial_failed, mesh, message, deliver, summary.
+	// connect, dial_failed, mesh, message, deliver, no_slot, summary.
 	Event string `json:"event"`
 	// T is when it happened, in milliseconds since the demo started.
 	T float64 `json:"t_ms"`
@@ -41,6 +41,8 @@ type demoEvent struct {
 	FullMesh    *bool   `json:"full_mesh,omitempty"`
 	Delivered   *int    `json:"delivered,omitempty"`
 	KDF         float64 `json:"kdf_ms,omitempty"`
+	// NoSlot lists the hosts holding no confirmed slot at the end.
+	NoSlot []int `json:"no_slot,omitempty"`
 	// Line is the event in words, as the text output prints it.
 	Line string `json:"-"`
 }
