@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -80,6 +81,7 @@ type connectorConfig struct {
 	seeded    bool
 	timeout   time.Duration
 	yield     time.Duration
+	redial    bool
 	notify    func(ConnectEvent)
 	logger    *slog.Logger
 }
@@ -162,6 +164,21 @@ func ConnectYield(d time.Duration) ConnectorOption {
 	}
 }
 
+// ConnectRedial sets whether a peer still known to the source is dialed
+// again when its last connection closes (default true): a chat whose
+// members' connections drop in a network blip reconnects once the network
+// is back, without waiting for their records to change. The redial waits
+// the backoff's base (plus the yield, for a peer whose ID sorts below
+// ours, since both ends notice at once) and backs off like any other.
+// Turn it off when a connection manager trims connections on purpose, so
+// the two do not fight.
+func ConnectRedial(on bool) ConnectorOption {
+	return func(cfg *connectorConfig) error {
+		cfg.redial = on
+		return nil
+	}
+}
+
 // ConnectNotify sets a function told of every dial's outcome. It is called
 // from the connector's own goroutine, one event at a time and in order, so
 // it needs no locking; it should return quickly, since the connector
@@ -192,9 +209,9 @@ func ConnectLogger(l *slog.Logger) ConnectorOption {
 // with new addresses, it dials the peer unless already connected (a peer
 // within its ConnectYield is dialed when the yield ends, at its newest
 // addresses); a failed peer is retried with exponential backoff and
-// jitter until it connects or is Lost. It never dials its own host, and
-// it never disconnects anyone: connections are libp2p's to manage once
-// made.
+// jitter until it connects or is Lost; a peer whose last connection
+// closes is dialed again while it is known (ConnectRedial). It never
+// dials its own host, and it never disconnects anyone.
 type Connector struct {
 	host host.Host
 	src  Subscriber
@@ -227,6 +244,7 @@ func NewConnector(h host.Host, src Subscriber, opts ...ConnectorOption) (*Connec
 		jitter:  DefaultConnectJitter,
 		timeout: DefaultConnectTimeout,
 		yield:   DefaultConnectYield,
+		redial:  true,
 		notify:  func(ConnectEvent) {},
 		logger:  slog.New(slog.DiscardHandler),
 	}
@@ -265,14 +283,27 @@ func (c *Connector) Start(ctx context.Context) error {
 		return ErrStarted
 	}
 	cctx, cancel := context.WithCancel(ctx)
+	var conns event.Subscription
+	if c.cfg.redial {
+		// Before the source: a connection made and lost in between is
+		// then seen.
+		var err error
+		if conns, err = c.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged)); err != nil {
+			cancel()
+			return fmt.Errorf("libp2padapter: connector: %w", err)
+		}
+	}
 	events, err := c.src.Subscribe(cctx)
 	if err != nil {
 		cancel()
+		if conns != nil {
+			conns.Close()
+		}
 		return fmt.Errorf("libp2padapter: connector: %w", err)
 	}
 	c.started, c.ctx, c.cancel = true, cctx, cancel
 	c.wg.Add(1)
-	go c.run(events)
+	go c.run(events, conns)
 	return nil
 }
 
@@ -311,11 +342,16 @@ type retry struct {
 }
 
 // run owns every target; dials and retry timers report back to it.
-func (c *Connector) run(events <-chan discovery.Event) {
+func (c *Connector) run(events <-chan discovery.Event, conns event.Subscription) {
 	defer c.wg.Done()
 	// When the source ends (its discoverer closed) there is nothing left
 	// to do: stop dials in flight too.
 	defer c.cancel()
+	var disconnects <-chan any // nil, and never ready, without redial
+	if conns != nil {
+		defer conns.Close()
+		disconnects = conns.Out()
+	}
 	self := c.host.ID()
 	targets := make(map[peer.ID]*target)
 	defer func() {
@@ -353,6 +389,22 @@ func (c *Connector) run(events <-chan discovery.Event) {
 				c.schedule(t, ev.RetryIn)
 			}
 			c.report(ev)
+		case ev, ok := <-disconnects:
+			if !ok {
+				disconnects = nil
+				continue
+			}
+			ch := ev.(event.EvtPeerConnectednessChanged)
+			t := targets[ch.Peer]
+			if ch.Connectedness != network.NotConnected || t == nil || t.dialing || t.timer != nil {
+				continue
+			}
+			d := c.delay(0)
+			if c.cfg.yield > 0 && ch.Peer < self {
+				d += c.cfg.yield
+			}
+			c.cfg.logger.Debug("connection closed, redialing", "peer", ch.Peer.String(), "in", d)
+			c.schedule(t, d)
 		case r := <-c.retries:
 			if t := targets[r.id]; t != nil && t.gen == r.gen && t.timer != nil {
 				t.timer, t.yielding = nil, false

@@ -423,3 +423,71 @@ func TestConnectorYieldSurvivesUpdate(t *testing.T) {
 		return
 	}
 }
+
+// A peer still known whose connection closes is dialed again after the
+// backoff's base; with ConnectRedial(false) it is left alone.
+func TestConnectorRedialsClosedConnection(t *testing.T) {
+	for _, redial := range []bool{true, false} {
+		t.Run(fmt.Sprintf("redial=%v", redial), func(t *testing.T) {
+			ctx := testContext(t)
+			open := libp2padapter.MemoryOpener(discovery.NewMemory())
+			ha, hb := newHost(t), newHost(t)
+			clock := clockwork.NewFakeClock()
+			events, notify := notifyChannel()
+			logs := newLogChannel()
+			c, err := libp2padapter.NewConnector(hb, announcer(t, open, "r"), notify,
+				libp2padapter.ConnectLogger(slog.New(logs)),
+				libp2padapter.ConnectClock(clock),
+				libp2padapter.ConnectJitter(0),
+				libp2padapter.ConnectBackoff(time.Second, 4*time.Second),
+				libp2padapter.ConnectYield(0),
+				libp2padapter.ConnectRedial(redial))
+			if err != nil {
+				t.Fatal(err)
+			}
+			startConnector(t, c)
+			src := announcer(t, open, "r")
+			if _, err := src.Announce(ctx, hostRecord(ha.ID(), addrStrings(ha.Addrs()))); err != nil {
+				t.Fatal(err)
+			}
+			if e := awaitConnect(t, ctx, events, "the first dial"); e.Type != libp2padapter.Connected || e.Peer.ID != ha.ID() {
+				t.Fatalf("%v for %s, want Connected to A", e.Type, e.Peer.ID)
+			}
+			if err := hb.Network().ClosePeer(ha.ID()); err != nil {
+				t.Fatal(err)
+			}
+			if !redial {
+				clock.Advance(time.Hour)
+				// A peer dialed at once, unreachable: its failure must be
+				// the next event, with no redial of A before it.
+				other := newPeerID(t)
+				if _, err := src.Announce(ctx, hostRecord(other, []string{closedPort(t)})); err != nil {
+					t.Fatal(err)
+				}
+				if e := awaitConnect(t, ctx, events, "the other peer's failure"); e.Peer.ID != other {
+					t.Fatalf("%v for %s; want no redial of A, and the other peer's failure", e.Type, e.Peer.ID)
+				}
+				if hb.Network().Connectedness(ha.ID()) == network.Connected {
+					t.Error("A was redialed with ConnectRedial(false)")
+				}
+				return
+			}
+			logs.await(t, ctx, "connection closed, redialing", "peer", ha.ID().String())
+			if err := clock.BlockUntilContext(ctx, 1); err != nil {
+				t.Fatalf("no redial scheduled: %v", err)
+			}
+			select {
+			case e := <-events:
+				t.Fatalf("%v before the redial was due", e.Type)
+			default:
+			}
+			clock.Advance(time.Second)
+			if e := awaitConnect(t, ctx, events, "the redial"); e.Type != libp2padapter.Connected || e.Peer.ID != ha.ID() || e.Attempt != 1 {
+				t.Fatalf("%v for %s attempt %d, want Connected to A on the first attempt", e.Type, e.Peer.ID, e.Attempt)
+			}
+			if hb.Network().Connectedness(ha.ID()) != network.Connected {
+				t.Error("redial reported Connected, but B is not connected to A")
+			}
+		})
+	}
+}
