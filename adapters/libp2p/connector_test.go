@@ -74,6 +74,34 @@ func closedPort(t *testing.T) string {
 	return fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
 }
 
+// peerIDSorted returns a fresh peer ID that sorts above self, or below it
+// when above is false: the connector dials a higher ID at once and yields
+// to a lower one.
+func peerIDSorted(t *testing.T, self peer.ID, above bool) peer.ID {
+	t.Helper()
+	for {
+		id := newPeerID(t)
+		if id != self && (id > self) == above {
+			return id
+		}
+	}
+}
+
+// barrier announces an unreachable peer that the connector of self dials
+// at once, and waits for that dial's failure, which must be the next
+// event: every event announced before it has been handled, and none of
+// them dialed anyone.
+func barrier(t *testing.T, ctx context.Context, src discovery.Discoverer, events <-chan libp2padapter.ConnectEvent, self peer.ID, what string) {
+	t.Helper()
+	other := peerIDSorted(t, self, true)
+	if _, err := src.Announce(ctx, hostRecord(other, []string{closedPort(t)})); err != nil {
+		t.Fatal(err)
+	}
+	if e := awaitConnect(t, ctx, events, "the barrier peer's failure"); e.Peer.ID != other {
+		t.Fatalf("%s: %v for %s; want the barrier peer's failure first", what, e.Type, e.Peer.ID)
+	}
+}
+
 // A found peer is dialed; this host's own record and a peer it is already
 // connected to are not.
 func TestConnectorConnectsOnFound(t *testing.T) {
@@ -134,10 +162,7 @@ func TestConnectorBacksOffUnreachablePeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	startConnector(t, c)
-	unreachable := newPeerID(t)
-	for unreachable >= hb.ID() { // half of all IDs will do
-		unreachable = newPeerID(t)
-	}
+	unreachable := peerIDSorted(t, hb.ID(), false)
 	ann, err := announcer(t, open, "u").Announce(ctx, hostRecord(unreachable, []string{closedPort(t)}))
 	if err != nil {
 		t.Fatal(err)
@@ -185,18 +210,8 @@ func TestConnectorBacksOffUnreachablePeer(t *testing.T) {
 	}
 	logs.await(t, ctx, "peer lost, no more dials", "peer", unreachable.String())
 	clock.Advance(time.Hour)
-	// Another unreachable peer, dialed at once (its ID sorts above ours):
-	// its failure is the next event, not another one for the lost peer.
-	other := newPeerID(t)
-	for other <= hb.ID() {
-		other = newPeerID(t)
-	}
-	if _, err := announcer(t, open, "u").Announce(ctx, hostRecord(other, []string{closedPort(t)})); err != nil {
-		t.Fatal(err)
-	}
-	if e := awaitConnect(t, ctx, events, "the other peer's failure"); e.Peer.ID != other {
-		t.Fatalf("after Lost, %v for %s; want the other peer's failure first", e.Type, e.Peer.ID)
-	}
+	// Nothing more for the lost peer.
+	barrier(t, ctx, announcer(t, open, "u"), events, hb.ID(), "after Lost")
 }
 
 // Close cancels a dial in flight and waits for it: a peer whose address
@@ -384,10 +399,7 @@ func TestConnectorYieldSurvivesUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	startConnector(t, c)
-	lower := newPeerID(t)
-	for lower >= hb.ID() {
-		lower = newPeerID(t)
-	}
+	lower := peerIDSorted(t, hb.ID(), false)
 	ann, err := announcer(t, open, "y").Announce(ctx, hostRecord(lower, []string{closedPort(t)}))
 	if err != nil {
 		t.Fatal(err)
@@ -399,18 +411,9 @@ func TestConnectorYieldSurvivesUpdate(t *testing.T) {
 	if err := ann.Update(ctx, hostRecord(lower, []string{updated})); err != nil {
 		t.Fatal(err)
 	}
-	// Events are handled in order: once a higher peer's dial has failed,
-	// the update has been handled.
-	higher := newPeerID(t)
-	for higher <= hb.ID() {
-		higher = newPeerID(t)
-	}
-	if _, err := announcer(t, open, "y").Announce(ctx, hostRecord(higher, []string{closedPort(t)})); err != nil {
-		t.Fatal(err)
-	}
-	if e := awaitConnect(t, ctx, events, "the higher peer's failure"); e.Peer.ID != higher {
-		t.Fatalf("%v for %s during the yield, want only the higher peer's failure", e.Type, e.Peer.ID)
-	}
+	// Events are handled in order: past the barrier, the update has been
+	// handled, without a dial.
+	barrier(t, ctx, announcer(t, open, "y"), events, hb.ID(), "during the yield")
 	clock.Advance(yield)
 	for {
 		e := awaitConnect(t, ctx, events, "the yield's dial")
@@ -458,15 +461,7 @@ func TestConnectorRedialsClosedConnection(t *testing.T) {
 			}
 			if !redial {
 				clock.Advance(time.Hour)
-				// A peer dialed at once, unreachable: its failure must be
-				// the next event, with no redial of A before it.
-				other := newPeerID(t)
-				if _, err := src.Announce(ctx, hostRecord(other, []string{closedPort(t)})); err != nil {
-					t.Fatal(err)
-				}
-				if e := awaitConnect(t, ctx, events, "the other peer's failure"); e.Peer.ID != other {
-					t.Fatalf("%v for %s; want no redial of A, and the other peer's failure", e.Type, e.Peer.ID)
-				}
+				barrier(t, ctx, src, events, hb.ID(), "with redial off")
 				if hb.Network().Connectedness(ha.ID()) == network.Connected {
 					t.Error("A was redialed with ConnectRedial(false)")
 				}

@@ -46,7 +46,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/phrasemeet/discovery/examples/chat/internal/chat"
 	"github.com/phrasemeet/discovery/internal/passphrase"
@@ -157,8 +156,7 @@ func runChat(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 		return usageErrorf("--relay: --discovery mdns asks no relay")
 	}
 	if *testFast {
-		cfg.KDF = &slotdiscovery.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
-		cfg.SlotOptions = fastSchedule()
+		cfg.KDF, cfg.SlotOptions = chat.TestKDF(), chat.TestSchedule()
 	}
 
 	pass, err := passphrase.Read(ctx, passphrase.Source{File: *passFile, Getenv: getenv, Stdin: stdin, Stderr: stderr})
@@ -213,19 +211,4 @@ func relayURLs(flagged []string, getenv func(string) string) (urls []string, loc
 		urls = pkarrclient.DefaultRelays()
 	}
 	return urls, local, nil
-}
-
-// fastSchedule shrinks the slot rendezvous' periods so tests meet in well
-// under a second, in the defaults' proportions (as slotdiscovery's own
-// tests do).
-func fastSchedule() []slotdiscovery.Option {
-	return []slotdiscovery.Option{
-		slotdiscovery.WithScanInterval(200 * time.Millisecond),
-		slotdiscovery.WithFastScan(50*time.Millisecond, 5*time.Second),
-		slotdiscovery.WithRepublishInterval(500 * time.Millisecond),
-		slotdiscovery.WithStaleAfter(3 * time.Second),
-		slotdiscovery.WithVerifyDelay(5*time.Millisecond, 30*time.Millisecond),
-		slotdiscovery.WithGetBudget(200, 400, 50),
-		slotdiscovery.WithPutBudget(100, 20),
-	}
 }

@@ -34,22 +34,6 @@ const passphrase = "chat test passphrase, four words"
 // loopback port nothing listens on, so nothing can reach a public relay.
 const deadRelay = "http://127.0.0.1:1"
 
-var cheapKDF = slotdiscovery.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
-
-// fastSchedule shrinks the slot rendezvous' periods, in the defaults'
-// proportions, so a test meets in well under a second.
-func fastSchedule() []slotdiscovery.Option {
-	return []slotdiscovery.Option{
-		slotdiscovery.WithScanInterval(200 * time.Millisecond),
-		slotdiscovery.WithFastScan(50*time.Millisecond, 5*time.Second),
-		slotdiscovery.WithRepublishInterval(500 * time.Millisecond),
-		slotdiscovery.WithStaleAfter(3 * time.Second),
-		slotdiscovery.WithVerifyDelay(5*time.Millisecond, 30*time.Millisecond),
-		slotdiscovery.WithGetBudget(200, 400, 50),
-		slotdiscovery.WithPutBudget(100, 20),
-	}
-}
-
 // testConfig is a chat on loopback only, with the cheap KDF.
 func testConfig(nick string) chat.Config {
 	return chat.Config{
@@ -58,7 +42,7 @@ func testConfig(nick string) chat.Config {
 		Relays:     []string{deadRelay},
 		Listen:     []string{"/ip4/127.0.0.1/tcp/0"},
 		Loopback:   true,
-		KDF:        &cheapKDF,
+		KDF:        chat.TestKDF(),
 	}
 }
 
@@ -297,7 +281,7 @@ func TestSlotsLocalRelay(t *testing.T) {
 	addr := freeLoopbackPort(t)
 	cfg := func(nick string) chat.Config {
 		c := testConfig(nick)
-		c.Relays, c.LocalRelay, c.SlotOptions = nil, addr, fastSchedule()
+		c.Relays, c.LocalRelay, c.SlotOptions = nil, addr, chat.TestSchedule()
 		return c
 	}
 	alice := start(t, cfg("alice"))

@@ -151,3 +151,25 @@ func CleanNick(s string) (string, error) {
 	}
 	return s, nil
 }
+
+// TestKDF returns a KDF that costs nothing, for tests and --test-fast
+// only: a room derived with it is another room than the real one, and its
+// keys are as cheap to guess as the passphrase.
+func TestKDF() *slotdiscovery.KDFParams {
+	return &slotdiscovery.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
+}
+
+// TestSchedule shrinks the slot rendezvous' periods, in the defaults'
+// proportions, so chats in tests meet in well under a second. Every
+// member of such a room must use it.
+func TestSchedule() []slotdiscovery.Option {
+	return []slotdiscovery.Option{
+		slotdiscovery.WithScanInterval(200 * time.Millisecond),
+		slotdiscovery.WithFastScan(50*time.Millisecond, 5*time.Second),
+		slotdiscovery.WithRepublishInterval(500 * time.Millisecond),
+		slotdiscovery.WithStaleAfter(3 * time.Second),
+		slotdiscovery.WithVerifyDelay(5*time.Millisecond, 30*time.Millisecond),
+		slotdiscovery.WithGetBudget(200, 400, 50),
+		slotdiscovery.WithPutBudget(100, 20),
+	}
+}
