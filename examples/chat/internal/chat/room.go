@@ -390,8 +390,10 @@ func (r *Room) Members() []Member {
 	var out []Member
 	for _, mb := range r.members {
 		if mb.present || mb.greeted || mb.nick != "" {
+			// A goodbye makes a member Left at once, though pubsub still
+			// lists it subscribed while its goodbye lingers.
 			out = append(out, Member{ID: mb.id, Nick: r.displayLocked(mb), Here: mb.greeted, Direct: mb.present,
-				Left: !mb.present && !mb.greeted})
+				Left: !mb.greeted && (!mb.present || !mb.gone.IsZero())})
 		}
 	}
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Nick, b.Nick) })
