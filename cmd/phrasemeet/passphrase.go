@@ -57,9 +57,9 @@ func asUsage(err error) error {
 
 // errInterrupted is what a command reports when SIGINT or SIGTERM ends it
 // before it did its work: "interrupted" says more to a user than the
-// context's "context canceled". (At the prompt, passphrase.ErrInterrupted
-// says the same.)
-var errInterrupted = errors.New("interrupted")
+// context's "context canceled". It is the prompt's own error, so one
+// errors.Is test covers an interrupt at the prompt and after it.
+var errInterrupted = passphrase.ErrInterrupted
 
 // read returns the passphrase from the first source that has one. The
 // caller clears it when done. Having none is a usage error; an empty

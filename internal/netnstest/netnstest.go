@@ -49,14 +49,14 @@ func Main(m interface{ Run() int }) {
 // "" inside one. It is set once, by Main, before any test runs.
 var unavailable = "netnstest.Main was not called from TestMain"
 
-// Inside reports whether the tests run in a namespace Main made.
-func Inside() bool { return unavailable == "" }
+// inside reports whether the tests run in a namespace Main made.
+func inside() bool { return unavailable == "" }
 
 // Require skips t unless it runs inside a namespace Main made, so a test
 // that multicasts never does so on the machine's own networks.
 func Require(t testing.TB) {
 	t.Helper()
-	if !Inside() {
+	if !inside() {
 		t.Skipf("skipped so that no multicast leaves this machine: %s", unavailable)
 	}
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	coredisc "github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/host"
 	"go.uber.org/fx"
 
@@ -31,23 +30,17 @@ func newHost(lc fx.Lifecycle, cfg Config) (host.Host, error) {
 	return h, nil
 }
 
-type adapterOut struct {
-	fx.Out
-	Adapter   *libp2padapter.Adapter
-	Discovery coredisc.Discovery
-}
-
 // newAdapter turns the opener into go-libp2p's discovery service for the
 // host. Stopping it leaves every namespace, so the others see this peer go
 // at their next read rather than when its entry ages out.
-func newAdapter(lc fx.Lifecycle, h host.Host, open libp2padapter.Opener, cfg Config, con *Console) (adapterOut, error) {
+func newAdapter(lc fx.Lifecycle, h host.Host, open libp2padapter.Opener, cfg Config, con *Console) (*libp2padapter.Adapter, error) {
 	var opts []libp2padapter.Option
 	if cfg.Loopback {
 		opts = append(opts, libp2padapter.WithLoopback())
 	}
 	a, err := libp2padapter.New(h, open, opts...)
 	if err != nil {
-		return adapterOut{}, err
+		return nil, err
 	}
 	lc.Append(fx.StopHook(func() error {
 		// Leaving writes a tombstone, within the rendezvous' own request
@@ -58,7 +51,7 @@ func newAdapter(lc fx.Lifecycle, h host.Host, open libp2padapter.Opener, cfg Con
 		con.Statusf("left the rendezvous in %s", roundDuration(time.Since(start)))
 		return err
 	}))
-	return adapterOut{Adapter: a, Discovery: a}, nil
+	return a, nil
 }
 
 // newPubSub starts gossipsub on the host. Flood publishing sends each of
@@ -72,7 +65,8 @@ func newAdapter(lc fx.Lifecycle, h host.Host, open libp2padapter.Opener, cfg Con
 // ports two such dials merge into one connection neither handshake
 // completes; libp2p then backs off dialing that peer for longer than a
 // conversation lasts. newConnector's libp2padapter.Connector dials
-// instead, the lower peer ID first. pubsub finds the room's members among the connections it makes.
+// instead, the lower peer ID first; pubsub finds the room's members among
+// the connections it makes.
 func newPubSub(lc fx.Lifecycle, h host.Host) (*pubsub.PubSub, error) {
 	// pubsub lives as long as this context; stopping cancels it.
 	ctx, cancel := context.WithCancel(context.Background())
