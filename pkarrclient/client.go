@@ -34,6 +34,8 @@ type Client struct {
 	policy            SuccessPolicy
 	clock             clockwork.Clock
 	mostRecentTimeout time.Duration
+	distrust          time.Duration
+	acks              *ackLog
 	log               *slog.Logger
 }
 
@@ -44,6 +46,7 @@ type clientConfig struct {
 	policy            SuccessPolicy
 	clock             clockwork.Clock
 	mostRecentTimeout time.Duration
+	distrust          time.Duration
 	log               *slog.Logger
 }
 
@@ -119,6 +122,23 @@ func WithMostRecentTimeout(d time.Duration) ClientOption {
 	}
 }
 
+// WithDistrust sets how long a backend stays distrusted after it served a
+// packet older than one it had accepted from this Client (default 10
+// min). A relay keeps the newest packet per key, so going back means it
+// lied about the PUT, lost the packet, or sits behind a stale cache; while
+// distrusted, its answers still count towards the most recent packet, but
+// never end a resolve's wait for the others (see Resolve). Zero turns the
+// check off.
+func WithDistrust(d time.Duration) ClientOption {
+	return func(c *clientConfig) error {
+		if d < 0 {
+			return fmt.Errorf("pkarr: WithDistrust: negative duration %v", d)
+		}
+		c.distrust = d
+		return nil
+	}
+}
+
 // WithLogger receives a debug line per backend outcome. By default nothing
 // is logged.
 func WithLogger(l *slog.Logger) ClientOption {
@@ -165,6 +185,7 @@ func NewClient(backends []Backend, opts ...ClientOption) (*Client, error) {
 		maxTTL:            defaultMaxTTL,
 		policy:            AtLeastOne,
 		mostRecentTimeout: defaultMostRecentTimeout,
+		distrust:          defaultDistrust,
 	}
 	for _, opt := range opts {
 		if opt == nil {
@@ -188,6 +209,8 @@ func NewClient(backends []Backend, opts ...ClientOption) (*Client, error) {
 		policy:            cfg.policy,
 		clock:             cfg.clock,
 		mostRecentTimeout: cfg.mostRecentTimeout,
+		distrust:          cfg.distrust,
+		acks:              newAckLog(len(backends), max(cfg.cacheSize, defaultCacheSize)),
 		log:               cfg.log,
 	}, nil
 }
@@ -195,6 +218,20 @@ func NewClient(backends []Backend, opts ...ClientOption) (*Client, error) {
 // Backends returns the Client's backends, in the order outcomes are
 // reported. The slice is a copy.
 func (c *Client) Backends() []Backend { return slices.Clone(c.backends) }
+
+// Distrusted returns the names of the backends distrusted now: each served
+// a packet older than one it had accepted from this Client (see
+// WithDistrust).
+func (c *Client) Distrusted() []string {
+	now := c.clock.Now()
+	var out []string
+	for i, b := range c.backends {
+		if c.acks.distrusted(i, now) {
+			out = append(out, b.Name())
+		}
+	}
+	return out
+}
 
 // Outcome is what one backend did with one call, so callers can show which
 // relays accepted a record, or find out why a resolve failed.
@@ -212,6 +249,10 @@ type Outcome struct {
 	// Packet is the verified packet the backend returned (resolve only);
 	// nil when it returned none or an invalid one.
 	Packet *SignedPacket
+	// Distrusted is set when the backend was distrusted as it answered
+	// (resolve only): it had served a packet older than one it accepted
+	// from this Client, now or within the WithDistrust period.
+	Distrusted bool
 }
 
 // PublishResult reports a Publish backend by backend.
@@ -249,10 +290,11 @@ func (c *Client) Publish(ctx context.Context, p *SignedPacket) (*PublishResult, 
 	}
 	wg.Wait()
 	res := &PublishResult{Outcomes: outcomes}
-	for _, o := range outcomes {
+	for i, o := range outcomes {
 		c.logOutcome(ctx, opPublish, p.PublicKey(), o)
 		if o.Err == nil {
 			res.Accepted++
+			c.acks.accepted(p.PublicKey(), i, p.Timestamp())
 		}
 	}
 	if !c.policy(res.Accepted, len(outcomes)) {
@@ -265,6 +307,8 @@ func (c *Client) Publish(ctx context.Context, p *SignedPacket) (*PublishResult, 
 // resolveConfig collects ResolveOptions.
 type resolveConfig struct {
 	networkOnly bool
+	uncached    bool
+	settle      time.Duration
 	onOutcome   func(Outcome)
 }
 
@@ -279,6 +323,28 @@ type ResolveOption func(*resolveConfig)
 // back to an expired cached packet.
 func NetworkOnly() ResolveOption {
 	return func(c *resolveConfig) { c.networkOnly = true }
+}
+
+// Uncached makes the call ignore the cache altogether: it asks the
+// backends (as NetworkOnly), and returns what they answered even when the
+// cache holds a newer packet, for a caller checking what the network holds
+// rather than what is newest, such as the read-back that confirms a
+// publish: the cache learned our own packet from Publish, and answering
+// from it would confirm a write no backend kept. The answer still updates
+// the cache.
+func Uncached() ResolveOption {
+	return func(c *resolveConfig) { c.networkOnly, c.uncached = true, true }
+}
+
+// Settle makes Resolve wait, after the first valid answer of a trusted
+// backend, up to d for the other backends, and return the most recent
+// packet among the answers in by then, instead of the first. It costs at
+// most d when a backend hangs, nothing when all answer; it is for callers
+// that write back what they read, or that one fast relay serving an old
+// packet must not mislead. ResolveMostRecent waits for every backend
+// anyway.
+func Settle(d time.Duration) ResolveOption {
+	return func(c *resolveConfig) { c.settle = max(d, 0) }
 }
 
 // WithOutcomes calls f once per backend as each finishes, including those
@@ -296,11 +362,15 @@ func WithOutcomes(f func(Outcome)) ResolveOption {
 //
 // A cached packet younger than its TTL (clamped, see WithTTLClamp) is
 // returned at once, unless NetworkOnly is given. Otherwise every backend is
-// asked concurrently and the first valid packet ends the wait: the other
-// requests are cancelled, Resolve waits for them to return, and the newest
-// valid packet among the answers in by then (usually just the first) is
-// the network's answer. An invalid, forged or wrong-key answer never wins;
-// it only becomes that backend's outcome error. If the cache holds a packet more recent than the network's answer,
+// asked concurrently and the first valid packet ends the wait (or, with
+// Settle, starts a short window for the others): the other requests are
+// cancelled, Resolve waits for them to return, and the newest valid packet
+// among the answers in by then (usually just the first) is the network's
+// answer. An invalid, forged or wrong-key answer never wins; it only
+// becomes that backend's outcome error. A distrusted backend (one that
+// served a packet older than one it accepted from this Client, see
+// WithDistrust) never ends the wait: its packet counts only if it is the
+// most recent once the others have answered. If the cache holds a packet more recent than the network's answer,
 // the cached packet is returned instead, so a backend replaying an old but
 // validly signed packet cannot roll the caller back. The newest packet seen
 // is cached.
@@ -338,6 +408,8 @@ func (c *Client) resolve(ctx context.Context, key PublicKey, mostRecent bool, op
 			opt(&o)
 		}
 	}
+	// Uncached implies networkOnly: the cache neither answers first nor
+	// gives a NewerThan hint.
 	entry, cached := c.cache.get(key)
 	if cached && !o.networkOnly && !mostRecent &&
 		!entry.packet.Expired(entry.stored, c.clock.Now(), c.minTTL, c.maxTTL) {
@@ -372,25 +444,58 @@ func (c *Client) resolve(ctx context.Context, key PublicKey, mostRecent bool, op
 	}
 	outcomes := make([]Outcome, len(c.backends))
 	var best *SignedPacket
-	for range c.backends {
-		a := <-answers
+	// settled fires o.settle after the first trusted answer; nil (never)
+	// until then. Network timeouts run on the real clock.
+	var settled <-chan time.Time
+	settling := false
+	for pending := len(c.backends); pending > 0; {
+		var a resolved
+		select {
+		case a = <-answers:
+			pending--
+		case <-settled:
+			cancel()
+			settled = nil
+			continue
+		}
+		now := c.clock.Now()
+		if p := a.outcome.Packet; p != nil && c.acks.served(key, a.index, p.Timestamp(), now, c.distrust) {
+			c.log.WarnContext(ctx, "pkarr backend served a packet older than one it accepted; distrusting it",
+				"backend", a.outcome.Backend, "key", key.String(), "for", c.distrust)
+		}
+		a.outcome.Distrusted = c.acks.distrusted(a.index, now)
 		outcomes[a.index] = a.outcome
 		c.logOutcome(ctx, opResolve, key, a.outcome)
 		if o.onOutcome != nil {
 			o.onOutcome(a.outcome)
 		}
-		if p := a.outcome.Packet; p != nil {
-			if p.MoreRecentThan(best) {
-				best = p
-			}
-			if !mostRecent {
-				cancel()
-			}
+		p := a.outcome.Packet
+		if p == nil {
+			continue
+		}
+		if p.MoreRecentThan(best) {
+			best = p
+		}
+		// A distrusted backend's packet counts, but never ends the wait:
+		// the packets it serves are signed, so they cannot be forged,
+		// only old, and the most recent answer still wins.
+		switch {
+		case mostRecent || a.outcome.Distrusted || settling:
+		case o.settle > 0:
+			settling = true
+			t := time.NewTimer(o.settle)
+			defer t.Stop()
+			settled = t.C
+		default:
+			cancel()
 		}
 	}
 
 	if best != nil {
 		c.cache.put(best, c.clock.Now())
+		if o.uncached {
+			return best, nil
+		}
 		// Read the cache again: it may have learned of a newer packet
 		// while we waited, from this call or a concurrent one.
 		if e, ok := c.cache.get(key); ok && e.packet.MoreRecentThan(best) {

@@ -307,12 +307,28 @@ func (d *Discoverer) backoff(err error) {
 // readSlotWith fetches slot i on the given GET budget and folds what it
 // holds into our views. A slot with no packet is read successfully as
 // empty.
+//
+// Every read takes the most recent packet the relays serve within the
+// settle window, not the first: a write carries forward what its read
+// found, so one fast relay serving an old packet would otherwise make
+// every writer erase the others' entries on the honest relays.
 func (d *Discoverer) readSlotWith(ctx context.Context, i int, budget *rate.Limiter) error {
+	return d.readSlot(ctx, i, budget, pkarrclient.NetworkOnly())
+}
+
+// readBack is the read that confirms our own write: the network's answer
+// alone. The client's cache learned our packet when we published it, and
+// answering from it would confirm a write that no relay kept.
+func (d *Discoverer) readBack(ctx context.Context, i int) error {
+	return d.readSlot(ctx, i, d.ownGets, pkarrclient.Uncached())
+}
+
+func (d *Discoverer) readSlot(ctx context.Context, i int, budget *rate.Limiter, mode pkarrclient.ResolveOption) error {
 	if err := d.take(ctx, budget); err != nil {
 		return err
 	}
 	key := d.group.SlotKey(i).PublicKey()
-	p, err := d.client.Resolve(ctx, key, pkarrclient.NetworkOnly())
+	p, err := d.client.Resolve(ctx, key, mode, pkarrclient.Settle(d.cfg.readSettle))
 	d.mu.Lock()
 	d.stats.Gets++
 	d.mu.Unlock()
@@ -977,7 +993,7 @@ func (a *announcement) bury(ctx context.Context, slot int, id string, since time
 			err = d.sleep(ctx, d.rnd.between(d.cfg.verifyMin, d.cfg.verifyMax))
 		}
 		if err == nil {
-			err = d.readSlotWith(ctx, slot, d.ownGets)
+			err = d.readBack(ctx, slot)
 		}
 		if err != nil {
 			d.cfg.logger.Debug("tombstone not written", "slot", slot, "err", err)
@@ -1308,7 +1324,7 @@ func (a *announcement) publish(ctx context.Context, slot int) bool {
 		// The read-back reads our slot alone, on the announcement's own
 		// budget: waiting for a whole scan would stretch the time between
 		// two versions of our entry by a scan's length.
-		if err := d.readSlotWith(ctx, slot, d.ownGets); err != nil {
+		if err := d.readBack(ctx, slot); err != nil {
 			fresh = false
 			continue
 		}

@@ -38,6 +38,7 @@ type config struct {
 	putRate              float64 // PUTs per second
 	putBurst             int
 	leaveTimeout         time.Duration
+	readSettle           time.Duration // how long a read waits for more relays after the first answer
 }
 
 func defaultConfig() config {
@@ -61,6 +62,7 @@ func defaultConfig() config {
 		putRate:      0.23,
 		putBurst:     2,
 		leaveTimeout: 5 * time.Second,
+		readSettle:   300 * time.Millisecond,
 	}
 }
 
@@ -227,6 +229,22 @@ func WithPutBudget(perSecond float64, burst int) Option {
 			return fmt.Errorf("slotdiscovery: PUT budget %v/s burst %d: %w", perSecond, burst, errNonPositive)
 		}
 		cfg.putRate, cfg.putBurst = perSecond, burst
+		return nil
+	}
+}
+
+// WithReadSettle sets how long a slot read waits, after the first relay's
+// answer, for the other relays before it takes the most recent packet
+// among their answers (default 300 ms; zero takes the first answer). A
+// peer writes back what it read, so trusting the first answer lets one
+// fast relay that serves old packets keep a group apart. The wait costs
+// nothing when every relay answers, and at most this bound when one hangs.
+func WithReadSettle(d time.Duration) Option {
+	return func(cfg *config) error {
+		if d < 0 {
+			return fmt.Errorf("slotdiscovery: read settle %v: negative", d)
+		}
+		cfg.readSettle = d
 		return nil
 	}
 }

@@ -5,6 +5,10 @@
 package slottest
 
 import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -27,8 +31,20 @@ var CheapKDF = slotdiscovery.KDFParams{Time: 1, MemoryKiB: 64, Threads: 1}
 // when the test ends.
 func Relay(t testing.TB, opts ...pkarrrelay.Option) string {
 	t.Helper()
+	return Serve(t, RelayHandler(t, opts...))
+}
+
+// RelayHandler is the handler Relay serves, for tests that wrap it (see
+// Delayed).
+func RelayHandler(t testing.TB, opts ...pkarrrelay.Option) http.Handler {
+	t.Helper()
 	store := pkarrrelay.NewMemoryStore(10_000)
 	t.Cleanup(func() { store.Close() })
+	return relayHandler(t, store, opts)
+}
+
+func relayHandler(t testing.TB, store pkarrrelay.Store, opts []pkarrrelay.Option) http.Handler {
+	t.Helper()
 	h, err := pkarrrelay.NewHandler(store, append([]pkarrrelay.Option{
 		pkarrrelay.WithWriteRateLimit(rate.Inf, 0),
 		pkarrrelay.WithReadRateLimit(rate.Inf, 0),
@@ -36,6 +52,12 @@ func Relay(t testing.TB, opts ...pkarrrelay.Option) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h
+}
+
+// Serve serves h on 127.0.0.1 until the test ends and returns its base URL.
+func Serve(t testing.TB, h http.Handler) string {
+	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	if !strings.HasPrefix(srv.URL, "http://127.0.0.1:") {
@@ -44,13 +66,107 @@ func Relay(t testing.TB, opts ...pkarrrelay.Option) string {
 	return srv.URL
 }
 
+// Delayed answers every request through h after a delay drawn uniformly
+// from [lo, hi]: a relay further away than another.
+func Delayed(h http.Handler, lo, hi time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := lo
+		if hi > lo {
+			d += rand.N(hi - lo)
+		}
+		select {
+		case <-time.After(d):
+			h.ServeHTTP(w, r)
+		case <-r.Context().Done():
+		}
+	})
+}
+
+// LyingRelay serves the project's relay over a store that keeps only the
+// first packet of each key and acknowledges every later PUT as stored: a
+// relay that answers quickly and lies. Its GETs serve validly signed
+// packets, only old ones.
+func LyingRelay(t testing.TB) string {
+	t.Helper()
+	store := &firstOnlyStore{MemoryStore: pkarrrelay.NewMemoryStore(10_000)}
+	t.Cleanup(func() { store.Close() })
+	return Serve(t, relayHandler(t, store, nil))
+}
+
+type firstOnlyStore struct{ *pkarrrelay.MemoryStore }
+
+func (s *firstOnlyStore) Put(ctx context.Context, p *pkarrclient.SignedPacket) (pkarrrelay.PutOutcome, error) {
+	if _, err := s.Get(ctx, p.PublicKey()); err == nil {
+		return pkarrrelay.PutStored, nil
+	}
+	return s.MemoryStore.Put(ctx, p)
+}
+
+// FrozenRelay serves the given packets and refuses every PUT with a
+// storage error: a relay that lags behind the others for good, such as a
+// replica that stopped syncing or a relay whose disk is full.
+func FrozenRelay(t testing.TB, packets ...*pkarrclient.SignedPacket) string {
+	t.Helper()
+	mem := pkarrrelay.NewMemoryStore(10_000)
+	t.Cleanup(func() { mem.Close() })
+	for _, p := range packets {
+		if _, err := mem.Put(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Serve(t, relayHandler(t, frozenStore{mem}, nil))
+}
+
+type frozenStore struct{ *pkarrrelay.MemoryStore }
+
+func (frozenStore) Put(context.Context, *pkarrclient.SignedPacket) (pkarrrelay.PutOutcome, error) {
+	return 0, errors.New("frozen")
+}
+
+// HangingRelay accepts every request and never answers it: a relay behind
+// a black hole.
+func HangingRelay(t testing.TB) string {
+	t.Helper()
+	stop := make(chan struct{})
+	url := Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	// Registered after Serve, so it runs first: the server's Close waits
+	// for handlers to return.
+	t.Cleanup(func() { close(stop) })
+	return url
+}
+
+// DeadRelay returns the URL of a port on 127.0.0.1 that nothing listens
+// on: every request is refused at once.
+func DeadRelay(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + l.Addr().String()
+	l.Close()
+	return url
+}
+
 // Client returns a pkarr client of its own for one test peer, over the
 // relays at urls, with short timeouts and retry delays.
 func Client(t testing.TB, urls ...string) *pkarrclient.Client {
 	t.Helper()
-	c, err := pkarrclient.NewRelayClient(urls,
+	return ClientWith(t, urls)
+}
+
+// ClientWith is Client with more relay options, applied after Client's.
+func ClientWith(t testing.TB, urls []string, opts ...pkarrclient.RelayOption) *pkarrclient.Client {
+	t.Helper()
+	c, err := pkarrclient.NewRelayClient(urls, append([]pkarrclient.RelayOption{
 		pkarrclient.RelayHTTPClient(&http.Client{Timeout: 5 * time.Second}),
-		pkarrclient.RelayBackoff(time.Millisecond, 10*time.Millisecond))
+		pkarrclient.RelayBackoff(time.Millisecond, 10*time.Millisecond),
+	}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

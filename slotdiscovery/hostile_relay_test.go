@@ -1,0 +1,184 @@
+package slotdiscovery_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phrasemeet/discovery"
+	"github.com/phrasemeet/discovery/internal/slottest"
+	"github.com/phrasemeet/discovery/pkarrclient"
+	"github.com/phrasemeet/discovery/slotdiscovery"
+)
+
+// TestOneBadRelayChangesNothing runs three peers over relays of which one
+// lies, is dead or hangs: each must still find the other two. The liar
+// answers first, acknowledges every PUT and keeps only the first packet
+// of each key; the honest relays answer 3-20 ms later. A peer that trusts
+// the first answer carries forward only what the liar serves and erases
+// the others' entries on the honest relays.
+func TestOneBadRelayChangesNothing(t *testing.T) {
+	honest := func(t *testing.T) string {
+		return slottest.Serve(t, slottest.Delayed(slottest.RelayHandler(t), 3*time.Millisecond, 20*time.Millisecond))
+	}
+	cases := []struct {
+		name   string
+		relays func(t *testing.T) []string
+	}{
+		{"liar+honest", func(t *testing.T) []string { return []string{slottest.LyingRelay(t), honest(t)} }},
+		{"liar+2honest", func(t *testing.T) []string { return []string{slottest.LyingRelay(t), honest(t), honest(t)} }},
+		{"dead+2honest", func(t *testing.T) []string { return []string{slottest.DeadRelay(t), honest(t), honest(t)} }},
+		{"hanging+2honest", func(t *testing.T) []string { return []string{slottest.HangingRelay(t), honest(t), honest(t)} }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			urls := tc.relays(t)
+			g := slottest.Group(t, "one bad relay "+tc.name)
+			ds, cs := newPeersClients(t, g, urls, 3)
+			ids := announceAll(t, ds)
+			waitAllKnow(t, ds, ids, 40*time.Second)
+			if !strings.HasPrefix(tc.name, "liar") {
+				return
+			}
+			// Every peer wrote a slot the liar already held, or rewrote
+			// its own: each has seen the liar go back on a PUT.
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			for i, c := range cs {
+				for !slices.Contains(c.Distrusted(), urls[0]) {
+					select {
+					case <-ctx.Done():
+						t.Fatalf("peer %d does not distrust the liar: %v", i, c.Distrusted())
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestLaggingRelayDoesNotMislead runs three peers over an honest relay and
+// one that answers first with an old packet for every slot of the first
+// five levels and refuses every write: a replica that stopped syncing.
+// It never acknowledged a write, so only reads that wait a moment for the
+// other relays, and take the most recent answer, see past it.
+func TestLaggingRelayDoesNotMislead(t *testing.T) {
+	g := slottest.Group(t, "lagging relay")
+	old := pkarrclient.TimestampFromTime(time.Now().Add(-time.Hour))
+	var frozen []*pkarrclient.SignedPacket
+	for i := range 31 {
+		p, err := pkarrclient.NewBuilder().Timestamp(old).TXT("@", 300, "an old version").Sign(g.SlotKey(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		frozen = append(frozen, p)
+	}
+	urls := []string{
+		slottest.FrozenRelay(t, frozen...),
+		slottest.Serve(t, slottest.Delayed(slottest.RelayHandler(t), 3*time.Millisecond, 20*time.Millisecond)),
+	}
+	ds := newPeers(t, g, urls, 3)
+	waitAllKnow(t, ds, announceAll(t, ds), 40*time.Second)
+}
+
+// TestReadBackAsksTheNetwork runs one peer over a relay that acknowledges
+// every PUT and keeps only the first packet of each key. The peer's first
+// write lands; every rewrite after it is dropped, and the read-back must
+// say so. Our own client cached each packet we published: a read-back
+// answered from that cache would confirm every rewrite.
+func TestReadBackAsksTheNetwork(t *testing.T) {
+	g := slottest.Group(t, "read-back passphrase")
+	d := newPeers(t, g, []string{slottest.LyingRelay(t)}, 1)[0]
+	announceAll(t, []*slotdiscovery.Discoverer{d})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for d.Stats().Collisions == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no rewrite was found missing on a relay that keeps only first packets: stats %+v", d.Stats())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// newPeers starts n default-profile peers over the relays at urls, each
+// with a client of its own.
+func newPeers(t *testing.T, g *slotdiscovery.Group, urls []string, n int) []*slotdiscovery.Discoverer {
+	ds, _ := newPeersClients(t, g, urls, n)
+	return ds
+}
+
+// newPeersClients is newPeers, and returns each peer's client too.
+func newPeersClients(t *testing.T, g *slotdiscovery.Group, urls []string, n int) ([]*slotdiscovery.Discoverer, []*pkarrclient.Client) {
+	t.Helper()
+	ds := make([]*slotdiscovery.Discoverer, n)
+	cs := make([]*pkarrclient.Client, n)
+	for i := range ds {
+		// A relay timeout in proportion to the fast schedule's stale
+		// bound, as the defaults' 2 s is to 150 s.
+		c := slottest.ClientWith(t, urls, pkarrclient.RelayTimeout(250*time.Millisecond), pkarrclient.RelayRetries(1))
+		d, err := slotdiscovery.New(c, g, slottest.FastSchedule()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		ds[i], cs[i] = d, c
+	}
+	return ds, cs
+}
+
+// announceAll announces peer-i on the i-th discoverer and returns the IDs.
+func announceAll(t *testing.T, ds []*slotdiscovery.Discoverer) []string {
+	t.Helper()
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i] = fmt.Sprintf("peer-%d", i)
+		rec := discovery.Record{ID: ids[i], Addrs: []string{fmt.Sprintf("/ip4/192.0.2.1/udp/%d/quic-v1", 4000+i)}}
+		if _, err := d.Announce(t.Context(), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ids
+}
+
+// waitAllKnow waits until every peer knows every other, or fails the test
+// after timeout with what each knows.
+func waitAllKnow(t *testing.T, ds []*slotdiscovery.Discoverer, ids []string, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	for {
+		missing := 0
+		for i, d := range ds {
+			known := peerIDs(d.Peers())
+			for j, id := range ids {
+				if j != i && !slices.Contains(known, id) {
+					missing++
+				}
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			for i, d := range ds {
+				t.Errorf("peer %d knows %v (slot %d), stats %+v", i, peerIDs(d.Peers()), d.Slot(ids[i]), d.Stats())
+			}
+			t.Fatalf("%d of %d peer pairs still apart after %v", missing, len(ds)*(len(ds)-1), timeout)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func peerIDs(ps []discovery.Peer) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.ID
+	}
+	return out
+}
