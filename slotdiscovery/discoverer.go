@@ -87,7 +87,7 @@ type Discoverer struct {
 	slots     map[int]*slotView
 	peers     map[string]*peerView
 	fastUntil time.Time
-	pausedTil time.Time     // set by a 429's Retry-After
+	pausedTil time.Time     // set when every relay answered 429, to the first Retry-After
 	gets      *rate.Limiter // scans and claims
 	ownGets   *rate.Limiter // the read before each write, kept apart so scans cannot starve it
 	puts      *rate.Limiter
@@ -281,11 +281,14 @@ func (d *Discoverer) takeWaited(ctx context.Context, lim *rate.Limiter) (bool, e
 	return d.now().After(before), err
 }
 
-// backoff reacts to a request error: a 429 pauses every request for its
-// Retry-After, and caps the GET burst from then on. n0's relay limits
-// only PUTs, pkarr's limits every request in one bucket of 10; the full
-// fast-phase burst finds a group sooner on the first, and a relay that
-// answers 429 has said it is the second.
+// backoff reacts to a request error. A 429 caps the GET burst from then
+// on: n0's relay limits only PUTs, pkarr's limits every request in one
+// bucket of 10; the full fast-phase burst finds a group sooner on the
+// first, and a relay that answers 429 has said it is the second. Each
+// relay keeps away from itself for its own Retry-After (pkarrclient's
+// Relay refuses calls until then without sending them), so the others
+// go on; only when every relay said 429 does every request pause, until
+// the first of them takes requests again.
 func (d *Discoverer) backoff(err error) {
 	var rl *pkarrclient.RateLimitError
 	if !errors.As(err, &rl) {
@@ -298,10 +301,42 @@ func (d *Discoverer) backoff(err error) {
 		d.burstCap = limitedBurst
 		d.gets.SetBurstAt(d.now(), min(d.gets.Burst(), limitedBurst))
 	}
-	wait := max(rl.RetryAfter, time.Second)
-	if until := d.now().Add(wait); until.After(d.pausedTil) {
+	wait, all := allRateLimited(err)
+	if !all {
+		return
+	}
+	if until := d.now().Add(max(wait, time.Second)); until.After(d.pausedTil) {
 		d.pausedTil = until
 	}
+}
+
+// allRateLimited reports whether every backend of a failed call answered
+// 429, and the shortest wait among those that did.
+func allRateLimited(err error) (time.Duration, bool) {
+	var outcomes []pkarrclient.Outcome
+	var re *pkarrclient.ResolveError
+	var pe *pkarrclient.PublishError
+	switch {
+	case errors.As(err, &re):
+		outcomes = re.Outcomes
+	case errors.As(err, &pe):
+		outcomes = pe.Outcomes
+	default: // not a fan-out error: the one backend there is
+		var rl *pkarrclient.RateLimitError
+		return rl.RetryAfter, errors.As(err, &rl)
+	}
+	wait, limited := time.Duration(-1), 0
+	for _, o := range outcomes {
+		var rl *pkarrclient.RateLimitError
+		if !errors.As(o.Err, &rl) {
+			continue
+		}
+		limited++
+		if wait < 0 || rl.RetryAfter < wait {
+			wait = rl.RetryAfter
+		}
+	}
+	return max(wait, 0), limited > 0 && limited == len(outcomes)
 }
 
 // readSlotWith fetches slot i on the given GET budget and folds what it

@@ -3,6 +3,7 @@ package slotdiscovery_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -181,4 +182,51 @@ func peerIDs(ps []discovery.Peer) []string {
 		out[i] = p.ID
 	}
 	return out
+}
+
+// TestRateLimitPausesOnlyThatRelay runs two peers over a relay that
+// answers every request with 429 and a Retry-After of an hour, and a
+// relay that fails every PUT for its first two seconds: their writes fail
+// on both at first. The 429 concerns its relay alone; once the other
+// takes writes the peers meet through it.
+func TestRateLimitPausesOnlyThatRelay(t *testing.T) {
+	limited := slottest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "3600")
+		http.Error(w, "slow down", http.StatusTooManyRequests)
+	}))
+	honest := slottest.RelayHandler(t)
+	healthy := time.Now().Add(2 * time.Second)
+	flaky := slottest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && time.Now().Before(healthy) {
+			http.Error(w, "not yet", http.StatusServiceUnavailable)
+			return
+		}
+		honest.ServeHTTP(w, r)
+	}))
+	g := slottest.Group(t, "one relay rate limits")
+	ds := newPeers(t, g, []string{limited, flaky}, 2)
+	waitAllKnow(t, ds, announceAll(t, ds), 30*time.Second)
+	for i, d := range ds {
+		if d.Stats().RateLimited == 0 {
+			t.Errorf("peer %d counted no 429", i)
+		}
+	}
+}
+
+// TestEveryRelayRateLimitedPauses runs a peer over two relays that both
+// answer 429 with a Retry-After of an hour: with no relay left to ask,
+// the peer pauses instead of spending its budget on requests every relay
+// would refuse.
+func TestEveryRelayRateLimitedPauses(t *testing.T) {
+	limited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "3600")
+		http.Error(w, "slow down", http.StatusTooManyRequests)
+	})
+	g := slottest.Group(t, "every relay rate limits")
+	d := newPeers(t, g, []string{slottest.Serve(t, limited), slottest.Serve(t, limited)}, 1)[0]
+	announceAll(t, []*slotdiscovery.Discoverer{d})
+	time.Sleep(2 * time.Second) // the fast schedule's budget allows 800 GETs in this time
+	if s := d.Stats(); s.RateLimited == 0 || s.Gets > 20 {
+		t.Fatalf("after 2 s against two relays that both said 429: %+v; want a few GETs, then a pause", s)
+	}
 }
