@@ -3,8 +3,11 @@ package slotdiscovery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/phrasemeet/discovery"
 	"github.com/phrasemeet/discovery/pkarrclient"
@@ -65,7 +68,15 @@ type tableConfig struct {
 	staleAfter  time.Duration
 	futureBound time.Duration
 	minSlots    int
+	maxSlots    int
+	rate        rate.Limit
+	burst       int
 }
+
+// ErrTableTruncated is returned, with the table read so far, when the
+// levels read were all full but reading the next would pass the
+// TableMaxSlots bound.
+var ErrTableTruncated = errors.New("slotdiscovery: table cut at the slot bound; deeper levels not read")
 
 // TableClock sets the clock ages are judged by (default time.Now).
 func TableClock(now func() time.Time) TableOption { return func(c *tableConfig) { c.now = now } }
@@ -80,27 +91,67 @@ func TableBounds(staleAfter, futureBound time.Duration) TableOption {
 // above are not full (default 1).
 func TableMinSlots(n int) TableOption { return func(c *tableConfig) { c.minSlots = n } }
 
+// TableMaxSlots stops the walk before a level that would take the table
+// past n slots (default 255, levels 0 to 7, where a group of a thousand
+// lives): a group pushed deeper, by its size or by slots locked ahead of
+// time, is not worth a flood of reads to a diagnostic. ReadTable then
+// returns ErrTableTruncated with the levels it read. TableMinSlots wins
+// over it: the slots asked for are read.
+func TableMaxSlots(n int) TableOption { return func(c *tableConfig) { c.maxSlots = n } }
+
+// TableBudget bounds the reads: at most perSecond GETs per second after a
+// burst, and at most burst in flight (default the Discoverer's fast-phase
+// budget, 1.2/s with a burst of 8, within what deployed relays allow one
+// IP). math.Inf(1) removes the rate bound, for a relay of your own.
+func TableBudget(perSecond float64, burst int) TableOption {
+	return func(c *tableConfig) { c.rate, c.burst = rate.Limit(perSecond), burst }
+}
+
 // ReadTable reads the group's slots as a scan does, level by level while
 // every slot of a level is full, and returns what each holds. Large
 // levels are read in full here, unlike a scan's sample: it is a
 // diagnostic, run once.
 func ReadTable(ctx context.Context, client *pkarrclient.Client, g *Group, opts ...TableOption) ([]SlotInfo, error) {
 	d := defaultConfig()
-	cfg := tableConfig{now: time.Now, staleAfter: d.staleAfter, futureBound: d.futureBound, minSlots: 1}
+	cfg := tableConfig{now: time.Now, staleAfter: d.staleAfter, futureBound: d.futureBound, minSlots: 1,
+		maxSlots: defaultTableMaxSlots, rate: rate.Limit(d.fastGetRate), burst: d.getBurst}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if client == nil || g == nil {
+	switch {
+	case client == nil || g == nil:
 		return nil, errors.New("slotdiscovery: nil client or group")
+	case cfg.burst < 1 || cfg.rate <= 0:
+		return nil, fmt.Errorf("slotdiscovery: TableBudget %v/s burst %d: %w", float64(cfg.rate), cfg.burst, errNonPositive)
+	case cfg.maxSlots < 1:
+		return nil, fmt.Errorf("slotdiscovery: TableMaxSlots %d: %w", cfg.maxSlots, errNonPositive)
 	}
+	lim := rate.NewLimiter(cfg.rate, cfg.burst)
+	sem := make(chan struct{}, cfg.burst)
 	var out []SlotInfo
 	largest := typicalEntry
 	for l := 0; l <= maxLevel; l++ {
 		lo, hi := levelRange(l)
+		if hi > cfg.maxSlots && lo >= cfg.minSlots {
+			return out, ErrTableTruncated
+		}
 		infos := make([]SlotInfo, hi-lo)
 		var wg sync.WaitGroup
 		for i := lo; i < hi; i++ {
-			wg.Go(func() { infos[i-lo] = readInfo(ctx, client, g, i, &cfg) })
+			wg.Go(func() {
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					infos[i-lo] = SlotInfo{Index: i, Key: g.SlotKey(i).PublicKey(), State: SlotUnreadable, Err: ctx.Err()}
+					return
+				}
+				defer func() { <-sem }()
+				if err := lim.Wait(ctx); err != nil {
+					infos[i-lo] = SlotInfo{Index: i, Key: g.SlotKey(i).PublicKey(), State: SlotUnreadable, Err: err}
+					return
+				}
+				infos[i-lo] = readInfo(ctx, client, g, i, &cfg)
+			})
 		}
 		wg.Wait()
 		out = append(out, infos...)
@@ -122,19 +173,40 @@ func ReadTable(ctx context.Context, client *pkarrclient.Client, g *Group, opts .
 	return out, nil
 }
 
+// emptyByMajority reports whether a failed read says the slot is empty:
+// more than half the backends answered that they hold no packet. One
+// relay's 404 while the others are down is not evidence enough for a
+// diagnostic that people read to learn why peers do not meet.
+func emptyByMajority(err error) bool {
+	var re *pkarrclient.ResolveError
+	if !errors.As(err, &re) {
+		return errors.Is(err, pkarrclient.ErrNotFound)
+	}
+	n := 0
+	for _, o := range re.Outcomes {
+		if errors.Is(o.Err, pkarrclient.ErrNotFound) {
+			n++
+		}
+	}
+	return 2*n > len(re.Outcomes)
+}
+
 // full reports whether the slot may have turned a claimer away, as a scan
 // judges it: no room for an entry as large as the largest seen.
 func (si SlotInfo) full(largest int) bool { return si.size+largest > pkarrclient.MaxDNSSize }
+
+// defaultTableMaxSlots is TableMaxSlots' default: levels 0 to 7.
+const defaultTableMaxSlots = 255
 
 func readInfo(ctx context.Context, client *pkarrclient.Client, g *Group, i int, cfg *tableConfig) SlotInfo {
 	key := g.SlotKey(i).PublicKey()
 	si := SlotInfo{Index: i, Key: key, State: SlotEmpty, size: packetOverhead}
 	p, err := client.ResolveMostRecent(ctx, key, pkarrclient.NetworkOnly())
-	switch {
-	case errors.Is(err, pkarrclient.ErrNotFound):
-		return si
-	case err != nil:
+	if err != nil {
 		si.State, si.Err = SlotUnreadable, err
+		if emptyByMajority(err) {
+			si.State, si.Err = SlotEmpty, nil
+		}
 		return si
 	}
 	now := cfg.now()

@@ -151,15 +151,17 @@ func runSlots(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	var table []slotRow
+	truncated := false
 	if pr == profileCanSync {
 		table = readCanSyncTable(ctx, client, canSyncKeys)
 	} else {
-		// ReadTable's only error with a partial table is ctx's, checked
-		// below.
+		// ReadTable's errors with a partial table are ctx's, checked
+		// below, and a walk cut at its slot bound, told after the table.
 		infos, err := slotdiscovery.ReadTable(ctx, client, group, slotdiscovery.TableMinSlots(max(*nSlots, 1)))
 		if err != nil && len(infos) == 0 && ctx.Err() == nil {
 			return err
 		}
+		truncated = errors.Is(err, slotdiscovery.ErrTableTruncated)
 		table = defaultTable(infos)
 	}
 	if ctx.Err() != nil {
@@ -172,6 +174,9 @@ func runSlots(ctx context.Context, e env, args []string) error {
 		printTableJSON(e.stdout, table, now)
 	} else {
 		printTable(e.stdout, table, now)
+	}
+	if truncated {
+		fmt.Fprintf(e.stderr, "every slot of the %d read is full or locked; deeper levels were not read\n", len(table))
 	}
 	if len(table) == 0 {
 		return errors.New("no slot was read") // ReadTable returns at least slot 0; a backstop

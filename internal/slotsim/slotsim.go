@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/bits"
 	"math/rand/v2"
 	"sort"
@@ -465,7 +466,7 @@ func evictions(ctx context.Context, sc Scenario, env Env, peers []*peer, gone ma
 		// no slot at all.
 		deep := 1<<(bits.Len(uint(len(peers)))+1) - 1
 		infos, err := slotdiscovery.ReadTable(ctx, client, env.Group, slotdiscovery.TableClock(time.Now),
-			slotdiscovery.TableMinSlots(deep))
+			slotdiscovery.TableMinSlots(deep), slotdiscovery.TableBudget(math.Inf(1), 64))
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return nil, err
 		}
