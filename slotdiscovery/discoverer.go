@@ -101,11 +101,15 @@ type Discoverer struct {
 
 // slotView is what this peer knows of one slot.
 type slotView struct {
-	ts      pkarrclient.Timestamp  // newest packet time seen
-	read    time.Time              // when last read
-	locked  bool                   // its packet is stamped beyond the future bound
-	entries map[string]sealedEntry // newest fresh entry per ID seen here: what a write carries forward
-	current map[string]time.Time   // entry times in the packet read last: what a read-back checks
+	ts     pkarrclient.Timestamp // newest packet time seen
+	read   time.Time             // when last read
+	locked bool                  // its packet is stamped beyond the future bound
+	// lockedUntil is when a locked slot's packet comes within the future
+	// bound. Relays keep the newest packet, so until then nothing can
+	// replace it, and reading the slot again would only find it again.
+	lockedUntil time.Time
+	entries     map[string]sealedEntry // newest fresh entry per ID seen here: what a write carries forward
+	current     map[string]time.Time   // entry times in the packet read last: what a read-back checks
 }
 
 // peerView is the newest entry seen for another peer.
@@ -437,6 +441,7 @@ func (d *Discoverer) observe(i int, p *pkarrclient.SignedPacket) {
 			d.stats.SlotsLocked++
 		}
 		sv.locked = true
+		sv.lockedUntil = ts.Time().Add(-d.cfg.futureBound)
 		sv.ts = max(sv.ts, ts)
 		clear(sv.entries)
 		return
@@ -685,6 +690,9 @@ func (d *Discoverer) pick(l int) []int {
 		set[lo+j] = true
 	}
 	d.mu.Lock()
+	for _, i := range d.meetingLocked(l, meetingSlots) {
+		set[i] = true
+	}
 	for i := range d.follow {
 		if i >= lo && i < hi {
 			set[i] = true
@@ -701,6 +709,31 @@ func (d *Discoverer) pick(l int) []int {
 		out = append(out, i)
 	}
 	slices.Sort(out)
+	return out
+}
+
+// lockHeldLocked reports whether slot i was read locked and its lock still
+// holds at now.
+func (d *Discoverer) lockHeldLocked(i int, now time.Time) bool {
+	sv := d.slots[i]
+	return sv != nil && sv.locked && now.Before(sv.lockedUntil)
+}
+
+// meetingLocked returns the first slots of sampled level l whose lock, if
+// any, is not known to hold, at most n of them: where the level's first
+// claimers go (see claim), so that two peers alone in a level that
+// nobody filled, above all one under levels locked ahead of time, find
+// each other in its first slot instead of in two random ones of
+// thousands.
+func (d *Discoverer) meetingLocked(l, n int) []int {
+	lo, hi := levelRange(l)
+	now := d.now()
+	var out []int
+	for i := lo; i < hi && len(out) < n; i++ {
+		if !d.lockHeldLocked(i, now) {
+			out = append(out, i)
+		}
+	}
 	return out
 }
 
@@ -781,20 +814,29 @@ func (d *Discoverer) fastLocked(now time.Time) bool {
 // scans fast.
 const claimingFast = 5
 
-// worthReading drops, during the fast phase, the full slots read within
-// the last steady period: a full slot can take no newcomer, so reading it
-// again finds no one new, and the GETs go to the slots that can.
+// meetingSlots is how many of a sampled level's first unlocked slots every
+// scan of the level reads: the first is where claims go; the second is
+// read too, so that when the first turns out locked the meeting point
+// moves on without a scan's delay.
+const meetingSlots = 2
+
+// worthReading drops the slots whose lock still holds, and, during the
+// fast phase, the full slots read within the last steady period: a full
+// slot can take no newcomer, so reading it again finds no one new, and
+// the GETs go to the slots that can. A passphrase holder who locks slots
+// ahead of time costs each peer one read per slot locked, not one per
+// scan.
 func (d *Discoverer) worthReading(idx []int, fast bool) []int {
-	if !fast {
-		return idx
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
 	out := idx[:0:0]
 	for _, i := range idx {
 		sv := d.slotLocked(i)
-		if !sv.read.IsZero() && now.Sub(sv.read) < d.cfg.scan && d.fullLocked(i) {
+		switch {
+		case d.lockHeldLocked(i, now):
+			continue
+		case fast && !sv.read.IsZero() && now.Sub(sv.read) < d.cfg.scan && d.fullLocked(i):
 			continue
 		}
 		out = append(out, i)
@@ -1190,6 +1232,9 @@ func (a *announcement) claim(ctx context.Context) (int, error) {
 			continue
 		}
 		if len(room) > 0 {
+			if m := a.meetingPoint(l); !contended && slices.Contains(room, m) {
+				return m, nil
+			}
 			return room[d.rnd.intN(len(room))], nil
 		}
 	}
@@ -1217,7 +1262,8 @@ func (a *announcement) survey(l int, self sealedEntry, fresh time.Duration, cont
 		if sv == nil || sv.read.IsZero() {
 			continue
 		}
-		if age := now.Sub(sv.read); age > fresh && (!contended || age > d.cfg.staleAfter || !d.fullLocked(i)) {
+		if age := now.Sub(sv.read); age > fresh && !d.lockHeldLocked(i, now) &&
+			(!contended || age > d.cfg.staleAfter || !d.fullLocked(i)) {
 			continue
 		}
 		known = append(known, i)
@@ -1234,12 +1280,30 @@ func (a *announcement) survey(l int, self sealedEntry, fresh time.Duration, cont
 	return known, room, mine
 }
 
-// unread returns up to n distinct slots of level l outside known, at
-// random.
+// meetingPoint returns the slot of sampled level l where its first
+// claimers go, or -1 for a level read whole (its claimers spread at
+// random, which keeps peers that join together apart).
+func (a *announcement) meetingPoint(l int) int {
+	if lo, hi := levelRange(l); hi-lo <= wholeLevel {
+		return -1
+	}
+	a.d.mu.Lock()
+	defer a.d.mu.Unlock()
+	if m := a.d.meetingLocked(l, 1); len(m) > 0 {
+		return m[0]
+	}
+	return -1
+}
+
+// unread returns up to n distinct slots of level l outside known: the
+// level's meeting point first, then at random.
 func (a *announcement) unread(l int, known []int, n int) []int {
 	lo, hi := levelRange(l)
 	n = min(n, hi-lo-len(known))
 	out := make([]int, 0, n)
+	if m := a.meetingPoint(l); m >= 0 && n > 0 && !slices.Contains(known, m) {
+		out = append(out, m)
+	}
 	// Rejection sampling: known holds at most a sample's worth of a large
 	// level, so few draws are wasted, and no permutation of a level of
 	// thousands of slots is built.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,5 +229,87 @@ func TestEveryRelayRateLimitedPauses(t *testing.T) {
 	time.Sleep(2 * time.Second) // the fast schedule's budget allows 800 GETs in this time
 	if s := d.Stats(); s.RateLimited == 0 || s.Gets > 20 {
 		t.Fatalf("after 2 s against two relays that both said 429: %+v; want a few GETs, then a pause", s)
+	}
+}
+
+// TestLockedLevelsCostLittle: a passphrase holder stamped every slot of
+// the first nine levels (511) a year ahead, on a relay that takes such
+// packets. Two peers and a watcher that announces nothing must still meet
+// soon, in the first slot below the locks, and walking past the locked
+// levels must cost each a read per locked slot it met, once, not one per
+// locked slot at every scan.
+func TestLockedLevelsCostLittle(t *testing.T) {
+	g := slottest.Group(t, "locked levels passphrase")
+	ahead := pkarrclient.TimestampFromTime(time.Now().AddDate(1, 0, 0))
+	var locked []*pkarrclient.SignedPacket
+	for i := range 511 {
+		p, err := pkarrclient.NewBuilder().Timestamp(ahead).TXT("@", 300, "a year ahead").Sign(g.SlotKey(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		locked = append(locked, p)
+	}
+	// Each peer's client names itself in User-Agent, so the relay can
+	// count each peer's reads of each slot.
+	relay := slottest.PreloadedHandler(t, locked...)
+	var mu sync.Mutex
+	reads := make(map[string]int) // user agent + path
+	url := slottest.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			mu.Lock()
+			reads[r.UserAgent()+r.URL.Path]++
+			mu.Unlock()
+		}
+		relay.ServeHTTP(w, r)
+	}))
+	ds := make([]*slotdiscovery.Discoverer, 3)
+	for i := range ds {
+		c := slottest.ClientWith(t, []string{url}, pkarrclient.RelayUserAgent(fmt.Sprint("peer-", i)))
+		d, err := slotdiscovery.New(c, g, slottest.FastSchedule()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		ds[i] = d
+	}
+	peers, watcher := ds[:2], ds[2]
+	ids := announceAll(t, peers)
+	waitAllKnow(t, peers, ids, 40*time.Second)
+	for i, d := range peers {
+		// 511 is the first slot of level 9, its meeting point.
+		if s := d.Slot(ids[i]); s != 511 {
+			t.Errorf("peer %d holds slot %d, want 511, the first below the locks", i, s)
+		}
+		if st := d.Stats(); st.Gets > 600 {
+			t.Errorf("peer %d spent %d GETs (%d slots found locked) to meet", i, st.Gets, st.SlotsLocked)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
+	defer cancel()
+	for len(watcher.Peers()) < 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the watcher knows %v after 40 s, stats %+v", peerIDs(watcher.Peers()), watcher.Stats())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	// Level 9 has 512 slots; a scan samples a few of them besides the
+	// meeting points, so a watcher that read only samples would find the
+	// pair after a hundred scans or so.
+	if st := watcher.Stats(); st.Gets > 600 {
+		t.Errorf("the watcher spent %d GETs to find the pair", st.Gets)
+	}
+	// And staying costs little: in 3 s of scans (one every 200 ms), each
+	// locked slot is read once, not once per scan. (Twice at most: a claim
+	// and a scan may read a slot at the same moment.)
+	time.Sleep(3 * time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range ds {
+		for s, p := range locked {
+			if n := reads[fmt.Sprint("peer-", i)+"/"+p.PublicKey().String()]; n > 2 {
+				t.Errorf("peer %d read locked slot %d %d times", i, s, n)
+			}
+		}
 	}
 }

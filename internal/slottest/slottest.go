@@ -102,10 +102,21 @@ func (s *firstOnlyStore) Put(ctx context.Context, p *pkarrclient.SignedPacket) (
 	return s.MemoryStore.Put(ctx, p)
 }
 
-// FrozenRelay serves the given packets and refuses every PUT with a
-// storage error: a relay that lags behind the others for good, such as a
-// replica that stopped syncing or a relay whose disk is full.
-func FrozenRelay(t testing.TB, packets ...*pkarrclient.SignedPacket) string {
+// PreloadedRelay is Relay holding the given packets from the start, stored
+// without the checks a PUT goes through: what another relay, or an
+// attacker writing to a relay without those checks, may hold.
+func PreloadedRelay(t testing.TB, packets ...*pkarrclient.SignedPacket) string {
+	t.Helper()
+	return Serve(t, PreloadedHandler(t, packets...))
+}
+
+// PreloadedHandler is the handler PreloadedRelay serves.
+func PreloadedHandler(t testing.TB, packets ...*pkarrclient.SignedPacket) http.Handler {
+	t.Helper()
+	return relayHandler(t, preload(t, packets), nil)
+}
+
+func preload(t testing.TB, packets []*pkarrclient.SignedPacket) *pkarrrelay.MemoryStore {
 	t.Helper()
 	mem := pkarrrelay.NewMemoryStore(10_000)
 	t.Cleanup(func() { mem.Close() })
@@ -114,7 +125,15 @@ func FrozenRelay(t testing.TB, packets ...*pkarrclient.SignedPacket) string {
 			t.Fatal(err)
 		}
 	}
-	return Serve(t, relayHandler(t, frozenStore{mem}, nil))
+	return mem
+}
+
+// FrozenRelay serves the given packets and refuses every PUT with a
+// storage error: a relay that lags behind the others for good, such as a
+// replica that stopped syncing or a relay whose disk is full.
+func FrozenRelay(t testing.TB, packets ...*pkarrclient.SignedPacket) string {
+	t.Helper()
+	return Serve(t, relayHandler(t, frozenStore{preload(t, packets)}, nil))
 }
 
 type frozenStore struct{ *pkarrrelay.MemoryStore }
