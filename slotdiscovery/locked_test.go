@@ -212,8 +212,12 @@ func TestLockedSlotsAreAbandoned(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
+				began := time.Now()
 				awaitMeet(t, ds, ids)
 				for i, d := range ds {
+					st := d.Stats()
+					t.Logf("%s met the other in %v from slot %d: %d claims, %d conflicts, %d collisions, %d GETs, %d PUTs",
+						ids[i], time.Since(began).Round(time.Millisecond), d.Slot(ids[i]), st.Claims, st.Conflicts, st.Collisions, st.Gets, st.Puts)
 					if s := d.Slot(ids[i]); s < 0 || c.locks[s] != 0 {
 						t.Errorf("%s holds slot %d (locked: %v)", ids[i], s, c.locks)
 					}
