@@ -62,6 +62,19 @@ const canSyncIDSize = 32
 // its slot with an empty packet if the slot still holds its ID, so other
 // Go peers see it leave (can-sync peers read the slot as empty).
 //
+// Locked slots are the other addition. A slot whose packet is stamped
+// beyond the future bound (WithFutureBound, default 2 min) can never be
+// written again: relays keep the newer packet, and an attacker who knows
+// the passphrase can stamp one at 2^64-1 µs. can-sync cannot move once it
+// has claimed, so a claim never takes a locked slot: not as the slot that
+// holds its ID, not as an empty one, and when all eight are taken it
+// overwrites the first slot after its hash fallback that is not locked.
+// can-sync would write a locked slot and stay there unseen for good (n0's
+// relay drops the losing write without an error). An ID in a locked slot
+// is still reported, as can-sync does, but seen no later than it was read:
+// a Peer.Seen in the future would outrank every honest record where
+// sources are merged.
+//
 // One difference is deliberate: every read asks the network
 // (pkarrclient.NetworkOnly), eight GETs a scan. can-sync's pkarr client
 // (pkarr 3 to 6) answers a slot it has read before from its cache, and
@@ -73,7 +86,7 @@ const canSyncIDSize = 32
 // and the ID must be what can-sync publishes: the lowercase hex of a
 // 32-byte Ed25519 public key (an iroh endpoint ID). Options that tune the
 // default profile's schedule (fast scan, staleness, budgets, read-back
-// delay, seed) do not apply and are ignored.
+// delay, seed) do not apply and are ignored; WithFutureBound does.
 //
 // A CanSync is safe for concurrent use. Close it to stop scanning.
 type CanSync struct {
@@ -297,6 +310,9 @@ func checkCanSyncRecord(rec discovery.Record) ([]byte, error) {
 // packet's timestamp if there was a packet. Other errors (relays
 // unreachable, invalid answers) are returned as the client reports them;
 // can-sync itself does not tell them from an empty slot.
+//
+// ts may lie anywhere up to 2^64-1 µs: judge whether it locks the slot in
+// the timestamp domain, ts.After(now.Add(bound)).
 func ReadCanSyncSlot(ctx context.Context, client *pkarrclient.Client, key pkarrclient.PublicKey) (id string, ts pkarrclient.Timestamp, err error) {
 	p, err := client.Resolve(ctx, key, pkarrclient.NetworkOnly())
 	if err != nil {
@@ -352,6 +368,12 @@ func canSyncFallbackSlot(id []byte) int {
 // claims treat as an empty slot.
 func (c *CanSync) readSlot(ctx context.Context, i int) (string, pkarrclient.Timestamp, error) {
 	return ReadCanSyncSlot(ctx, c.client, c.pubs[i])
+}
+
+// locked reports whether a slot packet stamped ts can never be replaced
+// by a write of ours: it is stamped beyond the future bound.
+func (c *CanSync) locked(ts pkarrclient.Timestamp) bool {
+	return ts.After(c.cfg.clock.Now().Add(c.cfg.futureBound))
 }
 
 // publishSlot writes slot i: the hex ID as can-sync writes it, or, for an
@@ -465,10 +487,14 @@ func (c *CanSync) report(id string, ts pkarrclient.Timestamp) bool {
 	if _, ok := c.own[id]; ok {
 		return false
 	}
+	seen := ts.Time()
+	if now := c.cfg.clock.Now(); seen.After(now) {
+		seen = now // a packet stamped ahead: seen alive now, not later
+	}
 	p := discovery.Peer{
 		Record:  discovery.Record{ID: id},
 		Sources: []string{c.cfg.name},
-		Seen:    ts.Time(),
+		Seen:    seen,
 	}
 	return c.tracker.Upsert(p) == discovery.Found
 }
@@ -574,27 +600,33 @@ func (a *canSyncAnnouncement) run() {
 	}
 }
 
-// claim is can-sync's claim_slot. It reports false if ctx ended before a
-// slot was chosen.
+// claim is can-sync's claim_slot, except that it never takes a locked
+// slot (see [CanSync]). It reports false if ctx ended before a slot was
+// chosen.
 func (a *canSyncAnnouncement) claim(ctx context.Context) (int, bool) {
 	c := a.c
 	// The slot that already holds our ID, from an earlier run.
 	for i := range CanSyncSlots {
-		id, _, err := c.readSlot(ctx, i)
+		id, ts, err := c.readSlot(ctx, i)
 		if ctx.Err() != nil {
 			return 0, false
 		}
-		if err == nil && id == a.id {
+		if err == nil && id == a.id && !c.locked(ts) {
 			a.touched[i] = true
 			return i, true
 		}
 	}
 	// The first empty one. Any read error counts as empty: can-sync's
 	// read_slot cannot tell an unreachable relay from an empty slot.
+	var locked [CanSyncSlots]bool
 	for i := range CanSyncSlots {
-		_, _, err := c.readSlot(ctx, i)
+		_, ts, err := c.readSlot(ctx, i)
 		if ctx.Err() != nil {
 			return 0, false
+		}
+		if locked[i] = c.locked(ts); locked[i] {
+			c.log.Warn("can-sync: slot locked by a packet stamped beyond the future bound", "slot", i, "timestamp", ts)
+			continue
 		}
 		if err == nil {
 			continue
@@ -609,8 +641,16 @@ func (a *canSyncAnnouncement) claim(ctx context.Context) (int, bool) {
 		}
 		return i, true
 	}
-	// All full: the slot the ID hashes to, whoever holds it.
+	// All full: the slot the ID hashes to, whoever holds it, or the first
+	// after it that is not locked. With all eight locked nothing can be
+	// written; the hash's slot is as good as any.
 	slot := canSyncFallbackSlot(a.idBytes)
+	for k := range CanSyncSlots {
+		if s := (slot + k) % CanSyncSlots; !locked[s] {
+			slot = s
+			break
+		}
+	}
 	a.touched[slot] = true
 	if err := c.publishSlot(ctx, slot, a.id); err != nil && ctx.Err() == nil {
 		c.log.Debug("can-sync: fallback claim failed", "slot", slot, "err", err)

@@ -101,7 +101,7 @@ type Discoverer struct {
 
 // slotView is what this peer knows of one slot.
 type slotView struct {
-	ts     pkarrclient.Timestamp // newest packet time seen
+	ts     pkarrclient.Timestamp // newest packet time seen within the future bound: what a write must beat
 	read   time.Time             // when last read
 	locked bool                  // its packet is stamped beyond the future bound
 	// lockedUntil is when a locked slot's packet comes within the future
@@ -435,14 +435,16 @@ func (d *Discoverer) observe(i int, p *pkarrclient.SignedPacket) {
 	}
 	// A packet stamped beyond the bound can never be overwritten (relays
 	// keep the newest), so the slot is abandoned and what it holds
-	// ignored: its author could otherwise pin entries that never age.
-	if ts := p.Timestamp(); ts.Time().Sub(now) > d.cfg.futureBound {
+	// ignored: its author could otherwise pin entries that never age. Its
+	// time is compared as a timestamp (up to 2^64-1 µs, which no int64
+	// conversion survives) and not kept as one to beat: should a later read
+	// miss it, a write stamped past it would lock the slot for everyone.
+	if p.Timestamp().After(now.Add(d.cfg.futureBound)) {
 		if !sv.locked {
 			d.stats.SlotsLocked++
 		}
 		sv.locked = true
-		sv.lockedUntil = ts.Time().Add(-d.cfg.futureBound)
-		sv.ts = max(sv.ts, ts)
+		sv.lockedUntil = p.Timestamp().Time().Add(-d.cfg.futureBound)
 		clear(sv.entries)
 		return
 	}
@@ -1467,7 +1469,18 @@ func (a *announcement) compose(slot int, e entry) (*pkarrclient.SignedPacket, se
 	// peers that raced for the last place could each confirm, and the one
 	// retrying later would cut the one already confirmed.
 	full := !in || cutsLive(sv, kept, self.rec.ID)
-	ts := max(d.stamper.Next(), sv.ts+1)
+	// Our write must beat what the slot holds and stay within our own
+	// future bound, or it would lock the slot itself; a slot where both
+	// cannot hold (its packet at the bound, or at the last timestamp,
+	// where Next saturates rather than wrap to 0) is locked for us until
+	// a read shows otherwise.
+	next, _ := sv.ts.Next()
+	ts := max(d.stamper.Next(), next)
+	if ts.After(d.now().Add(d.cfg.futureBound)) {
+		sv.locked = true
+		d.mu.Unlock()
+		return nil, self, errLocked
+	}
 	d.mu.Unlock()
 	if full {
 		return nil, self, errFull

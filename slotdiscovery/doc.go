@@ -31,8 +31,11 @@
 // readers judge liveness by the entry's signed time (never by DNS TTL),
 // and report a peer Lost when a read of its slot shows its entry too old
 // or shows its tombstone, which a leaving peer writes. Times further
-// ahead than a bound are ignored, so nobody holding the passphrase can
-// lock a slot by stamping it a year ahead.
+// ahead than a bound are ignored: a slot whose packet is stamped so (a
+// year ahead, or anywhere up to 2^64-1 µs, compared as a timestamp, never
+// wrapped) can never be written again, so it is judged locked and
+// abandoned, and nobody holding the passphrase can keep the group in it
+// or pin entries there. No write of ours is stamped beyond the bound.
 //
 // Scans read a level whole (large levels are sampled) and go deeper while
 // every slot read in a level is full, or while a known peer lives deeper.

@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"strings"
 	"sync"
@@ -708,6 +709,8 @@ func FuzzReadTable(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{recGenuine}, 8), []byte(nil), []byte{0, 0, 0, 0, 0, 0, 0, 0}, int64(0), false)
 	f.Add([]byte{recGenuine}, []byte(nil), []byte(nil), int64(0), true)
 	f.Add([]byte(nil), []byte(nil), []byte(nil), int64(0), false)
+	f.Add([]byte{recGenuine}, []byte(nil), []byte{0}, int64(math.MinInt64), false)             // stamped 2^63 µs
+	f.Add([]byte{recGenuine}, []byte(nil), []byte{0}, int64(math.MinInt64+123_456_789), false) // and beyond
 	client, backend := fuzzClient(f)
 	f.Fuzz(func(t *testing.T, layout, garbage, ages []byte, tsOffset int64, unreachable bool) {
 		// Genuine entries dated around now: each ages byte, as an int8,
@@ -721,7 +724,12 @@ func FuzzReadTable(f *testing.F) {
 			e.time = fuzzNow.Add(time.Duration(off) * -5 * time.Second)
 			genuine = append(genuine, e)
 		}
+		// An offset below -2^62 stands for a timestamp at or beyond 2^63
+		// µs, where an int64 conversion wraps: its bits, as a uint64.
 		ts := pkarrclient.Timestamp(max(1, fuzzNow.UnixMicro()+tsOffset%(1<<50)))
+		if tsOffset < -(1 << 62) {
+			ts = pkarrclient.Timestamp(uint64(tsOffset))
+		}
 		sk := g.SlotKey(0)
 		recs := fuzzSlotRecords(t, g, other, 0, layout, garbage, genuine, known)
 		p, recs := fuzzSignFitting(t, sk, ts, recs)
@@ -756,7 +764,7 @@ func FuzzReadTable(f *testing.F) {
 		if !si.Packet.Equal(ts.Time()) {
 			t.Fatalf("packet time %v, want %v", si.Packet, ts.Time())
 		}
-		if ts.Time().Sub(fuzzNow) > futureBound {
+		if uint64(ts) > uint64(fuzzNow.Add(futureBound).UnixMicro()) {
 			if si.State != SlotLocked || len(si.Members) != 0 || si.Foreign != 0 || len(infos) != 3 {
 				t.Fatalf("a packet %v ahead reads %s, %d members, %d foreign, %d slots",
 					ts.Time().Sub(fuzzNow), si.State, len(si.Members), si.Foreign, len(infos))

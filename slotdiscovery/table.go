@@ -47,7 +47,9 @@ type SlotInfo struct {
 	Index int
 	Key   pkarrclient.PublicKey
 	State SlotState
-	// Packet is the packet's timestamp, zero when there is none.
+	// Packet is the packet's timestamp, zero when there is none; exact at
+	// any value (a slot locked at 2^63 µs or beyond is dated after the
+	// year 294246, never wrapped into the past).
 	Packet time.Time
 	// Members are the entries that open with the group key.
 	Members []Member
@@ -211,7 +213,7 @@ func readInfo(ctx context.Context, client *pkarrclient.Client, g *Group, i int, 
 	}
 	now := cfg.now()
 	si.Packet = p.Timestamp().Time()
-	if si.Packet.Sub(now) > cfg.futureBound {
+	if p.Timestamp().After(now.Add(cfg.futureBound)) {
 		si.State = SlotLocked
 		return si
 	}

@@ -45,6 +45,12 @@ const maxSlotsRead = 31
 // bound, so a crashed peer's leftover ID stands out from a live one.
 const canSyncStaleAfter = 150 * time.Second
 
+// canSyncFutureBound is how far ahead a can-sync slot's packet may be
+// stamped before the table calls the slot locked: the can-sync profile's
+// default future bound, beyond which it never claims a slot (no write of
+// its own could replace the packet).
+const canSyncFutureBound = 2 * time.Minute
+
 func runSlots(ctx context.Context, e env, args []string) error {
 	if err := refusePassphraseArg(args); err != nil {
 		return err
@@ -295,6 +301,9 @@ func readCanSyncTable(ctx context.Context, client *pkarrclient.Client, keys []pk
 				}
 				r.members = []memberRow{{id: id, state: state, time: r.packet}}
 			}
+			if r.state != slotdiscovery.SlotUnreadable && ts.After(time.Now().Add(canSyncFutureBound)) {
+				r.state = slotdiscovery.SlotLocked
+			}
 			rows[i] = r
 		})
 	}
@@ -331,7 +340,9 @@ type jsonSlot struct {
 	State string `json:"state"` // empty, live, stale, locked or unreadable
 	// Packet is the slot packet's timestamp and AgeSeconds how long
 	// before Time it was (negative: ahead of our clock); both null when
-	// the slot has no packet.
+	// the slot has no packet. A time past the year 9999, which JSON
+	// cannot carry (a slot locked at 2^63 µs or beyond), shows as the
+	// last instant of 9999, as does a member's seen.
 	Packet     *time.Time   `json:"packet"`
 	AgeSeconds *int64       `json:"age_seconds"`
 	Members    []jsonMember `json:"members"`
@@ -360,7 +371,7 @@ func printTableJSON(w io.Writer, rows []slotRow, now time.Time) {
 	for _, r := range rows {
 		js := jsonSlot{Index: r.index, Key: r.key.String(), State: string(r.state), Members: []jsonMember{}, Foreign: r.foreign, Time: now}
 		if !r.packet.IsZero() {
-			p, a := r.packet.UTC(), ageSeconds(now, r.packet)
+			p, a := jsonTime(r.packet), ageSeconds(now, r.packet)
 			js.Packet, js.AgeSeconds = &p, &a
 		}
 		if r.err != nil {
@@ -368,10 +379,25 @@ func printTableJSON(w io.Writer, rows []slotRow, now time.Time) {
 		}
 		for _, m := range r.members {
 			js.Members = append(js.Members, jsonMember{ID: m.id, Addrs: nonNil(m.addrs), Meta: m.meta, State: m.state,
-				Seen: m.time.UTC(), AgeSeconds: ageSeconds(now, m.time)})
+				Seen: jsonTime(m.time), AgeSeconds: ageSeconds(now, m.time)})
 		}
 		enc.Encode(js)
 	}
+}
+
+// jsonTime is t in UTC, saturated to the years JSON's RFC 3339 can carry:
+// encoding a time outside them fails, and would drop the slot's whole
+// line.
+func jsonTime(t time.Time) time.Time {
+	first := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
+	last := time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC)
+	switch {
+	case t.Before(first):
+		return first
+	case t.After(last):
+		return last
+	}
+	return t.UTC()
 }
 
 // newJSONEncoder returns the encoder of the --json outputs: one object
