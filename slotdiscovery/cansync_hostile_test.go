@@ -1,0 +1,155 @@
+package slotdiscovery_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/phrasemeet/discovery"
+	"github.com/phrasemeet/discovery/internal/slottest"
+	"github.com/phrasemeet/discovery/pkarrclient"
+	"github.com/phrasemeet/discovery/slotdiscovery"
+)
+
+// TestCanSyncOneLyingRelay runs three can-sync peers over a relay that
+// answers first, acknowledges every PUT and keeps only the first packet
+// of each key, and an honest relay 3-20 ms slower: each must find the
+// other two, as over two honest relays.
+func TestCanSyncOneLyingRelay(t *testing.T) {
+	urls := []string{
+		slottest.LyingRelay(t),
+		slottest.Serve(t, slottest.Delayed(slottest.RelayHandler(t), 3*time.Millisecond, 20*time.Millisecond)),
+	}
+	const n = 3
+	ds := make([]*slotdiscovery.CanSync, n)
+	ids := make([]string, n)
+	for i := range ds {
+		ds[i] = newCanSync(t, slottest.ClientWith(t, urls, pkarrclient.RelayTimeout(250*time.Millisecond)), csPassphrase, csFastSchedule()...)
+		ids[i] = csID(fmt.Sprint("lying relay peer ", i))
+		if _, err := ds[i].Announce(t.Context(), discovery.Record{ID: ids[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	known := make([]func() []string, n)
+	for i, d := range ds {
+		known[i] = watch(t, d)
+	}
+	waitKnown(t, known, ids)
+}
+
+// TestCanSyncLaggingRelay runs three can-sync peers over an honest relay
+// and one that answers first with an old packet in every slot, naming
+// peers long gone, and refuses every write. Reads that took the first
+// answer would see only the old names.
+func TestCanSyncLaggingRelay(t *testing.T) {
+	old := pkarrclient.TimestampFromTime(time.Now().Add(-time.Hour))
+	var frozen []*pkarrclient.SignedPacket
+	for i := range slotdiscovery.CanSyncSlots {
+		p, err := pkarrclient.NewBuilder().Timestamp(old).
+			TXT(slotdiscovery.CanSyncRecordName, 300, csID(fmt.Sprint("gone ", i))).
+			Sign(slotdiscovery.CanSyncSlotKey([]byte(csPassphrase), i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		frozen = append(frozen, p)
+	}
+	urls := []string{
+		slottest.FrozenRelay(t, frozen...),
+		slottest.Serve(t, slottest.Delayed(slottest.RelayHandler(t), 3*time.Millisecond, 20*time.Millisecond)),
+	}
+	const n = 3
+	known := make([]func() []string, n)
+	ids := make([]string, n)
+	for i := range n {
+		d := newCanSync(t, slottest.ClientWith(t, urls, pkarrclient.RelayTimeout(250*time.Millisecond)), csPassphrase, csFastSchedule()...)
+		known[i] = watch(t, d)
+		ids[i] = csID(fmt.Sprint("lagging relay peer ", i))
+		if _, err := d.Announce(t.Context(), discovery.Record{ID: ids[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitKnown(t, known, ids)
+}
+
+// TestReadCanSyncSlotIgnoresTheCache: the client cached the packet it
+// published, which the relay dropped; the read says what the relay holds.
+func TestReadCanSyncSlotIgnoresTheCache(t *testing.T) {
+	c := slottest.Client(t, slottest.LyingRelay(t))
+	key := slotdiscovery.CanSyncSlotKey([]byte(csPassphrase), 0)
+	first, second := csID("first"), csID("second")
+	for i, id := range []string{first, second} {
+		p, err := pkarrclient.NewBuilder().Timestamp(pkarrclient.Timestamp(1_700_000_000_000_000+i)).
+			TXT(slotdiscovery.CanSyncRecordName, 300, id).Sign(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Publish(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _, err := slotdiscovery.ReadCanSyncSlot(t.Context(), c, key.PublicKey()); err != nil || got != first {
+		t.Fatalf("read %s, %v; want %s, which the relay kept, not %s, which it dropped", got, err, first, second)
+	}
+}
+
+// waitKnown waits until the i-th peer knows every ID but ids[i].
+func waitKnown(t *testing.T, known []func() []string, ids []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
+	defer cancel()
+	for {
+		missing := 0
+		for i := range known {
+			k := known[i]()
+			for j, id := range ids {
+				if j != i && !slices.Contains(k, id) {
+					missing++
+				}
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			for i := range known {
+				t.Errorf("peer %d knows %v", i, known[i]())
+			}
+			t.Fatalf("%d of %d pairs apart after 40 s", missing, len(ids)*(len(ids)-1))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// watch follows d's events and returns what d knows now, by ID.
+func watch(t *testing.T, d discovery.Discoverer) func() []string {
+	t.Helper()
+	events, err := d.Subscribe(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	ids := make(map[string]bool)
+	go func() {
+		for e := range events {
+			mu.Lock()
+			ids[e.Peer.ID] = e.Type != discovery.Lost
+			mu.Unlock()
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for id, ok := range ids {
+			if ok {
+				out = append(out, id)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+}
