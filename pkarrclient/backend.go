@@ -62,3 +62,13 @@ type Query struct {
 	// either way.
 	MostRecent bool
 }
+
+// MayServeOlder is implemented by a Backend that can honestly serve a
+// packet older than one it accepted, and says so by returning true: the
+// Mainline DHT ([DHT]), where every node keeps its own copy and a lookup
+// may reach nodes a publish did not. The Client never distrusts such a
+// backend for going back (see WithDistrust). A relay keeps the newest
+// packet per key, so relays do not implement it.
+type MayServeOlder interface {
+	MayServeOlder() bool
+}

@@ -127,8 +127,9 @@ func WithMostRecentTimeout(d time.Duration) ClientOption {
 // min). A relay keeps the newest packet per key, so going back means it
 // lied about the PUT, lost the packet, or sits behind a stale cache; while
 // distrusted, its answers still count towards the most recent packet, but
-// never end a resolve's wait for the others (see Resolve). Zero turns the
-// check off.
+// never end a resolve's wait for the others (see Resolve). A backend that
+// implements MayServeOlder, such as the DHT, is never distrusted. Zero
+// turns the check off.
 func WithDistrust(d time.Duration) ClientOption {
 	return func(c *clientConfig) error {
 		if d < 0 {
@@ -210,7 +211,7 @@ func NewClient(backends []Backend, opts ...ClientOption) (*Client, error) {
 		clock:             cfg.clock,
 		mostRecentTimeout: cfg.mostRecentTimeout,
 		distrust:          cfg.distrust,
-		acks:              newAckLog(len(backends), max(cfg.cacheSize, defaultCacheSize)),
+		acks:              newAckLog(backends, max(cfg.cacheSize, defaultCacheSize)),
 		log:               cfg.log,
 	}, nil
 }

@@ -218,3 +218,29 @@ func TestResolveUncachedIgnoresTheCache(t *testing.T) {
 		t.Fatalf("Uncached with nothing on the network: %s, %v; want ErrNotFound", txtOf(got), err)
 	}
 }
+
+// mayServeOlder is a backend that says it may serve older packets, as the
+// DHT does.
+type mayServeOlder struct{ *fakeBackend }
+
+func (mayServeOlder) MayServeOlder() bool { return true }
+
+func TestResolveNeverDistrustsABackendThatMayServeOlder(t *testing.T) {
+	sk := newSecretKey(t)
+	v1 := txtPacket(t, sk, testEpoch, "v1", 300)
+	v2 := txtPacket(t, sk, testEpoch+1, "v2", 300)
+	ctx := testContext(t)
+	dht := mayServeOlder{&fakeBackend{name: "dht", resolve: answer(v1)}}
+	c := newTestClient(t, []Backend{dht}, WithCacheSize(0))
+	if _, err := c.Publish(ctx, v2); err != nil {
+		t.Fatal(err)
+	}
+	var outcome Outcome
+	if _, err := c.Resolve(ctx, sk.PublicKey(), WithOutcomes(func(o Outcome) { outcome = o })); err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Distrusted(); len(d) != 0 || outcome.Distrusted {
+		t.Fatalf("a backend that may serve older packets was distrusted: %v", d)
+	}
+	var _ MayServeOlder = (*DHT)(nil)
+}

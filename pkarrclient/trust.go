@@ -23,16 +23,24 @@ const defaultDistrust = 10 * time.Minute
 type ackLog struct {
 	acked *lru.Cache[PublicKey, []Timestamp] // per backend index
 
+	exempt []bool // per backend index: it may honestly serve older packets
+
 	mu    sync.Mutex
 	until []time.Time // per backend index: distrusted until then
 }
 
-func newAckLog(backends, keys int) *ackLog {
+func newAckLog(backends []Backend, keys int) *ackLog {
 	c, err := lru.New[PublicKey, []Timestamp](max(keys, 1))
 	if err != nil { // only for a size below 1, excluded above
 		panic(err)
 	}
-	return &ackLog{acked: c, until: make([]time.Time, backends)}
+	l := &ackLog{acked: c, until: make([]time.Time, len(backends)), exempt: make([]bool, len(backends))}
+	for i, b := range backends {
+		if m, ok := b.(MayServeOlder); ok && m.MayServeOlder() {
+			l.exempt[i] = true
+		}
+	}
+	return l
 }
 
 // accepted records that backend i accepted a packet for key stamped ts.
@@ -54,7 +62,7 @@ func (l *ackLog) accepted(key PublicKey, i int, ts Timestamp) {
 // accepted before. It reports whether the backend just went back on an
 // acknowledgement, and if so distrusts it until now+d.
 func (l *ackLog) served(key PublicKey, i int, ts Timestamp, now time.Time, d time.Duration) bool {
-	if d <= 0 {
+	if d <= 0 || l.exempt[i] {
 		return false
 	}
 	l.mu.Lock()
