@@ -67,3 +67,17 @@ func TestProcessesRefuseFIFO(t *testing.T) {
 		})
 	}
 }
+
+// TestProcessesJoinRefusesEmptyAddr: --addr "" (or blanks) announced an
+// empty address; it is a usage error.
+func TestProcessesJoinRefusesEmptyAddr(t *testing.T) {
+	for _, addr := range []string{"", "  \t"} {
+		p := startProc(t, []string{passphraseEnv + "=" + secretPhrase}, "join", "--addr", "/ip4/192.0.2.1/tcp/1", "--addr", addr)
+		code := exitCode(t, p.Wait(stopTimeout))
+		stderr := p.Text(proctest.Stderr)
+		if code != 2 || !strings.Contains(stderr, "--addr") {
+			t.Errorf("join --addr %q: exit %d, stderr %q; want exit 2 and a word on --addr", addr, code, stderr)
+		}
+		assertCleanError(t, stderr)
+	}
+}
