@@ -133,11 +133,22 @@ type Discoverer interface {
 	// ErrAlreadyAnnounced; use Announcement.Update to change a record.
 	Announce(ctx context.Context, rec Record) (Announcement, error)
 
-	// Subscribe returns a stream of events. Each subscriber gets every
-	// event; a new subscriber first receives a Found for every peer
-	// already known. The channel is closed when ctx ends or the
-	// Discoverer is closed. A slow subscriber delays no one: events queue
-	// for it.
+	// Subscribe returns a stream of events. A new subscriber first
+	// receives a Found for every peer already known. The channel is
+	// closed when ctx ends or the Discoverer is closed.
+	//
+	// A slow subscriber delays no one, and costs memory bounded by the
+	// number of peers, not of events: what it has not read yet is kept
+	// as at most one pending change per peer. Reading late, it may miss
+	// intermediate records (Found then Updated arrives as Found with the
+	// newest record, several Updated as the newest) and peers that came
+	// and went meanwhile (it sees neither their Found nor their Lost); a
+	// peer it knew that left and came back arrives as Lost then Found.
+	// Whatever it reads is consistent: never Updated or Lost for a peer
+	// it was not told was Found, never Found for one it knows, never an
+	// Updated that changes nothing it was told; each peer's events come
+	// in order, and once it has read everything its view is the
+	// Discoverer's. Peers come in the order their pending change began.
 	Subscribe(ctx context.Context) (<-chan Event, error)
 
 	// Close stops every announcement (as a Leave would, within a short
@@ -174,7 +185,9 @@ var (
 // to share: the peers known now, and a queue per subscriber so a slow one
 // delays no one. Implementations report what they see with Upsert and
 // Remove; the Tracker turns that into Found, Updated and Lost events and
-// replays the known peers to each new subscriber.
+// replays the known peers to each new subscriber. Each subscriber's queue
+// coalesces per peer, as [Discoverer.Subscribe] describes, so one that
+// stops reading holds at most about two events per peer.
 //
 // A Tracker is safe for concurrent use. Its zero value is not usable; call
 // [NewTracker].
@@ -261,7 +274,7 @@ func (t *Tracker) Subscribe(ctx context.Context) (<-chan Event, error) {
 	if t.closed {
 		return nil, ErrClosed
 	}
-	s := &subscriber{out: make(chan Event), wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s := &subscriber{out: make(chan Event), wake: make(chan struct{}, 1), done: make(chan struct{}), queue: newEventQueue()}
 	ids := make([]string, 0, len(t.peers))
 	for id := range t.peers {
 		ids = append(ids, id)
@@ -269,7 +282,7 @@ func (t *Tracker) Subscribe(ctx context.Context) (<-chan Event, error) {
 	slices.Sort(ids)
 	now := t.now()
 	for _, id := range ids {
-		s.queue = append(s.queue, Event{Type: Found, Peer: t.peers[id].Clone(), Time: now})
+		s.queue.push(Event{Type: Found, Peer: t.peers[id].Clone(), Time: now})
 	}
 	t.subs[s] = struct{}{}
 	t.wg.Add(1)
@@ -294,7 +307,7 @@ func (t *Tracker) Close() {
 func (t *Tracker) emitLocked(e Event) {
 	for s := range t.subs {
 		s.mu.Lock()
-		s.queue = append(s.queue, e)
+		s.queue.push(e)
 		s.mu.Unlock()
 		select {
 		case s.wake <- struct{}{}:
@@ -304,14 +317,16 @@ func (t *Tracker) emitLocked(e Event) {
 }
 
 // subscriber is one Subscribe call: its own queue, drained by its own
-// goroutine, so delivering to it never blocks the Tracker.
+// goroutine, so delivering to it never blocks the Tracker, and coalesced
+// per peer, so a subscriber that stops reading holds memory bounded by
+// the number of peers.
 type subscriber struct {
 	out  chan Event
 	wake chan struct{}
 	done chan struct{} // closed by Tracker.Close
 
 	mu    sync.Mutex
-	queue []Event
+	queue *eventQueue
 }
 
 func (t *Tracker) deliver(ctx context.Context, s *subscriber) {
@@ -324,13 +339,7 @@ func (t *Tracker) deliver(ctx context.Context, s *subscriber) {
 	}()
 	for {
 		s.mu.Lock()
-		var next Event
-		have := len(s.queue) > 0
-		if have {
-			next = s.queue[0]
-			s.queue[0] = Event{}
-			s.queue = s.queue[1:]
-		}
+		next, have := s.queue.pop()
 		s.mu.Unlock()
 		if !have {
 			select {

@@ -127,7 +127,7 @@ func TestCombineDeduplicates(t *testing.T) {
 
 // TestTrackerSlowSubscriber: a subscriber that does not read holds up
 // neither the tracker nor other subscribers, and later receives every
-// event in order.
+// peer, in the order they were found.
 func TestTrackerSlowSubscriber(t *testing.T) {
 	ctx := testContext(t)
 	tr := discovery.NewTracker(nil)

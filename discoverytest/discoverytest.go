@@ -19,8 +19,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,7 +69,7 @@ func Run(t *testing.T, makeGroup MakeGroup, opts ...Option) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &suite{cfg: cfg, make: makeGroup}
+	s := &suite{cfg: cfg, make: makeGroup, views: make(map[<-chan discovery.Event]map[string]discovery.Peer)}
 	for _, c := range []struct {
 		name string
 		f    func(*testing.T)
@@ -77,6 +79,7 @@ func Run(t *testing.T, makeGroup MakeGroup, opts ...Option) {
 		{"LateSubscriberGetsKnownPeers", s.lateSubscriber},
 		{"LateJoinerIsFound", s.lateJoiner},
 		{"UpdatedOnRecordChange", s.updated},
+		{"SlowSubscriberCatchesUp", s.slowSubscriber},
 		{"LostOnLeave", s.lostOnLeave},
 		{"CancellationStopsAnnouncing", s.cancellation},
 		{"SubscriptionEndsWithContext", s.subscriptionEnds},
@@ -91,6 +94,11 @@ func Run(t *testing.T, makeGroup MakeGroup, opts ...Option) {
 type suite struct {
 	cfg  config
 	make MakeGroup
+
+	// views is what each subscription the suite opened has been told,
+	// to hold its stream to the interface's consistency promise.
+	mu    sync.Mutex
+	views map[<-chan discovery.Event]map[string]discovery.Peer
 }
 
 // group builds n members and closes them when the test ends.
@@ -142,13 +150,65 @@ func announce(t *testing.T, ctx context.Context, d discovery.Discoverer, rec dis
 	return a
 }
 
-func subscribe(t *testing.T, ctx context.Context, d discovery.Discoverer) <-chan discovery.Event {
+// subscribe subscribes to d; await holds the stream to the interface's
+// consistency promise.
+func (s *suite) subscribe(t *testing.T, ctx context.Context, d discovery.Discoverer) <-chan discovery.Event {
 	t.Helper()
 	ch, err := d.Subscribe(ctx)
 	if err != nil {
 		t.Fatalf("%s: Subscribe: %v", d.Name(), err)
 	}
+	s.mu.Lock()
+	s.views[ch] = make(map[string]discovery.Peer)
+	s.mu.Unlock()
+	t.Cleanup(func() {
+		s.mu.Lock()
+		delete(s.views, ch)
+		s.mu.Unlock()
+	})
 	return ch
+}
+
+// view returns a copy of what the subscription has been told so far, as
+// await saw it.
+func (s *suite) view(ch <-chan discovery.Event) map[string]discovery.Peer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.views[ch])
+}
+
+// consistent applies e to what ch's subscriber has been told and fails
+// on an event the interface rules out: Updated or Lost for a peer it was
+// not told was Found, Found for a peer it knows, an Updated that changes
+// nothing it was told.
+func (s *suite) consistent(t *testing.T, ch <-chan discovery.Event, e discovery.Event) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.views[ch]
+	if v == nil {
+		return // not opened through subscribe
+	}
+	old, known := v[e.Peer.ID]
+	switch e.Type {
+	case discovery.Found:
+		if known {
+			t.Errorf("Found for %q, which the subscriber already knows (no Lost in between)", e.Peer.ID)
+		}
+		v[e.Peer.ID] = e.Peer
+	case discovery.Updated:
+		if !known {
+			t.Errorf("Updated for %q, which the subscriber was never told was Found", e.Peer.ID)
+		} else if old.Record.Equal(e.Peer.Record) && slices.Equal(old.Sources, e.Peer.Sources) {
+			t.Errorf("Updated for %q changes nothing the subscriber was told", e.Peer.ID)
+		}
+		v[e.Peer.ID] = e.Peer
+	case discovery.Lost:
+		if !known {
+			t.Errorf("Lost for %q, which the subscriber was never told was Found", e.Peer.ID)
+		}
+		delete(v, e.Peer.ID)
+	}
 }
 
 // await reads events until match accepts one, failing after the timeout or
@@ -165,6 +225,7 @@ func (s *suite) await(t *testing.T, ch <-chan discovery.Event, what string, matc
 				t.Fatalf("the event stream closed while waiting for %s", what)
 			}
 			checkEvent(t, e)
+			s.consistent(t, ch, e)
 			if match(e) {
 				return e
 			}
@@ -228,7 +289,7 @@ func (s *suite) mutualDiscovery(t *testing.T) {
 	ids := []string{"peer-a", "peer-b", "peer-c"}
 	subs := make([]<-chan discovery.Event, len(ds))
 	for i, d := range ds {
-		subs[i] = subscribe(t, ctx, d)
+		subs[i] = s.subscribe(t, ctx, d)
 	}
 	for i, d := range ds {
 		announce(t, ctx, d, s.record(ids[i], fmt.Sprintf("/ip4/192.0.2.%d/udp/4001", i+1)))
@@ -251,7 +312,7 @@ func (s *suite) mutualDiscovery(t *testing.T) {
 func (s *suite) neverReportsItself(t *testing.T) {
 	ctx := s.ctx(t)
 	ds := s.group(t, 2)
-	sub := subscribe(t, ctx, ds[0])
+	sub := s.subscribe(t, ctx, ds[0])
 	announce(t, ctx, ds[0], s.record("self"))
 	announce(t, ctx, ds[1], s.record("other"))
 	// Wait for the other peer; any event about ourselves before it fails.
@@ -262,7 +323,7 @@ func (s *suite) neverReportsItself(t *testing.T) {
 		return s.is(discovery.Found, "other")(e)
 	})
 	// A late subscription replays known peers: still not ourselves.
-	late := subscribe(t, ctx, ds[0])
+	late := s.subscribe(t, ctx, ds[0])
 	s.await(t, late, "replayed Found for other", func(e discovery.Event) bool {
 		if e.Peer.ID == s.id("self") {
 			t.Fatalf("a late subscription replayed our own record")
@@ -274,11 +335,11 @@ func (s *suite) neverReportsItself(t *testing.T) {
 func (s *suite) lateSubscriber(t *testing.T) {
 	ctx := s.ctx(t)
 	ds := s.group(t, 2)
-	first := subscribe(t, ctx, ds[1])
+	first := s.subscribe(t, ctx, ds[1])
 	announce(t, ctx, ds[0], s.record("early"))
 	s.found(t, first, "the first subscriber", "early")
 	// Subscribed after the peer was known: its first events replay it.
-	late := subscribe(t, ctx, ds[1])
+	late := s.subscribe(t, ctx, ds[1])
 	e := s.await(t, late, "replayed Found for early", func(e discovery.Event) bool { return e.Peer.ID == s.id("early") })
 	if e.Type != discovery.Found {
 		t.Fatalf("a late subscriber's first event for a known peer is %v, want found", e.Type)
@@ -288,13 +349,13 @@ func (s *suite) lateSubscriber(t *testing.T) {
 func (s *suite) lateJoiner(t *testing.T) {
 	ctx := s.ctx(t)
 	ds := s.group(t, 3)
-	subs := []<-chan discovery.Event{subscribe(t, ctx, ds[0]), subscribe(t, ctx, ds[1])}
+	subs := []<-chan discovery.Event{s.subscribe(t, ctx, ds[0]), s.subscribe(t, ctx, ds[1])}
 	announce(t, ctx, ds[0], s.record("first"))
 	announce(t, ctx, ds[1], s.record("second"))
 	s.found(t, subs[0], "first", "second")
 	s.found(t, subs[1], "second", "first")
 	// The third peer joins after the others found each other.
-	late := subscribe(t, ctx, ds[2])
+	late := s.subscribe(t, ctx, ds[2])
 	announce(t, ctx, ds[2], s.record("late"))
 	s.found(t, late, "late", "first", "second")
 	s.found(t, subs[0], "first", "late")
@@ -320,7 +381,7 @@ func (s *suite) updated(t *testing.T) {
 		t.Skip("IDsOnly: the mechanism's wire carries only the ID, so a record cannot change and no Updated event can be observed")
 	}
 	ds := s.group(t, 2)
-	sub := subscribe(t, ctx, ds[1])
+	sub := s.subscribe(t, ctx, ds[1])
 	a := announce(t, ctx, ds[0], s.record("mover", "/ip4/192.0.2.1/udp/4001"))
 	s.found(t, sub, "observer", "mover")
 	moved := s.record("mover", "/ip4/198.51.100.7/udp/4001", "/ip6/2001:db8::7/udp/4001")
@@ -341,10 +402,56 @@ func (s *suite) updated(t *testing.T) {
 	}
 }
 
+// slowSubscriber: a subscriber that reads nothing while another peer comes
+// and goes and a peer changes its record many times must, when it reads,
+// see a consistent stream (await checks every event) that reaches the
+// group's final state: the first peer with its last record, the other
+// absent. The first peer is announced first and changes last, so that
+// reading up to its last record reads past whatever a queue holds for the
+// one that came and went.
+func (s *suite) slowSubscriber(t *testing.T) {
+	ctx := s.ctx(t)
+	ds := s.group(t, 2)
+	sub := s.subscribe(t, ctx, ds[1])
+	final := s.record("churner", "/ip4/192.0.2.1/udp/4001")
+	a := announce(t, ctx, ds[0], final)
+	passer := announce(t, ctx, ds[0], s.record("passer"))
+	if err := passer.Leave(ctx); err != nil {
+		t.Fatalf("Leave: %v", err)
+	}
+	if s.cfg.makeID == nil {
+		for i := range 50 {
+			final = s.record("churner", fmt.Sprintf("/ip4/192.0.2.1/udp/%d", 5000+i))
+			if err := a.Update(ctx, final); err != nil {
+				t.Fatalf("Update #%d: %v", i+1, err)
+			}
+		}
+	}
+	// Only now does the subscriber read.
+	s.until(t, sub, "churner with its last record", func(v map[string]discovery.Peer) bool {
+		p, ok := v[final.ID]
+		return ok && p.Record.Equal(final)
+	})
+	s.until(t, sub, "passer gone", func(v map[string]discovery.Peer) bool {
+		_, ok := v[s.id("passer")]
+		return !ok
+	})
+}
+
+// until reads ch, as await does, until what ch's subscriber has been told
+// satisfies cond; it reads nothing if it already does.
+func (s *suite) until(t *testing.T, ch <-chan discovery.Event, what string, cond func(map[string]discovery.Peer) bool) {
+	t.Helper()
+	if cond(s.view(ch)) {
+		return
+	}
+	s.await(t, ch, what, func(discovery.Event) bool { return cond(s.view(ch)) })
+}
+
 func (s *suite) lostOnLeave(t *testing.T) {
 	ctx := s.ctx(t)
 	ds := s.group(t, 2)
-	sub := subscribe(t, ctx, ds[1])
+	sub := s.subscribe(t, ctx, ds[1])
 	a := announce(t, ctx, ds[0], s.record("leaver"))
 	s.found(t, sub, "observer", "leaver")
 	if err := a.Leave(ctx); err != nil {
@@ -365,7 +472,7 @@ func (s *suite) lostOnLeave(t *testing.T) {
 func (s *suite) cancellation(t *testing.T) {
 	ctx := s.ctx(t)
 	ds := s.group(t, 2)
-	sub := subscribe(t, ctx, ds[1])
+	sub := s.subscribe(t, ctx, ds[1])
 	actx, cancel := context.WithCancel(ctx)
 	a := announce(t, actx, ds[0], s.record("cancelled"))
 	s.found(t, sub, "observer", "cancelled")
@@ -380,7 +487,7 @@ func (s *suite) subscriptionEnds(t *testing.T) {
 	ctx := s.ctx(t)
 	ds := s.group(t, 2)
 	sctx, cancel := context.WithCancel(ctx)
-	sub := subscribe(t, sctx, ds[1])
+	sub := s.subscribe(t, sctx, ds[1])
 	cancel()
 	timer := time.NewTimer(s.cfg.timeout)
 	defer timer.Stop()
@@ -415,8 +522,8 @@ func (s *suite) closeIdempotent(t *testing.T) {
 		t.Fatalf("MakeGroup returned %d discoverers, want 2", len(ds))
 	}
 	defer ds[1].Close()
-	sub := subscribe(t, ctx, ds[1])
-	mine := subscribe(t, ctx, ds[0])
+	sub := s.subscribe(t, ctx, ds[1])
+	mine := s.subscribe(t, ctx, ds[0])
 	announce(t, ctx, ds[0], s.record("closer"))
 	s.found(t, sub, "observer", "closer")
 	for i := range 2 {
@@ -456,10 +563,10 @@ func (s *suite) noLeak(t *testing.T) {
 		defer cancel()
 		ds := s.make(t, 3)
 		for i, d := range ds {
-			subscribe(t, ctx, d)
+			s.subscribe(t, ctx, d)
 			announce(t, ctx, d, s.record(fmt.Sprintf("leak-%d", i)))
 		}
-		sub := subscribe(t, ctx, ds[0])
+		sub := s.subscribe(t, ctx, ds[0])
 		s.found(t, sub, "leak-0", "leak-1", "leak-2")
 		for _, d := range ds {
 			if err := d.Close(); err != nil {

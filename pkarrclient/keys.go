@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"filippo.io/edwards25519"
+
+	"github.com/phrasemeet/discovery/internal/regularfile"
 )
 
 // Sizes of the key material, in bytes.
@@ -226,21 +228,18 @@ func SaveSecretKey(path string, sk *SecretKey) (err error) {
 
 // LoadSecretKey reads a secret key file: either the raw 32-byte seed, as
 // SaveSecretKey writes it, or the seed as 64 hex digits (optionally followed
-// by a newline), as pkarr and iroh tools print it. On Unix the file must not
-// be accessible by group or others.
+// by a newline), as pkarr and iroh tools print it. It must be a regular
+// file, refused before it is opened otherwise (a named pipe would block the
+// open for good), and on Unix not accessible by group or others.
 func LoadSecretKey(path string) (*SecretKey, error) {
-	f, err := os.Open(path)
+	f, st, err := regularfile.Open(path)
+	if errors.Is(err, regularfile.ErrNotRegular) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidSecretKey, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pkarr: loading secret key: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("pkarr: loading secret key: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrInvalidSecretKey, path)
-	}
 	if runtime.GOOS != "windows" && st.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("%w: %s has mode %04o", ErrInsecureKeyFile, path, st.Mode().Perm())
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	coredisc "github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -18,10 +19,12 @@ import (
 )
 
 // Opener opens the discoverer of one libp2p namespace. The Adapter calls it
-// at most once per namespace, on first use, while holding its own lock, so
+// on a namespace's first use, and again on its first use after the adapter
+// closed it for being idle (WithIdleGrace), while holding its own lock, so
 // it should not block (constructing a discoverer is enough; announcing and
 // scanning happen later). Each call must return a discoverer of its own:
-// the Adapter takes ownership and closes it on Close.
+// the Adapter takes ownership and closes it when the namespace goes idle or
+// on Close.
 type Opener func(namespace string) (discovery.Discoverer, error)
 
 // Adapter implements go-libp2p's core/discovery.Discovery over phrasemeet
@@ -30,7 +33,10 @@ type Opener func(namespace string) (discovery.Discoverer, error)
 // Advertise keeps the host's record alive by itself until the caller's
 // context ends; FindPeers answers from a cache each namespace's discoverer
 // keeps up to date. The adapter follows the host's address changes and
-// updates every running advertisement.
+// updates every running advertisement. A namespace nobody uses any more
+// (no advertisement, no FindPeers waiting, no open subscription) is
+// closed after a grace (WithIdleGrace), so pubsub topic churn does not
+// leave a scanning discoverer behind per topic ever joined.
 type Adapter struct {
 	host host.Host
 	open Opener
@@ -59,6 +65,14 @@ var _ coredisc.Discovery = (*Adapter)(nil)
 type space struct {
 	ns string
 	d  discovery.Discoverer
+
+	// Guarded by the Adapter's mu. users counts the uses in progress
+	// (see lease); idleGen identifies the latest idle period, so a timer
+	// armed for an earlier one, which a use has since interrupted, does
+	// nothing.
+	users     int
+	idleGen   uint64
+	idleTimer clockwork.Timer
 
 	cacheMu sync.Mutex
 	peers   map[string]cached // by record ID
@@ -204,14 +218,26 @@ func (a *Adapter) record() discovery.Record {
 	return discovery.Record{ID: a.host.ID().String(), Addrs: a.cfg.filter.publish(a.host.Addrs())}
 }
 
-// space returns the namespace's state, opening its discoverer on first use.
-func (a *Adapter) space(ns string) (*space, error) {
+// lease returns the namespace's state, opening its discoverer on first use
+// (or first use since it was closed for being idle), and counts one use of
+// it until the matching unlease: a namespace in use is never closed as
+// idle. Advertise holds a lease for each context its record lives for,
+// FindPeers while it waits, a Subscriber's subscription until its context
+// ends.
+func (a *Adapter) lease(ns string) (*space, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
 		return nil, ErrClosed
 	}
 	if s := a.spaces[ns]; s != nil {
+		s.users++
+		if s.idleTimer != nil {
+			// A timer that already fired finds users > 0 and does
+			// nothing; stopping it only frees it early.
+			s.idleTimer.Stop()
+			s.idleTimer = nil
+		}
 		return s, nil
 	}
 	if err := a.watchLocked(); err != nil {
@@ -236,12 +262,46 @@ func (a *Adapter) space(ns string) (*space, error) {
 		changed: make(chan struct{}),
 		lock:    make(chan struct{}, 1),
 		holders: make(map[<-chan struct{}]func() bool),
+		users:   1,
 	}
 	a.spaces[ns] = s
 	a.wg.Add(1)
 	go a.follow(s, events)
 	a.cfg.logger.Debug("opened namespace", "namespace", ns, "discoverer", d.Name())
 	return s, nil
+}
+
+// unlease ends one use of s; when it was the last, s closes after the idle
+// grace unless a use begins meanwhile.
+func (a *Adapter) unlease(s *space) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s.users--
+	if s.users > 0 || a.closed || a.cfg.idle == 0 || a.spaces[s.ns] != s {
+		return
+	}
+	s.idleGen++
+	gen := s.idleGen
+	s.idleTimer = a.cfg.clock.AfterFunc(a.cfg.idle, func() { a.reap(s, gen) })
+}
+
+// reap closes s if it is still idle since the use that armed this timer
+// (gen) ended. The namespace's next use opens a fresh discoverer.
+func (a *Adapter) reap(s *space, gen uint64) {
+	a.mu.Lock()
+	if a.closed || s.users > 0 || s.idleGen != gen || a.spaces[s.ns] != s {
+		a.mu.Unlock()
+		return
+	}
+	delete(a.spaces, s.ns)
+	s.idleTimer = nil
+	a.wg.Add(1) // under mu while !closed: Close waits for this shut
+	a.mu.Unlock()
+	defer a.wg.Done()
+	if err := a.shut(s); err != nil {
+		a.cfg.logger.Debug("closing idle namespace", "namespace", s.ns, "err", err)
+	}
+	a.cfg.logger.Debug("closed idle namespace", "namespace", s.ns)
 }
 
 // follow keeps the namespace's cache in step with its discoverer, until the
@@ -356,10 +416,17 @@ func (a *Adapter) Advertise(ctx context.Context, ns string, opts ...coredisc.Opt
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	s, err := a.space(ns)
+	s, err := a.lease(ns)
 	if err != nil {
 		return 0, err
 	}
+	// The lease passes to a new holder below; otherwise it ends here.
+	held := false
+	defer func() {
+		if !held {
+			a.unlease(s)
+		}
+	}()
 	if err := s.acquire(ctx); err != nil {
 		return 0, err
 	}
@@ -382,7 +449,8 @@ func (a *Adapter) Advertise(ctx context.Context, ns string, opts ...coredisc.Opt
 		a.cfg.logger.Debug("advertising", "namespace", ns, "addrs", ann.Record().Addrs)
 	}
 	key := ctx.Done()
-	if _, held := s.holders[key]; !held {
+	if _, ok := s.holders[key]; !ok {
+		held = true
 		if key == nil {
 			s.holders[key] = func() bool { return true }
 		} else {
@@ -448,6 +516,9 @@ func (a *Adapter) drop(s *space, key <-chan struct{}) {
 		return
 	}
 	delete(s.holders, key)
+	// Runs as drop returns, before release: the namespace may go idle
+	// only once the Leave below is done.
+	defer a.unlease(s)
 	a.cfg.logger.Debug("advertisement context ended", "namespace", s.ns, "holders", len(s.holders))
 	if len(s.holders) > 0 || s.ann == nil {
 		return
@@ -485,12 +556,13 @@ func (a *Adapter) FindPeers(ctx context.Context, ns string, opts ...coredisc.Opt
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s, err := a.space(ns)
+	s, err := a.lease(ns)
 	if err != nil {
 		return nil, err
 	}
 	peers, changed := s.snapshot(o.Limit)
 	if len(peers) > 0 || a.cfg.findWait == 0 {
+		a.unlease(s)
 		ch := make(chan peer.AddrInfo, len(peers))
 		for _, p := range peers {
 			ch <- p
@@ -500,12 +572,14 @@ func (a *Adapter) FindPeers(ctx context.Context, ns string, opts ...coredisc.Opt
 	}
 	ch := make(chan peer.AddrInfo)
 	if !a.track() {
+		a.unlease(s)
 		close(ch)
 		return ch, nil
 	}
 	go func() {
 		defer a.wg.Done()
 		defer close(ch)
+		defer a.unlease(s)
 		wait, cancel := context.WithTimeout(ctx, a.cfg.findWait)
 		defer cancel()
 		for len(peers) == 0 {
@@ -539,7 +613,9 @@ type Subscriber interface {
 
 // Subscriber returns the event stream of namespace ns, opening its
 // discoverer on the first Subscribe, for a Connector that should dial the
-// peers found there. Events report raw records, this host excluded.
+// peers found there. Events report raw records, this host excluded. The
+// namespace counts as in use, and is never closed as idle, until the
+// subscription's context ends.
 func (a *Adapter) Subscriber(ns string) Subscriber { return nsSubscriber{a: a, ns: ns} }
 
 type nsSubscriber struct {
@@ -548,11 +624,17 @@ type nsSubscriber struct {
 }
 
 func (n nsSubscriber) Subscribe(ctx context.Context) (<-chan discovery.Event, error) {
-	s, err := n.a.space(n.ns)
+	s, err := n.a.lease(n.ns)
 	if err != nil {
 		return nil, err
 	}
-	return s.d.Subscribe(ctx)
+	events, err := s.d.Subscribe(ctx)
+	if err != nil {
+		n.a.unlease(s)
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() { n.a.unlease(s) })
+	return events, nil
 }
 
 // Close stops every advertisement (as Leave, each within a few seconds),
@@ -566,6 +648,10 @@ func (a *Adapter) Close() error {
 		a.closed = true
 		spaces := make([]*space, 0, len(a.spaces))
 		for _, s := range a.spaces {
+			if s.idleTimer != nil {
+				s.idleTimer.Stop()
+				s.idleTimer = nil
+			}
 			spaces = append(spaces, s)
 		}
 		sub := a.sub // set only while open

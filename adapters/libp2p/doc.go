@@ -45,8 +45,11 @@
 //
 // # Ownership
 //
-// The Adapter owns the discoverers its Opener returns and closes them on
-// [Adapter.Close]; the pkarr client and group given to [SlotOpener] stay
+// The Adapter owns the discoverers its Opener returns. It closes one when
+// its namespace has gone unused (no advertisement, no FindPeers waiting,
+// no subscription open) for a grace ([WithIdleGrace]), so topics an
+// application left stop scanning, and the rest on [Adapter.Close]; a
+// closed namespace opens again on its next use. The pkarr client and group given to [SlotOpener] stay
 // the caller's. A [Connector] owns nothing but its goroutines: closing it
 // neither closes its source nor disconnects anyone.
 //

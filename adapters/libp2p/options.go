@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -28,6 +29,10 @@ const (
 // namespace usually returns peers instead of nothing.
 const DefaultFindWait = 3 * time.Second
 
+// DefaultIdleGrace is how long, by default, a namespace nobody uses stays
+// open before the adapter closes its discoverer (WithIdleGrace).
+const DefaultIdleGrace = 5 * time.Minute
+
 // leaveTimeout bounds one Leave, so Close and the end of an advertisement
 // never hang on an unreachable relay.
 const leaveTimeout = 5 * time.Second
@@ -40,6 +45,8 @@ type config struct {
 	filter   addrFilter
 	ttl      time.Duration
 	findWait time.Duration
+	idle     time.Duration
+	clock    clockwork.Clock
 	logger   *slog.Logger
 }
 
@@ -47,6 +54,8 @@ func defaultConfig() config {
 	return config{
 		ttl:      DefaultTTL,
 		findWait: DefaultFindWait,
+		idle:     DefaultIdleGrace,
+		clock:    clockwork.NewRealClock(),
 		logger:   slog.New(slog.DiscardHandler),
 	}
 }
@@ -97,6 +106,36 @@ func WithFindWait(d time.Duration) Option {
 			return fmt.Errorf("%w: negative find wait %v", ErrInvalidOption, d)
 		}
 		c.findWait = d
+		return nil
+	}
+}
+
+// WithIdleGrace sets how long a namespace nobody uses stays open (default
+// DefaultIdleGrace). A namespace is in use while this host advertises in
+// it, a FindPeers on it is waiting, or a subscription from Subscriber is
+// open; once none is, and the grace has passed without a new use, the
+// adapter closes its discoverer, which stops its scanning. The next use
+// opens it again through the Opener, with an empty cache. Zero keeps
+// every namespace open until Close, as an application with a fixed set of
+// namespaces may prefer.
+func WithIdleGrace(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("%w: negative idle grace %v", ErrInvalidOption, d)
+		}
+		c.idle = d
+		return nil
+	}
+}
+
+// WithClock sets the clock that times the idle grace (default the real
+// clock). Tests use a fake one to let the grace pass at once.
+func WithClock(clk clockwork.Clock) Option {
+	return func(c *config) error {
+		if clk == nil {
+			return fmt.Errorf("%w: nil clock", ErrInvalidOption)
+		}
+		c.clock = clk
 		return nil
 	}
 }

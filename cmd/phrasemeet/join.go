@@ -86,6 +86,11 @@ func runJoin(ctx context.Context, e env, args []string) error {
 	if pr == profileCanSync && len(addrs) > 0 {
 		return usageError("--addr: the can-sync profile's wire carries only the ID, so it cannot announce addresses")
 	}
+	for _, a := range addrs {
+		if strings.TrimSpace(a) == "" {
+			return usageError("--addr must not be empty: peers could not use an empty address")
+		}
+	}
 	if rec.ID == "" {
 		if rec.ID, err = randomID(); err != nil {
 			return err

@@ -200,6 +200,8 @@ func TestJoinUsageErrors(t *testing.T) {
 		{[]string{"--relay", "none"}, "nothing to talk to"},
 		{[]string{"--relay", "ftp://x"}, "relay"},
 		{[]string{"--dht-listen", ":0"}, "--dht-listen needs --dht"},
+		{[]string{"--addr", ""}, "--addr must not be empty"},
+		{[]string{"--addr", "/ip4/192.0.2.1/tcp/1", "--addr", " \t"}, "--addr must not be empty"},
 		// Caught by the library once the keys are derived, still exit 2.
 		{[]string{"--addr", strings.Repeat("x", 900)}, "cannot announce this --id and --addr: invalid record: too large"},
 	} {

@@ -60,7 +60,7 @@ func TestPassphraseFileErrorsShowNoContent(t *testing.T) {
 		path, want string
 	}{
 		{big, "larger than 65536 bytes: not a passphrase"},
-		{dir, "passphrase file: read " + dir},
+		{dir, "passphrase file " + dir + " is a directory, not a regular file"},
 	} {
 		code, stdout, stderr := runCLI(t, nil, "slots", "--profile", "can-sync", "--keys-only", "--passphrase-file", tc.path)
 		if code != 1 || !strings.Contains(stderr, tc.want) {

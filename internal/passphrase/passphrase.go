@@ -3,8 +3,10 @@
 // first match wins:
 //
 //  1. a file (--passphrase-file PATH): its content less one trailing
-//     newline, so `echo words > file` works. A regular file that other
-//     users can read is refused, as is one larger than MaxFileSize;
+//     newline, so `echo words > file` works. Only a regular file is read
+//     (a named pipe would block the command for good, deaf to Ctrl-C), and
+//     only if other users cannot read it and it is not larger than
+//     MaxFileSize;
 //  2. the environment variable EnvVar, as is;
 //  3. a prompt on the terminal, read without echo, when standard input is
 //     one.
@@ -34,6 +36,8 @@ import (
 	"sync"
 
 	"golang.org/x/term"
+
+	"github.com/phrasemeet/discovery/internal/regularfile"
 )
 
 // EnvVar names the environment variable that holds the passphrase.
@@ -57,11 +61,14 @@ var ErrNoSource = errors.New("no passphrase: set $" + EnvVar + ", give --" + Fil
 // context's "context canceled".
 var ErrInterrupted = errors.New("interrupted")
 
-// ErrFileTooOpen and ErrFileTooLarge are the reasons ReadFile refuses a
-// file it could read; a *FileError carries them.
+// ErrFileTooOpen, ErrFileTooLarge and ErrNotRegular are the reasons
+// ReadFile refuses a file it could read; a *FileError carries them.
 var (
 	ErrFileTooOpen  = errors.New("passphrase file is accessible by other users")
 	ErrFileTooLarge = errors.New("passphrase file is too large")
+	// ErrNotRegular: a named pipe, a device, a directory. Reading one
+	// could block forever, in an open no signal interrupts.
+	ErrNotRegular = regularfile.ErrNotRegular
 )
 
 // FileError reports a passphrase file that could not be read or was
@@ -70,8 +77,9 @@ type FileError struct {
 	Path string
 	// Perm is the file's permission bits, for ErrFileTooOpen.
 	Perm fs.FileMode
-	// Err is ErrFileTooOpen, ErrFileTooLarge, or the error of opening,
-	// stating or reading the file (an *fs.PathError).
+	// Err is ErrFileTooOpen, ErrFileTooLarge, a
+	// *regularfile.NotRegularError (errors.Is ErrNotRegular), or the
+	// error of opening, stating or reading the file (an *fs.PathError).
 	Err error
 }
 
@@ -82,6 +90,10 @@ func (e *FileError) Error() string {
 		return fmt.Sprintf("passphrase file %s is accessible by other users (mode %04o; want 0600: chmod 600 %s)", e.Path, e.Perm, e.Path)
 	case ErrFileTooLarge:
 		return fmt.Sprintf("passphrase file %s is larger than %d bytes: not a passphrase", e.Path, MaxFileSize)
+	}
+	if nr, ok := errors.AsType[*regularfile.NotRegularError](e.Err); ok {
+		return fmt.Sprintf("passphrase file %s is %s, not a regular file: use a file of mode 0600, or $%s",
+			e.Path, regularfile.Kind(nr.Mode), EnvVar)
 	}
 	return "passphrase file: " + e.Err.Error() // an *fs.PathError names the file
 }
@@ -136,28 +148,26 @@ func Read(ctx context.Context, s Source) ([]byte, error) {
 
 // ReadFile reads a passphrase file: its content less one trailing "\n" or
 // "\r\n", as an editor or echo leaves; other white space belongs to the
-// passphrase. A regular file with any permission for group or others is
-// refused (not on Windows, which has no such bits), as is a file larger
-// than MaxFileSize. A pipe or other non-regular file (--passphrase-file
-// <(pass show group)) has no meaningful mode and is read. Every error is a
-// *FileError.
+// passphrase. Anything but a regular file (a symbolic link to one is
+// followed) is refused without blocking: a named pipe, --passphrase-file
+// <(pass show group) included, since one nobody writes to would hang the
+// command in an open that ignores signals; a password manager's output
+// goes through EnvVar instead. A file with any permission for group or
+// others is refused (not on Windows, which has no such bits), as is a
+// file larger than MaxFileSize. Every error is a *FileError.
 func ReadFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, st, err := regularfile.Open(path)
 	if err != nil {
 		return nil, &FileError{Path: path, Err: err}
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, &FileError{Path: path, Err: err}
-	}
-	if perm := st.Mode().Perm(); st.Mode().IsRegular() && perm&0o077 != 0 && runtime.GOOS != "windows" {
+	if perm := st.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
 		return nil, &FileError{Path: path, Perm: perm, Err: ErrFileTooOpen}
 	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
-		// The error is the syscall's (a directory, an I/O error); the
-		// bytes read so far are cleared, never quoted.
+		// The error is the syscall's (an I/O error); the bytes read so
+		// far are cleared, never quoted.
 		clear(b)
 		return nil, &FileError{Path: path, Err: err}
 	}

@@ -71,8 +71,8 @@ func TestReadFileRefusals(t *testing.T) {
 	}{
 		{open, ErrFileTooOpen, "passphrase file " + open + " is accessible by other users (mode 0644; want 0600: chmod 600 " + open + ")"},
 		{big, ErrFileTooLarge, "passphrase file " + big + " is larger than 65536 bytes: not a passphrase"},
-		{dir, nil, "passphrase file: read " + dir + ": is a directory"},
-		{dir + "/missing", fs.ErrNotExist, "passphrase file: open " + dir + "/missing: no such file or directory"},
+		{dir, ErrNotRegular, "passphrase file " + dir + " is a directory, not a regular file: use a file of mode 0600, or $" + EnvVar},
+		{dir + "/missing", fs.ErrNotExist, "passphrase file: stat " + dir + "/missing: no such file or directory"},
 	} {
 		got, err := ReadFile(tc.path)
 		var fe *FileError
@@ -93,9 +93,10 @@ func TestReadFileRefusals(t *testing.T) {
 	}
 }
 
-// TestReadFileFromPipe: what is not a regular file has no meaningful
-// mode and is read, as --passphrase-file <(pass show group) needs.
-func TestReadFileFromPipe(t *testing.T) {
+// TestReadFileRefusesPipe: an anonymous pipe (--passphrase-file
+// <(pass show group)) is not a regular file and is refused, unread: the
+// same open would block forever on a named pipe nobody writes to.
+func TestReadFileRefusesPipe(t *testing.T) {
 	if _, err := os.Stat("/dev/fd/0"); err != nil {
 		t.Skipf("no /dev/fd: %v", err)
 	}
@@ -104,14 +105,14 @@ func TestReadFileFromPipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	go func() {
-		fmt.Fprintln(w, secret)
-		w.Close()
-	}()
-	got, err := ReadFile(fmt.Sprintf("/dev/fd/%d", r.Fd()))
-	if err != nil || string(got) != secret {
-		t.Fatalf("from a pipe: %q, %v", got, err)
+	fmt.Fprintln(w, secret)
+	w.Close() // so a ReadFile that wrongly reads the pipe ends rather than hangs
+	path := fmt.Sprintf("/dev/fd/%d", r.Fd())
+	got, err := ReadFile(path)
+	if got != nil || !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "is a named pipe (FIFO), not a regular file") {
+		t.Fatalf("from a pipe: %q, %v; want it refused as a named pipe", got, err)
 	}
+	assertNoSecret(t, err)
 }
 
 func TestReadSources(t *testing.T) {
