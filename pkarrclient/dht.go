@@ -356,12 +356,14 @@ func NewDHT(opts ...DHTOption) (*DHT, error) {
 		sc.QueryResendDelay = func() time.Duration { return delay }
 	}
 	if cfg.serve {
-		store, err := newItemStore(cfg.storeCapacity)
+		store, err := newItemStore(cfg.storeCapacity, dhtItemLifetime, cfg.clock)
 		if err != nil {
 			conn.Close()
-			return nil, err
+			return nil, fmt.Errorf("pkarr: DHT item store: %w", err)
 		}
 		sc.Store = store
+		sc.Exp = dhtItemLifetime
+		sc.OnQuery = store.onQuery
 	} else {
 		// A passive node is never asked to store anything; an empty store
 		// also keeps its own puts out of it (we send puts as raw queries).
@@ -807,9 +809,10 @@ type DHTPublishError struct {
 	// during the lookup, or answering the put with 302 (which also covers
 	// a different packet with the same timestamp).
 	Stale int
-	// TooLarge counts nodes that answered 205. anacrolix-based nodes
+	// TooLarge counts nodes that answered 205. Stock anacrolix nodes
 	// refuse values whose bencoding exceeds 1000 bytes, i.e. DNS messages
-	// of 997 bytes or more, which pkarr allows.
+	// of 997 bytes or more, which pkarr allows; our serving nodes, like
+	// pkarr's, mainline and bittorrent-dht, take up to 1000 raw bytes.
 	TooLarge int
 	// Other counts other KRPC errors, timeouts and network failures.
 	Other int

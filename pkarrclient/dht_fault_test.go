@@ -387,10 +387,10 @@ func sizedPacket(t *testing.T, sk *pkarrclient.SecretKey, n int) *pkarrclient.Si
 	return nil
 }
 
-// TestDHTPacketSizeLimit: anacrolix nodes refuse a value whose bencoding
-// exceeds 1000 bytes, so DNS messages of 997-1000 bytes, valid for pkarr,
-// fail to publish with ErrPacketTooLarge and a count of refusals (205); 996
-// bytes still fit.
+// TestDHTPacketSizeLimit: DNS messages up to pkarr's 1000 bytes publish
+// and resolve on our nodes, which count v's raw bytes as pkarr, mainline and
+// bittorrent-dht do (anacrolix alone counts the bencoding and refused
+// 997-1000 bytes with 205).
 func TestDHTPacketSizeLimit(t *testing.T) {
 	t.Parallel()
 	nw := dhttest.New(t, 5)
@@ -400,24 +400,13 @@ func TestDHTPacketSizeLimit(t *testing.T) {
 		sk := pkarrclient.NewTestSecretKey(t)
 		p := sizedPacket(t, sk, n)
 		rcpt, err := c.Publish(ctx, p)
-		if n == 996 {
-			if err != nil || rcpt.DHTNodes < 1 {
-				t.Fatalf("%d DNS bytes: stored on %d, %v", n, rcpt.DHTNodes, err)
-			}
-			got, err := nw.NewClient().Resolve(ctx, pkarrclient.Query{Key: sk.PublicKey()})
-			if err != nil || !got.Equal(p) {
-				t.Fatalf("%d DNS bytes: resolve %v, %v", n, got, err)
-			}
-			continue
+		if err != nil || rcpt.DHTNodes < 1 {
+			t.Fatalf("%d DNS bytes: stored on %d, %v", n, rcpt.DHTNodes, err)
 		}
-		var perr *pkarrclient.DHTPublishError
-		if !errors.Is(err, pkarrclient.ErrPacketTooLarge) || !errors.As(err, &perr) || perr.TooLarge == 0 {
-			t.Fatalf("%d DNS bytes: got %v (%+v), want ErrPacketTooLarge with refusals counted", n, err, perr)
+		got, err := nw.NewClient().Resolve(ctx, pkarrclient.Query{Key: sk.PublicKey()})
+		if err != nil || !got.Equal(p) {
+			t.Fatalf("%d DNS bytes: resolve %v, %v", n, got, err)
 		}
-		if errors.Is(err, pkarrclient.ErrNotMostRecent) {
-			t.Fatalf("%d DNS bytes: a size refusal reported as stale: %v", n, err)
-		}
-		t.Logf("%d DNS bytes: %v", n, err)
 	}
 }
 

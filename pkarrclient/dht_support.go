@@ -3,56 +3,15 @@ package pkarrclient
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 
-	"github.com/anacrolix/dht/v2/bep44"
 	"github.com/anacrolix/dht/v2/krpc"
 	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/torrent/bencode"
-	lru "github.com/hashicorp/golang-lru/v2"
 )
-
-// itemStore is a serving node's BEP44 store: a bounded LRU, because the
-// library's default map grows with whatever strangers put.
-type itemStore struct {
-	items *lru.Cache[bep44.Target, *bep44.Item]
-}
-
-func newItemStore(capacity int) (*itemStore, error) {
-	c, err := lru.New[bep44.Target, *bep44.Item](capacity)
-	if err != nil {
-		return nil, fmt.Errorf("pkarr: DHT item store: %w", err)
-	}
-	return &itemStore{items: c}, nil
-}
-
-func (s *itemStore) Put(i *bep44.Item) error {
-	s.items.Add(i.Target(), i)
-	return nil
-}
-
-func (s *itemStore) Get(t bep44.Target) (*bep44.Item, error) {
-	if i, ok := s.items.Get(t); ok {
-		return i, nil
-	}
-	return nil, bep44.ErrItemNotFound
-}
-
-func (s *itemStore) Del(t bep44.Target) error {
-	s.items.Remove(t)
-	return nil
-}
-
-// noItemStore is a passive node's store: it keeps nothing.
-type noItemStore struct{}
-
-func (noItemStore) Put(*bep44.Item) error                 { return nil }
-func (noItemStore) Get(bep44.Target) (*bep44.Item, error) { return nil, bep44.ErrItemNotFound }
-func (noItemStore) Del(bep44.Target) error                { return nil }
 
 // bridgeLogger forwards the library's warnings and errors to slog. Its
 // debug output (a line per datagram) is dropped before formatting.

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/sha1"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anacrolix/dht/v2/krpc"
+	"github.com/anacrolix/torrent/bencode"
+)
+
+// Tests of `phrasemeet dht-node` as a process, talking raw KRPC to it from
+// sockets on 127.0.0.1.
+
+// krpcPeer is a raw KRPC socket on a loopback address.
+type krpcPeer struct {
+	t    *testing.T
+	conn net.PacketConn
+	n    int
+}
+
+func newKRPCPeer(t *testing.T, ip string) *krpcPeer {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &krpcPeer{t: t, conn: conn}
+}
+
+// query sends q with args to addr and returns the answer, failing the test
+// after a generous wait.
+func (p *krpcPeer) query(addr, q string, args krpc.MsgArgs) krpc.Msg {
+	p.t.Helper()
+	to, err := net.ResolveUDPAddr("udp4", addr)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.n++
+	tid := "q" + strconv.Itoa(p.n)
+	args.ID = krpc.ID{'p', 'e', 'e', 'r'}
+	b, err := bencode.Marshal(krpc.Msg{T: tid, Y: "q", Q: q, A: &args})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if _, err := p.conn.WriteTo(b, to); err != nil {
+		p.t.Fatal(err)
+	}
+	buf := make([]byte, 1<<16)
+	p.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		n, _, err := p.conn.ReadFrom(buf)
+		if err != nil {
+			p.t.Fatalf("%s to %s: no answer: %v", q, addr, err)
+		}
+		var m krpc.Msg
+		if bencode.Unmarshal(buf[:n], &m) == nil && m.T == tid {
+			return m
+		}
+	}
+}
+
+// put signs v at seq with sk (cas 0: none), sends it with a fresh token and
+// returns 0 when addr stored it, else the KRPC error code.
+func (p *krpcPeer) put(addr string, sk ed25519.PrivateKey, seq int64, v string, cas int64) int {
+	p.t.Helper()
+	pub := [32]byte(sk.Public().(ed25519.PublicKey))
+	target := krpc.ID(sha1.Sum(pub[:]))
+	m := p.query(addr, "get", krpc.MsgArgs{Target: target})
+	if m.R == nil || m.R.Token == nil {
+		p.t.Fatalf("get gave no token: %+v", m)
+	}
+	signed := "3:seqi" + strconv.FormatInt(seq, 10) + "e1:v" + strconv.Itoa(len(v)) + ":" + v
+	args := krpc.MsgArgs{Token: *m.R.Token, K: pub, Seq: &seq, V: v, Cas: cas}
+	copy(args.Sig[:], ed25519.Sign(sk, []byte(signed)))
+	m = p.query(addr, "put", args)
+	switch {
+	case m.Y == "r":
+		return 0
+	case m.Error() != nil:
+		return m.Error().Code
+	}
+	p.t.Fatalf("put answered neither r nor e: %+v", m)
+	return -1
+}
+
+// TestProcessesDHTNodeBEP44: a dht-node process follows BEP44 where
+// anacrolix does not: a cas chain goes through, cas is compared with the
+// stored seq, plain puts work after a cas write, and v may be 1000 raw
+// bytes.
+func TestProcessesDHTNodeBEP44(t *testing.T) {
+	t.Parallel()
+	_, addr := startDHTNode(t, "none")
+	peer := newKRPCPeer(t, "127.0.0.1")
+	sk := ed25519.NewKeyFromSeed([]byte(strings.Repeat("k", ed25519.SeedSize)))
+	for _, s := range []struct {
+		seq  int64
+		v    string
+		cas  int64
+		want int
+	}{
+		{1, "one", 0, 0},
+		{2, "two", 1, 0},
+		{3, "three", 2, 0},
+		{4, "four", 2, krpc.ErrorCodeCasHashMismatched},
+		{4, "four", 0, 0},
+		{5, strings.Repeat("v", 997), 0, 0},
+		{6, strings.Repeat("v", 1000), 6, krpc.ErrorCodeCasHashMismatched},
+		{6, strings.Repeat("v", 1000), 5, 0},
+		{7, strings.Repeat("v", 1001), 0, krpc.ErrorCodeMessageValueFieldTooBig},
+		{3, "three", 0, krpc.ErrorCodeSequenceNumberLessThanCurrent},
+	} {
+		if got := peer.put(addr, sk, s.seq, s.v, s.cas); got != s.want {
+			t.Fatalf("put seq %d (%d bytes, cas %d): answer %d, want %d", s.seq, len(s.v), s.cas, got, s.want)
+		}
+	}
+}
