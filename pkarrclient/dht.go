@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -208,8 +207,12 @@ func DHTServe(capacity int) DHTOption {
 
 // DHTNodesFile keeps a snapshot of the routing table in path: read at
 // start so a restart does not cold-bootstrap from the routers, written
-// atomically after bootstrapping, periodically and at Close. A missing
-// file is not an error; an unreadable one is logged and ignored.
+// atomically after bootstrapping, periodically and at Close. A missing or
+// empty file is not an error. A snapshot of ours that fails its check is
+// logged and ignored, and replaced at the next save. Any other file,
+// including the headerless format of earlier versions, makes NewDHT fail
+// with a *[SnapshotError] (errors.Is ErrSnapshotUnrecognized) and is never
+// written to: it may be a file named by mistake.
 func DHTNodesFile(path string) DHTOption {
 	return func(c *dhtConfig) error {
 		c.nodesFile = path
@@ -340,6 +343,22 @@ func NewDHT(opts ...DHTOption) (*DHT, error) {
 		}
 	}
 
+	// The snapshot is read before anything is sent: a file this package
+	// did not write fails NewDHT, and a damaged one of ours is ignored.
+	var snapshot []krpc.NodeInfo
+	if cfg.nodesFile != "" {
+		var err error
+		snapshot, err = readNodesSnapshot(cfg.nodesFile)
+		switch {
+		case errors.Is(err, ErrSnapshotDamaged):
+			logger.Warn("pkarr DHT: routing table snapshot damaged; starting without it, the next save replaces it",
+				slog.String("file", cfg.nodesFile), slog.Any("err", err))
+		case err != nil:
+			conn.Close()
+			return nil, err
+		}
+	}
+
 	d := &DHT{conn: conn, cfg: cfg, logger: logger}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 
@@ -376,14 +395,10 @@ func NewDHT(opts ...DHTOption) (*DHT, error) {
 	}
 	d.srv = srv
 
-	if cfg.nodesFile != "" {
-		if n, err := d.loadNodes(); err != nil {
-			logger.Warn("pkarr DHT: routing table snapshot unreadable; bootstrapping from routers",
-				slog.String("file", cfg.nodesFile), slog.Any("err", err))
-		} else if n > 0 {
-			logger.Debug("pkarr DHT: loaded routing table snapshot",
-				slog.String("file", cfg.nodesFile), slog.Int("nodes", n))
-		}
+	if len(snapshot) > 0 {
+		n := d.addSnapshotNodes(snapshot)
+		logger.Debug("pkarr DHT: loaded routing table snapshot",
+			slog.String("file", cfg.nodesFile), slog.Int("nodes", n))
 	}
 	d.wg.Add(1)
 	go d.background()
@@ -1071,29 +1086,6 @@ func newSendLimiter(perSecond float64, burst int) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(perSecond), burst)
 }
 
-// loadNodes adds the snapshot's nodes to the routing table.
-func (d *DHT) loadNodes() (int, error) {
-	nodes, err := dht.ReadNodesFromFile(d.cfg.nodesFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	added := 0
-	for _, n := range nodes {
-		// The file stores every address in IPv6 form; an IPv4 node must
-		// be added as IPv4 or it is queried under two names.
-		if ip4 := n.Addr.IP.To4(); ip4 != nil {
-			n.Addr.IP = ip4
-		}
-		if d.srv.AddNode(n) == nil {
-			added++
-		}
-	}
-	return added, nil
-}
-
 func (d *DHT) saveNodesLogged() {
 	if d.cfg.nodesFile == "" {
 		return
@@ -1102,19 +1094,4 @@ func (d *DHT) saveNodesLogged() {
 		d.logger.Warn("pkarr DHT: saving routing table snapshot failed",
 			slog.String("file", d.cfg.nodesFile), slog.Any("err", err))
 	}
-}
-
-// saveNodes writes the routing table in the library's compact format,
-// through a temporary file and a rename so a crash never leaves half a
-// snapshot. An empty table does not overwrite a useful older snapshot.
-func (d *DHT) saveNodes() error {
-	nodes := d.srv.Nodes()
-	if len(nodes) == 0 {
-		return nil
-	}
-	b, err := krpc.CompactIPv6NodeInfo(nodes).MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("pkarr: encoding routing table: %w", err)
-	}
-	return writeFileAtomic(d.cfg.nodesFile, b, 0o600)
 }

@@ -29,7 +29,8 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 	f.on = true
 	fs.Var(&f.bootstrap, "bootstrap", bootstrapHelp)
 	fs.StringVar(&f.nodesFile, "nodes-file", "",
-		"keep a snapshot of the routing table in this file, read at start and written periodically and at exit")
+		"keep a snapshot of the routing table in this file, read at start and written periodically and at exit; "+
+			"a file that is not such a snapshot (earlier versions' format included) stops the command and is left untouched")
 	refresh := fs.Duration("refresh-interval", pkarrclient.DefaultDHTRefreshInterval,
 		"how often to refresh the routing table (asking its nodes, which makes them ones this node hands out) and save the snapshot; 0: never")
 	capacity := fs.Int("capacity", pkarrclient.DefaultDHTStoreCapacity, "items stored for others; the least recently used are evicted beyond it")

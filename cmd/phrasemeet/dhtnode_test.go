@@ -1,9 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha1"
+	"errors"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +18,8 @@ import (
 
 	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/torrent/bencode"
+
+	"github.com/phrasemeet/discovery/internal/proctest"
 )
 
 // Tests of `phrasemeet dht-node` as a process, talking raw KRPC to it from
@@ -117,6 +126,69 @@ func TestProcessesDHTNodeBEP44(t *testing.T) {
 	} {
 		if got := peer.put(addr, sk, s.seq, s.v, s.cas); got != s.want {
 			t.Fatalf("put seq %d (%d bytes, cas %d): answer %d, want %d", s.seq, len(s.v), s.cas, got, s.want)
+		}
+	}
+}
+
+// TestProcessesDHTNodeRefusesGarbageNodesFile: `dht-node --nodes-file`
+// naming 38 random bytes (which earlier versions read as a node to send
+// to) fails at once with one line that names the file, and leaves it as
+// it was.
+func TestProcessesDHTNodeRefusesGarbageNodesFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "nodes")
+	garbage := make([]byte, 38)
+	rand.Read(garbage)
+	if err := os.WriteFile(path, garbage, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProc(t, nil, "dht-node", "--listen", "127.0.0.1:0", "--bootstrap", "none", "--nodes-file", path)
+	err := p.Wait(readyTimeout)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit %v, want status 1\n%s", err, p.Output())
+	}
+	stderr := p.Text(proctest.Stderr)
+	assertCleanError(t, stderr)
+	if !strings.HasPrefix(stderr, "phrasemeet dht-node: ") || !strings.Contains(stderr, path) ||
+		!strings.Contains(stderr, "remove it or name another file") {
+		t.Errorf("stderr %q: want the file named and what to do", stderr)
+	}
+	if out := p.Text(proctest.Stdout); out != "" {
+		t.Errorf("it started serving: %q", out)
+	}
+	if b, _ := os.ReadFile(path); !bytes.Equal(b, garbage) {
+		t.Error("the file was changed")
+	}
+}
+
+// TestDHTClientRefusesGarbageNodesFile: publish and resolve with
+// --dht-nodes-file naming a file that is not a snapshot fail with one line
+// before sending anything.
+func TestDHTClientRefusesGarbageNodesFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "nodes")
+	var b []byte
+	b = append(b, bytes.Repeat([]byte{'g'}, 20)...)
+	b = append(b, net.ParseIP("2001:db8::1").To16()...)
+	b = append(b, 0x1a, 0xe1)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keyFile, key := keyFileFor(t)
+	for _, args := range [][]string{
+		{"publish", "--dht", "--relay", "none", "--dht-nodes-file", path, "--secret-file", keyFile, "--txt", "_a=b"},
+		{"resolve", "--dht", "--relay", "none", "--dht-nodes-file", path, key.String()},
+	} {
+		var sent sentLog
+		e, stdout, stderr := testEnv(t, nil, &sent)
+		code := run(context.Background(), e, args)
+		if code != 1 || stdout.Len() != 0 || !strings.Contains(stderr.String(), path) {
+			t.Errorf("%s: exit %d\n%s%s", args[0], code, stdout, stderr)
+		}
+		assertCleanError(t, stderr.String())
+		if s := sent.list(); len(s) > 0 {
+			t.Errorf("%s sent datagrams to %q", args[0], s)
 		}
 	}
 }
