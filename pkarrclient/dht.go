@@ -82,6 +82,13 @@ const (
 	// server in the process once any of them is busy.
 	defaultDHTSendRate  = 250
 	defaultDHTSendBurst = 25
+	// defaultDHTSourceRate and defaultDHTSourceBurst are a serving node's
+	// answer budget per source: a lookup asks a node once or twice, so a
+	// client doing a few lookups a second stays well inside it, while a
+	// dozen flooding sources are needed to use up the node's whole send
+	// budget. (libtorrent blocks a source above 5 queries a second.)
+	defaultDHTSourceRate  = 20
+	defaultDHTSourceBurst = 40
 	// bootstrapLookupTimeout bounds the DNS lookups of the routers.
 	bootstrapLookupTimeout = 5 * time.Second
 )
@@ -94,6 +101,9 @@ const (
 	// DefaultDHTRefreshInterval is how often a serving node refreshes its
 	// routing table (and any node saves its snapshot file).
 	DefaultDHTRefreshInterval = 15 * time.Minute
+	// DefaultDHTSourceLimit is a serving node's answer budget per source,
+	// in queries per second (burst twice that); see DHTSourceLimit.
+	DefaultDHTSourceLimit = defaultDHTSourceRate
 )
 
 // DefaultDHTBootstrap returns the routers a new DHT node asks first: the
@@ -128,6 +138,8 @@ type dhtConfig struct {
 	alpha         int
 	sendRate      float64
 	sendBurst     int
+	sourceRate    float64
+	sourceBurst   int
 	refresh       time.Duration
 	clock         clockwork.Clock
 	logger        *slog.Logger
@@ -273,6 +285,25 @@ func DHTSendLimit(perSecond float64, burst int) DHTOption {
 	}
 }
 
+// DHTSourceLimit sets a serving node's answer budget per source of
+// queries (default 20 per second, burst 40): queries beyond it are dropped
+// unanswered, so one source flooding the node uses up its own budget and
+// not the node's. A source is an IPv4 address or an IPv6 /64. A perSecond
+// of 0 means unlimited (a private network whose nodes share one address,
+// as tests on 127.0.0.1 do). Passive nodes answer nothing and ignore it.
+func DHTSourceLimit(perSecond float64, burst int) DHTOption {
+	return func(c *dhtConfig) error {
+		if perSecond < 0 || burst < 0 {
+			return fmt.Errorf("pkarr: DHTSourceLimit: negative limit")
+		}
+		if perSecond > 0 && burst < 1 {
+			return fmt.Errorf("pkarr: DHTSourceLimit: burst must be at least 1 with a rate")
+		}
+		c.sourceRate, c.sourceBurst = perSecond, burst
+		return nil
+	}
+}
+
 // DHTRefreshInterval sets how often a serving node refreshes its routing
 // table and the snapshot file is saved (default 15 minutes; 0 turns the
 // periodic work off).
@@ -320,6 +351,8 @@ func NewDHT(opts ...DHTOption) (*DHT, error) {
 		alpha:         defaultDHTAlpha,
 		sendRate:      defaultDHTSendRate,
 		sendBurst:     defaultDHTSendBurst,
+		sourceRate:    defaultDHTSourceRate,
+		sourceBurst:   defaultDHTSourceBurst,
 		refresh:       DefaultDHTRefreshInterval,
 		clock:         clockwork.NewRealClock(),
 	}
@@ -363,7 +396,16 @@ func NewDHT(opts ...DHTOption) (*DHT, error) {
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 
 	sc := dht.NewDefaultServerConfig()
-	sc.Conn = filterConn{conn}
+	filtered := &filterConn{PacketConn: conn}
+	if cfg.serve && cfg.sourceRate > 0 {
+		limits, err := newSourceLimits(cfg.sourceRate, cfg.sourceBurst, cfg.clock, logger)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("pkarr: DHT source limits: %w", err)
+		}
+		filtered.limits = limits
+	}
+	sc.Conn = filtered
 	sc.Passive = !cfg.serve
 	sc.NoSecurity = true
 	sc.StartingNodes = d.startingNodes

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -191,4 +192,83 @@ func TestDHTClientRefusesGarbageNodesFile(t *testing.T) {
 			t.Errorf("%s sent datagrams to %q", args[0], s)
 		}
 	}
+}
+
+// pingOnce sends one ping from conn to addr and reports whether it was
+// answered within wait.
+func pingOnce(t *testing.T, conn net.PacketConn, to net.Addr, tid string, wait time.Duration) bool {
+	t.Helper()
+	b, err := bencode.Marshal(krpc.Msg{T: tid, Y: "q", Q: "ping", A: &krpc.MsgArgs{ID: krpc.ID{'v'}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.WriteTo(b, to); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 1<<16)
+	for {
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			return false
+		}
+		var m krpc.Msg
+		if bencode.Unmarshal(buf[:n], &m) == nil && m.T == tid && m.Y == "r" {
+			return true
+		}
+	}
+}
+
+// TestProcessesDHTNodeFloodedByOneSource: a dht-node process with its
+// default flags answers a source asking at a client's pace while another
+// source pings it at about 1000 per second, and says once that it drops
+// the flooder's queries.
+func TestProcessesDHTNodeFloodedByOneSource(t *testing.T) {
+	t.Parallel()
+	p, addr := startDHTNode(t, "none")
+	to, err := net.ResolveUDPAddr("udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flooder := newKRPCPeer(t, "127.0.0.2").conn
+	victim := newKRPCPeer(t, "127.0.0.3").conn
+	ping, err := bencode.Marshal(krpc.Msg{T: "ff", Y: "q", Q: "ping", A: &krpc.MsgArgs{ID: krpc.ID{'f'}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	flooding := make(chan int)
+	go func() {
+		sent := 0
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for range 10 {
+				flooder.WriteTo(ping, to)
+				sent++
+			}
+			select {
+			case <-stop:
+				flooding <- sent
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // the flood spends its burst first
+	const pings = 60
+	answered := 0
+	for i := range pings {
+		if pingOnce(t, victim, to, "v"+strconv.Itoa(i), 2*time.Second) {
+			answered++
+		}
+		time.Sleep(50 * time.Millisecond) // within the default 20 a second
+	}
+	close(stop)
+	sent := <-flooding
+	t.Logf("victim: %d of %d answered while the flooder sent %d", answered, pings, sent)
+	if answered < pings*95/100 {
+		t.Errorf("the victim got %d of %d answers", answered, pings)
+	}
+	p.WaitLine(proctest.Stderr, regexp.MustCompile(`dropping queries from sources over their answer budget.*source=127\.0\.0\.2/32`), 10*time.Second)
 }
