@@ -204,6 +204,15 @@ func DHTResolver(r HostResolver) DHTOption {
 // least recently used go first) and refreshes its routing table. Without
 // it the node is passive. Only run a serving node where other nodes can
 // reach it; behind NAT it only adds unanswered traffic.
+//
+// Mutable puts follow BEP44 as libtorrent, bittorrent-dht and mainline
+// read it, not as anacrolix does: v up to 1000 raw bytes (205 above), salt
+// up to 64 bytes (207), a valid signature (206), a cas that must equal the
+// stored item's seq (301), and a seq not lower than the stored one (302;
+// an equal seq only with the same value, which renews the item). Items
+// expire two hours after their last put. An absent cas and a cas of 0
+// are the same to the library's decoder, so "cas 0" is taken as none.
+// Each source of queries has its own answer budget ([DHTSourceLimit]).
 func DHTServe(capacity int) DHTOption {
 	return func(c *dhtConfig) error {
 		if capacity < 0 {

@@ -394,6 +394,10 @@ func FuzzServingNodeDatagram(f *testing.F) {
 		"d1:a" + args("3:seqi1e5:token@TOKEN@1:vd1:ai1eee") + "1:q3:put1:t2:aa1:y1:qe",
 		"d1:a" + args("1:k32:"+string(p.PublicKey().Bytes())+"3:seqi"+strconv.FormatUint(uint64(p.Timestamp()), 10)+
 			"e3:sig64:"+string(p.Signature())+"5:token@TOKEN@1:v"+string(bencodeString(p.DNS()))) + "1:q3:put1:t2:aa1:y1:qe",
+		"d1:a" + args("1:k32:"+string(p.PublicKey().Bytes())+"3:seqi"+strconv.FormatUint(uint64(p.Timestamp()), 10)+
+			"e3:sig64:"+string(p.Signature())+"5:token@TOKEN@1:v"+string(bencodeString(p.DNS()))+"3:casi5e") + "1:q3:put1:t2:aa1:y1:qe",
+		"d1:a" + args("1:k32:"+string(p.PublicKey().Bytes())+"3:seqi1e3:sig64:"+string(p.Signature())+
+			"5:token@TOKEN@1:v1001:"+string(bytes.Repeat([]byte{'v'}, 1001))) + "1:q3:put1:t2:aa1:y1:qe",
 		"d1:a" + args("6:target20:"+string(bytes.Repeat([]byte{'t'}, 20))) + "1:q3:get1:t2:aa1:y1:qe",
 		"d1:a" + args("6:target20:"+string(bytes.Repeat([]byte{'t'}, 20))+"4:wantl2:n42:n6e") + "1:q9:find_node1:t2:aa1:y1:qe",
 		"d1:a" + args("9:info_hash20:"+string(bytes.Repeat([]byte{'i'}, 20))+"4:porti1e5:token@TOKEN@") + "1:q13:announce_peer1:t2:aa1:y1:qe",
