@@ -224,7 +224,8 @@ func pingOnce(t *testing.T, conn net.PacketConn, to net.Addr, tid string, wait t
 // source pings it at about 1000 per second, and says once that it drops
 // the flooder's queries.
 func TestProcessesDHTNodeFloodedByOneSource(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the flood loads the machine, and other tests'
+	// lookups on loopback should not have to run through it.
 	p, addr := startDHTNode(t, "none")
 	to, err := net.ResolveUDPAddr("udp4", addr)
 	if err != nil {
