@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -83,6 +82,13 @@ const (
 	// server in the process once any of them is busy.
 	defaultDHTSendRate  = 250
 	defaultDHTSendBurst = 25
+	// defaultDHTSourceRate and defaultDHTSourceBurst are a serving node's
+	// answer budget per source: a lookup asks a node once or twice, so a
+	// client doing a few lookups a second stays well inside it, while a
+	// dozen flooding sources are needed to use up the node's whole send
+	// budget. (libtorrent blocks a source above 5 queries a second.)
+	defaultDHTSourceRate  = 20
+	defaultDHTSourceBurst = 40
 	// bootstrapLookupTimeout bounds the DNS lookups of the routers.
 	bootstrapLookupTimeout = 5 * time.Second
 )
@@ -95,6 +101,9 @@ const (
 	// DefaultDHTRefreshInterval is how often a serving node refreshes its
 	// routing table (and any node saves its snapshot file).
 	DefaultDHTRefreshInterval = 15 * time.Minute
+	// DefaultDHTSourceLimit is a serving node's answer budget per source,
+	// in queries per second (burst twice that); see DHTSourceLimit.
+	DefaultDHTSourceLimit = defaultDHTSourceRate
 )
 
 // DefaultDHTBootstrap returns the routers a new DHT node asks first: the
@@ -129,6 +138,8 @@ type dhtConfig struct {
 	alpha         int
 	sendRate      float64
 	sendBurst     int
+	sourceRate    float64
+	sourceBurst   int
 	refresh       time.Duration
 	clock         clockwork.Clock
 	logger        *slog.Logger
@@ -193,6 +204,15 @@ func DHTResolver(r HostResolver) DHTOption {
 // least recently used go first) and refreshes its routing table. Without
 // it the node is passive. Only run a serving node where other nodes can
 // reach it; behind NAT it only adds unanswered traffic.
+//
+// Mutable puts follow BEP44 as libtorrent, bittorrent-dht and mainline
+// read it, not as anacrolix does: v up to 1000 raw bytes (205 above), salt
+// up to 64 bytes (207), a valid signature (206), a cas that must equal the
+// stored item's seq (301), and a seq not lower than the stored one (302;
+// an equal seq only with the same value, which renews the item). Items
+// expire two hours after their last put. An absent cas and a cas of 0
+// are the same to the library's decoder, so "cas 0" is taken as none.
+// Each source of queries has its own answer budget ([DHTSourceLimit]).
 func DHTServe(capacity int) DHTOption {
 	return func(c *dhtConfig) error {
 		if capacity < 0 {
@@ -208,8 +228,12 @@ func DHTServe(capacity int) DHTOption {
 
 // DHTNodesFile keeps a snapshot of the routing table in path: read at
 // start so a restart does not cold-bootstrap from the routers, written
-// atomically after bootstrapping, periodically and at Close. A missing
-// file is not an error; an unreadable one is logged and ignored.
+// atomically after bootstrapping, periodically and at Close. A missing or
+// empty file is not an error. A snapshot of ours that fails its check is
+// logged and ignored, and replaced at the next save. Any other file,
+// including the headerless format of earlier versions, makes NewDHT fail
+// with a *[SnapshotError] (errors.Is ErrSnapshotUnrecognized) and is never
+// written to: it may be a file named by mistake.
 func DHTNodesFile(path string) DHTOption {
 	return func(c *dhtConfig) error {
 		c.nodesFile = path
@@ -270,6 +294,25 @@ func DHTSendLimit(perSecond float64, burst int) DHTOption {
 	}
 }
 
+// DHTSourceLimit sets a serving node's answer budget per source of
+// queries (default 20 per second, burst 40): queries beyond it are dropped
+// unanswered, so one source flooding the node uses up its own budget and
+// not the node's. A source is an IPv4 address or an IPv6 /64. A perSecond
+// of 0 means unlimited (a private network whose nodes share one address,
+// as tests on 127.0.0.1 do). Passive nodes answer nothing and ignore it.
+func DHTSourceLimit(perSecond float64, burst int) DHTOption {
+	return func(c *dhtConfig) error {
+		if perSecond < 0 || burst < 0 {
+			return fmt.Errorf("pkarr: DHTSourceLimit: negative limit")
+		}
+		if perSecond > 0 && burst < 1 {
+			return fmt.Errorf("pkarr: DHTSourceLimit: burst must be at least 1 with a rate")
+		}
+		c.sourceRate, c.sourceBurst = perSecond, burst
+		return nil
+	}
+}
+
 // DHTRefreshInterval sets how often a serving node refreshes its routing
 // table and the snapshot file is saved (default 15 minutes; 0 turns the
 // periodic work off).
@@ -317,6 +360,8 @@ func NewDHT(opts ...DHTOption) (*DHT, error) {
 		alpha:         defaultDHTAlpha,
 		sendRate:      defaultDHTSendRate,
 		sendBurst:     defaultDHTSendBurst,
+		sourceRate:    defaultDHTSourceRate,
+		sourceBurst:   defaultDHTSourceBurst,
 		refresh:       DefaultDHTRefreshInterval,
 		clock:         clockwork.NewRealClock(),
 	}
@@ -340,11 +385,36 @@ func NewDHT(opts ...DHTOption) (*DHT, error) {
 		}
 	}
 
+	// The snapshot is read before anything is sent: a file this package
+	// did not write fails NewDHT, and a damaged one of ours is ignored.
+	var snapshot []krpc.NodeInfo
+	if cfg.nodesFile != "" {
+		var err error
+		snapshot, err = readNodesSnapshot(cfg.nodesFile)
+		switch {
+		case errors.Is(err, ErrSnapshotDamaged):
+			logger.Warn("pkarr DHT: routing table snapshot damaged; starting without it, the next save replaces it",
+				slog.String("file", cfg.nodesFile), slog.Any("err", err))
+		case err != nil:
+			conn.Close()
+			return nil, err
+		}
+	}
+
 	d := &DHT{conn: conn, cfg: cfg, logger: logger}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 
 	sc := dht.NewDefaultServerConfig()
-	sc.Conn = filterConn{conn}
+	filtered := &filterConn{PacketConn: conn}
+	if cfg.serve && cfg.sourceRate > 0 {
+		limits, err := newSourceLimits(cfg.sourceRate, cfg.sourceBurst, cfg.clock, logger)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("pkarr: DHT source limits: %w", err)
+		}
+		filtered.limits = limits
+	}
+	sc.Conn = filtered
 	sc.Passive = !cfg.serve
 	sc.NoSecurity = true
 	sc.StartingNodes = d.startingNodes
@@ -356,12 +426,14 @@ func NewDHT(opts ...DHTOption) (*DHT, error) {
 		sc.QueryResendDelay = func() time.Duration { return delay }
 	}
 	if cfg.serve {
-		store, err := newItemStore(cfg.storeCapacity)
+		store, err := newItemStore(cfg.storeCapacity, dhtItemLifetime, cfg.clock)
 		if err != nil {
 			conn.Close()
-			return nil, err
+			return nil, fmt.Errorf("pkarr: DHT item store: %w", err)
 		}
 		sc.Store = store
+		sc.Exp = dhtItemLifetime
+		sc.OnQuery = store.onQuery
 	} else {
 		// A passive node is never asked to store anything; an empty store
 		// also keeps its own puts out of it (we send puts as raw queries).
@@ -374,14 +446,10 @@ func NewDHT(opts ...DHTOption) (*DHT, error) {
 	}
 	d.srv = srv
 
-	if cfg.nodesFile != "" {
-		if n, err := d.loadNodes(); err != nil {
-			logger.Warn("pkarr DHT: routing table snapshot unreadable; bootstrapping from routers",
-				slog.String("file", cfg.nodesFile), slog.Any("err", err))
-		} else if n > 0 {
-			logger.Debug("pkarr DHT: loaded routing table snapshot",
-				slog.String("file", cfg.nodesFile), slog.Int("nodes", n))
-		}
+	if len(snapshot) > 0 {
+		n := d.addSnapshotNodes(snapshot)
+		logger.Debug("pkarr DHT: loaded routing table snapshot",
+			slog.String("file", cfg.nodesFile), slog.Int("nodes", n))
 	}
 	d.wg.Add(1)
 	go d.background()
@@ -807,9 +875,10 @@ type DHTPublishError struct {
 	// during the lookup, or answering the put with 302 (which also covers
 	// a different packet with the same timestamp).
 	Stale int
-	// TooLarge counts nodes that answered 205. anacrolix-based nodes
+	// TooLarge counts nodes that answered 205. Stock anacrolix nodes
 	// refuse values whose bencoding exceeds 1000 bytes, i.e. DNS messages
-	// of 997 bytes or more, which pkarr allows.
+	// of 997 bytes or more, which pkarr allows; our serving nodes, like
+	// pkarr's, mainline and bittorrent-dht, take up to 1000 raw bytes.
 	TooLarge int
 	// Other counts other KRPC errors, timeouts and network failures.
 	Other int
@@ -1068,29 +1137,6 @@ func newSendLimiter(perSecond float64, burst int) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(perSecond), burst)
 }
 
-// loadNodes adds the snapshot's nodes to the routing table.
-func (d *DHT) loadNodes() (int, error) {
-	nodes, err := dht.ReadNodesFromFile(d.cfg.nodesFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	added := 0
-	for _, n := range nodes {
-		// The file stores every address in IPv6 form; an IPv4 node must
-		// be added as IPv4 or it is queried under two names.
-		if ip4 := n.Addr.IP.To4(); ip4 != nil {
-			n.Addr.IP = ip4
-		}
-		if d.srv.AddNode(n) == nil {
-			added++
-		}
-	}
-	return added, nil
-}
-
 func (d *DHT) saveNodesLogged() {
 	if d.cfg.nodesFile == "" {
 		return
@@ -1099,19 +1145,4 @@ func (d *DHT) saveNodesLogged() {
 		d.logger.Warn("pkarr DHT: saving routing table snapshot failed",
 			slog.String("file", d.cfg.nodesFile), slog.Any("err", err))
 	}
-}
-
-// saveNodes writes the routing table in the library's compact format,
-// through a temporary file and a rename so a crash never leaves half a
-// snapshot. An empty table does not overwrite a useful older snapshot.
-func (d *DHT) saveNodes() error {
-	nodes := d.srv.Nodes()
-	if len(nodes) == 0 {
-		return nil
-	}
-	b, err := krpc.CompactIPv6NodeInfo(nodes).MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("pkarr: encoding routing table: %w", err)
-	}
-	return writeFileAtomic(d.cfg.nodesFile, b, 0o600)
 }

@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anacrolix/dht/v2"
 	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/jonboulle/clockwork"
@@ -289,7 +288,7 @@ func (s *syncBuffer) String() string {
 
 // TestDHTRoutingTableSnapshot: a client with DHTNodesFile saves its table at
 // Close; a client with that file and no bootstrap address resolves from it,
-// where one with neither cannot start; a corrupt file is logged and ignored.
+// where one with neither cannot start; a damaged one is logged and ignored.
 func TestDHTRoutingTableSnapshot(t *testing.T) {
 	t.Parallel()
 	nw := dhttest.New(t, 10)
@@ -315,7 +314,11 @@ func TestDHTRoutingTableSnapshot(t *testing.T) {
 	if st.Mode().Perm() != 0o600 || st.Size() == 0 {
 		t.Fatalf("snapshot mode %v, size %d; want 0600, non-empty", st.Mode().Perm(), st.Size())
 	}
-	nodes, err := dht.ReadNodesFromFile(path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := pkarrclient.ParseNodesSnapshot(b)
 	if err != nil || len(nodes) == 0 {
 		t.Fatalf("snapshot unreadable: %d nodes, %v", len(nodes), err)
 	}
@@ -341,15 +344,17 @@ func TestDHTRoutingTableSnapshot(t *testing.T) {
 		t.Fatalf("resolve from the snapshot alone: %v, %v", got, err)
 	}
 
-	// A corrupt snapshot: logged, ignored, and replaced at Close.
+	// A damaged snapshot of ours: logged, ignored, and replaced at Close.
+	// (A file that is not ours fails NewDHT: TestDHTNodesFileGarbage.)
 	bad := filepath.Join(t.TempDir(), "dht-nodes")
-	if err := os.WriteFile(bad, []byte("not a routing table"), 0o600); err != nil {
+	b[len(b)/2] ^= 1
+	if err := os.WriteFile(bad, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
 	third := nw.NewClient(pkarrclient.DHTNodesFile(bad),
 		pkarrclient.DHTLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
-	if !strings.Contains(logs.String(), "snapshot unreadable") {
+	if !strings.Contains(logs.String(), "snapshot damaged") {
 		t.Fatalf("a corrupt snapshot was not logged; log:\n%s", logs.String())
 	}
 	got, err = third.Resolve(ctx, pkarrclient.Query{Key: sk.PublicKey()})
@@ -362,7 +367,11 @@ func TestDHTRoutingTableSnapshot(t *testing.T) {
 	if err := third.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if nodes, err := dht.ReadNodesFromFile(bad); err != nil || len(nodes) == 0 {
+	b, err = os.ReadFile(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nodes, err := pkarrclient.ParseNodesSnapshot(b); err != nil || len(nodes) == 0 {
 		t.Fatalf("the corrupt snapshot was not replaced: %d nodes, %v", len(nodes), err)
 	}
 }
@@ -387,10 +396,10 @@ func sizedPacket(t *testing.T, sk *pkarrclient.SecretKey, n int) *pkarrclient.Si
 	return nil
 }
 
-// TestDHTPacketSizeLimit: anacrolix nodes refuse a value whose bencoding
-// exceeds 1000 bytes, so DNS messages of 997-1000 bytes, valid for pkarr,
-// fail to publish with ErrPacketTooLarge and a count of refusals (205); 996
-// bytes still fit.
+// TestDHTPacketSizeLimit: DNS messages up to pkarr's 1000 bytes publish
+// and resolve on our nodes, which count v's raw bytes as pkarr, mainline and
+// bittorrent-dht do (anacrolix alone counts the bencoding and refused
+// 997-1000 bytes with 205).
 func TestDHTPacketSizeLimit(t *testing.T) {
 	t.Parallel()
 	nw := dhttest.New(t, 5)
@@ -400,24 +409,13 @@ func TestDHTPacketSizeLimit(t *testing.T) {
 		sk := pkarrclient.NewTestSecretKey(t)
 		p := sizedPacket(t, sk, n)
 		rcpt, err := c.Publish(ctx, p)
-		if n == 996 {
-			if err != nil || rcpt.DHTNodes < 1 {
-				t.Fatalf("%d DNS bytes: stored on %d, %v", n, rcpt.DHTNodes, err)
-			}
-			got, err := nw.NewClient().Resolve(ctx, pkarrclient.Query{Key: sk.PublicKey()})
-			if err != nil || !got.Equal(p) {
-				t.Fatalf("%d DNS bytes: resolve %v, %v", n, got, err)
-			}
-			continue
+		if err != nil || rcpt.DHTNodes < 1 {
+			t.Fatalf("%d DNS bytes: stored on %d, %v", n, rcpt.DHTNodes, err)
 		}
-		var perr *pkarrclient.DHTPublishError
-		if !errors.Is(err, pkarrclient.ErrPacketTooLarge) || !errors.As(err, &perr) || perr.TooLarge == 0 {
-			t.Fatalf("%d DNS bytes: got %v (%+v), want ErrPacketTooLarge with refusals counted", n, err, perr)
+		got, err := nw.NewClient().Resolve(ctx, pkarrclient.Query{Key: sk.PublicKey()})
+		if err != nil || !got.Equal(p) {
+			t.Fatalf("%d DNS bytes: resolve %v, %v", n, got, err)
 		}
-		if errors.Is(err, pkarrclient.ErrNotMostRecent) {
-			t.Fatalf("%d DNS bytes: a size refusal reported as stale: %v", n, err)
-		}
-		t.Logf("%d DNS bytes: %v", n, err)
 	}
 }
 

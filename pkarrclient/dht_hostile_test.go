@@ -460,6 +460,16 @@ func TestDHTLying302(t *testing.T) {
 
 	p := pkarrclient.TXTPacket(t, sk, 1_700_000_000_000_000, "mine", 300)
 	d := nw.NewClient(pkarrclient.DHTBootstrap(append([]string{liar.addr()}, nw.Addrs()...)...))
+	// The liar is known to the client alone (it hands out no nodes and
+	// nobody else has heard of it), so a publish that starts while the
+	// background bootstrap has answers from some nodes but not yet from
+	// the liar would start from those and never meet it.
+	for d.RoutingTableSize() < nw.Len()+1 {
+		if ctx.Err() != nil {
+			t.Fatalf("the client's table holds %d nodes, want all %d and the liar", d.RoutingTableSize(), nw.Len())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	rcpt, err := d.Publish(ctx, p)
 	if err != nil {
 		t.Fatalf("publish beside a node lying 302: %v", err)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"expvar"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 	"github.com/anacrolix/dht/v2"
 	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/torrent/bencode"
+	"github.com/jonboulle/clockwork"
 )
 
 // getReplyFor is the get reply an honest node holding p sends.
@@ -312,6 +314,7 @@ func FuzzServingNodeDatagram(f *testing.F) {
 		DHTBootstrap(),
 		DHTResolver(refusingResolver{}),
 		DHTSendLimit(0, 0),
+		DHTSourceLimit(0, 0), // one sender, two queries per input
 		DHTRefreshInterval(0),
 	)
 	if err != nil {
@@ -391,6 +394,10 @@ func FuzzServingNodeDatagram(f *testing.F) {
 		"d1:a" + args("3:seqi1e5:token@TOKEN@1:vd1:ai1eee") + "1:q3:put1:t2:aa1:y1:qe",
 		"d1:a" + args("1:k32:"+string(p.PublicKey().Bytes())+"3:seqi"+strconv.FormatUint(uint64(p.Timestamp()), 10)+
 			"e3:sig64:"+string(p.Signature())+"5:token@TOKEN@1:v"+string(bencodeString(p.DNS()))) + "1:q3:put1:t2:aa1:y1:qe",
+		"d1:a" + args("1:k32:"+string(p.PublicKey().Bytes())+"3:seqi"+strconv.FormatUint(uint64(p.Timestamp()), 10)+
+			"e3:sig64:"+string(p.Signature())+"5:token@TOKEN@1:v"+string(bencodeString(p.DNS()))+"3:casi5e") + "1:q3:put1:t2:aa1:y1:qe",
+		"d1:a" + args("1:k32:"+string(p.PublicKey().Bytes())+"3:seqi1e3:sig64:"+string(p.Signature())+
+			"5:token@TOKEN@1:v1001:"+string(bytes.Repeat([]byte{'v'}, 1001))) + "1:q3:put1:t2:aa1:y1:qe",
 		"d1:a" + args("6:target20:"+string(bytes.Repeat([]byte{'t'}, 20))) + "1:q3:get1:t2:aa1:y1:qe",
 		"d1:a" + args("6:target20:"+string(bytes.Repeat([]byte{'t'}, 20))+"4:wantl2:n42:n6e") + "1:q9:find_node1:t2:aa1:y1:qe",
 		"d1:a" + args("9:info_hash20:"+string(bytes.Repeat([]byte{'i'}, 20))+"4:porti1e5:token@TOKEN@") + "1:q13:announce_peer1:t2:aa1:y1:qe",
@@ -518,4 +525,66 @@ func dhtExpvarCount() int {
 	n := 0
 	m.Do(func(expvar.KeyValue) { n++ })
 	return n
+}
+
+// TestSourceLimits: a budget per IPv4 address or IPv6 /64, refilled by
+// the clock, and a bounded number of them remembered.
+func TestSourceLimits(t *testing.T) {
+	clock := clockwork.NewFakeClock()
+	s, err := newSourceLimits(1, 2, clock, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	udp := func(s string) net.Addr { return net.UDPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	spend := func(addr net.Addr) int {
+		n := 0
+		for s.allow(addr) {
+			n++
+			if n > 100 {
+				t.Fatalf("%v: no limit", addr)
+			}
+		}
+		return n
+	}
+	if n := spend(udp("192.0.2.1:1")); n != 2 {
+		t.Fatalf("burst of 2, spent %d", n)
+	}
+	// The same IPv4 address from another port, or IPv4-mapped: the same
+	// source. Another address: its own budget.
+	for _, a := range []string{"192.0.2.1:2", "[::ffff:192.0.2.1]:3"} {
+		if s.allow(udp(a)) {
+			t.Errorf("%s was given a budget of its own", a)
+		}
+	}
+	if n := spend(udp("192.0.2.2:1")); n != 2 {
+		t.Errorf("a second IPv4 source: spent %d, want 2", n)
+	}
+	// IPv6: one budget per /64.
+	if n := spend(udp("[2001:db8:1:2::1]:1")); n != 2 {
+		t.Fatalf("IPv6 burst: spent %d", n)
+	}
+	if s.allow(udp("[2001:db8:1:2:ffff::9]:1")) {
+		t.Error("another address of the same /64 was given a budget of its own")
+	}
+	if n := spend(udp("[2001:db8:1:3::1]:1")); n != 2 {
+		t.Errorf("another /64: spent %d, want 2", n)
+	}
+	if s.allow(&net.UnixAddr{Name: "x", Net: "unixgram"}) != true {
+		t.Error("an address without an IP was counted")
+	}
+	// The clock refills at the rate.
+	clock.Advance(time.Second)
+	if n := spend(udp("192.0.2.1:1")); n != 1 {
+		t.Errorf("after one second at 1/s: spent %d, want 1", n)
+	}
+	if got := s.dropped.Load(); got < 5 {
+		t.Errorf("dropped %d, want the refusals counted", got)
+	}
+	// Bounded memory.
+	for i := range maxLimitedSources + 10 {
+		s.allow(udp(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 1).String()))
+	}
+	if n := s.budgets.Len(); n > maxLimitedSources {
+		t.Errorf("%d budgets remembered, want at most %d", n, maxLimitedSources)
+	}
 }

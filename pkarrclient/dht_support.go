@@ -3,56 +3,22 @@ package pkarrclient
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
 
-	"github.com/anacrolix/dht/v2/bep44"
 	"github.com/anacrolix/dht/v2/krpc"
 	alog "github.com/anacrolix/log"
 	"github.com/anacrolix/torrent/bencode"
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/jonboulle/clockwork"
+	"golang.org/x/time/rate"
 )
-
-// itemStore is a serving node's BEP44 store: a bounded LRU, because the
-// library's default map grows with whatever strangers put.
-type itemStore struct {
-	items *lru.Cache[bep44.Target, *bep44.Item]
-}
-
-func newItemStore(capacity int) (*itemStore, error) {
-	c, err := lru.New[bep44.Target, *bep44.Item](capacity)
-	if err != nil {
-		return nil, fmt.Errorf("pkarr: DHT item store: %w", err)
-	}
-	return &itemStore{items: c}, nil
-}
-
-func (s *itemStore) Put(i *bep44.Item) error {
-	s.items.Add(i.Target(), i)
-	return nil
-}
-
-func (s *itemStore) Get(t bep44.Target) (*bep44.Item, error) {
-	if i, ok := s.items.Get(t); ok {
-		return i, nil
-	}
-	return nil, bep44.ErrItemNotFound
-}
-
-func (s *itemStore) Del(t bep44.Target) error {
-	s.items.Remove(t)
-	return nil
-}
-
-// noItemStore is a passive node's store: it keeps nothing.
-type noItemStore struct{}
-
-func (noItemStore) Put(*bep44.Item) error                 { return nil }
-func (noItemStore) Get(bep44.Target) (*bep44.Item, error) { return nil, bep44.ErrItemNotFound }
-func (noItemStore) Del(bep44.Target) error                { return nil }
 
 // bridgeLogger forwards the library's warnings and errors to slog. Its
 // debug output (a line per datagram) is dropped before formatting.
@@ -107,22 +73,42 @@ func writeFileAtomic(path string, b []byte, perm os.FileMode) (err error) {
 // The library logs every undecodable datagram through its process-wide
 // logger and keeps a counter per query name it receives, forever, so
 // strangers could otherwise fill the log and the memory of a process.
+//
+// On a serving node it also drops queries from a source that has spent
+// its answer budget (limits; nil on a passive node, which answers
+// nothing). The library has one send budget for the whole node, which
+// whoever asks most used to take: one source pinging at 1000/s left
+// another source answered for about 60% of its pings.
 type filterConn struct {
 	net.PacketConn
+	limits *sourceLimits
 }
 
-func (c filterConn) ReadFrom(b []byte) (int, net.Addr, error) {
+func (c *filterConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(b)
-		if err != nil || acceptDatagram(b[:n]) {
+		if err != nil {
 			return n, addr, err
 		}
+		ok, query := classifyDatagram(b[:n])
+		if !ok || (query && c.limits != nil && !c.limits.allow(addr)) {
+			continue
+		}
+		return n, addr, err
 	}
 }
 
 func acceptDatagram(b []byte) bool {
+	ok, _ := classifyDatagram(b)
+	return ok
+}
+
+// classifyDatagram tells whether b is a message for the library, and
+// whether it is a query (which the node answers, as opposed to a reply or
+// an error answering one of its own queries).
+func classifyDatagram(b []byte) (ok, query bool) {
 	if len(b) < 2 || b[0] != 'd' {
-		return false
+		return false, false
 	}
 	// The full message, as the library will decode it: a head that
 	// decodes with a broken body would still reach its logger.
@@ -130,17 +116,92 @@ func acceptDatagram(b []byte) bool {
 	if err := bencode.Unmarshal(b, &h); err != nil {
 		var trailing bencode.ErrUnusedTrailingBytes
 		if !errors.As(err, &trailing) {
-			return false
+			return false, false
 		}
 	}
 	switch h.Y {
 	case "r", "e":
-		return true
+		return true, false
 	case "q":
 		switch h.Q {
 		case "ping", "find_node", "get_peers", "announce_peer", "get", "put":
-			return true
+			return true, true
 		}
 	}
-	return false
+	return false, false
+}
+
+// maxLimitedSources bounds how many sources' budgets a node remembers; the
+// least recently heard from is forgotten first (and starts afresh with a
+// full burst if it comes back, which the node-wide send budget still caps).
+const maxLimitedSources = 10_000
+
+// sourceLimits gives each source of queries its own answer budget. A
+// source is an IPv4 address or an IPv6 /64: one host commonly holds a
+// whole /64, so counting IPv6 addresses one by one would let it spread a
+// flood over as many budgets as it likes.
+type sourceLimits struct {
+	limit  rate.Limit
+	burst  int
+	clock  clockwork.Clock
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	budgets *lru.Cache[netip.Prefix, *rate.Limiter]
+
+	dropped atomic.Uint64
+	report  rate.Sometimes // logs drops at most once a minute
+}
+
+func newSourceLimits(perSecond float64, burst int, clock clockwork.Clock, logger *slog.Logger) (*sourceLimits, error) {
+	c, err := lru.New[netip.Prefix, *rate.Limiter](maxLimitedSources)
+	if err != nil {
+		return nil, err
+	}
+	return &sourceLimits{limit: rate.Limit(perSecond), burst: burst, clock: clock, logger: logger,
+		budgets: c, report: rate.Sometimes{Interval: time.Minute}}, nil
+}
+
+// sourceOf is the budget a datagram from addr is counted against.
+func sourceOf(addr net.Addr) (netip.Prefix, bool) {
+	var ap netip.AddrPort
+	if ua, ok := addr.(*net.UDPAddr); ok {
+		ap = ua.AddrPort()
+	} else {
+		var err error
+		if ap, err = netip.ParseAddrPort(addr.String()); err != nil {
+			return netip.Prefix{}, false
+		}
+	}
+	ip := ap.Addr().Unmap().WithZone("")
+	if ip.Is4() {
+		return netip.PrefixFrom(ip, 32), true
+	}
+	p, err := ip.Prefix(64)
+	return p, err == nil
+}
+
+// allow spends one unit of the budget of addr's source, if there is one
+// left.
+func (s *sourceLimits) allow(addr net.Addr) bool {
+	src, ok := sourceOf(addr)
+	if !ok {
+		return true // not a UDP address: nothing to count it against
+	}
+	s.mu.Lock()
+	budget, found := s.budgets.Get(src)
+	if !found {
+		budget = rate.NewLimiter(s.limit, s.burst)
+		s.budgets.Add(src, budget)
+	}
+	allowed := budget.AllowN(s.clock.Now(), 1)
+	s.mu.Unlock()
+	if !allowed {
+		total := s.dropped.Add(1)
+		s.report.Do(func() {
+			s.logger.Info("pkarr DHT: dropping queries from sources over their answer budget",
+				slog.String("source", src.String()), slog.Uint64("dropped_total", total))
+		})
+	}
+	return allowed
 }

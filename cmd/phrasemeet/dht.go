@@ -40,7 +40,8 @@ func addDHTFlags(fs *flag.FlagSet, dhtHelp string) *dhtFlags {
 	fs.Var(&f.bootstrap, "bootstrap", bootstrapHelp+" (with --dht)")
 	fs.StringVar(&f.listen, "dht-listen", ":0", "UDP address of the DHT client (with --dht)")
 	fs.StringVar(&f.nodesFile, "dht-nodes-file", "",
-		"keep a snapshot of the DHT routing table in this file, read at start and written after joining and at exit (with --dht)")
+		"keep a snapshot of the DHT routing table in this file, read at start and written after joining and at exit; "+
+			"a file that is not such a snapshot stops the command and is left untouched (with --dht)")
 	return f
 }
 

@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anacrolix/dht/v2/krpc"
+	"github.com/anacrolix/torrent/bencode"
+
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
 	"github.com/phrasemeet/discovery/pkarrrelay"
@@ -78,6 +81,9 @@ func TestDHTUsageErrors(t *testing.T) {
 		{nil, []string{"relay", "--dht", "--bootstrap", "x"}, 2, "want HOST:PORT"},
 		{nil, []string{"dht-node", "--capacity", "0"}, 2, "--capacity must be at least 1"},
 		{nil, []string{"dht-node", "--refresh-interval", "-1s"}, 2, "--refresh-interval"},
+		{nil, []string{"dht-node", "--source-limit", "-1"}, 2, "--source-limit must be"},
+		{nil, []string{"dht-node", "--source-limit", "NaN"}, 2, "--source-limit must be"},
+		{nil, []string{"dht-node", "--source-limit", "1e300"}, 2, "--source-limit must be"},
 		{nil, []string{"dht-node", "extra"}, 2, `unexpected argument "extra"`},
 		{nil, []string{"dht-node", "--dht"}, 2, "flag provided but not defined"},
 		{nil, []string{"dht-node", "--log-level", "loud"}, 2, "--log-level"},
@@ -324,36 +330,106 @@ func TestDHTPublishStale(t *testing.T) {
 	}
 }
 
-// TestDHTPublishTooLarge: DNS messages of 997-1000 bytes are valid pkarr
-// packets that anacrolix-based nodes refuse (error 205); the failure says
-// "too large" and how big the message was.
-func TestDHTPublishTooLarge(t *testing.T) {
+// TestDHTPublishLargest: a DNS message of pkarr's largest size, 1000 bytes,
+// is stored by our nodes (stock anacrolix nodes count the bencoding and
+// refuse 997-1000 bytes with 205).
+func TestDHTPublishLargest(t *testing.T) {
 	t.Parallel()
 	_, boot := newDHTNetwork(t, 4)
-	keyFile, _ := keyFileFor(t)
+	keyFile, key := keyFileFor(t)
+	value := valueForDNSSize(t, keyFile, pkarrclient.MaxDNSSize)
+	code, stdout, stderr := runCLI(t, nil, "publish", "--dht", "--relay", "none", "--bootstrap", boot,
+		"--secret-file", keyFile, "--txt", "_big="+value)
+	if code != 0 || storedCount(t, stdout) < 1 {
+		t.Fatalf("publish of a 1000-byte DNS message: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCLI(t, nil, "resolve", "--dht", "--relay", "none", "--bootstrap", boot, key.String())
+	_, txt, _ := strings.Cut(stdout, "\tTXT\t")
+	if code != 0 || strings.Count(txt, "x") != len(value) { // printed in 255-byte strings
+		t.Fatalf("resolve of the 1000-byte DNS message: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
+
+// valueForDNSSize finds a TXT value for _big that makes the DNS message,
+// signed with the key in keyFile, exactly n bytes.
+func valueForDNSSize(t *testing.T, keyFile string, n int) string {
+	t.Helper()
 	sk, err := pkarrclient.LoadSecretKey(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var value string
-	for n := 900; n < 1000 && value == ""; n++ {
-		v := strings.Repeat("x", n)
+	for l := n - 120; l < n; l++ {
+		v := strings.Repeat("x", l)
 		p, err := pkarrclient.NewBuilder().TXT("_big", 300, v).Sign(sk)
-		if err == nil && len(p.DNS()) >= 997 && len(p.DNS()) <= 1000 {
-			value = v
+		if err == nil && len(p.DNS()) == n {
+			return v
 		}
 	}
-	if value == "" {
-		t.Fatal("found no TXT value giving a 997-1000 byte DNS message")
-	}
-	code, stdout, stderr := runCLI(t, nil, "publish", "--dht", "--relay", "none", "--bootstrap", boot,
+	t.Fatalf("found no TXT value giving a %d-byte DNS message", n)
+	return ""
+}
+
+// TestDHTPublishTooLarge: a node that refuses the value's size (205, as
+// stock anacrolix nodes do from 997 bytes) makes publish fail with a line
+// that says "too large" and how big the message was. The node is a raw
+// socket that hands out a write token and answers every put with 205.
+func TestDHTPublishTooLarge(t *testing.T) {
+	t.Parallel()
+	node := startRefusingNode(t)
+	keyFile, _ := keyFileFor(t)
+	value := valueForDNSSize(t, keyFile, 998)
+	code, stdout, stderr := runCLI(t, nil, "publish", "--dht", "--relay", "none", "--bootstrap", node,
 		"--secret-file", keyFile, "--txt", "_big="+value)
 	if code != 1 || stdout != "" {
-		t.Fatalf("publish of a too-large packet: exit %d\n%s%s", code, stdout, stderr)
+		t.Fatalf("publish refused as too large: exit %d\n%s%s", code, stdout, stderr)
 	}
 	lines := strings.Split(strings.TrimRight(stderr, "\n"), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "  mainline-dht  failed: too large, nodes refused the 9") ||
-		!strings.HasPrefix(lines[1], "phrasemeet publish: too large: DHT nodes refused the 9") {
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "  mainline-dht  failed: too large, nodes refused the 998-byte DNS message") ||
+		!strings.HasPrefix(lines[1], "phrasemeet publish: too large: DHT nodes refused the 998-byte DNS message") {
 		t.Fatalf("want one outcome line and one error line, both saying too large:\n%s", stderr)
 	}
+}
+
+// startRefusingNode runs a one-socket DHT node on 127.0.0.1 that answers
+// get with a write token and no other nodes, put with error 205, and any
+// other query with its id. It stops when the test ends.
+func startRefusingNode(t *testing.T) string {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		conn.Close()
+		<-done
+	})
+	id := krpc.ID{0x20, 0x5}
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1<<16)
+		for {
+			n, from, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var m krpc.Msg
+			if bencode.Unmarshal(buf[:n], &m) != nil || m.Y != "q" {
+				continue
+			}
+			out := krpc.Msg{T: m.T, Y: "r", R: &krpc.Return{ID: id}}
+			switch m.Q {
+			case "get":
+				token := "refusing-token"
+				out.R.Token = &token
+			case "put":
+				out = krpc.Msg{T: m.T, Y: "e", E: &krpc.Error{Code: krpc.ErrorCodeMessageValueFieldTooBig, Msg: "v too big"}}
+			}
+			b, err := bencode.Marshal(out)
+			if err == nil {
+				conn.WriteTo(b, from)
+			}
+		}
+	}()
+	return conn.LocalAddr().String()
 }

@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
 )
+
+// maxSourceLimit bounds --source-limit; above it, 0 (unlimited) says it.
+const maxSourceLimit = 1_000_000
 
 // runDHTNode runs a full Mainline DHT node: it answers queries, stores
 // BEP44 items (pkarr packets among them) for others and keeps its routing
@@ -20,7 +24,7 @@ import (
 // which scripts (and the tests) wait for before pointing --bootstrap at
 // it. What follows is logged on standard error.
 func runDHTNode(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet("dht-node", "[--listen ADDR] [--bootstrap HOST:PORT,...|none] [--nodes-file PATH] [--capacity N] [--refresh-interval D]\n\n"+
+	fs := newFlagSet("dht-node", "[--listen ADDR] [--bootstrap HOST:PORT,...|none] [--nodes-file PATH] [--capacity N] [--refresh-interval D] [--source-limit N]\n\n"+
 		"Runs a full Mainline DHT node that answers queries and stores records for others. Once it serves it prints\n"+
 		"one line, \"dht-node listening on ADDR\"; it stops on SIGINT or SIGTERM. Give the first node of a private\n"+
 		"network --bootstrap none and the others --bootstrap with its address.", e.stderr)
@@ -29,10 +33,14 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 	f.on = true
 	fs.Var(&f.bootstrap, "bootstrap", bootstrapHelp)
 	fs.StringVar(&f.nodesFile, "nodes-file", "",
-		"keep a snapshot of the routing table in this file, read at start and written periodically and at exit")
+		"keep a snapshot of the routing table in this file, read at start and written periodically and at exit; "+
+			"a file that is not such a snapshot (earlier versions' format included) stops the command and is left untouched")
 	refresh := fs.Duration("refresh-interval", pkarrclient.DefaultDHTRefreshInterval,
 		"how often to refresh the routing table (asking its nodes, which makes them ones this node hands out) and save the snapshot; 0: never")
 	capacity := fs.Int("capacity", pkarrclient.DefaultDHTStoreCapacity, "items stored for others; the least recently used are evicted beyond it")
+	sourceLimit := fs.Float64("source-limit", pkarrclient.DefaultDHTSourceLimit,
+		"queries per second answered per source (an IPv4 address or an IPv6 /64), with bursts of twice that; "+
+			"the rest are dropped, so one flooding source cannot starve the others; 0: unlimited")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
@@ -47,6 +55,14 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 	if *refresh < 0 {
 		return usageError("--refresh-interval must not be negative")
 	}
+	if !(*sourceLimit >= 0 && *sourceLimit <= maxSourceLimit) { // NaN too
+		return usageError("--source-limit must be a number of queries per second from 0 (unlimited) to %d", maxSourceLimit)
+	}
+	// A burst of twice the rate, and at least one query.
+	sourceBurst := max(int(math.Ceil(2**sourceLimit)), 1)
+	if *sourceLimit == 0 {
+		sourceBurst = 0
+	}
 	logger, err := newLogger(e.stderr, *logLevel)
 	if err != nil {
 		return err
@@ -55,7 +71,8 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := f.open(e, *listen, logger, pkarrclient.DHTServe(*capacity), pkarrclient.DHTRefreshInterval(*refresh))
+	d, err := f.open(e, *listen, logger, pkarrclient.DHTServe(*capacity), pkarrclient.DHTRefreshInterval(*refresh),
+		pkarrclient.DHTSourceLimit(*sourceLimit, sourceBurst))
 	if err != nil {
 		return err
 	}
@@ -67,7 +84,7 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 		bootstrapText = "none"
 	}
 	logger.Info("dht-node started", "addr", d.Addr().String(), "id", hex.EncodeToString(id[:]),
-		"bootstrap", bootstrapText, "capacity", *capacity, "table", d.RoutingTableSize())
+		"bootstrap", bootstrapText, "capacity", *capacity, "source_limit", *sourceLimit, "table", d.RoutingTableSize())
 
 	// NewDHT bootstraps once in the background; a second round, logged,
 	// tells the operator (and scripts) that the node has joined, and helps

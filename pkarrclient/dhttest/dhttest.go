@@ -3,8 +3,9 @@
 //
 // A [Network] is N full (serving) pkarrclient.DHT nodes with the settings
 // that make anacrolix nodes converge on loopback: each its own unlimited
-// send limiter, an in-memory item store, a short resend delay, every other
-// node as a starting node, and two bootstrap rounds. Every socket the
+// send limiter and no answer budget per source (they all share 127.0.0.1),
+// an in-memory item store, a short resend delay, every other node as a
+// starting node, and two bootstrap rounds. Every socket the
 // package hands out, the nodes' and the clients', is wrapped by a guard that
 // refuses to send to a non-loopback address, and every node and client gets
 // a resolver that refuses to look anything up; each refusal fails the test
@@ -179,6 +180,7 @@ func New(t testing.TB, n int, opts ...Option) *Network {
 			pkarrclient.DHTResolver(nw.guard),
 			pkarrclient.DHTResendDelay(cfg.resendDelay),
 			pkarrclient.DHTSendLimit(0, 0),
+			pkarrclient.DHTSourceLimit(0, 0), // every node and client is 127.0.0.1
 			pkarrclient.DHTRefreshInterval(0),
 		}, cfg.nodeOpts...)
 		d, err := pkarrclient.NewDHT(nodeOpts...)

@@ -1,0 +1,170 @@
+package pkarrclient_test
+
+// The routing table snapshot file (DHTNodesFile): what is in a file the
+// node did not write must never become an address it sends to.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
+	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+)
+
+// legacyRecord is one node in the headerless format of earlier versions
+// (anacrolix's compact IPv6 node info): id, 16-byte address, port.
+func legacyRecord(id byte, addr string, port uint16) []byte {
+	b := bytes.Repeat([]byte{id}, 20)
+	a := netip.MustParseAddr(addr).As16()
+	b = append(b, a[:]...)
+	return binary.BigEndian.AppendUint16(b, port)
+}
+
+// startWithNodesFile starts a serving node on a guarded loopback socket
+// whose only source of nodes is the snapshot at path, and lets it try to
+// bootstrap from it. It returns NewDHT's error (the node is closed).
+func startWithNodesFile(t *testing.T, g *dhttest.Guard, path string, logs *syncBuffer) error {
+	t.Helper()
+	conn, err := g.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := []pkarrclient.DHTOption{
+		pkarrclient.DHTConn(conn),
+		pkarrclient.DHTServe(0),
+		pkarrclient.DHTNodesFile(path),
+		pkarrclient.DHTBootstrap(),
+		pkarrclient.DHTResolver(g),
+		pkarrclient.DHTResendDelay(dhttest.DefaultResendDelay),
+		pkarrclient.DHTRefreshInterval(0),
+	}
+	if logs != nil {
+		opts = append(opts, pkarrclient.DHTLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}
+	d, err := pkarrclient.NewDHT(opts...)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.Bootstrap(ctx) // from whatever the snapshot gave
+	if err := d.Close(); err != nil {
+		t.Logf("close: %v", err)
+	}
+	return nil
+}
+
+// TestDHTNodesFileGarbage: a file that is not a snapshot of ours, 38
+// random bytes or the old headerless format among them, makes NewDHT fail
+// with ErrSnapshotUnrecognized; nothing is sent anywhere, and the file is
+// left as it was. Earlier versions read any 38 bytes as a node and sent it
+// datagrams.
+func TestDHTNodesFileGarbage(t *testing.T) {
+	t.Parallel()
+	random := make([]byte, 38)
+	rand.Read(random)
+	for name, content := range map[string][]byte{
+		"38 bytes naming a public IPv6 node":   legacyRecord('g', "2001:db8::1", 6881),
+		"38 random bytes":                      random,
+		"the old format, two nodes":            append(legacyRecord('a', "192.0.2.1", 6881), legacyRecord('b', "192.0.2.2", 6881)...),
+		"text":                                 []byte("not a routing table"),
+		"a snapshot of a version not known":    []byte("phrasemeet dht nodes v9\n\x00\x00\x00\x00\x00\x00\x00\x00"),
+		"the magic without its version number": []byte("phrasemeet dht nodes"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "nodes")
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			g := &dhttest.Guard{}
+			err := startWithNodesFile(t, g, path, nil)
+			var serr *pkarrclient.SnapshotError
+			if !errors.Is(err, pkarrclient.ErrSnapshotUnrecognized) || !errors.As(err, &serr) || serr.Path != path {
+				t.Errorf("NewDHT: %v; want a *SnapshotError for %s, ErrSnapshotUnrecognized", err, path)
+			} else if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, path) {
+				t.Errorf("error %q: want one line naming the file", msg)
+			}
+			for _, v := range g.Violations() {
+				t.Errorf("sent off loopback: %s", v)
+			}
+			if got, _ := os.ReadFile(path); !bytes.Equal(got, content) {
+				t.Errorf("the file was changed")
+			}
+		})
+	}
+	t.Run("a directory", func(t *testing.T) {
+		err := startWithNodesFile(t, &dhttest.Guard{}, t.TempDir(), nil)
+		if !errors.Is(err, pkarrclient.ErrSnapshotUnrecognized) {
+			t.Errorf("NewDHT: %v; want ErrSnapshotUnrecognized", err)
+		}
+	})
+}
+
+// TestDHTNodesFileDamaged: a snapshot of ours that fails its check (a
+// flipped bit, a cut) is logged and ignored, its nodes are not contacted,
+// and the node replaces it with a good snapshot once it has nodes.
+func TestDHTNodesFileDamaged(t *testing.T) {
+	t.Parallel()
+	nw := dhttest.New(t, 3)
+	good := pkarrclient.EncodeNodesSnapshot(t, []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::7]:6881")})
+	flipped := bytes.Clone(good)
+	flipped[len(flipped)-10] ^= 0x04
+	for name, content := range map[string][]byte{
+		"a flipped bit":    flipped,
+		"cut short":        good[:len(good)-3],
+		"a byte too many":  append(bytes.Clone(good), 0),
+		"only the header":  good[:24],
+		"a count too high": append(bytes.Clone(good[:24]), 0xff, 0xff, 0xff, 0xff),
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "nodes")
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			g := &dhttest.Guard{}
+			conn, err := g.Listen()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs syncBuffer
+			d, err := pkarrclient.NewDHT(pkarrclient.DHTConn(conn), pkarrclient.DHTServe(0),
+				pkarrclient.DHTNodesFile(path), pkarrclient.DHTBootstrap(nw.Addrs()...),
+				pkarrclient.DHTResolver(g), pkarrclient.DHTResendDelay(dhttest.DefaultResendDelay),
+				pkarrclient.DHTSendLimit(0, 0), pkarrclient.DHTRefreshInterval(0),
+				pkarrclient.DHTLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+			if err != nil {
+				conn.Close()
+				t.Fatalf("NewDHT with a damaged snapshot: %v", err)
+			}
+			if !strings.Contains(logs.String(), "snapshot damaged") {
+				t.Errorf("not logged; log:\n%s", logs.String())
+			}
+			if _, err := d.Bootstrap(testCtx(t, time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+			g.Check(t)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nodes, err := pkarrclient.ParseNodesSnapshot(b)
+			if err != nil || len(nodes) == 0 {
+				t.Fatalf("not replaced by a good snapshot: %d nodes, %v", len(nodes), err)
+			}
+		})
+	}
+}
