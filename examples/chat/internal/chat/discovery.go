@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"go.uber.org/fx"
 
 	"github.com/phrasemeet/discovery"
@@ -63,9 +64,10 @@ func (s *Slots) add(ns string, d discovery.Discoverer) {
 
 // SlotOpener opens each namespace as the slot rendezvous of its sub-group
 // (libp2padapter.SlotOpener, so any adapter user with the same passphrase
-// and application name meets the chat), and records it in slots.
-func SlotOpener(client *pkarrclient.Client, g *slotdiscovery.Group, slots *Slots, opts ...slotdiscovery.Option) libp2padapter.Opener {
-	open := libp2padapter.SlotOpener(client, g, opts...)
+// and application name meets the chat, and h's entries are signed with
+// its key), and records it in slots.
+func SlotOpener(h host.Host, client *pkarrclient.Client, g *slotdiscovery.Group, slots *Slots, opts ...slotdiscovery.Option) libp2padapter.Opener {
+	open := libp2padapter.SlotOpener(h, client, g, opts...)
 	return func(ns string) (discovery.Discoverer, error) {
 		d, err := open(ns)
 		if err == nil {
@@ -120,12 +122,12 @@ func discoveryModule(cfg Config) fx.Option {
 			return MDNSOpener(g, cfg.MDNSOptions...)
 		}
 	case ModeBoth:
-		provide = func(c *pkarrclient.Client, g *slotdiscovery.Group, s *Slots, con *Console) libp2padapter.Opener {
-			return bothOpener(SlotOpener(c, g, s, cfg.SlotOptions...), MDNSOpener(g, cfg.MDNSOptions...), con)
+		provide = func(h host.Host, c *pkarrclient.Client, g *slotdiscovery.Group, s *Slots, con *Console) libp2padapter.Opener {
+			return bothOpener(SlotOpener(h, c, g, s, cfg.SlotOptions...), MDNSOpener(g, cfg.MDNSOptions...), con)
 		}
 	default:
-		provide = func(c *pkarrclient.Client, g *slotdiscovery.Group, s *Slots) libp2padapter.Opener {
-			return SlotOpener(c, g, s, cfg.SlotOptions...)
+		provide = func(h host.Host, c *pkarrclient.Client, g *slotdiscovery.Group, s *Slots) libp2padapter.Opener {
+			return SlotOpener(h, c, g, s, cfg.SlotOptions...)
 		}
 	}
 	return fx.Module("discovery", fx.Provide(newSlots, provide))
