@@ -341,7 +341,13 @@ func TestAnnounceProofCountsInSize(t *testing.T) {
 	if _, err := d.Announce(context.Background(), rec); !errors.Is(err, ErrRecordTooLarge) {
 		t.Fatalf("a record filling an entry without its proof: %v, want ErrRecordTooLarge", err)
 	}
-	rec.Meta = rec.Meta[:len(rec.Meta)-ed25519.SignatureSize-proofSlack]
+	// Signed, it fills the entry exactly: it would seal, but a signature
+	// a few bytes longer (DER ECDSA) would not, so it is refused too.
+	rec.Meta = rec.Meta[:len(rec.Meta)-ed25519.SignatureSize]
+	if _, err := d.Announce(context.Background(), rec); !errors.Is(err, ErrRecordTooLarge) {
+		t.Fatalf("a record filling an entry with its proof: %v, want ErrRecordTooLarge (no slack)", err)
+	}
+	rec.Meta = rec.Meta[:len(rec.Meta)-proofSlack]
 	ann, err := d.Announce(context.Background(), rec)
 	if err != nil {
 		t.Fatalf("a record leaving room for the proof: %v", err)
