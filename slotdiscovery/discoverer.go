@@ -28,13 +28,17 @@ const (
 	// any group, so reaching it means every read failed or was locked.
 	maxLevel = 16
 	// wholeLevel is the largest level read in full; deeper levels are
-	// sampled, sampleSize slots per scan.
-	wholeLevel = 8
+	// sampled, sampleSize slots per scan. Levels 0-4, 31 slots: with
+	// signed entries (about 240 wire bytes each for a key ID and two
+	// addresses) a slot holds three, so these levels hold about 90 peers,
+	// the size of group in which every peer knows every other.
+	wholeLevel = 16
 	sampleSize = 4
 	// followSlots bounds the slots of sampled levels whose members a peer
-	// reports and follows. Together with the 15 slots of the levels read
-	// whole and the samples, a steady scan stays near 40 reads, which the
-	// GET budget covers within the sweep horizon: a peer can only report
+	// reports and follows. Together with the 31 slots of the levels read
+	// whole and the samples, a steady scan stays near 45 reads, which the
+	// GET budget covers within the sweep horizon (about 250 s at the
+	// steady rate, under twice the stale bound): a peer can only report
 	// as live what it can afford to re-read. In a larger group each peer
 	// knows everyone in the shallow levels (all of them know those) and a
 	// stable share of the rest, which keeps the "knows" graph connected.
