@@ -16,8 +16,12 @@ import (
 // at most. The announcement seals its record afresh and registers it
 // again every re-announce period until ctx ends, Leave is called or the
 // Discoverer is closed.
+//
+// A record whose ID is a public key (see WithIDSchemes) is announced only
+// if the WithSigner signer holds that key: otherwise Announce fails at
+// once with an error wrapping discovery.ErrNoKey.
 func (d *Discoverer) Announce(ctx context.Context, rec discovery.Record) (discovery.Announcement, error) {
-	if err := checkRecord(rec); err != nil {
+	if err := d.checkRecord(rec); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -99,12 +103,50 @@ func (d *Discoverer) Announce(ctx context.Context, rec discovery.Record) (discov
 	return a, nil
 }
 
-// checkRecord refuses a record that cannot be announced: no ID, or too
-// large for one mDNS packet.
-func checkRecord(rec discovery.Record) error {
+// checkRecord refuses a record that cannot be announced: no ID, an ID
+// that is a key we cannot sign for (ErrNoKey, or ErrBadProof when the
+// signer's proof does not verify), or too large for one mDNS packet with
+// its proof.
+func (d *Discoverer) checkRecord(rec discovery.Record) error {
 	w := wireRecord{kind: kindLive, rec: rec, time: time.UnixMicro(0)}
-	_, err := w.encode()
-	return err
+	if err := d.sign(&w); err != nil {
+		return err
+	}
+	body, err := w.encodeBody()
+	if err != nil {
+		return err
+	}
+	if err := discovery.CheckProof(d.cfg.schemes, rec.ID, d.sealer.proofMessage(body), w.proof); err != nil {
+		return fmt.Errorf("mdnsdiscovery: cannot announce %q: the signer's proof does not verify: %w", rec.ID, err)
+	}
+	if _, err := w.encode(); err != nil {
+		return err
+	}
+	if len(w.proof) > 0 && len(body)+uvarintLen(uint64(len(w.proof)))+len(w.proof)+proofSlack > maxPlain {
+		return fmt.Errorf("%w: with its proof", ErrRecordTooLarge)
+	}
+	return nil
+}
+
+// proofSlack is room kept, when Announce checks that a record fits, for
+// signatures whose length varies from one signing to the next (DER
+// ECDSA), so a record accepted once never fails to seal later.
+const proofSlack = 8
+
+// sign sets w's proof: a signature by the key w's ID names, when a
+// scheme owns the ID; none otherwise.
+func (d *Discoverer) sign(w *wireRecord) error {
+	w.proof = nil
+	body, err := w.encodeBody()
+	if err != nil {
+		return err
+	}
+	proof, err := discovery.Prove(d.cfg.schemes, d.cfg.signer, w.rec.ID, d.sealer.proofMessage(body))
+	if err != nil {
+		return fmt.Errorf("mdnsdiscovery: cannot announce %q: %w", w.rec.ID, err)
+	}
+	w.proof = proof
+	return nil
 }
 
 // announcement is one running Announce.
@@ -142,7 +184,7 @@ func (a *announcement) Record() discovery.Record {
 // and a browse restart makes others hear it within about a second; a
 // failed registration is retried every second.
 func (a *announcement) Update(_ context.Context, rec discovery.Record) error {
-	if err := checkRecord(rec); err != nil {
+	if err := a.d.checkRecord(rec); err != nil {
 		return err
 	}
 	d := a.d

@@ -85,6 +85,10 @@ type Stats struct {
 	Own int
 	// Overflow counts records dropped because maxPeers IDs are known.
 	Overflow int
+	// Unproven counts records that opened but are about a public key
+	// and carry no valid proof by it (see WithIDSchemes): a member's
+	// forgeries.
+	Unproven int
 	// Sessions counts browse sessions started.
 	Sessions int
 	// Registrations counts zeroconf services registered: announcements,
@@ -222,6 +226,9 @@ func (d *Discoverer) kickBrowse() {
 // register makes w a zeroconf service of the group under a fresh random
 // instance and host name.
 func (d *Discoverer) register(w wireRecord) (*zeroconf.Server, error) {
+	if err := d.sign(&w); err != nil {
+		return nil, err
+	}
 	txt, err := d.sealer.seal(&w)
 	if err != nil {
 		return nil, err
@@ -392,6 +399,11 @@ func (d *Discoverer) handle(e *zeroconf.ServiceEntry) {
 	if err != nil {
 		d.stats.Rejected++
 		d.cfg.logger.Debug("mdns record dropped", "instance", e.Instance, "err", err)
+		return
+	}
+	if err := discovery.CheckProof(d.cfg.schemes, w.rec.ID, d.sealer.proofMessage(w.signed), w.proof); err != nil {
+		d.stats.Unproven++
+		d.cfg.logger.Debug("mdns record without a valid proof dropped", "id", w.rec.ID, "err", err)
 		return
 	}
 	d.observeLocked(w, d.now())

@@ -35,6 +35,16 @@
 // dropped and counted in [Stats]; nothing from the LAN is trusted before
 // it opens.
 //
+// Every member holds the secret, so every member can seal a record under
+// any ID. Where the ID is a public key (64 hex digits, an Ed25519 key, by
+// default; libp2p peer IDs too with the libp2p adapter's schemes; see
+// [WithIDSchemes]), the record carries that key's signature, bound to the
+// group ([WithSigner] makes it), and readers drop a record whose
+// signature does not verify, counting it in [Stats]: no member can bury
+// another with a forged tombstone, or redirect others with a newer
+// version of its own. Under an ID that is not a key, a member still can:
+// see [github.com/phrasemeet/discovery.IDScheme].
+//
 // A record is limited to what fits one packet of IPv6's minimum MTU with
 // the rest of zeroconf's answer: about 600 bytes encoded
 // ([ErrRecordTooLarge]).

@@ -13,6 +13,8 @@ package mdnsdiscovery
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -33,14 +35,36 @@ func fuzzRecords() []wireRecord {
 		{kind: kindGone, seq: 2, time: t0, rec: discovery.Record{ID: "p"}},
 		{kind: kindLive, seq: 3, time: t0, rec: discovery.Record{ID: "big", Meta: bytes.Repeat([]byte{0xab}, 500)}},
 		{kind: kindLive, seq: 4, time: t0, origin: origin{0xff}, rec: discovery.Record{ID: "\x00\"\\", Addrs: []string{"", "\xff"}}},
+		{kind: kindLive, seq: 5, time: t0, rec: discovery.Record{ID: fuzzKeyID, Addrs: []string{"a"}}, proof: bytes.Repeat([]byte{7}, 64)},
+		{kind: kindGone, seq: 6, time: t0, rec: discovery.Record{ID: fuzzKeyID}},
 	}
+}
+
+// fuzzKey signs for fuzzKeyID, an ID the default scheme owns.
+var fuzzKey, fuzzKeyID = testKey(0x5c)
+
+// fuzzSigned are records about fuzzKeyID with valid proofs for secretOf(1).
+func fuzzSigned(tb testing.TB, s *sealer) []wireRecord {
+	var out []wireRecord
+	for _, w := range []wireRecord{
+		{kind: kindLive, seq: 7, time: t0, rec: discovery.Record{ID: fuzzKeyID, Addrs: []string{"/ip4/192.0.2.5/udp/1"}}},
+		{kind: kindGone, seq: 8, time: t0, rec: discovery.Record{ID: fuzzKeyID}},
+	} {
+		body, err := w.encodeBody()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		w.proof = ed25519.Sign(fuzzKey, s.proofMessage(body))
+		out = append(out, w)
+	}
+	return out
 }
 
 // FuzzOpen feeds the TXT strings of one instance ("\n" separates them) to
 // the parser and then to a reader, as zeroconf would deliver them.
 func FuzzOpen(f *testing.F) {
 	s := mustSealer(f, secretOf(1))
-	for i, w := range fuzzRecords() {
+	for i, w := range append(fuzzRecords(), fuzzSigned(f, s)...) {
 		txt, err := s.sealWithNonce(&w, fixedNonce(byte(i)))
 		if err != nil {
 			f.Fatal(err)
@@ -113,6 +137,20 @@ func checkFold(t *testing.T, txt []string, w wireRecord, openErr error) {
 		}
 		return
 	}
+	// A record about a key counts only with its key's signature over the
+	// group's message; the fuzzer can only copy one from the seeds.
+	proven := true
+	if isHexKey(w.rec.ID) {
+		pub, _ := hex.DecodeString(w.rec.ID)
+		msg := append(append(append([]byte(nil), proofDomain...), d.sealer.binding[:]...), w.signed...)
+		proven = len(w.proof) == ed25519.SignatureSize && ed25519.Verify(pub, msg, w.proof)
+	}
+	if !proven {
+		if st.Unproven != 1 || len(peers) != 0 {
+			t.Fatalf("a record about a key without its proof changed the reader: %+v, %d peers", st, len(peers))
+		}
+		return
+	}
 	age := t0.Sub(w.time)
 	fresh := age <= d.cfg.staleAfter+d.cfg.maxSkew && -age <= d.cfg.maxSkew
 	wantPeer := fresh && w.kind == kindLive && w.origin != d.origin
@@ -139,11 +177,17 @@ func checkFold(t *testing.T, txt []string, w wireRecord, openErr error) {
 	}
 }
 
+// isHexKey reports whether id is 64 hex digits, either case: an ID the
+// default scheme owns.
+func isHexKey(id string) bool {
+	return len(id) == 64 && strings.Trim(strings.ToLower(id), "0123456789abcdef") == ""
+}
+
 // FuzzDecodeRecord feeds the plaintext decoder directly, past the AEAD a
 // fuzzer could never forge: whatever it accepts re-encodes to the same
 // bytes.
 func FuzzDecodeRecord(f *testing.F) {
-	for _, w := range fuzzRecords() {
+	for _, w := range append(fuzzRecords(), fuzzSigned(f, mustSealer(f, secretOf(1)))...) {
 		f.Add(plainOf(f, w))
 	}
 	f.Add([]byte{})
@@ -162,6 +206,12 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 		if !bytes.Equal(again, plain) {
 			t.Fatalf("a decoded record has a second encoding:\n in %x\nout %x", plain, again)
+		}
+		// What a proof signs is the input up to the proof field, which is
+		// all that follows.
+		body, err := w.encodeBody()
+		if err != nil || !bytes.Equal(body, w.signed) || !bytes.Equal(appendBytes(body, string(w.proof)), plain) {
+			t.Fatalf("signed part %x and proof %x do not make the input %x (%v)", w.signed, w.proof, plain, err)
 		}
 	})
 }

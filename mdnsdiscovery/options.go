@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+
+	"github.com/phrasemeet/discovery"
 )
 
 // Option configures a Discoverer. An invalid value makes New fail rather
@@ -25,6 +27,9 @@ type config struct {
 	staleAfter time.Duration // a peer not heard from for this long is Lost (0: 3 × reannounce)
 	maxSkew    time.Duration // how far a record's sealed time may stray from our clock
 	linger     time.Duration // how long a tombstone stays registered after a leave
+
+	schemes []discovery.IDScheme // IDs that are keys: their records must be signed
+	signer  discovery.Signer     // signs our records whose IDs are keys
 }
 
 func defaultConfig() config {
@@ -38,7 +43,8 @@ func defaultConfig() config {
 		// announcements about 0.75-1 s and 1.75-2 s after it starts; the
 		// tombstone stays up for both, in case the query we send at once
 		// is lost.
-		linger: 2 * time.Second,
+		linger:  2 * time.Second,
+		schemes: []discovery.IDScheme{discovery.Ed25519Hex{}},
 	}
 }
 
@@ -207,4 +213,36 @@ func jitter(d time.Duration, f float64) time.Duration {
 		return lo
 	}
 	return lo + rand.N(hi-lo+1)
+}
+
+// WithIDSchemes sets the schemes that tell which IDs are public keys
+// (default: discovery.Ed25519Hex alone, IDs of 64 hex digits). A record
+// whose ID one of them owns is announced only with a proof from the
+// WithSigner signer, and heard only if its proof verifies under the first
+// scheme, in the order given, that owns the ID. Every member of a group
+// must use the same schemes. With none, no ID is a key and any member can
+// announce, update or bury any ID, as before proofs existed.
+func WithIDSchemes(schemes ...discovery.IDScheme) Option {
+	return func(c *config) error {
+		for _, s := range schemes {
+			if s == nil {
+				return errors.New("mdnsdiscovery: nil ID scheme")
+			}
+		}
+		c.schemes = append([]discovery.IDScheme(nil), schemes...)
+		return nil
+	}
+}
+
+// WithSigner sets what signs the records of announced IDs that are keys
+// (default none: announcing such an ID fails with an error wrapping
+// discovery.ErrNoKey).
+func WithSigner(s discovery.Signer) Option {
+	return func(c *config) error {
+		if s == nil {
+			return errors.New("mdnsdiscovery: nil signer")
+		}
+		c.signer = s
+		return nil
+	}
 }

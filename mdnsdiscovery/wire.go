@@ -24,6 +24,7 @@ import (
 const (
 	ctxServiceName = "phrasemeet 2026-11 mdnsdiscovery service name v1"
 	ctxRecordKey   = "phrasemeet 2026-11 mdnsdiscovery record key v1"
+	ctxBinding     = "phrasemeet 2026-12 mdnsdiscovery record proof binding v1"
 )
 
 // The service label is "pm-" and 12 base32 characters of a BLAKE3 hash of
@@ -64,11 +65,12 @@ func randomLabel() string {
 // XChaCha20-Poly1305 under the group's record key, in the TXT record of a
 // DNS-SD service instance.
 //
-// Plaintext layout (version 1):
+// Plaintext layout (version 2):
 //
 //	version (1) | kind (1) | origin (8) | seq (8, big-endian) |
 //	time µs (8, big-endian) | uvarint len + id |
-//	uvarint count, then uvarint len + addr each | uvarint len + meta
+//	uvarint count, then uvarint len + addr each | uvarint len + meta |
+//	uvarint len + proof
 //
 // Kind is 1 for a live record and 2 for a tombstone (a peer leaving;
 // no addresses or metadata). Origin is a random tag of the announcing
@@ -81,6 +83,16 @@ func randomLabel() string {
 // older than what they have seen, and drop records whose time is too far
 // from their clock, so a captured record can be replayed only briefly
 // and never over a newer one.
+//
+// The proof is empty unless the ID is a public key (an ID a configured
+// discovery.IDScheme owns); then it is that key's signature of
+// proofDomain | the group's binding (32 bytes derived from the secret) |
+// the plaintext before the proof field, and readers drop the record if it
+// does not verify. Every member holds the secret, so without it one
+// member could seal a tombstone, or a higher version with its own
+// address, under another's ID; with it a member can only replay the
+// owner's own records, which the version order already defeats. Version
+// 1 had no proof field; readers of either refuse the other's records.
 //
 // Every varint is minimally encoded and nothing may trail, so a record
 // has exactly one encoding.
@@ -98,6 +110,8 @@ type wireRecord struct {
 	seq    uint64
 	time   time.Time // microsecond precision
 	rec    discovery.Record
+	proof  []byte // see above; empty for an ID that is not a key
+	signed []byte // the plaintext the proof covers, as read; set by decodeRecord
 }
 
 type kind uint8
@@ -111,13 +125,15 @@ const (
 type origin [8]byte
 
 const (
-	plainVersion = 1
+	plainVersion = 2
 	plainHeader  = 1 + 1 + 8 + 8 + 8
 
 	// maxPlain bounds a record's plaintext so that, sealed and encoded,
 	// zeroconf's answer (PTR, SRV, TXT, an A and two AAAA records) fits
 	// in 1232 bytes, the UDP payload of IPv6's minimum MTU, and so never
 	// needs fragmenting. TestLargestRecordFitsOnePacket checks the sum.
+	// It counts the proof: 65 bytes for an Ed25519 key or a libp2p
+	// Ed25519 peer ID.
 	maxPlain     = 600
 	sealOverhead = chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
 	maxSealed    = maxPlain + sealOverhead
@@ -132,6 +148,10 @@ const (
 // aad binds a sealed record to this format, so no other use of the key
 // (there is none today) could ever be confused with it.
 var aad = []byte("phrasemeet mdnsdiscovery record v1")
+
+// proofDomain starts every message a record's proof signs, so the
+// signature can be nothing else, and nothing else can be one.
+var proofDomain = []byte("phrasemeet mdnsdiscovery record proof v2\x00")
 
 var b64 = base64.RawStdEncoding.Strict()
 
@@ -151,6 +171,19 @@ func rejected(format string, args ...any) error {
 
 // encode returns w's plaintext.
 func (w *wireRecord) encode() ([]byte, error) {
+	body, err := w.encodeBody()
+	if err != nil {
+		return nil, err
+	}
+	if n := len(body) + uvarintLen(uint64(len(w.proof))) + len(w.proof); n > maxPlain {
+		return nil, fmt.Errorf("%w: %d bytes", ErrRecordTooLarge, n)
+	}
+	return appendBytes(body, string(w.proof)), nil
+}
+
+// encodeBody returns w's plaintext up to the proof field: what the proof
+// signs.
+func (w *wireRecord) encodeBody() ([]byte, error) {
 	if err := w.rec.Validate(); err != nil {
 		return nil, err
 	}
@@ -172,7 +205,7 @@ func (w *wireRecord) encode() ([]byte, error) {
 	if n > maxPlain {
 		return nil, fmt.Errorf("%w: %d bytes", ErrRecordTooLarge, n)
 	}
-	out := make([]byte, 0, n)
+	out := make([]byte, 0, n+1+len(w.proof)+2)
 	out = append(out, plainVersion, byte(w.kind))
 	out = append(out, w.origin[:]...)
 	out = binary.BigEndian.AppendUint64(out, w.seq)
@@ -182,8 +215,7 @@ func (w *wireRecord) encode() ([]byte, error) {
 	for _, a := range w.rec.Addrs {
 		out = appendBytes(out, a)
 	}
-	out = appendBytes(out, string(w.rec.Meta))
-	return out, nil
+	return appendBytes(out, string(w.rec.Meta)), nil
 }
 
 // maxMicros keeps a sealed time where time.UnixMicro and comparisons
@@ -276,6 +308,14 @@ func decodeRecord(b []byte) (wireRecord, error) {
 	if len(meta) > 0 {
 		w.rec.Meta = slices.Clone(meta)
 	}
+	w.signed = slices.Clone(b[:len(b)-len(rest)])
+	proof, err := field()
+	if err != nil {
+		return w, err
+	}
+	if len(proof) > 0 {
+		w.proof = slices.Clone(proof)
+	}
 	if len(rest) != 0 {
 		return w, rejected("%d trailing bytes", len(rest))
 	}
@@ -288,6 +328,10 @@ func decodeRecord(b []byte) (wireRecord, error) {
 // sealer seals and opens records under one group's record key.
 type sealer struct {
 	aead cipher.AEAD
+	// binding goes into every proof's message, so a proof made in one
+	// group proves nothing in another. Not secret: nothing else comes
+	// from it.
+	binding [32]byte
 }
 
 func newSealer(secret *[32]byte) (*sealer, error) {
@@ -298,7 +342,18 @@ func newSealer(secret *[32]byte) (*sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sealer{aead: aead}, nil
+	s := &sealer{aead: aead}
+	blake3.DeriveKey(ctxBinding, secret[:], s.binding[:])
+	return s, nil
+}
+
+// proofMessage is what the proof of a record whose plaintext up to the
+// proof field is body signs.
+func (s *sealer) proofMessage(body []byte) []byte {
+	msg := make([]byte, 0, len(proofDomain)+len(s.binding)+len(body))
+	msg = append(msg, proofDomain...)
+	msg = append(msg, s.binding[:]...)
+	return append(msg, body...)
 }
 
 // seal returns w sealed under a fresh random nonce, as TXT strings.

@@ -151,15 +151,21 @@ func TestTXTLayout(t *testing.T) {
 }
 
 func TestRecordTooLarge(t *testing.T) {
-	// The largest record that fits: header, a one-byte ID, no addresses
-	// and metadata filling the rest (its length takes two varint bytes).
-	fit := discovery.Record{ID: "x", Meta: make([]byte, maxPlain-plainHeader-2-1-2)}
+	d, err := newDiscoverer(secretOf(1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRecord := d.checkRecord
+	// The largest record that fits: header, a one-byte ID, no addresses,
+	// metadata filling the rest (its length takes two varint bytes) and an
+	// empty proof.
+	fit := discovery.Record{ID: "x", Meta: make([]byte, maxPlain-plainHeader-2-1-2-1)}
 	if err := checkRecord(fit); err != nil {
 		t.Fatalf("a record of exactly %d bytes: %v", maxPlain, err)
 	}
 	over := fit.Clone()
 	over.Meta = append(over.Meta, 0)
-	err := checkRecord(over)
+	err = checkRecord(over)
 	if !errors.Is(err, ErrRecordTooLarge) || !errors.Is(err, discovery.ErrInvalidRecord) {
 		t.Fatalf("a record one byte too large: %v, want ErrRecordTooLarge and ErrInvalidRecord", err)
 	}
@@ -240,15 +246,18 @@ func TestOpenRejects(t *testing.T) {
 		// The last character also holds padding bits; the one before is all tag.
 		{"a flipped tag bit", flip(good, len(good)-1, len(good[len(good)-1])-2), "does not open"},
 		{"another group's key", func() []string { txt, _ := other.sealWithNonce(&w, fixedNonce(9)); return txt }(), "does not open"},
-		{"wrong version", sealRaw(s, append([]byte{2}, plain[1:]...), 1), "version 2"},
-		{"unknown kind", sealRaw(s, append([]byte{1, 3}, plain[2:]...), 1), "kind 3"},
+		{"wrong version", sealRaw(s, append([]byte{3}, plain[1:]...), 1), "version 3"},
+		{"version 1, without a proof field", sealRaw(s, append([]byte{1}, plain[1:len(plain)-1]...), 1), "version 1"},
+		{"unknown kind", sealRaw(s, append([]byte{plainVersion, 3}, plain[2:]...), 1), "kind 3"},
 		{"a short header", sealRaw(s, plain[:plainHeader-1], 1), "25 plaintext bytes"},
 		{"trailing bytes", sealRaw(s, append(append([]byte(nil), plain...), 0), 1), "1 trailing bytes"},
-		{"truncated", sealRaw(s, plain[:len(plain)-1], 1), "truncated"},
+		{"truncated", sealRaw(s, plain[:len(plain)-2], 1), "truncated"},
+		{"no proof field", sealRaw(s, plain[:len(plain)-1], 1), "bad varint"},
+		{"a proof cut short", sealRaw(s, append(append([]byte(nil), plain[:len(plain)-1]...), 64, 1, 2), 1), "truncated"},
 		{"a non-minimal varint", sealRaw(s, nonMinimal, 1), "bad varint"},
 		{"an empty ID", sealRaw(s, append(append([]byte(nil), plain[:plainHeader]...), 0, 0, 0), 1), "empty ID"},
 		{"a huge address count", sealRaw(s, binary.AppendUvarint(append(append([]byte(nil), plain[:plainHeader]...), 1, 'x'), 1<<40), 1), "addresses in"},
-		{"a tombstone with metadata", sealRaw(s, append(tomb[:len(tomb)-1], 1, 'm'), 1), "tombstone with a record"},
+		{"a tombstone with metadata", sealRaw(s, append(tomb[:len(tomb)-2], 1, 'm', 0), 1), "tombstone with a record"},
 		{"time beyond range", sealRaw(s, binary.BigEndian.AppendUint64(append([]byte(nil), plain[:18]...), 1<<63), 1), "time out of range"},
 		// The text bound is exact: one plaintext byte more is one
 		// character too many, refused before any decoding.
@@ -276,7 +285,7 @@ func TestOpenRejects(t *testing.T) {
 func TestLargestRecordFitsOnePacket(t *testing.T) {
 	s := mustSealer(t, secretOf(1))
 	w := liveRecord("x", 1, t0)
-	w.rec.Meta = make([]byte, maxPlain-plainHeader-2-1-2)
+	w.rec.Meta = make([]byte, maxPlain-plainHeader-2-1-2-1)
 	txt, err := s.seal(&w)
 	if err != nil {
 		t.Fatal(err)

@@ -132,6 +132,12 @@ var _ discovery.Discoverer = (*CanSync)(nil)
 // can-sync accepts any passphrase, and so does NewCanSync, except an empty
 // one (ErrEmptyPassphrase). Its slot keys cost one BLAKE3 each to guess:
 // only a long random passphrase protects a can-sync group.
+//
+// can-sync's wire is one bare ID per slot, with no room for a proof, so
+// WithIDSchemes and WithSigner do not apply: anyone holding the
+// passphrase can overwrite any member's slot with another ID, or clear
+// it, and so hide that member. The default profile does not have this
+// weakness for IDs that are keys.
 func NewCanSync(client *pkarrclient.Client, passphrase []byte, opts ...Option) (*CanSync, error) {
 	if client == nil {
 		return nil, errors.New("slotdiscovery: nil pkarr client")

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 
 	"github.com/phrasemeet/discovery"
@@ -27,20 +28,25 @@ const (
 	// any group, so reaching it means every read failed or was locked.
 	maxLevel = 16
 	// wholeLevel is the largest level read in full; deeper levels are
-	// sampled, sampleSize slots per scan.
-	wholeLevel = 8
+	// sampled, sampleSize slots per scan. Levels 0-4, 31 slots: with
+	// signed entries (about 240 wire bytes each for a key ID and two
+	// addresses) a slot holds three, so these levels hold about 90 peers,
+	// the size of group in which every peer knows every other.
+	wholeLevel = 16
 	sampleSize = 4
 	// followSlots bounds the slots of sampled levels whose members a peer
-	// reports and follows. Together with the 15 slots of the levels read
-	// whole and the samples, a steady scan stays near 40 reads, which the
-	// GET budget covers within the sweep horizon: a peer can only report
+	// reports and follows. Together with the 31 slots of the levels read
+	// whole and the samples, a steady scan stays near 45 reads, which the
+	// GET budget covers within the sweep horizon (about 250 s at the
+	// steady rate, under twice the stale bound): a peer can only report
 	// as live what it can afford to re-read. In a larger group each peer
 	// knows everyone in the shallow levels (all of them know those) and a
 	// stable share of the rest, which keeps the "knows" graph connected.
 	followSlots = 8
 	// typicalEntry is the wire size assumed for a stranger's entry when
-	// judging whether a slot has room for one more.
-	typicalEntry = 160
+	// judging whether a slot has room for one more: a key ID with its
+	// 65-byte proof and two addresses.
+	typicalEntry = 225
 	// steadyBurst is the GET burst after the fast phase.
 	steadyBurst = 2
 	// limitedBurst caps the fast GET burst once a relay has answered 429:
@@ -97,6 +103,8 @@ type Discoverer struct {
 	largest   int           // the largest entry seen, in wire bytes: what a claimer may need
 	burstCap  int           // the GET burst allowed, lowered by a 429
 	stats     Stats
+
+	provenCache *lru.Cache[provenKey, struct{}] // entries whose proofs verified (see proven)
 }
 
 // slotView is what this peer knows of one slot.
@@ -131,6 +139,7 @@ type Stats struct {
 	SlotsLocked      int // reads that found a slot stamped beyond the future bound
 	UnopenedEntries  int // TXT records that did not open with the group key
 	IgnoredFutureEnt int // entries stamped beyond the future bound
+	UnprovenEntries  int // entries about a key without a valid proof by it (see WithIDSchemes)
 }
 
 // New returns a default-profile Discoverer over client's backends (relays,
@@ -168,6 +177,8 @@ func New(client *pkarrclient.Client, group *Group, opts ...Option) (*Discoverer,
 		// Two reads per write: the one before it and the read-back.
 		ownGets: rate.NewLimiter(rate.Limit(2*cfg.putRate), 2*cfg.putBurst),
 		puts:    rate.NewLimiter(rate.Limit(cfg.putRate), cfg.putBurst),
+
+		provenCache: newProvenCache(),
 	}
 	d.wg.Add(1)
 	go d.scanLoop()
@@ -453,6 +464,7 @@ func (d *Discoverer) observe(i int, p *pkarrclient.SignedPacket) {
 	defer d.judgeLocked(i, now)
 	entries, bad := d.group.openSlot(p)
 	d.stats.UnopenedEntries += bad
+	entries = d.provenLocked(entries, p.PublicKey())
 	follow := d.followLocked(i, entries, now)
 	for _, e := range entries {
 		if e.time.Sub(now) > d.cfg.futureBound || e.since.After(e.time) {
@@ -905,12 +917,16 @@ func (d *Discoverer) scanSoon() {
 // its entry every republish interval until ctx ends, Leave, or Close; at
 // the end it writes a tombstone so others see it leave at their next
 // read.
+//
+// A record whose ID is a public key (see WithIDSchemes) is announced only
+// if the WithSigner signer holds that key: otherwise Announce fails at
+// once with an error wrapping discovery.ErrNoKey.
 func (d *Discoverer) Announce(ctx context.Context, rec discovery.Record) (discovery.Announcement, error) {
 	if err := rec.Validate(); err != nil {
 		return nil, err
 	}
 	rec = rec.Clone()
-	if _, err := (&entry{kind: kindLive, rec: rec}).marshal(); err != nil {
+	if err := d.checkRecord(rec); err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
@@ -990,7 +1006,7 @@ func (a *announcement) Update(ctx context.Context, rec discovery.Record) error {
 	if err := rec.Validate(); err != nil {
 		return err
 	}
-	if _, err := (&entry{kind: kindLive, rec: rec}).marshal(); err != nil {
+	if err := a.d.checkRecord(rec); err != nil {
 		return err
 	}
 	a.d.mu.Lock()
@@ -1060,6 +1076,10 @@ func (a *announcement) bury(ctx context.Context, slot int, id string, since time
 	d := a.d
 	tomb := entry{kind: kindTombstone, since: since, rec: discovery.Record{ID: id}}
 	tomb.time = d.stamp()
+	if err := d.sign(&tomb, d.group.SlotKey(slot).PublicKey()); err != nil {
+		d.cfg.logger.Debug("tombstone not written", "slot", slot, "err", err)
+		return tomb.time
+	}
 	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
 		err := d.readSlotWith(ctx, slot, d.ownGets)
 		if err == nil {
@@ -1360,7 +1380,11 @@ func (a *announcement) sealed(i int) (sealedEntry, error) {
 	d.mu.Lock()
 	e := entry{kind: kindLive, time: d.stamp(), since: a.since, rec: a.rec.Clone()}
 	d.mu.Unlock()
-	s, err := d.group.seal(&e, d.group.SlotKey(i).PublicKey())
+	key := d.group.SlotKey(i).PublicKey()
+	if err := d.sign(&e, key); err != nil {
+		return sealedEntry{}, err
+	}
+	s, err := d.group.seal(&e, key)
 	return sealedEntry{entry: e, sealed: s}, err
 }
 

@@ -37,6 +37,18 @@
 // abandoned, and nobody holding the passphrase can keep the group in it
 // or pin entries there. No write of ours is stamped beyond the bound.
 //
+// Every member can write every slot, so an entry about an ID that is a
+// public key (64 hex digits, an Ed25519 key such as an iroh endpoint ID,
+// by default; libp2p peer IDs too where the libp2p adapter opens the
+// slots; see [WithIDSchemes]) is signed with that key ([WithSigner]), the
+// signature bound to the group and the slot, and readers ignore one whose
+// signature does not verify. A member can then no longer hide another
+// behind a forged tombstone, or send others to its own address under the
+// other's ID. It can still drop the other's entry when it rewrites their
+// shared slot (the owner writes it back at its next republish), and
+// under an ID that is not a key it can still write anything: see
+// [github.com/phrasemeet/discovery.IDScheme] for the rule and its limits.
+//
 // Scans read a level whole (large levels are sampled) and go deeper while
 // every slot read in a level is full, or while a known peer lives deeper.
 // In a group too large to re-read within the budget, a peer reports the
@@ -55,5 +67,6 @@
 // keyed by BLAKE3 of the passphrase, the endpoint ID in clear text, the
 // same schedule and claim rule. It lets Go programs meet a can-sync group,
 // and it is the baseline the simulation (internal/slotsim) and
-// BENCHMARKS.md compare against.
+// BENCHMARKS.md compare against. Its wire has no room for a proof, so in
+// it any member can still hide or replace any other.
 package slotdiscovery

@@ -20,15 +20,25 @@ import (
 // record each at the packet's apex, so the record name says nothing about
 // the group.
 //
-// Plaintext layout (version 1):
+// Plaintext layout (version 2):
 //
 //	version (1) | flags (1) | time µs (8, big-endian) | since µs (8) |
 //	uvarint len + id | uvarint count, then uvarint len + addr each |
-//	uvarint len + meta
+//	uvarint len + meta | uvarint len + proof
 //
 // Flags: bits 0-1 the kind (1 live, 2 tombstone); bit 7 set when the ID
 // is lowercase hex and stored as its bytes, which halves the usual
 // 64-character endpoint ID.
+//
+// The proof is empty unless the ID is a public key (an ID a configured
+// [discovery.IDScheme] owns); then it is the scheme's signature, by that
+// key, of proofDomain | the group's binding (32 bytes) | the slot's
+// public key (32) | the plaintext before the proof field. Readers ignore
+// an entry about a key whose proof does not verify, so a member holding
+// the passphrase cannot write a tombstone or another address under
+// someone else's key; the binding keeps a proof from being replayed into
+// another group, the slot key into another slot. Version 1 had no proof
+// field; readers of either version refuse the other's entries.
 //
 // Sealed: 24-byte random nonce | XChaCha20-Poly1305 ciphertext and tag.
 // The additional data binds the entry to its slot's public key, so an
@@ -38,6 +48,12 @@ type entry struct {
 	time  time.Time // this version's signed time: liveness is judged by it
 	since time.Time // when the peer first claimed: older claims win a full slot
 	rec   discovery.Record
+	// proof proves the entry for its slot when the ID is a key (see
+	// Discoverer.sign); empty otherwise.
+	proof []byte
+	// signed is the plaintext the proof covers, as read; set by
+	// unmarshalEntry only.
+	signed []byte
 }
 
 type entryKind uint8
@@ -46,7 +62,7 @@ const (
 	kindLive      entryKind = 1
 	kindTombstone entryKind = 2
 
-	entryVersion = 1
+	entryVersion = 2
 	flagHexID    = 0x80
 	kindMask     = 0x03
 
@@ -64,11 +80,20 @@ const (
 	entryTTL = 300
 
 	// maxEntryPlain keeps one entry well inside a packet, leaving room for
-	// at least two more of typical size.
-	maxEntryPlain = 480
+	// at least two more of typical size (typicalEntry): 430 bytes of
+	// plaintext are 484 on the wire, and 934 bytes are left for entries in
+	// a packet. It counts the proof, 65 bytes for an Ed25519 key, so a
+	// record proper has about 365 bytes.
+	maxEntryPlain = 430
 )
 
 var aadPrefix = []byte("phrasemeet slotdiscovery entry v1\x00")
+
+// proofDomain starts every message an entry's proof signs, so a signature
+// made for an entry can be nothing else (a libp2p signed envelope, a TLS
+// or Noise handshake, a pkarr packet) and none of those can be an entry's
+// proof.
+var proofDomain = []byte("phrasemeet slotdiscovery entry proof v2\x00")
 
 // errEntry is the parent of every reason a sealed entry is rejected.
 var errEntry = errors.New("slotdiscovery: invalid entry")
@@ -88,15 +113,16 @@ func packedID(id string) ([]byte, bool) {
 	return b, true
 }
 
-// marshal encodes the plaintext.
-func (e *entry) marshal() ([]byte, error) {
+// marshalBody encodes the plaintext up to the proof field: what the proof
+// signs.
+func (e *entry) marshalBody() []byte {
 	flags := byte(e.kind) & kindMask
 	id := []byte(e.rec.ID)
 	if b, ok := packedID(e.rec.ID); ok {
 		flags |= flagHexID
 		id = b
 	}
-	out := make([]byte, 0, 64+len(id)+len(e.rec.Meta))
+	out := make([]byte, 0, 64+len(id)+len(e.rec.Meta)+len(e.proof)+2)
 	out = append(out, entryVersion, flags)
 	out = binary.BigEndian.AppendUint64(out, uint64(e.time.UnixMicro()))
 	out = binary.BigEndian.AppendUint64(out, uint64(e.since.UnixMicro()))
@@ -108,7 +134,14 @@ func (e *entry) marshal() ([]byte, error) {
 		out = append(out, a...)
 	}
 	out = binary.AppendUvarint(out, uint64(len(e.rec.Meta)))
-	out = append(out, e.rec.Meta...)
+	return append(out, e.rec.Meta...)
+}
+
+// marshal encodes the plaintext, proof included.
+func (e *entry) marshal() ([]byte, error) {
+	out := e.marshalBody()
+	out = binary.AppendUvarint(out, uint64(len(e.proof)))
+	out = append(out, e.proof...)
 	if len(out) > maxEntryPlain {
 		return nil, fmt.Errorf("%w: %d bytes encoded, at most %d", ErrRecordTooLarge, len(out), maxEntryPlain)
 	}
@@ -178,6 +211,14 @@ func unmarshalEntry(b []byte) (entry, error) {
 	if len(meta) > 0 {
 		e.rec.Meta = slices.Clone(meta)
 	}
+	e.signed = slices.Clone(b[:len(b)-len(rest)])
+	proof, err := field()
+	if err != nil {
+		return e, err
+	}
+	if len(proof) > 0 {
+		e.proof = slices.Clone(proof)
+	}
 	if len(rest) != 0 {
 		return e, fmt.Errorf("%w: %d trailing bytes", errEntry, len(rest))
 	}
@@ -185,6 +226,16 @@ func unmarshalEntry(b []byte) (entry, error) {
 		return e, fmt.Errorf("%w: tombstone with a record", errEntry)
 	}
 	return e, nil
+}
+
+// proofMessage is what the proof of an entry in slot signs, body being
+// the entry's plaintext up to the proof field.
+func (g *Group) proofMessage(slot pkarrclient.PublicKey, body []byte) []byte {
+	msg := make([]byte, 0, len(proofDomain)+len(g.binding)+len(slot)+len(body))
+	msg = append(msg, proofDomain...)
+	msg = append(msg, g.binding[:]...)
+	msg = append(msg, slot[:]...)
+	return append(msg, body...)
 }
 
 func aad(slot pkarrclient.PublicKey) []byte {

@@ -14,6 +14,7 @@ package slotdiscovery
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -65,8 +66,40 @@ func fuzzSealFixed(tb testing.TB, g *Group, e *entry, slot pkarrclient.PublicKey
 	return g.aead.Seal(nonce, nonce, plain, aad(slot))
 }
 
-// fuzzHexID is a 64-character lowercase hex ID, as an iroh endpoint ID.
-const fuzzHexID = "5c5e0e0c0b1e4f5a8d8b9b5e2a7d3f1c0e6a4b2d9f8e7c6b5a4d3c2b1a0f9e8d"
+// fuzzHexID is a 64-character lowercase hex ID, as an iroh endpoint ID:
+// the public key of fuzzKey, so the targets can sign for it.
+var fuzzKey, fuzzHexID = func() (ed25519.PrivateKey, string) {
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{0x5c}, ed25519.SeedSize))
+	return priv, hex.EncodeToString(priv.Public().(ed25519.PublicKey))
+}()
+
+// fuzzProof is the proof a fuzzed entry carries, from 7 bits of its
+// input: p bytes, so both the empty proof and one of an Ed25519
+// signature's length come up.
+func fuzzProof(p uint8) []byte {
+	if p == 0 {
+		return nil
+	}
+	return bytes.Repeat([]byte{p}, int(p))
+}
+
+// fuzzSign gives e the proof a writer holding fuzzKey makes for slot.
+func fuzzSign(tb testing.TB, g *Group, e *entry, slot pkarrclient.PublicKey) {
+	tb.Helper()
+	e.proof = nil
+	proof, err := discovery.Prove([]discovery.IDScheme{discovery.Ed25519Hex{}}, discovery.Ed25519Signer(fuzzKey),
+		e.rec.ID, g.proofMessage(slot, e.marshalBody()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.proof = proof
+}
+
+// isHexKeyID reports whether id is 64 hex digits in either case: an ID
+// the default scheme owns, whose entries need a proof.
+func isHexKeyID(id string) bool {
+	return len(id) == 64 && strings.Trim(strings.ToLower(id), "0123456789abcdef") == ""
+}
 
 // fuzzEntries are entries of every shape the writer makes.
 func fuzzEntries() []entry {
@@ -82,7 +115,7 @@ func fuzzEntries() []entry {
 		}},
 		{kind: kindLive, time: time.UnixMicro(1 << 62), since: time.UnixMicro(1 << 62), rec: discovery.Record{
 			ID: "abc", Addrs: []string{strings.Repeat("a", 200)}, Meta: bytes.Repeat([]byte{'m'}, 40),
-		}},
+		}, proof: bytes.Repeat([]byte{0xaa}, 64)},
 	}
 }
 
@@ -105,7 +138,8 @@ func fuzzMaxEntry() entry {
 }
 
 func entriesEqual(a, b entry) bool {
-	return a.kind == b.kind && a.time.Equal(b.time) && a.since.Equal(b.since) && a.rec.Equal(b.rec)
+	return a.kind == b.kind && a.time.Equal(b.time) && a.since.Equal(b.since) && a.rec.Equal(b.rec) &&
+		bytes.Equal(a.proof, b.proof)
 }
 
 // uvarintLen is the length of n's uvarint encoding.
@@ -180,20 +214,26 @@ func FuzzEntryUnmarshal(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add(hdr(byte(kindLive)))
-	f.Add(append(hdr(byte(kindLive)), 0, 0, 0))                                                               // empty ID
-	f.Add(append(hdr(byte(kindLive)), 1, 'a', 0, 0))                                                          // smallest entry
-	f.Add(append(hdr(byte(kindLive)|flagHexID), 1, 0xab, 0, 0))                                               // packed ID
-	f.Add(append(hdr(byte(kindLive)), 0x81, 0x00, 'a', 0, 0))                                                 // overlong uvarint
-	f.Add(append(hdr(byte(kindLive)), 2, 'a', 'b', 0, 0))                                                     // lowercase hex kept verbatim
-	f.Add(append(hdr(3), 1, 'a', 0, 0))                                                                       // kind 3
-	f.Add(append(hdr(byte(kindLive)|0x10), 1, 'a', 0, 0))                                                     // unknown flag
-	f.Add(append(hdr(byte(kindTombstone)), 1, 'a', 1, 0, 0))                                                  // tombstone with an address
-	f.Add(append(hdr(byte(kindTombstone)), 1, 'a', 0, 1, 'm'))                                                // tombstone with meta
+	f.Add(append(hdr(byte(kindLive)), 0, 0, 0, 0))                                                            // empty ID
+	f.Add(append(hdr(byte(kindLive)), 1, 'a', 0, 0, 0))                                                       // smallest entry
+	f.Add(append(hdr(byte(kindLive)), 1, 'a', 0, 0))                                                          // no proof field (version 1's layout)
+	f.Add(append(hdr(byte(kindLive)|flagHexID), 1, 0xab, 0, 0, 0))                                            // packed ID
+	f.Add(append(hdr(byte(kindLive)), 0x81, 0x00, 'a', 0, 0, 0))                                              // overlong uvarint
+	f.Add(append(hdr(byte(kindLive)), 2, 'a', 'b', 0, 0, 0))                                                  // lowercase hex kept verbatim
+	f.Add(append(hdr(3), 1, 'a', 0, 0, 0))                                                                    // kind 3
+	f.Add(append(hdr(byte(kindLive)|0x10), 1, 'a', 0, 0, 0))                                                  // unknown flag
+	f.Add(append(hdr(byte(kindTombstone)), 1, 'a', 1, 0, 0, 0))                                               // tombstone with an address
+	f.Add(append(hdr(byte(kindTombstone)), 1, 'a', 0, 1, 'm', 0))                                             // tombstone with meta
+	f.Add(append(hdr(byte(kindTombstone)), 1, 'a', 0, 0, 2, 's', 'g'))                                        // tombstone with a proof
+	f.Add(append(hdr(byte(kindLive)), 1, 'a', 0, 0, 64))                                                      // proof cut short
+	f.Add(append(hdr(byte(kindLive)), 1, 'a', 0, 0, 0x80, 0x00))                                              // overlong proof length
 	f.Add(append(hdr(byte(kindLive)), 1, 'a', 0xff, 0xff, 0xff, 0xff, 0x0f))                                  // huge address count
 	f.Add(append(hdr(byte(kindLive)), 1, 'a', 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02)) // uvarint overflow
+	v1 := append([]byte{1}, append(hdr(byte(kindLive)), 1, 'a', 0, 0)[1:]...)
+	f.Add(v1) // a version 1 entry
 	big := append(hdr(byte(kindLive)), 1, 'a', 0)
 	big = binary.AppendUvarint(big, uint64(maxEntryPlain))
-	f.Add(append(big, make([]byte, maxEntryPlain)...)) // well formed, too large
+	f.Add(append(append(big, make([]byte, maxEntryPlain)...), 0)) // well formed, too large
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := bytes.Clone(b)
 		e, err := unmarshalEntry(in)
@@ -207,11 +247,19 @@ func FuzzEntryUnmarshal(f *testing.F) {
 		for i := range in {
 			in[i] ^= 0x55
 		}
-		if again, err := unmarshalEntry(b); err != nil || !entriesEqual(e, again) {
+		if again, err := unmarshalEntry(b); err != nil || !entriesEqual(e, again) || !bytes.Equal(e.signed, again.signed) {
 			t.Fatalf("entry aliases its input, or decoding is not deterministic: %v", err)
 		}
 		if len(b) > maxEntryPlain {
 			t.Fatalf("accepted a %d-byte plaintext, the limit is %d", len(b), maxEntryPlain)
+		}
+		// What a proof signs is the input up to the proof field, exactly:
+		// the proof field, a length and the proof, is all that follows.
+		tail := b[len(e.signed):]
+		n, k := binary.Uvarint(tail)
+		if !bytes.HasPrefix(b, e.signed) || k <= 0 || n != uint64(len(e.proof)) ||
+			k+len(e.proof) != len(tail) || !bytes.Equal(tail[k:], e.proof) {
+			t.Fatalf("signed part %x and proof %x do not make the input %x", e.signed, e.proof, b)
 		}
 		if e.kind != kindLive && e.kind != kindTombstone {
 			t.Fatalf("accepted kind %d", e.kind)
@@ -248,7 +296,8 @@ func FuzzEntryUnmarshal(f *testing.F) {
 // FuzzEntryMarshal: marshal of an entry the writer can make has exactly the
 // documented size, fails with ErrRecordTooLarge past maxEntryPlain and
 // nowhere else, packs exactly the lowercase hex IDs, and decodes back to
-// the same entry.
+// the same entry, whose signed part is marshalBody's. The kind byte's
+// bit 0 makes a tombstone, its other bits a proof (fuzzProof).
 func FuzzEntryMarshal(f *testing.F) {
 	for _, e := range append(fuzzEntries(), fuzzMaxEntry()) {
 		f.Add(uint8(e.kind), uint64(e.time.UnixMicro()), uint64(e.since.UnixMicro()), e.rec.ID,
@@ -257,12 +306,15 @@ func FuzzEntryMarshal(f *testing.F) {
 	f.Add(uint8(kindLive), uint64(0), uint64(0), "", "", []byte(nil))
 	f.Add(uint8(kindLive), uint64(1), uint64(1), "0", "a\x00\x00b", []byte{})
 	f.Add(uint8(kindLive), uint64(1<<62), uint64(1), "ABab", "", bytes.Repeat([]byte{'x'}, 500))
+	f.Add(uint8(64<<1|1), uint64(1), uint64(1), fuzzHexID, "", []byte(nil))                   // a tombstone with a 64-byte proof
+	f.Add(uint8(64<<1), uint64(1), uint64(1), fuzzHexID, "a", bytes.Repeat([]byte{'x'}, 280)) // a live entry with one, near the limit
 	f.Fuzz(func(t *testing.T, kind uint8, tm, since uint64, id, addrs string, meta []byte) {
 		e := entry{
 			kind:  kindLive,
 			time:  time.UnixMicro(int64(tm % (1<<62 + 1))),
 			since: time.UnixMicro(int64(since % (1<<62 + 1))),
 			rec:   discovery.Record{ID: id, Meta: meta},
+			proof: fuzzProof(kind >> 1),
 		}
 		if addrs != "" {
 			e.rec.Addrs = strings.Split(addrs, "\x00")
@@ -280,6 +332,7 @@ func FuzzEntryMarshal(f *testing.F) {
 			want += uvarintLen(len(a)) + len(a)
 		}
 		want += uvarintLen(len(e.rec.Meta)) + len(e.rec.Meta)
+		want += uvarintLen(len(e.proof)) + len(e.proof)
 
 		b, err := e.marshal()
 		if want > maxEntryPlain {
@@ -311,6 +364,9 @@ func FuzzEntryMarshal(f *testing.F) {
 		}
 		if !entriesEqual(e, got) {
 			t.Fatalf("round trip changed the entry:\n%+v\n%+v", e, got)
+		}
+		if !bytes.Equal(got.signed, e.marshalBody()) {
+			t.Fatalf("the signed part read %x, the writer signs %x", got.signed, e.marshalBody())
 		}
 	})
 }
@@ -378,7 +434,8 @@ func FuzzOpen(f *testing.F) {
 // it would not fit the format.
 func fuzzEntry(kind uint8, tm uint64, id, addrs string, meta []byte) (entry, bool) {
 	t := time.UnixMicro(int64(tm % (1<<62 + 1)))
-	e := entry{kind: kindLive, time: t, since: t.Add(-time.Duration(tm%1000) * time.Second), rec: discovery.Record{ID: id, Meta: meta}}
+	e := entry{kind: kindLive, time: t, since: t.Add(-time.Duration(tm%1000) * time.Second), rec: discovery.Record{ID: id, Meta: meta},
+		proof: fuzzProof(kind >> 1)}
 	if e.since.Before(time.UnixMicro(0)) {
 		e.since = time.UnixMicro(0)
 	}
@@ -479,6 +536,9 @@ type fuzzRecord struct {
 	a     bool   // an A record rather than a TXT record
 	apex  bool   // a TXT record at the apex: openSlot reads it
 	want  *entry // the entry it must open to; nil for one that must not
+	// signed is set for an entry that carries a valid proof for this
+	// slot: one about a key without it must not count.
+	signed bool
 }
 
 func (r fuzzRecord) add(b *pkarrclient.Builder) {
@@ -518,7 +578,11 @@ func fuzzSignFitting(t *testing.T, sk *pkarrclient.SecretKey, ts pkarrclient.Tim
 // of g: genuine entries, freshly sealed, wherever the layout says, among
 // garbage and other groups' and slots' entries. known holds the seeds'
 // fixed seals, which a fuzzed value may copy.
-func fuzzSlotRecords(t *testing.T, g, other *Group, i int, layout, garbage []byte, genuine []entry, known map[string]entry) []fuzzRecord {
+//
+// With sign set, genuine entries for slot i carry a proof: a valid one,
+// or, where the layout byte's high part says so, one made for another
+// slot, which must not count.
+func fuzzSlotRecords(t *testing.T, g, other *Group, i int, layout, garbage []byte, genuine []entry, known map[string]entry, sign bool) []fuzzRecord {
 	key := g.SlotKey(i).PublicKey()
 	origin := key.String()
 	apexNames := []string{"@", "", ".", origin, origin + ".", strings.ToUpper(origin)}
@@ -537,8 +601,24 @@ func fuzzSlotRecords(t *testing.T, g, other *Group, i int, layout, garbage []byt
 	for _, l := range layout[:min(len(layout), 24)] {
 		switch l % recKinds {
 		case recGenuine:
-			e, s := seal(g, key)
-			recs = append(recs, fuzzRecord{name: apexNames[int(l/recKinds)%len(apexNames)], value: s, apex: true, want: e})
+			e := genuine[nextGenuine%len(genuine)]
+			nextGenuine++
+			valid := false
+			if sign {
+				// The name takes the high part's low digits, the proof
+				// the next.
+				valid = int(l/recKinds)/len(apexNames)%2 == 0
+				signFor := key
+				if !valid {
+					signFor = g.SlotKey((i + 1) % fuzzSlots).PublicKey()
+				}
+				fuzzSign(t, g, &e, signFor)
+			}
+			s, err := g.seal(&e, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, fuzzRecord{name: apexNames[int(l/recKinds)%len(apexNames)], value: s, apex: true, want: &e, signed: valid})
 		case recGarbage:
 			if nextValue >= len(values) {
 				continue
@@ -566,8 +646,9 @@ func fuzzSlotRecords(t *testing.T, g, other *Group, i int, layout, garbage []byt
 	return recs
 }
 
-// checkOpenSlot checks openSlot's answer for a packet of recs.
-func checkOpenSlot(t *testing.T, g *Group, p *pkarrclient.SignedPacket, recs []fuzzRecord) []sealedEntry {
+// checkOpenSlot checks openSlot's answer for a packet of recs, and reports
+// which of the entries must count: those about a key only if signed.
+func checkOpenSlot(t *testing.T, g *Group, p *pkarrclient.SignedPacket, recs []fuzzRecord) ([]sealedEntry, []bool) {
 	entries, bad := g.openSlot(p)
 	var want []fuzzRecord
 	wantBad := 0
@@ -594,7 +675,11 @@ func checkOpenSlot(t *testing.T, g *Group, p *pkarrclient.SignedPacket, recs []f
 			t.Fatalf("entry %d opened to %+v, want %+v", k, se.entry, *want[k].want)
 		}
 	}
-	return entries
+	count := make([]bool, len(want))
+	for k, r := range want {
+		count[k] = r.signed || !isHexKeyID(r.want.rec.ID)
+	}
+	return entries, count
 }
 
 // FuzzOpenSlot: in a slot packet, every genuine entry at the apex comes
@@ -616,9 +701,9 @@ func FuzzOpenSlot(f *testing.F) {
 	f.Fuzz(func(t *testing.T, layout, garbage []byte, slot uint8) {
 		i := int(slot % fuzzSlots)
 		sk := g.SlotKey(i)
-		recs := fuzzSlotRecords(t, g, other, i, layout, garbage, genuine, known)
+		recs := fuzzSlotRecords(t, g, other, i, layout, garbage, genuine, known, false)
 		p, recs := fuzzSignFitting(t, sk, 1_750_000_000_000_000, recs)
-		entries := checkOpenSlot(t, g, p, recs)
+		entries, _ := checkOpenSlot(t, g, p, recs)
 		if len(entries) == 0 {
 			return
 		}
@@ -692,8 +777,9 @@ func fuzzClient(tb testing.TB) (*pkarrclient.Client, *fuzzBackend) {
 }
 
 // FuzzReadTable: ReadTable classifies a slot holding any mix of entries
-// (of any age), garbage and foreign records as its documentation says,
-// counts the foreign ones, reports every entry, and reads the next level
+// (of any age, about keys with and without valid proofs), garbage and
+// foreign records as its documentation says, counts the foreign and the
+// unproven ones, reports every entry that counts, and reads the next level
 // exactly when the slot is locked or full.
 func FuzzReadTable(f *testing.F) {
 	g := fuzzGroup(f, fuzzPassphrase)
@@ -711,6 +797,8 @@ func FuzzReadTable(f *testing.F) {
 	f.Add([]byte(nil), []byte(nil), []byte(nil), int64(0), false)
 	f.Add([]byte{recGenuine}, []byte(nil), []byte{0}, int64(math.MinInt64), false)             // stamped 2^63 µs
 	f.Add([]byte{recGenuine}, []byte(nil), []byte{0}, int64(math.MinInt64+123_456_789), false) // and beyond
+	// Genuine entries with proofs for another slot, beside valid ones.
+	f.Add([]byte{recGenuine, recGenuine + 6*recKinds, recGenuine + 7*recKinds, recGenuine + 6*recKinds}, []byte(nil), []byte{0, 0, 0, 0}, int64(0), false)
 	client, backend := fuzzClient(f)
 	f.Fuzz(func(t *testing.T, layout, garbage, ages []byte, tsOffset int64, unreachable bool) {
 		// Genuine entries dated around now: each ages byte, as an int8,
@@ -731,7 +819,7 @@ func FuzzReadTable(f *testing.F) {
 			ts = pkarrclient.Timestamp(uint64(tsOffset))
 		}
 		sk := g.SlotKey(0)
-		recs := fuzzSlotRecords(t, g, other, 0, layout, garbage, genuine, known)
+		recs := fuzzSlotRecords(t, g, other, 0, layout, garbage, genuine, known, true)
 		p, recs := fuzzSignFitting(t, sk, ts, recs)
 		if unreachable {
 			backend.set(errors.New("fuzz: relay unreachable"))
@@ -771,12 +859,23 @@ func FuzzReadTable(f *testing.F) {
 			}
 			return
 		}
-		entries := checkOpenSlot(t, g, p, recs)
+		opened, count := checkOpenSlot(t, g, p, recs)
 		if si.Foreign != func() int { _, bad := g.openSlot(p); return bad }() {
 			t.Fatalf("%d foreign records, openSlot counts otherwise", si.Foreign)
 		}
+		// Entries about a key without a valid proof are counted apart
+		// and are not members.
+		var entries []sealedEntry
+		for k, e := range opened {
+			if count[k] {
+				entries = append(entries, e)
+			}
+		}
+		if si.Unproven != len(opened)-len(entries) {
+			t.Fatalf("%d entries counted unproven; %d of %d open entries have no valid proof", si.Unproven, len(opened)-len(entries), len(opened))
+		}
 		if len(si.Members) != len(entries) {
-			t.Fatalf("%d members, %d entries open", len(si.Members), len(entries))
+			t.Fatalf("%d members, %d entries open and count", len(si.Members), len(entries))
 		}
 		live, size, largest := false, packetOverhead, typicalEntry
 		for k, m := range si.Members {

@@ -83,6 +83,7 @@ const (
 	ctxSlotSeed  = "phrasemeet 2026-11 slotdiscovery slot seed v1"
 	ctxEntryKey  = "phrasemeet 2026-11 slotdiscovery entry key v1"
 	ctxPurpose   = "phrasemeet 2026-11 slotdiscovery purpose key v1"
+	ctxBinding   = "phrasemeet 2026-12 slotdiscovery entry proof binding v1"
 )
 
 // Group is the key material of one group: what a passphrase (through the
@@ -92,6 +93,10 @@ const (
 type Group struct {
 	key  [32]byte
 	aead cipher.AEAD
+	// binding goes into every entry's signed message, so a proof made
+	// for one group (or namespace) proves nothing in another. It is not
+	// secret: nothing else is derived from it.
+	binding [32]byte
 
 	mu    sync.Mutex
 	slots map[int]*pkarrclient.SecretKey
@@ -145,6 +150,7 @@ func DeriveGroup(passphrase []byte, opts ...KeyOption) (*Group, error) {
 func newGroup(key []byte) (*Group, error) {
 	g := &Group{slots: make(map[int]*pkarrclient.SecretKey)}
 	copy(g.key[:], key)
+	blake3.DeriveKey(ctxBinding, g.key[:], g.binding[:])
 	var ek [32]byte
 	blake3.DeriveKey(ctxEntryKey, g.key[:], ek[:])
 	aead, err := chacha20poly1305.NewX(ek[:])

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+
+	"github.com/phrasemeet/discovery"
 )
 
 // Option configures a Discoverer of either profile. An invalid value makes
@@ -39,6 +41,9 @@ type config struct {
 	putBurst             int
 	leaveTimeout         time.Duration
 	readSettle           time.Duration // how long a read waits for more relays after the first answer
+
+	schemes []discovery.IDScheme // IDs that are keys: their entries must be signed
+	signer  discovery.Signer     // signs our own entries whose IDs are keys
 }
 
 func defaultConfig() config {
@@ -63,6 +68,7 @@ func defaultConfig() config {
 		putBurst:     2,
 		leaveTimeout: 5 * time.Second,
 		readSettle:   300 * time.Millisecond,
+		schemes:      []discovery.IDScheme{discovery.Ed25519Hex{}},
 	}
 }
 
@@ -245,6 +251,43 @@ func WithReadSettle(d time.Duration) Option {
 			return fmt.Errorf("slotdiscovery: read settle %v: negative", d)
 		}
 		cfg.readSettle = d
+		return nil
+	}
+}
+
+// WithIDSchemes sets the schemes that tell which IDs are public keys
+// (default: discovery.Ed25519Hex alone, IDs of 64 hex digits). An entry
+// whose ID one of them owns is written only with a proof from the
+// [WithSigner] signer, and read only if its proof verifies under the
+// first scheme, in the order given, that owns the ID; entries of other
+// IDs need no proof. Every member of a group must use the same schemes,
+// or each ignores the entries the others could not sign. With no scheme
+// at all, no ID is a key and any member can write under any ID, as before
+// proofs existed. The can-sync profile ignores this option: its wire
+// cannot carry a proof.
+func WithIDSchemes(schemes ...discovery.IDScheme) Option {
+	return func(cfg *config) error {
+		for _, s := range schemes {
+			if s == nil {
+				return errors.New("slotdiscovery: nil ID scheme")
+			}
+		}
+		cfg.schemes = append([]discovery.IDScheme(nil), schemes...)
+		return nil
+	}
+}
+
+// WithSigner sets what signs the entries of announced IDs that are keys
+// (default none: announcing such an ID fails with an error wrapping
+// discovery.ErrNoKey). For an ID of 64 hex digits, use
+// discovery.Ed25519Signer with the key's private half. The can-sync
+// profile ignores this option.
+func WithSigner(s discovery.Signer) Option {
+	return func(cfg *config) error {
+		if s == nil {
+			return errors.New("slotdiscovery: nil signer")
+		}
+		cfg.signer = s
 		return nil
 	}
 }

@@ -18,7 +18,8 @@ type SlotState string
 
 // The slot states.
 const (
-	// SlotEmpty: no packet, or no entry that opens with the group key.
+	// SlotEmpty: no packet, or no entry that opens with the group key
+	// and counts (see SlotInfo.Unproven).
 	SlotEmpty SlotState = "empty"
 	// SlotLive: at least one live entry younger than the stale bound.
 	SlotLive SlotState = "live"
@@ -55,6 +56,11 @@ type SlotInfo struct {
 	Members []Member
 	// Foreign counts TXT records that do not open: another group's or junk.
 	Foreign int
+	// Unproven counts entries that open but are about a public key and
+	// carry no valid proof by it (see TableIDSchemes): forgeries, or
+	// entries of a member configured with other schemes. They are not
+	// among Members and count for nothing, as a scan ignores them.
+	Unproven int
 	// Err is the read error of an unreadable slot.
 	Err error
 
@@ -73,6 +79,7 @@ type tableConfig struct {
 	maxSlots    int
 	rate        rate.Limit
 	burst       int
+	schemes     []discovery.IDScheme
 }
 
 // ErrTableTruncated is returned, with the table read so far, when the
@@ -109,6 +116,13 @@ func TableBudget(perSecond float64, burst int) TableOption {
 	return func(c *tableConfig) { c.rate, c.burst = rate.Limit(perSecond), burst }
 }
 
+// TableIDSchemes sets the schemes that tell which IDs are public keys, as
+// WithIDSchemes does for a Discoverer (default discovery.Ed25519Hex):
+// an entry about a key counts only if its proof verifies.
+func TableIDSchemes(schemes ...discovery.IDScheme) TableOption {
+	return func(c *tableConfig) { c.schemes = append([]discovery.IDScheme(nil), schemes...) }
+}
+
 // ReadTable reads the group's slots as a scan does, level by level while
 // every slot of a level is full, and returns what each holds. Large
 // levels are read in full here, unlike a scan's sample: it is a
@@ -116,7 +130,7 @@ func TableBudget(perSecond float64, burst int) TableOption {
 func ReadTable(ctx context.Context, client *pkarrclient.Client, g *Group, opts ...TableOption) ([]SlotInfo, error) {
 	d := defaultConfig()
 	cfg := tableConfig{now: time.Now, staleAfter: d.staleAfter, futureBound: d.futureBound, minSlots: 1,
-		maxSlots: defaultTableMaxSlots, rate: rate.Limit(d.fastGetRate), burst: d.getBurst}
+		maxSlots: defaultTableMaxSlots, rate: rate.Limit(d.fastGetRate), burst: d.getBurst, schemes: d.schemes}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -219,6 +233,7 @@ func readInfo(ctx context.Context, client *pkarrclient.Client, g *Group, i int, 
 	}
 	entries, bad := g.openSlot(p)
 	si.Foreign = bad
+	entries, si.Unproven = provenEntries(g, cfg.schemes, entries, key)
 	for _, e := range entries {
 		m := Member{Record: e.rec, Time: e.time, Since: e.since, Left: e.kind == kindTombstone}
 		m.Stale = now.Sub(e.time) > cfg.staleAfter || e.time.Sub(now) > cfg.futureBound

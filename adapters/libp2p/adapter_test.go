@@ -439,8 +439,8 @@ func TestRecordTooLargeDropsAddresses(t *testing.T) {
 		return out
 	}))
 	hb := newHost(t)
-	a := newAdapter(t, ha, libp2padapter.SlotOpener(slottest.Client(t, url), g, slottest.FastSchedule()...))
-	b := newAdapter(t, hb, libp2padapter.SlotOpener(slottest.Client(t, url), g, slottest.FastSchedule()...))
+	a := newAdapter(t, ha, libp2padapter.SlotOpener(ha, slottest.Client(t, url), g, slottest.FastSchedule()...))
+	b := newAdapter(t, hb, libp2padapter.SlotOpener(hb, slottest.Client(t, url), g, slottest.FastSchedule()...))
 	events := subscribe(t, ctx, b, "big")
 	if _, err := a.Advertise(ctx, "big"); err != nil {
 		t.Fatal(err)

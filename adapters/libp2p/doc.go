@@ -22,7 +22,9 @@
 // namespace becomes a sub-group ([slotdiscovery.Group.Namespace]) and a slot
 // discoverer over it. [Adapter.Advertise] announces the host's record there:
 // the peer ID as the record's ID, the host's multiaddrs (filtered, see
-// [WithLoopback] and [WithAddrFilter]) as its Addrs. Other adapters in the
+// [WithLoopback] and [WithAddrFilter]) as its Addrs, signed with the host's
+// identity key ([PeerIDScheme]: no other member of the group can announce
+// the host's peer ID). Other adapters in the
 // namespace receive it as a Found event, keep it in a per-namespace cache,
 // and hand it to libp2p as a peer.AddrInfo from FindPeers.
 //

@@ -108,7 +108,7 @@ func ExampleSlotOpener() {
 		}
 		// A first FindPeers on a namespace may wait up to 20 s for the
 		// first scan to find someone (the default is 3 s).
-		a, err := libp2padapter.New(h, libp2padapter.SlotOpener(client, group),
+		a, err := libp2padapter.New(h, libp2padapter.SlotOpener(h, client, group),
 			libp2padapter.WithLoopback(), libp2padapter.WithFindWait(20*time.Second))
 		if err != nil {
 			log.Fatal(err)

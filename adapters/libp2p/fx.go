@@ -113,7 +113,8 @@ func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 //   - *slotdiscovery.Group, the passphrase's keys (the KDF runs in its
 //     constructor), for instance to derive a secret pubsub topic name with
 //     Group.DeriveKey;
-//   - Opener, the slot opener over the configured relays;
+//   - Opener, the slot opener over the configured relays, which signs
+//     the host's entries with its identity key (see SlotOpener);
 //   - *Adapter and core/discovery.Discovery (the same adapter), for
 //     pubsub.WithDiscovery and the like, closed on stop;
 //   - with AutoConnect, *Connector, started on start (after advertising
@@ -156,8 +157,8 @@ func Module(cfg Config) fx.Option {
 	opts := []fx.Option{
 		fx.Provide(
 			group,
-			func(c *pkarrclient.Client, g *slotdiscovery.Group) Opener {
-				return SlotOpener(c, g, cfg.SlotOptions...)
+			func(h host.Host, c *pkarrclient.Client, g *slotdiscovery.Group) Opener {
+				return SlotOpener(h, c, g, cfg.SlotOptions...)
 			},
 			func(in adapterIn) (adapterOut, error) { return moduleAdapter(in, cfg) },
 		),

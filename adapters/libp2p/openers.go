@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/libp2p/go-libp2p/core/host"
+
 	"github.com/phrasemeet/discovery"
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/slotdiscovery"
@@ -20,15 +22,35 @@ import (
 // with many pubsub topics makes as many times the requests; opts apply to
 // every namespace.
 //
+// Entries about peer IDs are signed with h's identity key, and entries
+// about peer IDs (or Ed25519 keys in hex) without a valid signature are
+// ignored: the discoverers get slotdiscovery.WithIDSchemes(
+// discovery.Ed25519Hex{}, PeerIDScheme{}) and WithSigner(HostSigner(h))
+// before opts, which may replace them. So a member who knows the
+// passphrase cannot hide h, or send others to its own address under h's
+// ID. h must be the host whose ID the Adapter announces.
+//
 // The client is shared and stays the caller's; the discoverers are the
 // Adapter's.
-func SlotOpener(client *pkarrclient.Client, group *slotdiscovery.Group, opts ...slotdiscovery.Option) Opener {
+func SlotOpener(h host.Host, client *pkarrclient.Client, group *slotdiscovery.Group, opts ...slotdiscovery.Option) Opener {
 	return func(ns string) (discovery.Discoverer, error) {
-		if client == nil || group == nil {
-			return nil, fmt.Errorf("%w: nil pkarr client or group", ErrInvalidOption)
+		if h == nil || client == nil || group == nil {
+			return nil, fmt.Errorf("%w: nil host, pkarr client or group", ErrInvalidOption)
 		}
-		return slotdiscovery.New(client, group.Namespace(ns), opts...)
+		all := append([]slotdiscovery.Option{
+			slotdiscovery.WithIDSchemes(IDSchemes()...),
+			slotdiscovery.WithSigner(HostSigner(h)),
+		}, opts...)
+		return slotdiscovery.New(client, group.Namespace(ns), all...)
 	}
+}
+
+// IDSchemes are the schemes SlotOpener applies: Ed25519 keys in hex
+// (iroh endpoint IDs), then libp2p peer IDs. Give the same to every
+// program that shares a group with adapters (slotdiscovery.WithIDSchemes,
+// slotdiscovery.TableIDSchemes), so all judge entries alike.
+func IDSchemes() []discovery.IDScheme {
+	return []discovery.IDScheme{discovery.Ed25519Hex{}, PeerIDScheme{}}
 }
 
 // MemoryOpener opens each namespace as a separate space inside m, so that

@@ -263,7 +263,7 @@ func (d *demo) opener(dh *demoHost) libp2padapter.Opener {
 			return &canSyncHosts{cs: cs, book: d.book}, nil
 		}
 	}
-	open := libp2padapter.SlotOpener(dh.client, d.group, slotdiscovery.WithPutBudget(demoPutRate, demoPutBurst))
+	open := libp2padapter.SlotOpener(dh.h, dh.client, d.group, slotdiscovery.WithPutBudget(demoPutRate, demoPutBurst))
 	return func(ns string) (discovery.Discoverer, error) {
 		disc, err := open(ns)
 		if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/phrasemeet/discovery"
+	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
@@ -47,11 +49,14 @@ func runJoin(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	fs := newFlagSet("join", "[--profile default|can-sync] [--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] "+
-		"[--id ID] [--addr ADDR]... [--json] [--app NAME] [--namespace NAME] [--passphrase-file PATH]", e.stderr)
+		"[--id ID] [--secret-file PATH] [--addr ADDR]... [--json] [--app NAME] [--namespace NAME] [--passphrase-file PATH]", e.stderr)
 	var relays listFlag
 	fs.Var(&relays, "relay", `relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays; "none": no relay, the DHT alone)`)
 	dhtf := addDHTFlags(fs, "meet over the Mainline DHT too (--relay none: the DHT alone)")
-	id := fs.String("id", "", "the ID to announce (default: a new random 32-byte ID in hex, valid for both profiles; can-sync wants the hex of an Ed25519 public key)")
+	id := fs.String("id", "", "the ID to announce (default: the hex of --secret-file's public key, else of a new key for this run; valid for both profiles). "+
+		"An ID of 64 hex digits is an Ed25519 public key: the default profile signs entries about it, so it needs --secret-file; can-sync wants such an ID")
+	secretFile := fs.String("secret-file", "", "the Ed25519 key whose public key, in hex, is the ID (a file phrasemeet keygen writes); "+
+		"the default profile signs our entries with it, so no other member can announce or bury this ID. The can-sync profile's wire carries no signature: there it only sets the ID")
 	var addrs repeatedFlag
 	fs.Var(&addrs, "addr", "an address to announce, in order of preference (repeatable; default profile only)")
 	asJSON := fs.Bool("json", false, `print one JSON object per line, and no status lines on standard error (warnings and errors still go there): `+
@@ -91,11 +96,11 @@ func runJoin(ctx context.Context, e env, args []string) error {
 			return usageError("--addr must not be empty: peers could not use an empty address")
 		}
 	}
-	if rec.ID == "" {
-		if rec.ID, err = randomID(); err != nil {
-			return err
-		}
-	} else if pr == profileCanSync {
+	var signer discovery.Signer
+	if rec.ID, signer, err = joinIdentity(rec.ID, *secretFile, pr); err != nil {
+		return err
+	}
+	if pr == profileCanSync && *id != "" {
 		if rec.ID, err = canSyncID(rec.ID); err != nil {
 			return err
 		}
@@ -112,7 +117,10 @@ func runJoin(ctx context.Context, e env, args []string) error {
 	if err := checkPassphrase(pr, pass); err != nil {
 		return err
 	}
-	opts := []slotdiscovery.Option{slotdiscovery.WithLogger(logger)}
+	opts := []slotdiscovery.Option{slotdiscovery.WithLogger(logger), slotdiscovery.WithIDSchemes(idSchemes()...)}
+	if signer != nil {
+		opts = append(opts, slotdiscovery.WithSigner(signer))
+	}
 	if *scan > 0 {
 		opts = append(opts, slotdiscovery.WithScanInterval(*scan))
 	}
@@ -242,16 +250,67 @@ loop:
 	return nil
 }
 
-// randomID returns a new random ID: the hex of a fresh Ed25519 public key,
-// 32 bytes like an iroh endpoint ID. A key rather than 32 random bytes,
-// because can-sync reads an ID that is not a curve point as an empty slot.
-func randomID() (string, error) {
-	sk, err := pkarrclient.GenerateSecretKey(nil)
+// idSchemes are the IDs that are keys for join and slots: Ed25519 keys in
+// hex, and libp2p peer IDs, as the libp2p adapter judges them, so every
+// program of the project in one group ignores the same forgeries.
+func idSchemes() []discovery.IDScheme { return libp2padapter.IDSchemes() }
+
+// joinIdentity returns the ID join announces and what signs entries about
+// it in the default profile: the key in secretFile, whose public key in
+// hex is the ID (id, if given, must be it, in either case); else a new
+// key for this run, when no ID is given; else nothing, for an ID that is
+// not a key. An ID that is a key without its private key is refused in
+// the default profile: it would refuse to announce it, and readers would
+// ignore an unsigned entry about it.
+func joinIdentity(id, secretFile string, pr profile) (string, discovery.Signer, error) {
+	var priv ed25519.PrivateKey
+	switch {
+	case secretFile != "":
+		k, err := loadIDKey(secretFile)
+		if err != nil {
+			return "", nil, err
+		}
+		priv = k
+	case id == "":
+		_, k, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			return "", nil, err
+		}
+		priv = k
+	case pr == profileDefault && discovery.SchemeFor(idSchemes(), id) != nil:
+		return "", nil, usageError("--id %s is a public key, and the default profile signs entries about keys: "+
+			"give its private key with --secret-file, or announce an ID that is not a key", printable(id))
+	default:
+		return id, nil, nil
+	}
+	own := hex.EncodeToString(priv.Public().(ed25519.PublicKey))
+	if id == "" {
+		id = own
+	} else if !strings.EqualFold(id, own) {
+		return "", nil, usageError("--id is not the public key of --secret-file (%s)", own)
+	}
+	return id, discovery.Ed25519Signer(priv), nil
+}
+
+// loadIDKey reads a key file as keygen writes it. Anything but a regular
+// file is refused before it is opened: opening a FIFO would block until
+// someone writes to it, and no signal would end the wait.
+func loadIDKey(path string) (ed25519.PrivateKey, error) {
+	st, err := os.Stat(path)
 	if err != nil {
-		return "", err
+		return nil, fmt.Errorf("--secret-file: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, usageError("--secret-file %s is not a regular file", printable(path))
+	}
+	sk, err := pkarrclient.LoadSecretKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("--secret-file: %w", err)
 	}
 	defer sk.Destroy()
-	return hex.EncodeToString(sk.PublicKey().Bytes()), nil
+	seed := sk.Seed()
+	defer clear(seed)
+	return ed25519.NewKeyFromSeed(seed), nil
 }
 
 // canSyncID checks an ID for the can-sync wire, which carries the

@@ -163,7 +163,8 @@ func runSlots(ctx context.Context, e env, args []string) error {
 	} else {
 		// ReadTable's errors with a partial table are ctx's, checked
 		// below, and a walk cut at its slot bound, told after the table.
-		infos, err := slotdiscovery.ReadTable(ctx, client, group, slotdiscovery.TableMinSlots(max(*nSlots, 1)))
+		infos, err := slotdiscovery.ReadTable(ctx, client, group, slotdiscovery.TableMinSlots(max(*nSlots, 1)),
+			slotdiscovery.TableIDSchemes(idSchemes()...))
 		if err != nil && len(infos) == 0 && ctx.Err() == nil {
 			return err
 		}
@@ -241,13 +242,14 @@ func networkURLs(e env, relays []string, f *dhtFlags) ([]string, error) {
 
 // slotRow is one slot as the table prints it, for either profile.
 type slotRow struct {
-	index   int
-	key     pkarrclient.PublicKey
-	state   slotdiscovery.SlotState
-	packet  time.Time // zero without a packet
-	members []memberRow
-	foreign int
-	err     error
+	index    int
+	key      pkarrclient.PublicKey
+	state    slotdiscovery.SlotState
+	packet   time.Time // zero without a packet
+	members  []memberRow
+	foreign  int
+	unproven int // entries about a key without a valid proof by it: ignored
+	err      error
 }
 
 type memberRow struct {
@@ -261,7 +263,7 @@ type memberRow struct {
 func defaultTable(infos []slotdiscovery.SlotInfo) []slotRow {
 	rows := make([]slotRow, 0, len(infos))
 	for _, si := range infos {
-		r := slotRow{index: si.Index, key: si.Key, state: si.State, packet: si.Packet, foreign: si.Foreign, err: si.Err}
+		r := slotRow{index: si.Index, key: si.Key, state: si.State, packet: si.Packet, foreign: si.Foreign, unproven: si.Unproven, err: si.Err}
 		for _, m := range si.Members {
 			state := "live"
 			switch {
@@ -321,6 +323,9 @@ func printTable(w io.Writer, rows []slotRow, now time.Time) {
 		if r.foreign > 0 {
 			line += fmt.Sprintf("  (%d foreign entries)", r.foreign)
 		}
+		if r.unproven > 0 {
+			line += fmt.Sprintf("  (%d unproven entries ignored)", r.unproven)
+		}
 		if r.err != nil {
 			line += "  " + oneLine(r.err.Error())
 		}
@@ -347,9 +352,13 @@ type jsonSlot struct {
 	AgeSeconds *int64       `json:"age_seconds"`
 	Members    []jsonMember `json:"members"`
 	// Foreign counts records that do not open with the group key.
-	Foreign int       `json:"foreign"`
-	Error   string    `json:"error,omitempty"`
-	Time    time.Time `json:"time"`
+	Foreign int `json:"foreign"`
+	// Unproven counts entries about a key (an Ed25519 key in hex, a
+	// libp2p peer ID) without a valid signature by it: forgeries, which
+	// readers ignore and which are not among Members.
+	Unproven int       `json:"unproven"`
+	Error    string    `json:"error,omitempty"`
+	Time     time.Time `json:"time"`
 }
 
 // jsonMember is one entry of a slot: the can-sync profile's only entry
@@ -369,7 +378,8 @@ func printTableJSON(w io.Writer, rows []slotRow, now time.Time) {
 	enc := newJSONEncoder(w)
 	now = now.UTC()
 	for _, r := range rows {
-		js := jsonSlot{Index: r.index, Key: r.key.String(), State: string(r.state), Members: []jsonMember{}, Foreign: r.foreign, Time: now}
+		js := jsonSlot{Index: r.index, Key: r.key.String(), State: string(r.state), Members: []jsonMember{}, Foreign: r.foreign,
+			Unproven: r.unproven, Time: now}
 		if !r.packet.IsZero() {
 			p, a := jsonTime(r.packet), ageSeconds(now, r.packet)
 			js.Packet, js.AgeSeconds = &p, &a

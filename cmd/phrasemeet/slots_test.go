@@ -204,7 +204,8 @@ func TestSlotsTable(t *testing.T) {
 	const pass = "violet harbour seventeen lanterns"
 	vars := map[string]string{passphraseEnv: pass}
 	old := shiftedClock{clockwork.NewRealClock(), 10 * time.Minute}
-	live, stale := mustRandomID(t), mustRandomID(t)
+	live, liveKey := mustKeyID(t)
+	stale, staleKey := mustKeyID(t)
 
 	t.Run("default", func(t *testing.T) {
 		g, err := slotdiscovery.DeriveGroup([]byte(pass))
@@ -232,8 +233,8 @@ func TestSlotsTable(t *testing.T) {
 		// slot it writes, while the silent peer, whose clock is behind,
 		// takes the live peer's packet for one stamped in the future,
 		// leaves that slot alone and settles elsewhere.
-		announce(live, []string{"/ip4/192.0.2.7/udp/4001/quic-v1"})
-		announce(stale, nil, slotdiscovery.WithClock(old))
+		announce(live, []string{"/ip4/192.0.2.7/udp/4001/quic-v1"}, slotdiscovery.WithSigner(liveKey))
+		announce(stale, nil, slotdiscovery.WithClock(old), slotdiscovery.WithSigner(staleKey))
 
 		var stdout string
 		waitFor(t, "both members in the table", func() bool {
@@ -353,9 +354,10 @@ type slotJSON struct {
 		Seen       string   `json:"seen"`
 		AgeSeconds int64    `json:"age_seconds"`
 	} `json:"members"`
-	Foreign int    `json:"foreign"`
-	Error   string `json:"error"`
-	Time    string `json:"time"`
+	Foreign  int    `json:"foreign"`
+	Unproven int    `json:"unproven"`
+	Error    string `json:"error"`
+	Time     string `json:"time"`
 }
 
 // slotsJSON runs slots --json and parses its lines, checking what every
@@ -548,23 +550,37 @@ func canSyncSlotOf(t *testing.T, client *pkarrclient.Client, pass, id string) in
 	return -1
 }
 
+// mustRandomID returns join's default ID: the hex of a new key.
 func mustRandomID(t *testing.T) string {
 	t.Helper()
-	id, err := randomID()
-	if err != nil {
+	id, _ := mustKeyID(t)
+	return id
+}
+
+// mustKeyID returns join's default ID and the signer of its key, for a
+// test peer that announces it in the default profile.
+func mustKeyID(t *testing.T) (string, discovery.Signer) {
+	t.Helper()
+	id, signer, err := joinIdentity("", "", profileDefault)
+	if err != nil || signer == nil {
 		t.Fatal(err)
 	}
-	return id
+	return id, signer
 }
 
 func TestRandomIDIsACanSyncID(t *testing.T) {
 	for range 20 {
-		id := mustRandomID(t)
+		id, signer := mustKeyID(t)
 		if b, err := hex.DecodeString(id); err != nil || len(b) != 32 || strings.ToLower(id) != id {
 			t.Fatalf("random ID %q is not 64 lowercase hex digits", id)
 		}
 		if got, err := canSyncID(id); err != nil || got != id {
 			t.Fatalf("random ID %q refused for can-sync: %v", id, err)
+		}
+		// And its key is at hand: the default profile signs with it.
+		proof, err := signer.Sign(id, []byte("m"))
+		if err != nil || discovery.CheckProof(idSchemes(), id, []byte("m"), proof) != nil {
+			t.Fatalf("random ID %q: its signer's proof does not verify (%v)", id, err)
 		}
 	}
 }

@@ -12,6 +12,7 @@ package slotsim
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -135,6 +136,7 @@ type lostAt struct {
 type peer struct {
 	i       int
 	id      string
+	key     ed25519.PrivateKey // id's: the default profile signs entries about keys
 	start   time.Time
 	d       discovery.Discoverer
 	ann     discovery.Announcement
@@ -260,7 +262,7 @@ func Run(ctx context.Context, sc Scenario, env Env) (*Result, error) {
 		if sc.Start > 0 {
 			at = time.Duration(rng.Int64N(int64(sc.Start)))
 		}
-		peers[i] = &peer{i: i, id: hex.EncodeToString(id[:]), start: t0.Add(at),
+		peers[i] = &peer{i: i, id: hex.EncodeToString(id[:]), key: ed25519.NewKeyFromSeed(seed[:]), start: t0.Add(at),
 			found: map[string]time.Time{}, known: map[string]bool{}, lost: map[string]time.Time{}}
 		peers[i].crashed = &crashable{Backend: env.Backend(i)}
 		peers[i].off, peers[i].seed = off, rng.Uint64()
@@ -373,6 +375,7 @@ func (p *peer) open(sc Scenario, env Env) error {
 	case CanSync:
 		p.d, err = slotdiscovery.NewCanSync(client, env.Passphrase, opts...)
 	default:
+		opts = append([]slotdiscovery.Option{slotdiscovery.WithSigner(discovery.Ed25519Signer(p.key))}, opts...)
 		p.d, err = slotdiscovery.New(client, env.Group, opts...)
 	}
 	return err

@@ -252,7 +252,7 @@ func TestMDNSRoom(t *testing.T) {
 		t.Fatal(err)
 	}
 	probe.Close()
-	swap := fx.Decorate(func(g *slotdiscovery.Group) libp2padapter.Opener { return chat.MDNSOpener(g) })
+	swap := fx.Decorate(func(h host.Host, g *slotdiscovery.Group) libp2padapter.Opener { return chat.MDNSOpener(h, g) })
 	alice := start(t, testConfig("alice"), swap)
 	bob := start(t, testConfig("bob"), swap)
 	meet(t, alice, bob)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"go.uber.org/fx"
 
 	"github.com/phrasemeet/discovery"
@@ -63,9 +64,10 @@ func (s *Slots) add(ns string, d discovery.Discoverer) {
 
 // SlotOpener opens each namespace as the slot rendezvous of its sub-group
 // (libp2padapter.SlotOpener, so any adapter user with the same passphrase
-// and application name meets the chat), and records it in slots.
-func SlotOpener(client *pkarrclient.Client, g *slotdiscovery.Group, slots *Slots, opts ...slotdiscovery.Option) libp2padapter.Opener {
-	open := libp2padapter.SlotOpener(client, g, opts...)
+// and application name meets the chat, and h's entries are signed with
+// its key), and records it in slots.
+func SlotOpener(h host.Host, client *pkarrclient.Client, g *slotdiscovery.Group, slots *Slots, opts ...slotdiscovery.Option) libp2padapter.Opener {
+	open := libp2padapter.SlotOpener(h, client, g, opts...)
 	return func(ns string) (discovery.Discoverer, error) {
 		d, err := open(ns)
 		if err == nil {
@@ -77,12 +79,19 @@ func SlotOpener(client *pkarrclient.Client, g *slotdiscovery.Group, slots *Slots
 
 // MDNSOpener opens each namespace as an mDNS group keyed by its
 // sub-group's own key: the passphrase never reaches the LAN, and two
-// namespaces are two unrelated service names. It fails with
+// namespaces are two unrelated service names. h's records are signed with
+// its identity key and records about peer IDs without a valid signature
+// are ignored, as in the slot rendezvous (libp2padapter.SlotOpener), so
+// no member on the LAN can hide or impersonate another. It fails with
 // mdnsdiscovery.ErrNoInterface on a machine without a multicast
 // interface.
-func MDNSOpener(g *slotdiscovery.Group, opts ...mdnsdiscovery.Option) libp2padapter.Opener {
+func MDNSOpener(h host.Host, g *slotdiscovery.Group, opts ...mdnsdiscovery.Option) libp2padapter.Opener {
 	return func(ns string) (discovery.Discoverer, error) {
-		return mdnsdiscovery.New(g.Namespace(ns).DeriveKey(mdnsPurpose), opts...)
+		all := append([]mdnsdiscovery.Option{
+			mdnsdiscovery.WithIDSchemes(libp2padapter.IDSchemes()...),
+			mdnsdiscovery.WithSigner(libp2padapter.HostSigner(h)),
+		}, opts...)
+		return mdnsdiscovery.New(g.Namespace(ns).DeriveKey(mdnsPurpose), all...)
 	}
 }
 
@@ -116,16 +125,16 @@ func discoveryModule(cfg Config) fx.Option {
 	var provide any
 	switch cfg.Mode {
 	case ModeMDNS:
-		provide = func(g *slotdiscovery.Group) libp2padapter.Opener {
-			return MDNSOpener(g, cfg.MDNSOptions...)
+		provide = func(h host.Host, g *slotdiscovery.Group) libp2padapter.Opener {
+			return MDNSOpener(h, g, cfg.MDNSOptions...)
 		}
 	case ModeBoth:
-		provide = func(c *pkarrclient.Client, g *slotdiscovery.Group, s *Slots, con *Console) libp2padapter.Opener {
-			return bothOpener(SlotOpener(c, g, s, cfg.SlotOptions...), MDNSOpener(g, cfg.MDNSOptions...), con)
+		provide = func(h host.Host, c *pkarrclient.Client, g *slotdiscovery.Group, s *Slots, con *Console) libp2padapter.Opener {
+			return bothOpener(SlotOpener(h, c, g, s, cfg.SlotOptions...), MDNSOpener(h, g, cfg.MDNSOptions...), con)
 		}
 	default:
-		provide = func(c *pkarrclient.Client, g *slotdiscovery.Group, s *Slots) libp2padapter.Opener {
-			return SlotOpener(c, g, s, cfg.SlotOptions...)
+		provide = func(h host.Host, c *pkarrclient.Client, g *slotdiscovery.Group, s *Slots) libp2padapter.Opener {
+			return SlotOpener(h, c, g, s, cfg.SlotOptions...)
 		}
 	}
 	return fx.Module("discovery", fx.Provide(newSlots, provide))
