@@ -947,17 +947,28 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 	target := mutableTarget(key)
 	seq := int64(p.Timestamp())
 
-	// The lookup passes our seq, so nodes that already hold this packet
-	// answer without sending the value back, and those holding a newer
-	// one send it: verified, that proves ours is stale before any put.
+	// The lookup passes one below our seq, so nodes holding our seq or a
+	// newer one send the value back. A newer one, verified, proves ours
+	// stale before any put. Our own packet, verified, marks a node that
+	// already holds it: a republish there may earn a 302 (bittorrent-dht
+	// refuses an equal seq, where BEP44 would renew the item), which then
+	// means "already stored", not "stale". Only a verified copy counts:
+	// a node merely claiming our seq proves nothing.
 	var newer atomic.Int32
+	var holders sync.Map // node address string -> struct{}
+	hint := max(seq-1, 0)
 	op, err := d.startTraversal(krpc.ID(target), dhtK, func(data any) bool {
 		_, ok := data.(string)
 		return ok
 	}, func(qctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
-		res := d.srv.Get(qctx, dht.NewAddr(addr.UDP()), target, &seq, dht.QueryRateLimiting{})
-		if q, v := packetFromGet(key, res); v == getValid && q.MoreRecentThan(p) {
-			newer.Add(1)
+		res := d.srv.Get(qctx, dht.NewAddr(addr.UDP()), target, &hint, dht.QueryRateLimiting{})
+		if q, v := packetFromGet(key, res); v == getValid {
+			switch {
+			case q.MoreRecentThan(p):
+				newer.Add(1)
+			case q.Equal(p):
+				holders.Store(addr.String(), struct{}{})
+			}
 		}
 		return tokenOnly(res.TraversalQueryResult(addr))
 	})
@@ -996,12 +1007,14 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 	type putResult struct {
 		ok   bool
 		code int
+		held bool // the node sent our packet back in the lookup
 	}
 	results := make(chan putResult, len(closest))
 	for _, e := range closest {
 		a := args
 		a.Token = e.Data.(string) // DataFilter admitted strings only
 		addr := dht.NewAddr(e.Addr.UDP())
+		_, held := holders.Load(e.Addr.String())
 		go func() {
 			// A put unanswered after the resend delay is sent once more:
 			// a lost datagram should not cost a stored copy, and a second
@@ -1013,7 +1026,7 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 			case res.Reply.Y == "r":
 				results <- putResult{ok: true}
 			case res.Reply.Error() != nil:
-				results <- putResult{code: res.Reply.Error().Code}
+				results <- putResult{code: res.Reply.Error().Code, held: held}
 			default:
 				results <- putResult{}
 			}
@@ -1025,6 +1038,8 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 		switch r := <-results; {
 		case r.ok:
 			stored++
+		case r.code == krpc.ErrorCodeSequenceNumberLessThanCurrent && r.held:
+			stored++ // it refused to renew what it holds
 		case r.code == krpc.ErrorCodeSequenceNumberLessThanCurrent:
 			perr.Stale++
 		case r.code == krpc.ErrorCodeMessageValueFieldTooBig:

@@ -97,10 +97,13 @@ type hostileNode struct {
 	conn  net.PacketConn
 	id    [20]byte
 	onGet func(tid string, base fields) []byte
-	onPut func(tid string) []byte // nil: claim to have stored it
-	gets  atomic.Int64
-	puts  atomic.Int64
-	wg    sync.WaitGroup
+	// onGetSeq, when set, answers gets instead of onGet, given the seq
+	// the get carried (nil for none).
+	onGetSeq func(tid string, seq *int64, base fields) []byte
+	onPut    func(tid string) []byte // nil: claim to have stored it
+	gets     atomic.Int64
+	puts     atomic.Int64
+	wg       sync.WaitGroup
 }
 
 // startHostile runs a hostile node with the given node id until the test
@@ -140,7 +143,11 @@ func (h *hostileNode) serve() {
 		switch m.Q {
 		case "get":
 			h.gets.Add(1)
-			out = h.onGet(m.T, base)
+			if h.onGetSeq != nil {
+				out = h.onGetSeq(m.T, m.A.Seq, base)
+			} else {
+				out = h.onGet(m.T, base)
+			}
 		case "put":
 			h.puts.Add(1)
 			if h.onPut != nil {
@@ -490,5 +497,48 @@ func TestDHTLying302(t *testing.T) {
 	var perr *pkarrclient.DHTPublishError
 	if !errors.Is(err, pkarrclient.ErrNotMostRecent) || !errors.As(err, &perr) || perr.Stale != 1 || perr.Closest != 1 {
 		t.Fatalf("publish to the liar alone: %v; want a DHTPublishError with 1 of 1 stale", err)
+	}
+}
+
+// TestDHTRepublishToANodeThatRefusesEqualSeq: bittorrent-dht answers 302
+// to a put of the very item it holds, where BEP44 would renew it. A
+// republish of an identical packet to such nodes stored it long ago, and
+// must not read as a lost race; a node that merely says 302 without
+// holding our packet still counts as stale.
+func TestDHTRepublishToANodeThatRefusesEqualSeq(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, time.Minute)
+	sk := pkarrclient.NewTestSecretKey(t)
+	key := sk.PublicKey()
+	p := pkarrclient.TXTPacket(t, sk, 1_700_000_000_000_000, "mine", 300)
+	refuse := func(tid string) []byte {
+		return []byte(fields{"e": "l" + bint(302) + bstr("sequence number less than current") + "e", "t": bstr(tid), "y": bstr("e")}.dict())
+	}
+	// As bittorrent-dht does, it sends the value only to a get whose seq
+	// is below the one it holds.
+	holder := startHostile(t, nearID(key, 1), nil)
+	holder.onGetSeq = func(tid string, seq *int64, b fields) []byte {
+		if seq != nil && *seq >= int64(p.Timestamp()) {
+			return reply(tid, merge(b, fields{"seq": bint(int64(p.Timestamp()))}))
+		}
+		return reply(tid, merge(b, itemFields(p)))
+	}
+	holder.onPut = refuse
+	rcpt, err := hostileClient(t, holder.addr()).Publish(ctx, p)
+	if err != nil || rcpt.DHTNodes != 1 {
+		t.Fatalf("republish to a node holding the packet: %+v, %v; want stored on 1", rcpt, err)
+	}
+	if holder.puts.Load() == 0 {
+		t.Fatal("the holder was never asked to store the packet")
+	}
+
+	// One that holds only an older packet, and says 302 all the same.
+	older := pkarrclient.TXTPacket(t, sk, 1_700_000_000_000_000-1, "older", 300)
+	claimer := startHostile(t, nearID(key, 1), func(tid string, b fields) []byte { return reply(tid, merge(b, itemFields(older))) })
+	claimer.onPut = refuse
+	_, err = hostileClient(t, claimer.addr()).Publish(ctx, p)
+	var perr *pkarrclient.DHTPublishError
+	if !errors.Is(err, pkarrclient.ErrNotMostRecent) || !errors.As(err, &perr) || perr.Stale != 1 {
+		t.Fatalf("publish to a node holding an older packet and saying 302: %v; want 1 stale", err)
 	}
 }
