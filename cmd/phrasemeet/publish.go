@@ -96,7 +96,7 @@ func publishStatus(o pkarrclient.Outcome, p *pkarrclient.SignedPacket) string {
 		case errors.Is(o.Err, pkarrclient.ErrNotMostRecent):
 			msg = "stale, a more recent packet is stored: " + msg
 		case errors.Is(o.Err, pkarrclient.ErrPacketTooLarge):
-			msg = fmt.Sprintf("too large, nodes refused the %d-byte DNS message (anacrolix-based nodes take at most 996 bytes): %s",
+			msg = fmt.Sprintf("too large, nodes refused the %d-byte DNS message (stock anacrolix nodes take at most 996 bytes, BEP44 nodes 1000): %s",
 				len(p.DNS()), msg)
 		}
 		return "failed: " + msg
