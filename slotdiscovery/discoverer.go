@@ -798,8 +798,17 @@ func (d *Discoverer) scan(ctx context.Context) {
 			if !probe || l == maxLevel {
 				break
 			}
+			// The first slot with room is where a claimer that passed
+			// over this level's last places goes (see claim); a random
+			// one finds peers that went deeper for other reasons.
 			lo, hi := levelRange(l + 1)
-			d.readSlots(ctx, []int{lo + d.rnd.intN(hi-lo)})
+			d.mu.Lock()
+			next := d.meetingLocked(l+1, 1)
+			d.mu.Unlock()
+			if r := lo + d.rnd.intN(hi-lo); !slices.Contains(next, r) {
+				next = append(next, r)
+			}
+			d.readSlots(ctx, next)
 			break
 		}
 	}
@@ -1220,6 +1229,7 @@ func (a *announcement) claim(ctx context.Context) (int, error) {
 	contended := a.refused > 0
 	d.mu.Unlock()
 	var fallback []int
+	passed := false // whether a level with some room was passed over
 	for l := 0; l <= maxLevel; l++ {
 		lo, hi := levelRange(l)
 		need := hi - lo
@@ -1251,11 +1261,20 @@ func (a *announcement) claim(ctx context.Context) (int, error) {
 			if fallback == nil {
 				fallback = room
 			}
+			passed = true
 			continue
 		}
 		if len(room) > 0 {
 			if m := a.meetingPoint(l); !contended && slices.Contains(room, m) {
 				return m, nil
+			}
+			if passed {
+				// Below a level that still has room, scans do not go
+				// unless they know someone there, and their probe of the
+				// next level reads its first slot: the first slot with
+				// room is where a probe finds us, and once one scanner
+				// knows of us, it reads our level whole.
+				return slices.Min(room), nil
 			}
 			return room[d.rnd.intN(len(room))], nil
 		}
