@@ -46,7 +46,7 @@ const (
 	// typicalEntry is the wire size assumed for a stranger's entry when
 	// judging whether a slot has room for one more: a key ID with its
 	// 65-byte proof and two addresses.
-	typicalEntry = 225
+	typicalEntry = 213
 	// steadyBurst is the GET burst after the fast phase.
 	steadyBurst = 2
 	// limitedBurst caps the fast GET burst once a relay has answered 429:

@@ -40,9 +40,10 @@ import (
 // another group, the slot key into another slot. Version 1 had no proof
 // field; readers of either version refuse the other's entries.
 //
-// Sealed: 24-byte random nonce | XChaCha20-Poly1305 ciphertext and tag.
-// The additional data binds the entry to its slot's public key, so an
-// entry copied into another slot does not open.
+// Sealed: 12-byte random nonce | ChaCha20-Poly1305 ciphertext and tag,
+// under a key of the slot's own (see Group.slotAEAD). The additional data
+// binds the entry to its slot's public key too, so an entry copied into
+// another slot does not open.
 type entry struct {
 	kind  entryKind
 	time  time.Time // this version's signed time: liveness is judged by it
@@ -67,7 +68,7 @@ const (
 	kindMask     = 0x03
 
 	entryHeader  = 2 + 8 + 8
-	sealOverhead = chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+	sealOverhead = chacha20poly1305.NonceSize + chacha20poly1305.Overhead
 
 	// txtRROverhead is what one entry costs in the DNS message beyond its
 	// sealed bytes: a compressed owner name (2), type, class, TTL and
@@ -81,7 +82,7 @@ const (
 
 	// maxEntryPlain keeps one entry well inside a packet, leaving room for
 	// at least two more of typical size (typicalEntry): 430 bytes of
-	// plaintext are 484 on the wire, and 934 bytes are left for entries in
+	// plaintext are 472 on the wire, and 934 bytes are left for entries in
 	// a packet. It counts the proof, 65 bytes for an Ed25519 key, so a
 	// record proper has about 365 bytes.
 	maxEntryPlain = 430
@@ -248,11 +249,11 @@ func (g *Group) seal(e *entry, slot pkarrclient.PublicKey) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, chacha20poly1305.NonceSizeX, sealOverhead+len(plain))
+	out := make([]byte, chacha20poly1305.NonceSize, sealOverhead+len(plain))
 	if _, err := rand.Read(out); err != nil {
 		return nil, err
 	}
-	return g.aead.Seal(out, out, plain, aad(slot)), nil
+	return g.slotAEAD(slot).Seal(out, out, plain, aad(slot)), nil
 }
 
 // open decrypts and decodes one sealed entry from the slot slot.
@@ -260,8 +261,8 @@ func (g *Group) open(sealed []byte, slot pkarrclient.PublicKey) (entry, error) {
 	if len(sealed) < sealOverhead {
 		return entry{}, fmt.Errorf("%w: %d sealed bytes", errEntry, len(sealed))
 	}
-	nonce, ct := sealed[:chacha20poly1305.NonceSizeX], sealed[chacha20poly1305.NonceSizeX:]
-	plain, err := g.aead.Open(nil, nonce, ct, aad(slot))
+	nonce, ct := sealed[:chacha20poly1305.NonceSize], sealed[chacha20poly1305.NonceSize:]
+	plain, err := g.slotAEAD(slot).Open(nil, nonce, ct, aad(slot))
 	if err != nil {
 		return entry{}, fmt.Errorf("%w: does not open with the group key", errEntry)
 	}

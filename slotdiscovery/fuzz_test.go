@@ -62,8 +62,8 @@ func fuzzSealFixed(tb testing.TB, g *Group, e *entry, slot pkarrclient.PublicKey
 	if err != nil {
 		tb.Fatal(err)
 	}
-	nonce := bytes.Repeat([]byte{n}, chacha20poly1305.NonceSizeX)
-	return g.aead.Seal(nonce, nonce, plain, aad(slot))
+	nonce := bytes.Repeat([]byte{n}, chacha20poly1305.NonceSize)
+	return g.slotAEAD(slot).Seal(nonce, nonce, plain, aad(slot))
 }
 
 // fuzzHexID is a 64-character lowercase hex ID, as an iroh endpoint ID:

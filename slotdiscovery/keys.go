@@ -84,6 +84,7 @@ const (
 	ctxEntryKey  = "phrasemeet 2026-11 slotdiscovery entry key v1"
 	ctxPurpose   = "phrasemeet 2026-11 slotdiscovery purpose key v1"
 	ctxBinding   = "phrasemeet 2026-12 slotdiscovery entry proof binding v1"
+	ctxSlotEntry = "phrasemeet 2026-12 slotdiscovery slot entry key v1"
 )
 
 // Group is the key material of one group: what a passphrase (through the
@@ -91,8 +92,10 @@ const (
 // and the key that seals entries; it holds no passphrase. A Group is safe
 // for concurrent use.
 type Group struct {
-	key  [32]byte
-	aead cipher.AEAD
+	key [32]byte
+	// entryKey is the root of the keys that seal entries, one per slot
+	// (see slotAEAD).
+	entryKey [32]byte
 	// binding goes into every entry's signed message, so a proof made
 	// for one group (or namespace) proves nothing in another. It is not
 	// secret: nothing else is derived from it.
@@ -151,15 +154,28 @@ func newGroup(key []byte) (*Group, error) {
 	g := &Group{slots: make(map[int]*pkarrclient.SecretKey)}
 	copy(g.key[:], key)
 	blake3.DeriveKey(ctxBinding, g.key[:], g.binding[:])
-	var ek [32]byte
-	blake3.DeriveKey(ctxEntryKey, g.key[:], ek[:])
-	aead, err := chacha20poly1305.NewX(ek[:])
-	clear(ek[:])
-	if err != nil {
-		return nil, err
-	}
-	g.aead = aead
+	blake3.DeriveKey(ctxEntryKey, g.key[:], g.entryKey[:])
 	return g, nil
+}
+
+// slotAEAD returns the AEAD that seals entries in the slot whose public
+// key is slot. A key of its own per slot lets entries carry 12-byte
+// random nonces instead of XChaCha's 24, which is room in a 1000-byte
+// packet: a slot sees a few writes a minute, so even in decades of use
+// its nonces stay far from the 2^48 at which random 96-bit ones would
+// begin to collide.
+func (g *Group) slotAEAD(slot pkarrclient.PublicKey) cipher.AEAD {
+	material := make([]byte, 0, len(g.entryKey)+len(slot))
+	material = append(append(material, g.entryKey[:]...), slot[:]...)
+	var k [32]byte
+	blake3.DeriveKey(ctxSlotEntry, material, k[:])
+	clear(material)
+	aead, err := chacha20poly1305.New(k[:])
+	clear(k[:])
+	if err != nil { // only for a key of the wrong size
+		panic(err)
+	}
+	return aead
 }
 
 // Namespace returns the sub-group name under g: its own slots and entry
