@@ -34,8 +34,9 @@
 // than queueing. [Handler.Close] (called by [Server.Serve] at shutdown)
 // stops the background lookups.
 //
-// The relay differs from pkarr's own in two deliberate ways: it refuses
+// The relay differs from pkarr's own in one deliberate way: it refuses
 // packets stamped further in the future than a small margin (pkarr accepts
-// them, and such a packet blocks every later honest write for its key), and
-// it answers If-Modified-Since with full microsecond precision.
+// them, and such a packet blocks every later honest write for its key).
+// If-Modified-Since is compared at whole seconds, as HTTP dates are and as
+// pkarr's relay and net/http do, so echoing Last-Modified revalidates.
 package pkarrrelay

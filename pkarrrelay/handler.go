@@ -241,10 +241,14 @@ func (h *Handler) writeRecord(w http.ResponseWriter, r *http.Request, rec *Recor
 }
 
 // notModified reports whether an If-Modified-Since header covers a packet
-// stamped ts. The comparison uses the packet's full microsecond precision:
-// HTTP dates have whole seconds, so a packet stamped half a second after the
-// header's second is newer than the header and must be sent. A header that
-// does not parse is ignored, as RFC 9110 asks.
+// stamped ts. HTTP dates have whole seconds, and Last-Modified shows the
+// packet's second (rounded down), so the packet's time is compared at that
+// resolution too, as net/http and pkarr-relay do: a client echoing
+// Last-Modified revalidates with 304. The price is that a second packet
+// stamped within the same second as the header is not sent; pkarr writers
+// rarely change a key twice in one second, and the next GET without the
+// header (or after the client's cache expires) gets it. A header that does
+// not parse is ignored, as RFC 9110 asks.
 func notModified(values []string, ts pkarrclient.Timestamp) bool {
 	if len(values) == 0 {
 		return false
@@ -253,8 +257,8 @@ func notModified(values []string, ts pkarrclient.Timestamp) bool {
 	if err != nil {
 		return false
 	}
-	us := t.UnixMicro()
-	return us >= 0 && uint64(ts) <= uint64(us)
+	sec := t.Unix()
+	return sec >= 0 && uint64(ts)/1e6 <= uint64(sec)
 }
 
 // httpDate formats ts for Last-Modified. Timestamps beyond year 9999 have no
