@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -125,6 +126,9 @@ func (f *relayFlags) build(logger *slog.Logger) (*pkarrrelay.Server, pkarrrelay.
 	} else {
 		bolt, err := pkarrrelay.OpenBoltStore(f.store,
 			pkarrrelay.WithCapacity(f.maxPackets), pkarrrelay.WithStoreLogger(logger))
+		if errors.Is(err, pkarrrelay.ErrDamaged) {
+			return nil, nil, fmt.Errorf("%w; move the file aside (the relay then starts empty and clients republish) or restore a backup", err)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
