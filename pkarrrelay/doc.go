@@ -9,8 +9,9 @@
 //     PUT, rate-limits per client address, and answers GETs from a [Store]
 //     without any cryptography or DNS parsing. Mount it anywhere.
 //   - [Server] wraps a Handler with the timeouts and limits a public server
-//     needs against slow or hostile clients, serves Prometheus metrics beside
-//     the API, and shuts down gracefully when its context ends.
+//     needs against slow or hostile clients (connection caps per client
+//     address and in all, see [WithConnLimits]), serves Prometheus metrics
+//     beside the API, and shuts down gracefully when its context ends.
 //   - [Store] holds the packets. [NewMemoryStore] keeps them in memory;
 //     [OpenBoltStore] keeps them durably in a bbolt file. Both evict the
 //     least recently used packet when full.

@@ -346,8 +346,8 @@ func (h *Handler) countPut(outcome string) {
 	h.metrics.putOutcomes.WithLabelValues(outcome).Inc()
 }
 
-// limit applies a rate limiter; when it refuses, it answers 429 and returns
-// true.
+// limit applies a rate limiter; when it refuses, it answers 429 (and
+// closes the connection) and returns true.
 func (h *Handler) limit(w http.ResponseWriter, r *http.Request, table *limiterTable, kind string) (int, bool) {
 	if table == nil {
 		return 0, false
@@ -358,6 +358,10 @@ func (h *Handler) limit(w http.ResponseWriter, r *http.Request, table *limiterTa
 	}
 	h.metrics.rateLimited.WithLabelValues(kind).Inc()
 	w.Header().Set("Retry-After", strconv.FormatInt(retryAfterSeconds(wait), 10))
+	// A client told to wait has no use for its connection meanwhile, and
+	// one that does not wait should pay a handshake per request: net/http
+	// closes the connection after this answer instead of keeping it idle.
+	w.Header().Set("Connection", "close")
 	return fail(w, http.StatusTooManyRequests, "rate limited"), true
 }
 

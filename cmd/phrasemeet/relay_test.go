@@ -1,15 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	le "encoding/binary"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -172,5 +177,149 @@ func TestRelaySurvivesStoreDamagedWhileServing(t *testing.T) {
 	}
 	if out := relay.Output(); strings.Contains(out, "goroutine ") {
 		t.Errorf("relay output holds a trace:\n%s", out)
+	}
+}
+
+// TestRelayOneIPCannotExhaustConnections: a relay under a small open-file
+// limit, and addresses opening connections and leaving them idle, as a
+// client's keep-alive pool or an attacker would: first one address, then
+// eight. A client from another address is still served: the relay caps
+// connections per address, and in all below what the system allows it,
+// where it used to accept until accept4 failed with "too many open files"
+// and then serve nobody.
+func TestRelayOneIPCannotExhaustConnections(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("needs sh to lower the relay's open-file limit")
+	}
+	const fileLimit = 160
+	cmd := exec.Command("sh", "-c", `ulimit -n `+strconv.Itoa(fileLimit)+` && exec "$0" "$@"`, binary,
+		"relay", "--listen", "127.0.0.1:0", "--store", "memory", "--write-rate", "0", "--read-rate", "0", "--log-level", "warn")
+	cmd.Env = append(os.Environ(), "PHRASEMEET_RELAYS="+deadRelay, bootstrapEnv+"="+deadBootstrap)
+	p := proctest.Start(t, "relay", cmd)
+	url := p.WaitLine(proctest.Stdout, servingLine, readyTimeout)[1]
+	addr := strings.TrimPrefix(url, "http://")
+
+	// Twice the file limit's worth of connections, each sending one
+	// request and then kept open and idle: from 127.0.0.2 alone, then
+	// from 127.0.0.2 to 127.0.0.9.
+	for _, addrs := range []int{1, 8} {
+		flood(t, addr, addrs, 2*fileLimit)
+		fresh := &http.Client{
+			Timeout: 20 * time.Second,
+			Transport: &http.Transport{DialContext: (&net.Dialer{
+				LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 100)},
+			}).DialContext},
+		}
+		resp, err := fresh.Get(url + "/")
+		fresh.CloseIdleConnections()
+		if err != nil {
+			t.Fatalf("after a flood from %d addresses, a client from another got nothing: %v\n%s", addrs, err, p.Output())
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("after a flood from %d addresses, a client from another: %d", addrs, resp.StatusCode)
+		}
+	}
+	if out := p.Text(proctest.Stderr); strings.Contains(out, "too many open files") {
+		t.Errorf("the relay ran out of file descriptors:\n%s", out)
+	}
+}
+
+// flood opens n connections to addr spread over the addresses 127.0.0.2
+// and on (addrs of them), sends one request on each, and keeps them open
+// until the test ends.
+func flood(t *testing.T, addr string, addrs, n int) {
+	var (
+		mu     sync.Mutex
+		held   []net.Conn
+		served int
+	)
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%addrs))}, Timeout: 5 * time.Second}
+			c, err := d.Dial("tcp", addr)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: relay\r\n\r\n"); err != nil {
+				return
+			}
+			if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					mu.Lock()
+					served++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d addresses: %d connections opened, %d of them served", addrs, len(held), served)
+}
+
+// TestRelayConnLimitFlags: --max-conns-per-ip reaches the server, and
+// impossible limits are refused as usage errors.
+func TestRelayConnLimitFlags(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--max-conns", "-1"},
+		{"--max-conns-per-ip", "-1"},
+		{"--max-conns", "10", "--max-conns-per-ip", "20"},
+	} {
+		code, _, stderr := cli(t, nil, append([]string{"relay", "--listen", "127.0.0.1:0"}, args...)...)
+		if code != 2 || !strings.HasPrefix(stderr, "phrasemeet relay: ") {
+			t.Errorf("relay %v: exit %d %q, want a usage error", args, code, stderr)
+		}
+	}
+
+	p := startProc(t, nil, "relay", "--listen", "127.0.0.1:0", "--store", "memory", "--max-conns-per-ip", "3",
+		"--read-rate", "0", "--log-level", "warn")
+	url := p.WaitLine(proctest.Stdout, servingLine, readyTimeout)[1]
+	addr := strings.TrimPrefix(url, "http://")
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range 10 {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: relay\r\n\r\n")
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	open := 0
+	for _, c := range held {
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				open++
+			}
+		}
+	}
+	if open > 3 {
+		t.Errorf("127.0.0.2 holds %d connections with --max-conns-per-ip 3", open)
 	}
 }
