@@ -26,14 +26,16 @@
 //	err = srv.ListenAndServe(ctx, ":8080")
 //
 // With [WithUpstream] the relay fronts a further backend, such as the
-// Mainline DHT, as pkarr's relay does: a PUT is published upstream, a GET
-// that misses asks the upstream, and a stored packet older than its TTL is
-// served at once and refreshed in the background. Upstream calls are shared
-// between concurrent requests for one key, "not found" is remembered for a
-// while, and a budget of calls in flight and per second protects the
-// upstream: when it is spent, a miss answers 503 with Retry-After rather
-// than queueing. [Handler.Close] (called by [Server.Serve] at shutdown)
-// stops the background lookups.
+// Mainline DHT, as pkarr's relay does: a PUT is published upstream (in the
+// background, after the PUT is answered, with retries and at most one
+// pending publish per key), a GET that misses asks the upstream, and a
+// stored packet older than its TTL is served at once and refreshed in the
+// background. Upstream calls are shared between concurrent requests for one
+// key, "not found" is remembered for a while, and a budget of calls in
+// flight and per second protects the upstream: when it is spent, a miss
+// answers 503 with Retry-After rather than queueing. [Handler.Close]
+// (called by [Server.Serve] at shutdown) stops the background lookups and
+// publishes.
 //
 // The relay differs from pkarr's own in one deliberate way: it refuses
 // packets stamped further in the future than a small margin (pkarr accepts

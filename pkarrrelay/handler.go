@@ -21,6 +21,9 @@ const PayloadContentType = "application/pkarr.org/relays#payload"
 
 // HeaderDHTStoredNodes carries, in a PUT's answer, how many DHT nodes the
 // upstream stored the packet on (pkarr relays since version 7 send it).
+// This relay publishes after answering, so it reports the last publish of
+// the same packet: the header comes with a republish, not with a packet's
+// first PUT (see WithUpstream).
 const HeaderDHTStoredNodes = "Pkarr-Dht-Stored-Nodes"
 
 // Header values that never change, as ready-made slices so the GET path does
@@ -42,12 +45,12 @@ var (
 //	GET     <base>         a short text page about the relay
 //
 // where <key> is a public key in z-base-32. With an upstream (see
-// WithUpstream) a PUT may also answer 502, and a GET 502, 503 (with
-// Retry-After when the upstream budget is spent) or 504.
+// WithUpstream) a GET may also answer 502, 503 (with Retry-After when the
+// upstream budget is spent) or 504; a PUT does not wait for the upstream.
 //
 // A Handler is safe for concurrent use. Without an upstream it holds no
-// goroutines; with one it runs upstream lookups in the background until
-// Close. The Store's lifetime belongs to the caller.
+// goroutines; with one it runs upstream lookups and publishes in the
+// background until Close. The Store's lifetime belongs to the caller.
 type Handler struct {
 	cfg       handlerConfig
 	store     Store
@@ -103,6 +106,21 @@ func NewHandler(store Store, opts ...Option) (*Handler, error) {
 		if h.readLim, err = newLimiterTable(cfg.read, cfg.tableSize); err != nil {
 			return nil, err
 		}
+	}
+	// Last: from here on the Handler holds goroutines until Close.
+	if h.up != nil {
+		u := h.up
+		u.pub = newPublisher(publisherConfig{
+			backend: cfg.upstream,
+			clock:   cfg.clock,
+			workers: cfg.pubWorkers,
+			maxKeys: cfg.pubQueue,
+			retries: cfg.pubRetries,
+			backoff: cfg.pubBackoff,
+			timeout: cfg.pubTimeout,
+			acquire: func(ctx context.Context) (func(), error) { return u.acquireWait(ctx, cfg.clock) },
+			report:  h.publishDone,
+		})
 	}
 	return h, nil
 }
@@ -328,9 +346,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, keyText string) in
 	}
 	if h.up != nil {
 		h.noteStored(p)
-		if code := h.publish(ctx, w, p); code != 0 {
-			return code
-		}
+		h.publish(ctx, w, p)
 	}
 	setCORS(w.Header())
 	w.WriteHeader(http.StatusNoContent)

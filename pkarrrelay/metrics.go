@@ -19,8 +19,9 @@ const (
 	// MetricUpstreamCalls counts what became of each upstream operation a
 	// request wanted, labelled op (resolve, refresh, publish) and result:
 	// hit, miss, error, shared, negative_cache_hit or budget_exhausted for
-	// resolve and refresh; ok, conflict, error or budget_exhausted for
-	// publish. Only hit, miss, error, ok and conflict are actual calls.
+	// resolve and refresh; ok, conflict, error (each failed try, retried
+	// or not) or dropped (the publish queue had no room) for publish. Only
+	// hit, miss, error, ok and conflict are actual calls.
 	MetricUpstreamCalls = "pkarr_relay_upstream_calls_total"
 	// MetricUpstreamInFlight is the number of upstream calls running.
 	MetricUpstreamInFlight = "pkarr_relay_upstream_in_flight"
@@ -87,8 +88,8 @@ func newMetrics(reg prometheus.Registerer, store Store, up *upstreamState) (*met
 		upstreamCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricUpstreamCalls,
 			Help: "Upstream operations by op (resolve, refresh, publish) and result (hit, miss, error, shared, " +
-				"negative_cache_hit, budget_exhausted, ok, conflict); shared, negative_cache_hit and " +
-				"budget_exhausted made no call.",
+				"negative_cache_hit, budget_exhausted, ok, conflict, dropped); shared, negative_cache_hit, " +
+				"budget_exhausted and dropped made no call.",
 		}, []string{"op", "result"}),
 	}
 	m.connsOpen = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -135,7 +136,7 @@ func newMetrics(reg prometheus.Registerer, store Store, up *upstreamState) (*met
 			m.upstreamCalls.WithLabelValues(opRefresh, r)
 		}
 		m.upstreamCalls.WithLabelValues(opResolve, resultNegative)
-		for _, r := range []string{resultOK, resultConflict, resultError, resultBudget} {
+		for _, r := range []string{resultOK, resultConflict, resultError, resultDropped} {
 			m.upstreamCalls.WithLabelValues(opPublish, r)
 		}
 	}
