@@ -516,6 +516,11 @@ func TestNewHandlerRejectsBadOptions(t *testing.T) {
 		"negative negative-cache":    {WithNegativeCacheTTL(-time.Second)},
 		"zero upstream timeout":      {WithUpstreamTimeout(0)},
 		"zero upstream cache":        {WithUpstreamCacheSize(0)},
+		"no publish workers":         {WithPublishQueue(0, 10)},
+		"no publish queue":           {WithPublishQueue(1, 0)},
+		"negative publish retries":   {WithPublishRetries(-1, time.Second)},
+		"zero publish backoff":       {WithPublishRetries(1, 0)},
+		"zero publish timeout":       {WithPublishTimeout(0)},
 		"negative margin after good": {WithFutureMargin(time.Second), WithFutureMargin(-1)},
 	}
 	for name, opts := range cases {
