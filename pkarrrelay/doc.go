@@ -9,8 +9,9 @@
 //     PUT, rate-limits per client address, and answers GETs from a [Store]
 //     without any cryptography or DNS parsing. Mount it anywhere.
 //   - [Server] wraps a Handler with the timeouts and limits a public server
-//     needs against slow or hostile clients, serves Prometheus metrics beside
-//     the API, and shuts down gracefully when its context ends.
+//     needs against slow or hostile clients (connection caps per client
+//     address and in all, see [WithConnLimits]), serves Prometheus metrics
+//     beside the API, and shuts down gracefully when its context ends.
 //   - [Store] holds the packets. [NewMemoryStore] keeps them in memory;
 //     [OpenBoltStore] keeps them durably in a bbolt file. Both evict the
 //     least recently used packet when full.
@@ -25,17 +26,20 @@
 //	err = srv.ListenAndServe(ctx, ":8080")
 //
 // With [WithUpstream] the relay fronts a further backend, such as the
-// Mainline DHT, as pkarr's relay does: a PUT is published upstream, a GET
-// that misses asks the upstream, and a stored packet older than its TTL is
-// served at once and refreshed in the background. Upstream calls are shared
-// between concurrent requests for one key, "not found" is remembered for a
-// while, and a budget of calls in flight and per second protects the
-// upstream: when it is spent, a miss answers 503 with Retry-After rather
-// than queueing. [Handler.Close] (called by [Server.Serve] at shutdown)
-// stops the background lookups.
+// Mainline DHT, as pkarr's relay does: a PUT is published upstream (in the
+// background, after the PUT is answered, with retries and at most one
+// pending publish per key), a GET that misses asks the upstream, and a
+// stored packet older than its TTL is served at once and refreshed in the
+// background. Upstream calls are shared between concurrent requests for one
+// key, "not found" is remembered for a while, and a budget of calls in
+// flight and per second protects the upstream: when it is spent, a miss
+// answers 503 with Retry-After rather than queueing. [Handler.Close]
+// (called by [Server.Serve] at shutdown) stops the background lookups and
+// publishes.
 //
-// The relay differs from pkarr's own in two deliberate ways: it refuses
+// The relay differs from pkarr's own in one deliberate way: it refuses
 // packets stamped further in the future than a small margin (pkarr accepts
-// them, and such a packet blocks every later honest write for its key), and
-// it answers If-Modified-Since with full microsecond precision.
+// them, and such a packet blocks every later honest write for its key).
+// If-Modified-Since is compared at whole seconds, as HTTP dates are and as
+// pkarr's relay and net/http do, so echoing Last-Modified revalidates.
 package pkarrrelay

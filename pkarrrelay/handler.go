@@ -21,6 +21,9 @@ const PayloadContentType = "application/pkarr.org/relays#payload"
 
 // HeaderDHTStoredNodes carries, in a PUT's answer, how many DHT nodes the
 // upstream stored the packet on (pkarr relays since version 7 send it).
+// This relay publishes after answering, so it reports the last publish of
+// the same packet: the header comes with a republish, not with a packet's
+// first PUT (see WithUpstream).
 const HeaderDHTStoredNodes = "Pkarr-Dht-Stored-Nodes"
 
 // Header values that never change, as ready-made slices so the GET path does
@@ -42,12 +45,12 @@ var (
 //	GET     <base>         a short text page about the relay
 //
 // where <key> is a public key in z-base-32. With an upstream (see
-// WithUpstream) a PUT may also answer 502, and a GET 502, 503 (with
-// Retry-After when the upstream budget is spent) or 504.
+// WithUpstream) a GET may also answer 502, 503 (with Retry-After when the
+// upstream budget is spent) or 504; a PUT does not wait for the upstream.
 //
 // A Handler is safe for concurrent use. Without an upstream it holds no
-// goroutines; with one it runs upstream lookups in the background until
-// Close. The Store's lifetime belongs to the caller.
+// goroutines; with one it runs upstream lookups and publishes in the
+// background until Close. The Store's lifetime belongs to the caller.
 type Handler struct {
 	cfg       handlerConfig
 	store     Store
@@ -103,6 +106,21 @@ func NewHandler(store Store, opts ...Option) (*Handler, error) {
 		if h.readLim, err = newLimiterTable(cfg.read, cfg.tableSize); err != nil {
 			return nil, err
 		}
+	}
+	// Last: from here on the Handler holds goroutines until Close.
+	if h.up != nil {
+		u := h.up
+		u.pub = newPublisher(publisherConfig{
+			backend: cfg.upstream,
+			clock:   cfg.clock,
+			workers: cfg.pubWorkers,
+			maxKeys: cfg.pubQueue,
+			retries: cfg.pubRetries,
+			backoff: cfg.pubBackoff,
+			timeout: cfg.pubTimeout,
+			acquire: func(ctx context.Context) (func(), error) { return u.acquireWait(ctx, cfg.clock) },
+			report:  h.publishDone,
+		})
 	}
 	return h, nil
 }
@@ -241,10 +259,14 @@ func (h *Handler) writeRecord(w http.ResponseWriter, r *http.Request, rec *Recor
 }
 
 // notModified reports whether an If-Modified-Since header covers a packet
-// stamped ts. The comparison uses the packet's full microsecond precision:
-// HTTP dates have whole seconds, so a packet stamped half a second after the
-// header's second is newer than the header and must be sent. A header that
-// does not parse is ignored, as RFC 9110 asks.
+// stamped ts. HTTP dates have whole seconds, and Last-Modified shows the
+// packet's second (rounded down), so the packet's time is compared at that
+// resolution too, as net/http and pkarr-relay do: a client echoing
+// Last-Modified revalidates with 304. The price is that a second packet
+// stamped within the same second as the header is not sent; pkarr writers
+// rarely change a key twice in one second, and the next GET without the
+// header (or after the client's cache expires) gets it. A header that does
+// not parse is ignored, as RFC 9110 asks.
 func notModified(values []string, ts pkarrclient.Timestamp) bool {
 	if len(values) == 0 {
 		return false
@@ -253,8 +275,8 @@ func notModified(values []string, ts pkarrclient.Timestamp) bool {
 	if err != nil {
 		return false
 	}
-	us := t.UnixMicro()
-	return us >= 0 && uint64(ts) <= uint64(us)
+	sec := t.Unix()
+	return sec >= 0 && uint64(ts)/1e6 <= uint64(sec)
 }
 
 // httpDate formats ts for Last-Modified. Timestamps beyond year 9999 have no
@@ -324,9 +346,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request, keyText string) in
 	}
 	if h.up != nil {
 		h.noteStored(p)
-		if code := h.publish(ctx, w, p); code != 0 {
-			return code
-		}
+		h.publish(ctx, w, p)
 	}
 	setCORS(w.Header())
 	w.WriteHeader(http.StatusNoContent)
@@ -342,8 +362,8 @@ func (h *Handler) countPut(outcome string) {
 	h.metrics.putOutcomes.WithLabelValues(outcome).Inc()
 }
 
-// limit applies a rate limiter; when it refuses, it answers 429 and returns
-// true.
+// limit applies a rate limiter; when it refuses, it answers 429 (and
+// closes the connection) and returns true.
 func (h *Handler) limit(w http.ResponseWriter, r *http.Request, table *limiterTable, kind string) (int, bool) {
 	if table == nil {
 		return 0, false
@@ -354,6 +374,10 @@ func (h *Handler) limit(w http.ResponseWriter, r *http.Request, table *limiterTa
 	}
 	h.metrics.rateLimited.WithLabelValues(kind).Inc()
 	w.Header().Set("Retry-After", strconv.FormatInt(retryAfterSeconds(wait), 10))
+	// A client told to wait has no use for its connection meanwhile, and
+	// one that does not wait should pay a handshake per request: net/http
+	// closes the connection after this answer instead of keeping it idle.
+	w.Header().Set("Connection", "close")
 	return fail(w, http.StatusTooManyRequests, "rate limited"), true
 }
 

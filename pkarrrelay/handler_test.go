@@ -314,6 +314,35 @@ func TestGetErrors(t *testing.T) {
 	}
 }
 
+// TestIfModifiedSinceEchoesLastModified: a client that sends back the
+// Last-Modified it was given gets 304 whatever the packet's sub-second
+// part, and a newer packet in a later second gets 200 again.
+func TestIfModifiedSinceEchoesLastModified(t *testing.T) {
+	r := newRelay(t, NewMemoryStore(10))
+	sk := newSecretKey(t)
+	for i, frac := range []time.Duration{0, time.Microsecond, 500 * time.Millisecond, time.Second - time.Microsecond} {
+		p := sign(t, sk, tsAt(time.Duration(i)*time.Second+frac), 300, "x")
+		wantStatus(t, r.putPacket(p), 204)
+		resp, _ := r.get(sk.PublicKey(), nil)
+		wantStatus(t, resp, 200)
+		lm := resp.Header.Get("Last-Modified")
+		if lm == "" {
+			t.Fatal("no Last-Modified")
+		}
+		resp, body := r.get(sk.PublicKey(), http.Header{"If-Modified-Since": {lm}})
+		if resp.StatusCode != 304 || len(body) != 0 {
+			t.Errorf("packet at +%v: If-Modified-Since = Last-Modified %q answered %d with %d bytes, want 304",
+				frac, lm, resp.StatusCode, len(body))
+		}
+	}
+	// The next second's packet is newer than the echoed date.
+	resp, _ := r.get(sk.PublicKey(), nil)
+	lm := resp.Header.Get("Last-Modified")
+	wantStatus(t, r.putPacket(sign(t, sk, tsAt(10*time.Second), 300, "y")), 204)
+	resp, _ = r.get(sk.PublicKey(), http.Header{"If-Modified-Since": {lm}})
+	wantStatus(t, resp, 200)
+}
+
 func TestIfModifiedSince(t *testing.T) {
 	r := newRelay(t, NewMemoryStore(10))
 	onSecond := newSecretKey(t) // packet stamped exactly on a second
@@ -333,9 +362,11 @@ func TestIfModifiedSince(t *testing.T) {
 		{"later header", onSecond, date(time.Hour), 304},
 		{"RFC 850 form", onSecond, epoch.Format(time.RFC850), 304},
 		{"ANSI C form", onSecond, epoch.Format(time.ANSIC), 304},
-		// The header's second rounds the packet's time down; the packet is
-		// still newer than the header and must be sent.
-		{"packet half a second after the header's second", halfPast, date(0), 200},
+		// HTTP dates have whole seconds, and Last-Modified shows the
+		// packet's second: a header naming that second is an echo of
+		// Last-Modified and revalidates, as in net/http and pkarr-relay.
+		{"packet half a second after the header's second", halfPast, date(0), 304},
+		{"header one second before a half-second packet", halfPast, date(-time.Second), 200},
 		{"header one second after a half-second packet", halfPast, date(time.Second), 304},
 		{"garbage", onSecond, "yesterday", 200},
 		{"empty", onSecond, "", 200},
@@ -485,6 +516,11 @@ func TestNewHandlerRejectsBadOptions(t *testing.T) {
 		"negative negative-cache":    {WithNegativeCacheTTL(-time.Second)},
 		"zero upstream timeout":      {WithUpstreamTimeout(0)},
 		"zero upstream cache":        {WithUpstreamCacheSize(0)},
+		"no publish workers":         {WithPublishQueue(0, 10)},
+		"no publish queue":           {WithPublishQueue(1, 0)},
+		"negative publish retries":   {WithPublishRetries(-1, time.Second)},
+		"zero publish backoff":       {WithPublishRetries(1, 0)},
+		"zero publish timeout":       {WithPublishTimeout(0)},
 		"negative margin after good": {WithFutureMargin(time.Second), WithFutureMargin(-1)},
 	}
 	for name, opts := range cases {

@@ -19,11 +19,20 @@ const (
 	// MetricUpstreamCalls counts what became of each upstream operation a
 	// request wanted, labelled op (resolve, refresh, publish) and result:
 	// hit, miss, error, shared, negative_cache_hit or budget_exhausted for
-	// resolve and refresh; ok, conflict, error or budget_exhausted for
-	// publish. Only hit, miss, error, ok and conflict are actual calls.
+	// resolve and refresh; ok, conflict, error (each failed try, retried
+	// or not) or dropped (the publish queue had no room) for publish. Only
+	// hit, miss, error, ok and conflict are actual calls.
 	MetricUpstreamCalls = "pkarr_relay_upstream_calls_total"
 	// MetricUpstreamInFlight is the number of upstream calls running.
 	MetricUpstreamInFlight = "pkarr_relay_upstream_in_flight"
+	// MetricConnections is the number of connections a Server holds open;
+	// MetricConnectionsRefused counts those it refused at a cap (labelled
+	// reason: per_ip or total) and MetricConnectionsEvicted those it
+	// closed, idle, to make room (see WithConnLimits). They stay at zero
+	// for a Handler that no Server runs.
+	MetricConnections        = "pkarr_relay_connections"
+	MetricConnectionsRefused = "pkarr_relay_connections_refused_total"
+	MetricConnectionsEvicted = "pkarr_relay_connections_evicted_total"
 )
 
 // PUT outcome labels beyond the Store outcomes.
@@ -42,6 +51,10 @@ type metrics struct {
 	upstreamErr *prometheus.CounterVec
 	// upstreamCalls is MetricUpstreamCalls.
 	upstreamCalls *prometheus.CounterVec
+
+	connsOpen    prometheus.Gauge
+	connsRefused *prometheus.CounterVec
+	connsEvicted prometheus.Counter
 }
 
 // newMetrics registers the handler's metrics on reg; up is nil without an
@@ -75,15 +88,28 @@ func newMetrics(reg prometheus.Registerer, store Store, up *upstreamState) (*met
 		upstreamCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricUpstreamCalls,
 			Help: "Upstream operations by op (resolve, refresh, publish) and result (hit, miss, error, shared, " +
-				"negative_cache_hit, budget_exhausted, ok, conflict); shared, negative_cache_hit and " +
-				"budget_exhausted made no call.",
+				"negative_cache_hit, budget_exhausted, ok, conflict, dropped); shared, negative_cache_hit, " +
+				"budget_exhausted and dropped made no call.",
 		}, []string{"op", "result"}),
 	}
+	m.connsOpen = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: MetricConnections,
+		Help: "Connections the relay's server holds open.",
+	})
+	m.connsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: MetricConnectionsRefused,
+		Help: "Connections refused at a cap, by reason (per_ip or total).",
+	}, []string{"reason"})
+	m.connsEvicted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: MetricConnectionsEvicted,
+		Help: "Idle connections closed to make room for new ones.",
+	})
 	stored := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: MetricPacketsStored,
 		Help: "Packets held by the relay's store.",
 	}, func() float64 { return float64(store.Len()) })
-	collectors := []prometheus.Collector{m.requests, m.duration, m.putOutcomes, m.rateLimited, m.upstreamErr, stored}
+	collectors := []prometheus.Collector{m.requests, m.duration, m.putOutcomes, m.rateLimited, m.upstreamErr, stored,
+		m.connsOpen, m.connsRefused, m.connsEvicted}
 	if up != nil {
 		collectors = append(collectors, m.upstreamCalls, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: MetricUpstreamInFlight,
@@ -102,13 +128,15 @@ func newMetrics(reg prometheus.Registerer, store Store, up *upstreamState) (*met
 	}
 	m.rateLimited.WithLabelValues("read")
 	m.rateLimited.WithLabelValues("write")
+	m.connsRefused.WithLabelValues("per_ip")
+	m.connsRefused.WithLabelValues("total")
 	if up != nil {
 		for _, r := range []string{resultHit, resultMiss, resultError, resultShared, resultBudget} {
 			m.upstreamCalls.WithLabelValues(opResolve, r)
 			m.upstreamCalls.WithLabelValues(opRefresh, r)
 		}
 		m.upstreamCalls.WithLabelValues(opResolve, resultNegative)
-		for _, r := range []string{resultOK, resultConflict, resultError, resultBudget} {
+		for _, r := range []string{resultOK, resultConflict, resultError, resultDropped} {
 			m.upstreamCalls.WithLabelValues(opPublish, r)
 		}
 	}

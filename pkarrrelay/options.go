@@ -102,9 +102,16 @@ type handlerConfig struct {
 	negativeTTL   time.Duration
 	upTimeout     time.Duration
 	upCacheSize   int
+	pubWorkers    int
+	pubQueue      int
+	pubRetries    int
+	pubBackoff    time.Duration
+	pubTimeout    time.Duration
 	// afterFlight, when set, is called at the end of every upstream
 	// lookup, after its results are stored: tests wait on it.
 	afterFlight func(pkarrclient.PublicKey)
+	// afterPublish, likewise, after every background publish call.
+	afterPublish func(pkarrclient.PublicKey, error)
 }
 
 type limitConfig struct {
@@ -133,6 +140,11 @@ func defaultHandlerConfig() handlerConfig {
 		negativeTTL:   DefaultNegativeCacheTTL,
 		upTimeout:     DefaultUpstreamTimeout,
 		upCacheSize:   DefaultUpstreamCacheSize,
+		pubWorkers:    DefaultPublishWorkers,
+		pubQueue:      DefaultPublishQueue,
+		pubRetries:    DefaultPublishRetries,
+		pubBackoff:    DefaultPublishBackoff,
+		pubTimeout:    DefaultPublishTimeout,
 	}
 }
 
@@ -289,14 +301,25 @@ func WithVersion(v string) Option {
 
 // WithUpstream connects the relay to a further source and sink of packets:
 // in pkarr's relay, the Mainline DHT; any pkarrclient.Backend works, so a
-// relay can also front another relay. The relay behaves as pkarr's does:
+// relay can also front another relay. The relay behaves as pkarr's does,
+// except that a PUT does not wait for the upstream:
 //
-//   - PUT: after its store accepted a packet (as new or as an identical
+//   - PUT: once its store accepted a packet (as new or as an identical
 //     republish, which is how clients keep DHT items alive) the Handler
-//     publishes it upstream within the request and reports the receipt's
-//     DHTNodes in the Pkarr-Dht-Stored-Nodes header. An upstream error
-//     matching pkarrclient.ErrNotMostRecent answers 409, any other 502; the
-//     packet stays stored either way.
+//     answers 204 and publishes the packet upstream in the background, on a
+//     budget of its own: a few workers, a timeout per call, failed calls
+//     tried again after a growing pause, at most one pending publish per
+//     key carrying the newest packet (WithPublishQueue, WithPublishRetries,
+//     WithPublishTimeout). A PUT whose publish has nowhere to wait (the
+//     queue is full of other keys) is stored and not published. An
+//     upstream that holds something newer (pkarrclient.ErrNotMostRecent)
+//     makes the next GET for the key look upstream.
+//   - The Pkarr-Dht-Stored-Nodes header of a PUT's answer says how many DHT
+//     nodes stored exactly this packet the last time the relay published
+//     it, so it is sent on a republish of a packet already published (how
+//     a client keeps its record alive, and learns whether the last publish
+//     reached the DHT) and left out when the packet's publish is still to
+//     come.
 //   - GET, stored packet: answered from the store at once. When the packet
 //     is older than its smallest record TTL (clamped as for Cache-Control,
 //     see WithTTLBounds) counted from when the relay last knew it to be
@@ -314,12 +337,11 @@ func WithVersion(v string) Option {
 //
 // Upstream calls share a budget (WithUpstreamBudget): a miss that finds it
 // spent answers 503 with Retry-After, a refresh is skipped (the stale packet
-// is still served), and a PUT is stored but not published, without the
-// Pkarr-Dht-Stored-Nodes header. Lookups run detached from the requests
-// waiting for them, under their own timeout (WithUpstreamTimeout), so a
-// client that leaves does not cancel a lookup others share; publishes run
-// under the request's context and the same timeout. Call Handler.Close (or
-// let Server.Serve do it) to stop the lookups in flight.
+// is still served), and a publish waits for it. Lookups run detached from
+// the requests waiting for them, under their own timeout
+// (WithUpstreamTimeout), so a client that leaves does not cancel a lookup
+// others share. Call Handler.Close (or let Server.Serve do it) to stop the
+// lookups and publishes in flight; publishes still waiting then are dropped.
 func WithUpstream(u pkarrclient.Backend) Option {
 	return func(c *handlerConfig) error {
 		if u == nil {
@@ -332,7 +354,8 @@ func WithUpstream(u pkarrclient.Backend) Option {
 
 // WithUpstreamBudget limits upstream calls (lookups for misses, refreshes
 // and publishes together): at most maxInFlight at once, started at perSecond
-// on average with bursts of burst. perSecond rate.Inf removes the rate
+// on average with bursts of burst. Lookups that find it spent are refused;
+// background publishes wait for it. perSecond rate.Inf removes the rate
 // limit (burst is then ignored). The defaults are DefaultUpstreamMaxInFlight,
 // DefaultUpstreamRate and DefaultUpstreamBurst. Without WithUpstream it has
 // no effect.
@@ -364,12 +387,11 @@ func WithNegativeCacheTTL(d time.Duration) Option {
 	}
 }
 
-// WithUpstreamTimeout bounds each upstream call: lookups for misses and
-// background refreshes, which run under a context of their own, and
-// publishes, which run under the PUT request's (default
-// DefaultUpstreamTimeout). Keep it below the Server's write timeout, or
-// a GET waiting for the upstream is cut off before it can answer. Without
-// WithUpstream it has no effect.
+// WithUpstreamTimeout bounds each upstream lookup, for misses and
+// background refreshes (default DefaultUpstreamTimeout). Keep it below the
+// Server's write timeout, or a GET waiting for the upstream is cut off
+// before it can answer. Publishes have their own (WithPublishTimeout).
+// Without WithUpstream it has no effect.
 func WithUpstreamTimeout(d time.Duration) Option {
 	return func(c *handlerConfig) error {
 		if d <= 0 {
@@ -390,6 +412,48 @@ func WithUpstreamCacheSize(n int) Option {
 			return fmt.Errorf("%w: upstream cache size %d", ErrInvalidConfig, n)
 		}
 		c.upCacheSize = n
+		return nil
+	}
+}
+
+// WithPublishQueue sets how many background publishes run at once
+// (default DefaultPublishWorkers) and how many keys may have a publish
+// pending (default DefaultPublishQueue). Without WithUpstream it has no
+// effect.
+func WithPublishQueue(workers, maxKeys int) Option {
+	return func(c *handlerConfig) error {
+		if workers < 1 || maxKeys < 1 {
+			return fmt.Errorf("%w: publish queue of %d workers, %d keys", ErrInvalidConfig, workers, maxKeys)
+		}
+		c.pubWorkers, c.pubQueue = workers, maxKeys
+		return nil
+	}
+}
+
+// WithPublishRetries sets how often a failed background publish is tried
+// again (default DefaultPublishRetries) and the pause before the first
+// retry, which doubles for each next one (default DefaultPublishBackoff).
+// A publish refused for good (the upstream holds something newer, or
+// rejects the packet) is not tried again. Without WithUpstream it has no
+// effect.
+func WithPublishRetries(n int, first time.Duration) Option {
+	return func(c *handlerConfig) error {
+		if n < 0 || first <= 0 || n > 16 {
+			return fmt.Errorf("%w: %d publish retries after %v", ErrInvalidConfig, n, first)
+		}
+		c.pubRetries, c.pubBackoff = n, first
+		return nil
+	}
+}
+
+// WithPublishTimeout bounds each background publish call (default
+// DefaultPublishTimeout). Without WithUpstream it has no effect.
+func WithPublishTimeout(d time.Duration) Option {
+	return func(c *handlerConfig) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: publish timeout %v", ErrInvalidConfig, d)
+		}
+		c.pubTimeout = d
 		return nil
 	}
 }

@@ -63,6 +63,8 @@ type serverConfig struct {
 	maxHeaderBytes int
 	metricsPath    string
 	gatherer       prometheus.Gatherer
+	maxConns       int // 0: the default
+	maxConnsPerIP  int // 0: the default
 }
 
 // WithTimeouts overrides the defaults with the non-zero fields of t.
@@ -85,6 +87,42 @@ func WithTimeouts(t Timeouts) ServerOption {
 		set(&c.timeouts.Shutdown, t.Shutdown)
 		return nil
 	}
+}
+
+// WithConnLimits caps the connections the Server holds open: total in
+// all, and perIP from one client address (IPv6 addresses by /64, as the
+// rate limits count them). Zero keeps a default: DefaultMaxConns, or three
+// quarters of the process's open-file limit when that is lower, and
+// DefaultMaxConnsPerIP, or a quarter of the total when that is lower.
+// Connections from trusted proxies (WithTrustedProxies) count only toward
+// the total, since they carry many clients.
+//
+// A new connection over a cap takes the place of the connection idle
+// longest, the address's own for the per-address cap and anyone's for the
+// total; when all of those are in the middle of a request it is answered
+// 429 (per address) or 503 (in all) and closed.
+func WithConnLimits(total, perIP int) ServerOption {
+	return func(c *serverConfig) error {
+		if total < 0 || perIP < 0 || total > 0 && perIP > total {
+			return fmt.Errorf("%w: connection limits %d in all, %d per address", ErrInvalidConfig, total, perIP)
+		}
+		c.maxConns, c.maxConnsPerIP = total, perIP
+		return nil
+	}
+}
+
+// defaultConnLimits fills in the limits left at zero.
+func defaultConnLimits(total, perIP int) (int, int) {
+	if total == 0 {
+		total = DefaultMaxConns
+		if files, ok := openFileLimit(); ok && files/4*3 < uint64(total) {
+			total = max(int(files/4*3), 1)
+		}
+	}
+	if perIP == 0 {
+		perIP = min(DefaultMaxConnsPerIP, max(total/4, 1))
+	}
+	return total, min(perIP, total)
 }
 
 // WithMaxHeaderBytes limits the size of request headers (default
@@ -122,6 +160,7 @@ type Server struct {
 	handler *Handler
 	http    *http.Server
 	grace   time.Duration
+	conns   *connLimiter
 
 	mu  sync.Mutex
 	url string
@@ -170,6 +209,8 @@ func NewServer(h *Handler, opts ...ServerOption) (*Server, error) {
 		})
 	}
 	t := cfg.timeouts
+	total, perIP := defaultConnLimits(cfg.maxConns, cfg.maxConnsPerIP)
+	conns := newConnLimiter(total, perIP, h.cfg.trusted, h.metrics)
 	return &Server{
 		handler: h,
 		http: &http.Server{
@@ -180,10 +221,16 @@ func NewServer(h *Handler, opts ...ServerOption) (*Server, error) {
 			IdleTimeout:       t.Idle,
 			MaxHeaderBytes:    cfg.maxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(h.cfg.logger.Handler(), slog.LevelWarn),
+			ConnState:         conns.connState,
 		},
 		grace: t.Shutdown,
+		conns: conns,
 	}, nil
 }
+
+// ConnLimits returns the connection caps in force: in all, and per client
+// address (see WithConnLimits).
+func (s *Server) ConnLimits() (total, perIP int) { return s.conns.total, s.conns.perIP }
 
 // Listen opens a TCP listener on addr (such as ":8080" or "127.0.0.1:0")
 // and records its URL, so a caller can print URL and then call Serve. The
@@ -238,7 +285,7 @@ func (s *Server) setURL(ln net.Listener) {
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.setURL(ln)
 	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(ln) }()
+	go func() { errc <- s.http.Serve(s.conns.listener(ln)) }()
 	select {
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/jonboulle/clockwork"
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"golang.org/x/time/rate"
 )
@@ -22,13 +23,15 @@ import (
 //     upstream for anything newer (a refresh).
 //   - A GET that misses the store consults the negative cache, then joins
 //     the lookup already running for the key or starts one, and waits for it.
+//   - A PUT that stored its packet hands it to the publisher (publisher.go)
+//     and answers; the publish runs in the background.
 //   - Every lookup and every publish needs a unit of the upstream budget: a
 //     slot among maxInFlight and a token of the rate limiter. Without one, a
-//     miss answers 503, a refresh is skipped and a publish is left out.
+//     miss answers 503 and a refresh is skipped; a publish waits for one.
 //   - Lookups run in goroutines the Handler owns, under a context that ends
 //     at Close and a timeout of their own, never under one request's context:
 //     a lookup shared by a hundred requests must not fail because the first
-//     of them went away.
+//     of them went away. Publishes likewise, under the publisher's.
 
 // Upstream operations and results, the labels of MetricUpstreamCalls.
 const (
@@ -44,6 +47,7 @@ const (
 	resultBudget   = "budget_exhausted"   // any operation: no budget, no call
 	resultOK       = "ok"                 // publish: accepted
 	resultConflict = "conflict"           // publish: the upstream holds a newer packet
+	resultDropped  = "dropped"            // publish: the queue had no room for the key
 )
 
 // upstreamState is a Handler's bookkeeping for its upstream.
@@ -69,6 +73,20 @@ type upstreamState struct {
 	// checked maps keys to when the version held in the store was last
 	// known to be current: stored by a PUT, fetched or confirmed upstream.
 	checked *simplelru.LRU[pkarrclient.PublicKey, checkMark]
+	// published maps keys to the last packet published upstream and the
+	// DHT nodes that stored it.
+	published *simplelru.LRU[pkarrclient.PublicKey, publishedMark]
+
+	// pub publishes what PUTs stored; set by NewHandler once the metrics
+	// it reports to exist.
+	pub *publisher
+}
+
+// publishedMark records a successful publish: the packet's signature
+// identifies it.
+type publishedMark struct {
+	sig   [pkarrclient.SignatureSize]byte
+	nodes int
 }
 
 // checkMark says that at time at, the packet stamped ts was the newest the
@@ -122,15 +140,20 @@ func newUpstreamState(cfg *handlerConfig) *upstreamState {
 	if err != nil {
 		panic("pkarrrelay: " + err.Error())
 	}
+	published, err := simplelru.NewLRU[pkarrclient.PublicKey, publishedMark](cfg.upCacheSize, nil)
+	if err != nil {
+		panic("pkarrrelay: " + err.Error())
+	}
 	u := &upstreamState{
-		backend:  cfg.upstream,
-		timeout:  cfg.upTimeout,
-		negTTL:   cfg.negativeTTL,
-		slots:    make(chan struct{}, cfg.upMaxInFlight),
-		perSec:   cfg.upRate,
-		flights:  make(map[pkarrclient.PublicKey]*flight),
-		negative: negative,
-		checked:  checked,
+		backend:   cfg.upstream,
+		timeout:   cfg.upTimeout,
+		negTTL:    cfg.negativeTTL,
+		slots:     make(chan struct{}, cfg.upMaxInFlight),
+		perSec:    cfg.upRate,
+		flights:   make(map[pkarrclient.PublicKey]*flight),
+		negative:  negative,
+		checked:   checked,
+		published: published,
 	}
 	if cfg.upRate != rate.Inf {
 		u.limiter = rate.NewLimiter(cfg.upRate, cfg.upBurst)
@@ -162,14 +185,39 @@ func (u *upstreamState) acquireLocked(now time.Time) (bool, time.Duration) {
 
 func (u *upstreamState) release() { <-u.slots }
 
+// acquireWait takes one unit of the budget for a background publish,
+// waiting for the rate limiter's token and then for a free slot, until ctx
+// ends.
+func (u *upstreamState) acquireWait(ctx context.Context, clock clockwork.Clock) (func(), error) {
+	if u.limiter != nil {
+		now := clock.Now()
+		r := u.limiter.ReserveN(now, 1)
+		if d := r.DelayFrom(now); d > 0 {
+			select {
+			case <-clock.After(d):
+			case <-ctx.Done():
+				r.CancelAt(clock.Now())
+				return nil, ctx.Err()
+			}
+		}
+	}
+	select {
+	case u.slots <- struct{}{}:
+		return u.release, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // inFlight returns the number of upstream calls running.
 func (u *upstreamState) inFlight() int { return len(u.slots) }
 
 // Close stops the Handler's background work: it cancels the upstream
-// lookups in flight (those started by GET misses and stale-packet
-// refreshes) and waits until their goroutines have returned, so nothing the
-// Handler started outlives Close. The upstream's Resolve must honour its
-// context for this to be quick.
+// lookups (started by GET misses and stale-packet refreshes) and publishes
+// in flight, drops the publishes still waiting, and waits until their
+// goroutines have returned, so nothing the Handler started outlives Close.
+// The upstream's Resolve and Publish must honour their context for this to
+// be quick.
 //
 // A closed Handler still serves: GETs answer from the store (without
 // refreshing), a GET that misses answers 503, and a PUT is stored but not
@@ -187,6 +235,10 @@ func (h *Handler) Close() error {
 	u.mu.Lock()
 	u.closed = true
 	u.mu.Unlock()
+	if n := u.pub.close(); n > 0 {
+		h.cfg.logger.LogAttrs(context.Background(), slog.LevelInfo, "pkarr relay: closed with publishes pending; their packets stay stored",
+			slog.Int("dropped", n))
+	}
 	u.cancel()
 	// No Add can follow: Add happens only under mu while !closed.
 	u.wg.Wait()
@@ -431,47 +483,59 @@ func (h *Handler) noteStored(p *pkarrclient.SignedPacket) {
 	u.mu.Unlock()
 }
 
-// publish forwards a stored packet to the upstream, within the request,
-// and sets the Pkarr-Dht-Stored-Nodes header. It returns a non-zero status
-// when it answered with an error; when the budget is exhausted it publishes
-// nothing and leaves the header out.
-func (h *Handler) publish(ctx context.Context, w http.ResponseWriter, p *pkarrclient.SignedPacket) int {
+// publish hands a stored packet to the publisher and sets the
+// Pkarr-Dht-Stored-Nodes header when the relay already published exactly
+// this packet (a republish). It never waits for the upstream.
+func (h *Handler) publish(ctx context.Context, w http.ResponseWriter, p *pkarrclient.SignedPacket) {
 	u := h.up
 	key := p.PublicKey()
-	u.mu.Lock()
-	closed := u.closed
-	ok, _ := u.acquireLocked(h.cfg.clock.Now())
-	u.mu.Unlock()
-	if !ok {
-		msg := "pkarr relay: upstream budget exhausted, packet stored but not published"
-		if closed {
-			msg = "pkarr relay: handler closed, packet stored but not published"
-		} else {
-			h.countUpstream(opPublish, resultBudget)
-		}
-		h.cfg.logger.LogAttrs(ctx, slog.LevelDebug, msg, slog.String("key", key.String()))
-		return 0
+	switch u.pub.enqueue(p) {
+	case dropped:
+		h.countUpstream(opPublish, resultDropped)
+		h.cfg.logger.LogAttrs(ctx, slog.LevelDebug, "pkarr relay: publish queue full, packet stored but not published",
+			slog.String("key", key.String()))
+	case refused:
+		h.cfg.logger.LogAttrs(ctx, slog.LevelDebug, "pkarr relay: handler closed, packet stored but not published",
+			slog.String("key", key.String()))
 	}
-	pctx, cancel := context.WithTimeout(ctx, u.timeout)
-	receipt, err := u.backend.Publish(pctx, p)
-	cancel()
-	u.release()
+	u.mu.Lock()
+	m, ok := u.published.Peek(key)
+	u.mu.Unlock()
+	if ok && string(m.sig[:]) == string(p.Signature()) {
+		w.Header().Set(HeaderDHTStoredNodes, strconv.Itoa(m.nodes))
+	}
+}
+
+// publishDone is the publisher's report of one call.
+func (h *Handler) publishDone(p *pkarrclient.SignedPacket, attempt int, receipt pkarrclient.PublishReceipt, err error, final bool) {
+	u := h.up
+	key := p.PublicKey()
 	switch {
+	case err == nil:
+		h.countUpstream(opPublish, resultOK)
+		var m publishedMark
+		copy(m.sig[:], p.Signature())
+		m.nodes = receipt.DHTNodes
+		u.mu.Lock()
+		u.published.Add(key, m)
+		u.mu.Unlock()
 	case errors.Is(err, pkarrclient.ErrNotMostRecent):
 		h.countUpstream(opPublish, resultConflict)
 		// The upstream holds something newer: make the next GET look.
 		u.mu.Lock()
 		u.checked.Add(key, checkMark{ts: p.Timestamp()})
 		u.mu.Unlock()
-		return fail(w, http.StatusConflict, "a more recent packet exists upstream")
-	case err != nil:
+	default:
 		h.countUpstream(opPublish, resultError)
 		h.metrics.upstreamErr.WithLabelValues(opPublish).Inc()
-		h.cfg.logger.LogAttrs(ctx, slog.LevelWarn, "pkarr relay: upstream publish failed",
-			slog.String("key", key.String()), slog.Any("err", err))
-		return fail(w, http.StatusBadGateway, "stored, but upstream publish failed")
+		level := slog.LevelWarn
+		if !final || u.pub.ctx.Err() != nil {
+			level = slog.LevelDebug // a retry follows, or the handler is closing
+		}
+		h.cfg.logger.LogAttrs(context.Background(), level, "pkarr relay: upstream publish failed",
+			slog.String("key", key.String()), slog.Int("attempt", attempt), slog.Bool("retrying", !final), slog.Any("err", err))
 	}
-	h.countUpstream(opPublish, resultOK)
-	w.Header().Set(HeaderDHTStoredNodes, strconv.Itoa(receipt.DHTNodes))
-	return 0
+	if h.cfg.afterPublish != nil {
+		h.cfg.afterPublish(key, err)
+	}
 }

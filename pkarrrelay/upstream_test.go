@@ -3,6 +3,7 @@ package pkarrrelay
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -36,6 +37,15 @@ func chain(t *testing.T, opts ...Option) (a, b *testRelay, bStore Store, bGets *
 	}
 	a = newRelay(t, NewMemoryStore(100), append([]Option{WithUpstream(up)}, opts...)...)
 	return a, b, bStore, bGets
+}
+
+// chainWatched is chain with A's background publishes reported on the
+// returned watch.
+func chainWatched(t *testing.T, opts ...Option) (a, b *testRelay, watch publishWatch) {
+	t.Helper()
+	watch = make(publishWatch, 100)
+	a, b, _, _ = chain(t, append([]Option{watch.option()}, opts...)...)
+	return a, b, watch
 }
 
 func TestUpstreamResolvesMissesAndCaches(t *testing.T) {
@@ -79,38 +89,72 @@ func countGets(h http.Handler, n *atomic.Int32) http.Handler {
 }
 
 func TestUpstreamPublish(t *testing.T) {
-	a, b, _, _ := chain(t)
+	a, b, published := chainWatched(t)
 	sk := newSecretKey(t)
 	p := sign(t, sk, tsAt(0), 300, "x")
 
+	// The PUT answers once A stored it; the publish follows.
 	resp := a.putPacket(p)
 	wantStatus(t, resp, http.StatusNoContent)
-	// A relay upstream stores on no DHT node; the header says so.
-	wantHeader(t, resp, HeaderDHTStoredNodes, "0")
+	if v := resp.Header.Values(HeaderDHTStoredNodes); len(v) != 0 {
+		t.Errorf("%s = %q before the packet was published", HeaderDHTStoredNodes, v)
+	}
+	if err := published.wait(t, sk.PublicKey()); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
 	resp, body := b.get(sk.PublicKey(), nil)
 	wantStatus(t, resp, http.StatusOK)
 	if !bytes.Equal(body, p.RelayPayload()) {
 		t.Fatal("upstream does not hold the packet PUT on the front relay")
 	}
-	wantStatus(t, a.putPacket(p), http.StatusNoContent)                                      // republish
+	// A republish learns what became of the last publish: a relay
+	// upstream stores on no DHT node, and the header says so.
+	resp = a.putPacket(p)
+	wantStatus(t, resp, http.StatusNoContent)
+	wantHeader(t, resp, HeaderDHTStoredNodes, "0")
+	if err := published.wait(t, sk.PublicKey()); err != nil {
+		t.Fatalf("republish: %v", err)
+	}
 	wantStatus(t, a.putPacket(sign(t, sk, tsAt(-time.Hour), 300, "x")), http.StatusConflict) // never forwarded
 
-	// The upstream holds something newer: 409, as pkarr's relay answers.
+	// The upstream holds something newer: A keeps what it was given (a PUT
+	// does not wait to hear), its publish meets the conflict, and the
+	// next GETs find the newer packet upstream.
 	other := newSecretKey(t)
-	wantStatus(t, b.putPacket(sign(t, other, tsAt(time.Minute), 300, "newer")), http.StatusNoContent)
-	wantStatus(t, a.putPacket(sign(t, other, tsAt(0), 300, "older")), http.StatusConflict)
+	newer := sign(t, other, tsAt(time.Minute), 300, "newer")
+	wantStatus(t, b.putPacket(newer), http.StatusNoContent)
+	wantStatus(t, a.putPacket(sign(t, other, tsAt(0), 300, "older")), http.StatusNoContent)
+	if err := published.wait(t, other.PublicKey()); !errors.Is(err, pkarrclient.ErrNotMostRecent) {
+		t.Fatalf("publish of an older packet: %v, want ErrNotMostRecent", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, body := a.get(other.PublicKey(), nil)
+		wantStatus(t, resp, http.StatusOK)
+		if bytes.Equal(body, newer.RelayPayload()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("A kept serving its older packet after the upstream said it holds a newer one")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestUpstreamDown(t *testing.T) {
 	logs := &logCapture{}
-	a, b, _, _ := chain(t, WithLogger(slog.New(logs)))
+	a, b, published := chainWatched(t, WithLogger(slog.New(logs)), WithPublishRetries(0, time.Second))
 	b.srv.Close()
 	sk := newSecretKey(t)
 	p := sign(t, sk, tsAt(0), 300, "x")
 
-	// 502, but the relay itself keeps and serves the packet.
+	// Stored and answered; the publish fails afterwards, and the relay
+	// itself keeps and serves the packet.
 	resp, body := a.do(http.MethodPut, a.keyURL(sk.PublicKey()), bytes.NewReader(p.RelayPayload()), nil)
-	wantStatus(t, resp, http.StatusBadGateway)
+	wantStatus(t, resp, http.StatusNoContent)
+	if err := published.wait(t, sk.PublicKey()); err == nil {
+		t.Fatal("a publish to a dead upstream succeeded")
+	}
 	if bytes.Contains(body, []byte("127.0.0.1")) {
 		t.Errorf("upstream error details leaked to the client: %q", body)
 	}
@@ -160,13 +204,23 @@ func TestUpstreamWrongKeyAndNodeCount(t *testing.T) {
 	sk, other := newSecretKey(t), newSecretKey(t)
 	liar := &lyingBackend{packet: sign(t, other, tsAt(0), 300, "x"), nodes: 7}
 	logs := &logCapture{}
-	r := newRelay(t, NewMemoryStore(10), WithUpstream(liar), WithLogger(slog.New(logs)))
+	published := make(publishWatch, 10)
+	r := newRelay(t, NewMemoryStore(10), WithUpstream(liar), WithLogger(slog.New(logs)), published.option())
 	resp, _ := r.get(sk.PublicKey(), nil)
 	wantStatus(t, resp, http.StatusBadGateway)
 	if r.h.store.Len() != 0 || logs.count(slog.LevelWarn) == 0 {
 		t.Errorf("wrong-key answer: store %d, warnings %d", r.h.store.Len(), logs.count(slog.LevelWarn))
 	}
-	resp = r.putPacket(sign(t, sk, tsAt(0), 300, "x"))
+	p := sign(t, sk, tsAt(0), 300, "x")
+	wantStatus(t, r.putPacket(p), http.StatusNoContent)
+	published.wait(t, sk.PublicKey())
+	resp = r.putPacket(p)
 	wantStatus(t, resp, http.StatusNoContent)
 	wantHeader(t, resp, HeaderDHTStoredNodes, "7")
+	// Another packet for the key: the count was for the last one.
+	resp = r.putPacket(sign(t, sk, tsAt(time.Second), 300, "y"))
+	wantStatus(t, resp, http.StatusNoContent)
+	if v := resp.Header.Values(HeaderDHTStoredNodes); len(v) != 0 {
+		t.Errorf("%s = %q for a packet not yet published", HeaderDHTStoredNodes, v)
+	}
 }

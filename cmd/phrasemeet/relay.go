@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +29,8 @@ type relayFlags struct {
 	readRate       float64
 	readBurst      int
 	futureMargin   time.Duration
+	maxConns       int
+	maxConnsPerIP  int
 	trustedProxies listFlag
 	logLevel       string
 	version        string
@@ -48,6 +51,8 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	fs.Float64Var(&f.readRate, "read-rate", float64(pkarrrelay.DefaultReadRate), "GETs per second per client IP (0: unlimited)")
 	fs.IntVar(&f.readBurst, "read-burst", pkarrrelay.DefaultReadBurst, "GET burst per client IP")
 	fs.DurationVar(&f.futureMargin, "future-margin", pkarrrelay.DefaultFutureMargin, "reject packets stamped further than this in the future")
+	fs.IntVar(&f.maxConns, "max-conns", 0, fmt.Sprintf("connections held open in all (0: %d, or 3/4 of the open-file limit if lower)", pkarrrelay.DefaultMaxConns))
+	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, fmt.Sprintf("connections from one client IP, IPv6 by /64 (0: %d, or 1/4 of --max-conns if lower)", pkarrrelay.DefaultMaxConnsPerIP))
 	fs.Var(&f.trustedProxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	dhtf := addDHTFlags(fs, "back the relay with the Mainline DHT: publish every stored packet there and look up "+
@@ -119,12 +124,18 @@ func (f *relayFlags) build(logger *slog.Logger) (*pkarrrelay.Server, pkarrrelay.
 	if f.maxPackets < 1 {
 		return nil, nil, usageError("--max-packets must be at least 1")
 	}
+	if f.maxConns < 0 || f.maxConnsPerIP < 0 {
+		return nil, nil, usageError("--max-conns and --max-conns-per-ip must not be negative")
+	}
 	var store pkarrrelay.Store
 	if f.store == "memory" {
 		store = pkarrrelay.NewMemoryStore(f.maxPackets)
 	} else {
 		bolt, err := pkarrrelay.OpenBoltStore(f.store,
 			pkarrrelay.WithCapacity(f.maxPackets), pkarrrelay.WithStoreLogger(logger))
+		if errors.Is(err, pkarrrelay.ErrDamaged) {
+			return nil, nil, fmt.Errorf("%w; move the file aside (the relay then starts empty and clients republish) or restore a backup", err)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
@@ -145,7 +156,7 @@ func (f *relayFlags) build(logger *slog.Logger) (*pkarrrelay.Server, pkarrrelay.
 	h, err := pkarrrelay.NewHandler(store, opts...)
 	if err == nil {
 		var srv *pkarrrelay.Server
-		if srv, err = pkarrrelay.NewServer(h); err == nil {
+		if srv, err = pkarrrelay.NewServer(h, pkarrrelay.WithConnLimits(f.maxConns, f.maxConnsPerIP)); err == nil {
 			return srv, store, nil
 		}
 	}
