@@ -156,7 +156,7 @@ func installJS() (modules, skip string) {
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Sprintf("npm ci failed after %v (is the npm registry reachable?): %v\n%s",
-			time.Since(start).Round(time.Second), err, tail(log.String(), 2000))
+			time.Since(start).Round(time.Second), err, tail(log.String(), 800))
 	}
 	if err := os.WriteFile(filepath.Join(tmp, "installed"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
 		return "", fmt.Sprintf("marking the install: %v", err)
