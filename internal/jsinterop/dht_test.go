@@ -2,7 +2,9 @@ package jsinterop
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrrelay"
 )
 
 // jsNode is a DHT node the JS side started.
@@ -405,4 +408,57 @@ func TestDHT1000ByteValues(t *testing.T) {
 	if len(failures) > 0 {
 		t.Errorf("1000-byte values:\n%s", strings.Join(failures, "\n"))
 	}
+}
+
+// TestDHTRepublishToBittorrentDHT: the very packet published before is
+// published again (what keeps an item alive on the DHT, hourly) where the
+// closest nodes are bittorrent-dht nodes. They answer the put with 302,
+// since they refuse any seq not above the stored one, identical items
+// included (BEP44: a node SHOULD just reset the item's timeout). The nodes
+// hold exactly this packet, and our lookup before the put sees them return
+// it, so the republish has not lost to a more recent packet:
+//   - our DHT client's second Publish must not fail (today it fails with
+//     ErrNotMostRecent, "2 hold a more recent packet (302)");
+//   - our relay with that DHT client upstream must not answer pkarr JS's
+//     identical republish with 409.
+func TestDHTRepublishToBittorrentDHT(t *testing.T) {
+	js := startDriver(t)
+	guard := dhttest.New(t, 1) // for its loopback guard and client options only
+	j1 := startJSNode(t, js, "j1", "bittorrent", nil)
+	j2 := startJSNode(t, js, "j2", "bittorrent", []string{j1.Addr})
+	jsNodes := []string{j1.Addr, j2.Addr}
+
+	t.Run("our client", func(t *testing.T) {
+		client := guard.NewClient(pkarrclient.DHTBootstrap(jsNodes...))
+		sk := secretKey(t, seed(t, "go"))
+		p := goPacket(t, sk, pkarrclient.Now())
+		if _, err := client.Publish(opContext(t), p); err != nil {
+			t.Fatalf("first publish to bittorrent-dht nodes: %v", err)
+		}
+		for a, h := range probeGet(t, js, "j1", sk.PublicKey(), jsNodes) {
+			if h == nil || h.Seq != ts(p.Timestamp()) {
+				t.Fatalf("bittorrent-dht node %s holds %+v after our publish", a, h)
+			}
+		}
+		receipt, err := client.Publish(opContext(t), p)
+		if err != nil {
+			t.Errorf("republishing the same packet, which both bittorrent-dht nodes hold: %v (errors.Is ErrNotMostRecent: %v; receipt %+v)",
+				err, errors.Is(err, pkarrclient.ErrNotMostRecent), receipt)
+		}
+	})
+
+	t.Run("our relay", func(t *testing.T) {
+		url := startOurRelay(t, pkarrrelay.WithUpstream(guard.NewClient(pkarrclient.DHTBootstrap(jsNodes...))))
+		args := signArgs{URL: url, Seed: seed(t, "js"), Timestamp: ts(pkarrclient.Now()), Records: jsRecords()}
+		for i := range 2 {
+			var put struct {
+				Status int    `json:"status"`
+				Body   string `json:"body"`
+			}
+			js.must(t, "relayPut", args, &put)
+			if put.Status != http.StatusNoContent {
+				t.Errorf("PUT %d of the same packet to our relay (DHT upstream: bittorrent-dht nodes): %d %q", i+1, put.Status, strings.TrimSpace(put.Body))
+			}
+		}
+	})
 }

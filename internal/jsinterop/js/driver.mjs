@@ -134,10 +134,10 @@ function addr (dht) {
 // kind "pkarr", the node is pkarr 1.3.0's DHT wrapper around bittorrent-dht,
 // as pkarr's client and relay run it (no verify function: pkarr does not
 // pass one), with its routing-table file turned off.
-async function startDHT ({ name, bootstrap = [], kind = 'bittorrent' }) {
+async function startDHT ({ name, bootstrap, kind = 'bittorrent' }) {
   if (dhts.has(name)) throw new Error(`DHT node ${name} exists`)
   const opts = {
-    bootstrap: bootstrap.map(parsePeer),
+    bootstrap: (bootstrap || []).map(parsePeer),
     socket: udpSocket(),
     timeout: KRPC_TIMEOUT_MS
   }
