@@ -110,11 +110,19 @@ type hostileNode struct {
 // ends. base, passed to onGet, holds the id and a token.
 func startHostile(t *testing.T, id [20]byte, onGet func(tid string, base fields) []byte) *hostileNode {
 	t.Helper()
+	return startHostileWith(t, id, func(h *hostileNode) { h.onGet = onGet })
+}
+
+// startHostileWith is startHostile with the node's hooks set by setup
+// before it serves.
+func startHostileWith(t *testing.T, id [20]byte, setup func(h *hostileNode)) *hostileNode {
+	t.Helper()
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &hostileNode{conn: conn, id: id, onGet: onGet}
+	h := &hostileNode{conn: conn, id: id}
+	setup(h)
 	h.wg.Add(1)
 	go h.serve()
 	t.Cleanup(func() {
@@ -460,10 +468,12 @@ func TestDHTLying302(t *testing.T) {
 	ctx := testCtx(t, time.Minute)
 	sk := pkarrclient.NewTestSecretKey(t)
 	key := sk.PublicKey()
-	liar := startHostile(t, nearID(key, 1), func(tid string, b fields) []byte { return reply(tid, b) })
-	liar.onPut = func(tid string) []byte {
-		return []byte(fields{"e": "l" + bint(302) + bstr("sequence number less than current") + "e", "t": bstr(tid), "y": bstr("e")}.dict())
-	}
+	liar := startHostileWith(t, nearID(key, 1), func(h *hostileNode) {
+		h.onGet = func(tid string, b fields) []byte { return reply(tid, b) }
+		h.onPut = func(tid string) []byte {
+			return []byte(fields{"e": "l" + bint(302) + bstr("sequence number less than current") + "e", "t": bstr(tid), "y": bstr("e")}.dict())
+		}
+	})
 
 	p := pkarrclient.TXTPacket(t, sk, 1_700_000_000_000_000, "mine", 300)
 	d := nw.NewClient(pkarrclient.DHTBootstrap(append([]string{liar.addr()}, nw.Addrs()...)...))
@@ -516,14 +526,15 @@ func TestDHTRepublishToANodeThatRefusesEqualSeq(t *testing.T) {
 	}
 	// As bittorrent-dht does, it sends the value only to a get whose seq
 	// is below the one it holds.
-	holder := startHostile(t, nearID(key, 1), nil)
-	holder.onGetSeq = func(tid string, seq *int64, b fields) []byte {
-		if seq != nil && *seq >= int64(p.Timestamp()) {
-			return reply(tid, merge(b, fields{"seq": bint(int64(p.Timestamp()))}))
+	holder := startHostileWith(t, nearID(key, 1), func(h *hostileNode) {
+		h.onGetSeq = func(tid string, seq *int64, b fields) []byte {
+			if seq != nil && *seq >= int64(p.Timestamp()) {
+				return reply(tid, merge(b, fields{"seq": bint(int64(p.Timestamp()))}))
+			}
+			return reply(tid, merge(b, itemFields(p)))
 		}
-		return reply(tid, merge(b, itemFields(p)))
-	}
-	holder.onPut = refuse
+		h.onPut = refuse
+	})
 	rcpt, err := hostileClient(t, holder.addr()).Publish(ctx, p)
 	if err != nil || rcpt.DHTNodes != 1 {
 		t.Fatalf("republish to a node holding the packet: %+v, %v; want stored on 1", rcpt, err)
@@ -534,8 +545,10 @@ func TestDHTRepublishToANodeThatRefusesEqualSeq(t *testing.T) {
 
 	// One that holds only an older packet, and says 302 all the same.
 	older := pkarrclient.TXTPacket(t, sk, 1_700_000_000_000_000-1, "older", 300)
-	claimer := startHostile(t, nearID(key, 1), func(tid string, b fields) []byte { return reply(tid, merge(b, itemFields(older))) })
-	claimer.onPut = refuse
+	claimer := startHostileWith(t, nearID(key, 1), func(h *hostileNode) {
+		h.onGet = func(tid string, b fields) []byte { return reply(tid, merge(b, itemFields(older))) }
+		h.onPut = refuse
+	})
 	_, err = hostileClient(t, claimer.addr()).Publish(ctx, p)
 	var perr *pkarrclient.DHTPublishError
 	if !errors.Is(err, pkarrclient.ErrNotMostRecent) || !errors.As(err, &perr) || perr.Stale != 1 {
