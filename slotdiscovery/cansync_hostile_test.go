@@ -16,13 +16,13 @@ import (
 
 // TestCanSyncOneLyingRelay runs three can-sync peers over a relay that
 // answers first, acknowledges every PUT and keeps only the first packet
-// of each key, and an honest relay 3-20 ms slower: each must find the
-// other two, as over two honest relays.
+// of each key, which for every slot is an old one naming a peer long
+// gone, and an honest relay 3-20 ms slower: each must find the other
+// two, as over two honest relays. Reads that trusted the first answer
+// would see only the old names.
 func TestCanSyncOneLyingRelay(t *testing.T) {
-	urls := []string{
-		slottest.LyingRelay(t),
-		slottest.Serve(t, slottest.Delayed(slottest.RelayHandler(t), 3*time.Millisecond, 20*time.Millisecond)),
-	}
+	honest := slottest.Serve(t, slottest.Delayed(slottest.RelayHandler(t), 3*time.Millisecond, 20*time.Millisecond))
+	urls := []string{slottest.LyingRelay(t, goneCanSyncPeers(t)...), honest}
 	const n = 3
 	ds := make([]*slotdiscovery.CanSync, n)
 	ids := make([]string, n)
@@ -32,6 +32,10 @@ func TestCanSyncOneLyingRelay(t *testing.T) {
 		if _, err := ds[i].Announce(t.Context(), discovery.Record{ID: ids[i]}); err != nil {
 			t.Fatal(err)
 		}
+		// One after the other: can-sync's own claim race puts peers that
+		// start together in one slot, where they overwrite each other
+		// (failure 2 of the notes), liar or not.
+		waitClaimed(t, honest, ids[i])
 	}
 	known := make([]func() []string, n)
 	for i, d := range ds {
@@ -45,21 +49,9 @@ func TestCanSyncOneLyingRelay(t *testing.T) {
 // peers long gone, and refuses every write. Reads that took the first
 // answer would see only the old names.
 func TestCanSyncLaggingRelay(t *testing.T) {
-	old := pkarrclient.TimestampFromTime(time.Now().Add(-time.Hour))
-	var frozen []*pkarrclient.SignedPacket
-	for i := range slotdiscovery.CanSyncSlots {
-		p, err := pkarrclient.NewBuilder().Timestamp(old).
-			TXT(slotdiscovery.CanSyncRecordName, 300, csID(fmt.Sprint("gone ", i))).
-			Sign(slotdiscovery.CanSyncSlotKey([]byte(csPassphrase), i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		frozen = append(frozen, p)
-	}
-	urls := []string{
-		slottest.FrozenRelay(t, frozen...),
-		slottest.Serve(t, slottest.Delayed(slottest.RelayHandler(t), 3*time.Millisecond, 20*time.Millisecond)),
-	}
+	frozen := goneCanSyncPeers(t)
+	honest := slottest.Serve(t, slottest.Delayed(slottest.RelayHandler(t), 3*time.Millisecond, 20*time.Millisecond))
+	urls := []string{slottest.FrozenRelay(t, frozen...), honest}
 	const n = 3
 	known := make([]func() []string, n)
 	ids := make([]string, n)
@@ -70,6 +62,7 @@ func TestCanSyncLaggingRelay(t *testing.T) {
 		if _, err := d.Announce(t.Context(), discovery.Record{ID: ids[i]}); err != nil {
 			t.Fatal(err)
 		}
+		waitClaimed(t, honest, ids[i])
 	}
 	waitKnown(t, known, ids)
 }
@@ -92,6 +85,45 @@ func TestReadCanSyncSlotIgnoresTheCache(t *testing.T) {
 	}
 	if got, _, err := slotdiscovery.ReadCanSyncSlot(t.Context(), c, key.PublicKey()); err != nil || got != first {
 		t.Fatalf("read %s, %v; want %s, which the relay kept, not %s, which it dropped", got, err, first, second)
+	}
+}
+
+// goneCanSyncPeers returns a packet for each can-sync slot, an hour old,
+// naming a peer long gone.
+func goneCanSyncPeers(t *testing.T) []*pkarrclient.SignedPacket {
+	t.Helper()
+	old := pkarrclient.TimestampFromTime(time.Now().Add(-time.Hour))
+	var out []*pkarrclient.SignedPacket
+	for i := range slotdiscovery.CanSyncSlots {
+		p, err := pkarrclient.NewBuilder().Timestamp(old).
+			TXT(slotdiscovery.CanSyncRecordName, 300, csID(fmt.Sprint("gone ", i))).
+			Sign(slotdiscovery.CanSyncSlotKey([]byte(csPassphrase), i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// waitClaimed waits until a slot on the relay at url holds id.
+func waitClaimed(t *testing.T, url, id string) {
+	t.Helper()
+	c := slottest.Client(t, url)
+	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
+	defer cancel()
+	for {
+		for i := range slotdiscovery.CanSyncSlots {
+			key := slotdiscovery.CanSyncSlotKey([]byte(csPassphrase), i).PublicKey()
+			if got, _, err := slotdiscovery.ReadCanSyncSlot(ctx, c, key); err == nil && got == id {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s claimed no slot on the honest relay within 40 s", id)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 

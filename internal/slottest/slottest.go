@@ -85,11 +85,11 @@ func Delayed(h http.Handler, lo, hi time.Duration) http.Handler {
 // LyingRelay serves the project's relay over a store that keeps only the
 // first packet of each key and acknowledges every later PUT as stored: a
 // relay that answers quickly and lies. Its GETs serve validly signed
-// packets, only old ones.
-func LyingRelay(t testing.TB) string {
+// packets, only old ones. It holds the given packets from the start, as
+// the first of their keys.
+func LyingRelay(t testing.TB, packets ...*pkarrclient.SignedPacket) string {
 	t.Helper()
-	store := &firstOnlyStore{MemoryStore: pkarrrelay.NewMemoryStore(10_000)}
-	t.Cleanup(func() { store.Close() })
+	store := &firstOnlyStore{MemoryStore: preload(t, packets)}
 	return Serve(t, relayHandler(t, store, nil))
 }
 
