@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,7 +13,6 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/phrasemeet/discovery"
 	"github.com/phrasemeet/discovery/internal/slottest"
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/pkarrrelay"
@@ -139,37 +137,22 @@ func (r *lockRelay) lock(t *testing.T, sk *pkarrclient.SecretKey, ts pkarrclient
 	}
 }
 
-// awaitMeet waits until every discoverer knows every other one's ID and
-// holds a slot a read-back confirmed.
+// awaitMeet waits until every discoverer holds a confirmed slot and
+// knows every other one's ID.
 func awaitMeet(t *testing.T, ds []*slotdiscovery.Discoverer, ids []string) {
 	t.Helper()
-	deadline := time.Now().Add(lockWait)
-	for {
-		missing := ""
-		for i, d := range ds {
+	known := make([]func() []string, len(ds))
+	for i, d := range ds {
+		known[i] = func() []string {
 			if d.Slot(ids[i]) < 0 {
-				missing += fmt.Sprintf(" %s holds no confirmed slot;", ids[i])
+				return nil // not met until it holds a slot
 			}
-			for j, id := range ids {
-				if i == j {
-					continue
-				}
-				if !slices.ContainsFunc(d.Peers(), func(p discovery.Peer) bool { return p.ID == id }) {
-					missing += fmt.Sprintf(" %s does not know %s;", ids[i], id)
-				}
-			}
+			return peerIDs(d.Peers())
 		}
-		if missing == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			for i, d := range ds {
-				t.Logf("%s: slot %d, %+v", ids[i], d.Slot(ids[i]), d.Stats())
-			}
-			t.Fatalf("peers did not meet within %v:%s", lockWait, missing)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	waitKnown(t, known, ids, lockWait, func(i int) string {
+		return fmt.Sprintf("slot %d, %+v", ds[i].Slot(ids[i]), ds[i].Stats())
+	})
 }
 
 // TestLockedSlotsAreAbandoned locks slots with timestamps beyond 2^63 µs.
@@ -199,19 +182,8 @@ func TestLockedSlotsAreAbandoned(t *testing.T) {
 				for i, ts := range c.locks {
 					r.lock(t, g.SlotKey(i), ts, pkarrclient.NewBuilder().TXT("_junk", 300, "locked"))
 				}
-				ids := []string{"peer-a", "peer-b"}
-				ds := make([]*slotdiscovery.Discoverer, len(ids))
-				for i, id := range ids {
-					d, err := slotdiscovery.New(slottest.Client(t, r.url), g, slottest.FastSchedule()...)
-					if err != nil {
-						t.Fatal(err)
-					}
-					t.Cleanup(func() { d.Close() })
-					ds[i] = d
-					if _, err := d.Announce(context.Background(), discovery.Record{ID: id, Addrs: []string{"/ip4/127.0.0.1/tcp/1"}}); err != nil {
-						t.Fatal(err)
-					}
-				}
+				ds := newPeers(t, g, []string{r.url}, 2)
+				ids := announceAll(t, ds)
 				began := time.Now()
 				awaitMeet(t, ds, ids)
 				for i, d := range ds {
@@ -265,19 +237,8 @@ func TestLockLiftedNeverWrittenPast(t *testing.T) {
 	r := startLockRelay(t, false)
 	g := slottest.Group(t, "lock lifted passphrase")
 	r.lock(t, g.SlotKey(0), lockAt63, pkarrclient.NewBuilder().TXT("_junk", 300, "locked"))
-	ids := []string{"peer-a", "peer-b"}
-	ds := make([]*slotdiscovery.Discoverer, len(ids))
-	for i, id := range ids {
-		d, err := slotdiscovery.New(slottest.Client(t, r.url), g, slottest.FastSchedule()...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		ds[i] = d
-		if _, err := d.Announce(context.Background(), discovery.Record{ID: id, Addrs: []string{"/ip4/127.0.0.1/tcp/1"}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ds := newPeers(t, g, []string{r.url}, 2)
+	ids := announceAll(t, ds)
 	awaitMeet(t, ds, ids)
 	r.reset(t)
 	// Several republish periods and fast scans: every peer reads slot 0
