@@ -195,7 +195,7 @@ func TestLockedLevelsCostLittle(t *testing.T) {
 	}
 	peers, watcher := ds[:2], ds[2]
 	ids := announceAll(t, peers)
-	waitAllKnow(t, peers, ids, 40*time.Second)
+	awaitMeet(t, peers, ids) // and each holds a confirmed slot
 	for i, d := range peers {
 		// 511 is the first slot of level 9, its meeting point.
 		if s := d.Slot(ids[i]); s != 511 {
