@@ -234,3 +234,33 @@ func waitTimer(t *testing.T, r *dhtRelay) {
 		t.Fatal("no retry was scheduled")
 	}
 }
+
+// TestPublishesLeaveLookupsTheirShare: background publishes wait for the
+// upstream budget without reserving tokens ahead, so while a queue of
+// publishes drains, GET misses still get their share of it. Reservations
+// that took each next token as soon as the last publish ended kept the
+// limiter below one token, and every lookup was refused with 503 until
+// the whole queue had drained (found in review).
+func TestPublishesLeaveLookupsTheirShare(t *testing.T) {
+	r := newDHTRelay(t, NewMemoryStore(1000), WithUpstreamBudget(32, 1, 4))
+	for range 40 {
+		wantStatus(t, r.putPacket(sign(t, newSecretKey(t), tsAt(0), 300, "x")), http.StatusNoContent)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	served := 0
+	for range 20 {
+		if err := r.clock.BlockUntilContext(ctx, DefaultPublishWorkers); err != nil {
+			t.Fatal(err)
+		}
+		if resp, _ := r.get(newSecretKey(t).PublicKey(), nil); resp.StatusCode != http.StatusServiceUnavailable {
+			served++
+		}
+		r.clock.Advance(time.Second)
+	}
+	if served == 0 {
+		t.Fatalf("20 s at 1 upstream call/s with publishes queued: every GET miss was refused (%v publishes done)",
+			upstreamCount(t, r.h, opPublish, resultOK))
+	}
+	t.Logf("GET misses served %d of 20 while publishes drained", served)
+}

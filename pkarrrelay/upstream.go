@@ -162,11 +162,12 @@ func newUpstreamState(cfg *handlerConfig) *upstreamState {
 	return u
 }
 
-// acquireLocked takes one unit of the budget at now without waiting. When
-// none is left it returns false and how long until the rate limiter would
-// allow a call (zero when all slots are busy: no one can say when one frees
-// up). The caller holds mu and, on success, must call release.
-func (u *upstreamState) acquireLocked(now time.Time) (bool, time.Duration) {
+// acquireLocked takes one unit of the budget at now without waiting, if
+// the rate limiter holds at least need tokens. When it cannot, it returns
+// false and how long until the limiter would hold them (zero when all
+// slots are busy: no one can say when one frees up). The caller holds mu
+// and, on success, must call release.
+func (u *upstreamState) acquireLocked(now time.Time, need float64) (bool, time.Duration) {
 	if u.closed {
 		return false, 0
 	}
@@ -175,39 +176,70 @@ func (u *upstreamState) acquireLocked(now time.Time) (bool, time.Duration) {
 	default:
 		return false, 0
 	}
-	if u.limiter != nil && !u.limiter.AllowN(now, 1) {
+	if u.limiter != nil && (u.limiter.TokensAt(now) < need || !u.limiter.AllowN(now, 1)) {
 		<-u.slots
-		missing := 1 - u.limiter.TokensAt(now)
+		missing := need - u.limiter.TokensAt(now)
 		return false, time.Duration(math.Ceil(missing / float64(u.perSec) * float64(time.Second)))
 	}
 	return true, 0
 }
 
+// publishNeed is how many tokens a background publish leaves the limiter
+// before it takes one: the last token of the burst is kept for lookups,
+// which answer a client waiting on a GET, so a queue of publishes slows
+// down rather than shutting lookups out (with a burst of one, publishes
+// and lookups share the one token).
+func (u *upstreamState) publishNeed() float64 {
+	if u.limiter == nil {
+		return 1
+	}
+	return float64(min(2, u.limiter.Burst()))
+}
+
 func (u *upstreamState) release() { <-u.slots }
 
 // acquireWait takes one unit of the budget for a background publish,
-// waiting for the rate limiter's token and then for a free slot, until ctx
-// ends.
+// waiting until one is free or ctx ends. It takes a token only when the
+// limiter holds one more for lookups (publishNeed), never by reserving the
+// next one ahead: publish workers that reserved their next token the
+// moment the last publish ended kept the limiter below one token for as
+// long as a queue of publishes lasted, and every GET miss was refused.
 func (u *upstreamState) acquireWait(ctx context.Context, clock clockwork.Clock) (func(), error) {
-	if u.limiter != nil {
-		now := clock.Now()
-		r := u.limiter.ReserveN(now, 1)
-		if d := r.DelayFrom(now); d > 0 {
-			select {
-			case <-clock.After(d):
-			case <-ctx.Done():
-				r.CancelAt(clock.Now())
-				return nil, ctx.Err()
+	need := u.publishNeed()
+	for {
+		if u.limiter != nil {
+			if missing := need - u.limiter.TokensAt(clock.Now()); missing > 0 {
+				wait := time.Duration(math.Ceil(missing / float64(u.perSec) * float64(time.Second)))
+				select {
+				case <-clock.After(wait):
+					continue
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
 			}
 		}
-	}
-	select {
-	case u.slots <- struct{}{}:
-		return u.release, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+		select {
+		case u.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		u.mu.Lock()
+		closed := u.closed
+		ok := !closed && (u.limiter == nil || u.limiter.TokensAt(clock.Now()) >= need && u.limiter.AllowN(clock.Now(), 1))
+		u.mu.Unlock()
+		if ok {
+			return u.release, nil
+		}
+		<-u.slots
+		if closed {
+			return nil, errUpstreamClosed
+		}
+		// A lookup took the token while we waited for the slot.
 	}
 }
+
+// errUpstreamClosed: the Handler was closed while a publish waited.
+var errUpstreamClosed = errors.New("pkarrrelay: upstream closed")
 
 // inFlight returns the number of upstream calls running.
 func (u *upstreamState) inFlight() int { return len(u.slots) }
@@ -288,7 +320,7 @@ func (h *Handler) beginFlight(key pkarrclient.PublicKey, newerThan pkarrclient.T
 			u.negative.Remove(key)
 		}
 	}
-	ok, wait := u.acquireLocked(now)
+	ok, wait := u.acquireLocked(now, 1)
 	if !ok {
 		return nil, false, refusedBudget, wait
 	}
