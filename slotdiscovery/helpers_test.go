@@ -101,6 +101,22 @@ func waitKnown(t *testing.T, known []func() []string, ids []string, timeout time
 	}
 }
 
+// lockedAhead returns packets for g's first n slots stamped a year ahead:
+// what a passphrase holder writes to lock them, to a relay that takes it.
+func lockedAhead(t *testing.T, g *slotdiscovery.Group, n int) []*pkarrclient.SignedPacket {
+	t.Helper()
+	ahead := pkarrclient.TimestampFromTime(time.Now().AddDate(1, 0, 0))
+	out := make([]*pkarrclient.SignedPacket, 0, n)
+	for i := range n {
+		p, err := pkarrclient.NewBuilder().Timestamp(ahead).TXT("@", 300, "a year ahead").Sign(g.SlotKey(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 func peerIDs(ps []discovery.Peer) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {

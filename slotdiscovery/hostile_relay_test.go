@@ -161,15 +161,7 @@ func TestEveryRelayRateLimitedPauses(t *testing.T) {
 // locked slot at every scan.
 func TestLockedLevelsCostLittle(t *testing.T) {
 	g := slottest.Group(t, "locked levels passphrase")
-	ahead := pkarrclient.TimestampFromTime(time.Now().AddDate(1, 0, 0))
-	var locked []*pkarrclient.SignedPacket
-	for i := range 511 {
-		p, err := pkarrclient.NewBuilder().Timestamp(ahead).TXT("@", 300, "a year ahead").Sign(g.SlotKey(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		locked = append(locked, p)
-	}
+	locked := lockedAhead(t, g, 511)
 	// Each peer's client names itself in User-Agent, so the relay can
 	// count each peer's reads of each slot.
 	relay := slottest.PreloadedHandler(t, locked...)

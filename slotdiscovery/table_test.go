@@ -59,15 +59,7 @@ func countOf(xs []string, x string) int {
 // out at most a burst at a time, and the walk stops at TableMaxSlots.
 func TestReadTableBudget(t *testing.T) {
 	g := slottest.Group(t, "table budget passphrase")
-	ahead := pkarrclient.TimestampFromTime(time.Now().AddDate(1, 0, 0))
-	var locked []*pkarrclient.SignedPacket
-	for i := range 63 {
-		p, err := pkarrclient.NewBuilder().Timestamp(ahead).TXT("@", 300, "a year ahead").Sign(g.SlotKey(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		locked = append(locked, p)
-	}
+	locked := lockedAhead(t, g, 63)
 	frozen := slottest.FrozenRelay(t, locked...)
 	var mu sync.Mutex
 	inFlight, most, total := 0, 0, 0
