@@ -46,7 +46,7 @@
 // because native nftables masquerade and iptables-legacy NAT were seen not
 // to translate on the machines this runs on. New checks once per process
 // that a NAT'd datagram really is translated, and skips the test, saying
-// why, when any of this is missing.
+// why, when any of this is missing (fails it, if RequireEnv says so).
 //
 // The lab's setup methods (New, Router, Host, PublicHost) fail the test
 // with t.Fatal, so they are called from the test's goroutine; the others
@@ -156,9 +156,7 @@ type Host struct {
 // with t.Cleanup. It skips t when this machine cannot host a lab.
 func New(t testing.TB) *Lab {
 	t.Helper()
-	if reason := unavailable(); reason != "" {
-		t.Skip("netlab: " + reason)
-	}
+	requireAvailable(t)
 	if err := removeStale(); err != nil {
 		t.Logf("netlab: removing namespaces left by earlier runs: %v", err)
 	}
@@ -631,6 +629,26 @@ func ownerPID(ns string) (int, bool) {
 const netnsDir = "/run/netns" // where ip netns keeps its names
 
 func netnsPath(ns string) string { return netnsDir + "/" + ns }
+
+// RequireEnv names the environment variable that, set to "require",
+// turns every skip for want of a lab into a failure: CI sets it where it
+// has installed what a lab needs, so that a lab that stops working fails
+// the build rather than skipping the tests that use it.
+const RequireEnv = "PHRASEMEET_NETLAB"
+
+// requireAvailable skips t, or fails it under RequireEnv, unless a lab can
+// be built here.
+func requireAvailable(t testing.TB) {
+	t.Helper()
+	reason := unavailable()
+	switch {
+	case reason == "":
+	case os.Getenv(RequireEnv) == "require":
+		t.Fatalf("netlab: %s (and %s=require)", reason, RequireEnv)
+	default:
+		t.Skip("netlab: " + reason)
+	}
+}
 
 // unavailable says why no lab can be built here, "" if one can. The
 // machine does not change during a test run, so it is found out once.

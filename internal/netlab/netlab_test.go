@@ -477,9 +477,7 @@ func TestHelperLab(t *testing.T) {
 // them.
 func runHelper(t *testing.T, mode string) (namespaces []string, pids []int) {
 	t.Helper()
-	if reason := unavailable(); reason != "" {
-		t.Skip("netlab: " + reason)
-	}
+	requireAvailable(t)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperLab$", "-test.count=1")
 	cmd.Env = append(os.Environ(), helperEnv+"="+mode)
 	stdin, err := cmd.StdinPipe()
