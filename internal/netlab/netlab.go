@@ -111,7 +111,12 @@ const (
 	maxNodes   = 250 // public addresses .2 to .251; LANs 10.11 to 10.255
 )
 
-var publicNet = netip.MustParsePrefix("198.51.100.0/24")
+// PublicCIDR is the public segment's range, a documentation range that
+// go-multiaddr counts as unroutable: programs under test that filter
+// addresses by routability must be told to treat it as public.
+const PublicCIDR = "198.51.100.0/24"
+
+var publicNet = netip.MustParsePrefix(PublicCIDR)
 
 // Lab is one test internet. It lives until the test that made it ends.
 type Lab struct {
@@ -508,7 +513,7 @@ func (n *Node) Do(f func() error) error {
 }
 
 // Listen is net.Listen inside the node's namespace. The listener is
-// closed when the test ends, if not before.
+// closed when the lab's test (the one given to New) ends, if not before.
 func (n *Node) Listen(network, address string) (net.Listener, error) {
 	var ln net.Listener
 	err := n.Do(func() (err error) {
@@ -523,7 +528,7 @@ func (n *Node) Listen(network, address string) (net.Listener, error) {
 }
 
 // ListenPacket is net.ListenPacket inside the node's namespace. The
-// connection is closed when the test ends, if not before.
+// connection is closed when the lab's test ends, if not before.
 func (n *Node) ListenPacket(network, address string) (net.PacketConn, error) {
 	pc, err := n.listenPacket(network, address)
 	if err != nil {
@@ -546,8 +551,8 @@ func (n *Node) listenPacket(network, address string) (net.PacketConn, error) {
 }
 
 // Dial dials address from inside the node's namespace, as
-// net.Dialer.DialContext does. The connection is closed when the test
-// ends, if not before.
+// net.Dialer.DialContext does. The connection is closed when the lab's
+// test ends, if not before.
 func (n *Node) Dial(ctx context.Context, network, address string) (net.Conn, error) {
 	var c net.Conn
 	err := n.Do(func() (err error) {
