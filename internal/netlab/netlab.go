@@ -158,7 +158,8 @@ type Host struct {
 
 // New builds the public segment of a new lab, removes what crashed test
 // processes left of earlier ones, and registers the teardown of it all
-// with t.Cleanup. It skips t when this machine cannot host a lab.
+// with t.Cleanup. It skips t when this machine cannot host a lab (fails
+// it, if RequireEnv says so).
 func New(t testing.TB) *Lab {
 	t.Helper()
 	requireAvailable(t)
