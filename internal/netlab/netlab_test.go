@@ -568,3 +568,58 @@ func TestOwnerPID(t *testing.T) {
 		}
 	}
 }
+
+// A real process on a public host serves a host behind a NAT: what
+// other packages' end-to-end tests do with their binaries.
+func TestProcessServesAcrossNAT(t *testing.T) {
+	t.Parallel()
+	lab := New(t)
+	home := lab.Router("home", PortPreserving)
+	ann := home.Host("ann")
+	srv := lab.PublicHost("srv")
+	cmd := srv.Command(os.Args[0], "-test.run=^TestHelperEcho$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"=echo")
+	p := proctest.Start(t, "echo server", cmd)
+	addr := p.WaitLine(proctest.Stdout, regexp.MustCompile(`^listening (\S+)$`), wait)[1]
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c, err := ann.Dial(ctx, "tcp4", addr)
+	if err != nil {
+		t.Fatalf("ann dialling the server at %s: %v", addr, err)
+	}
+	fmt.Fprintln(c, "hello")
+	c.SetReadDeadline(time.Now().Add(wait))
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "hello\n" {
+		t.Fatalf("echo %q, %v", line, err)
+	}
+	from := p.WaitLine(proctest.Stdout, regexp.MustCompile(`^from (\S+)$`), wait)[1]
+	if ap, err := netip.ParseAddrPort(from); err != nil || ap.Addr() != home.WAN() {
+		t.Errorf("the server saw ann come from %s, want from %v", from, home.WAN())
+	}
+}
+
+// TestHelperEcho is not a test: TestProcessServesAcrossNAT runs the test
+// binary with it alone, as a TCP echo server for one connection.
+func TestHelperEcho(t *testing.T) {
+	if os.Getenv(helperEnv) != "echo" {
+		t.Skip("run by TestProcessServesAcrossNAT only")
+	}
+	ifs, _ := net.InterfaceAddrs()
+	var ip string
+	for _, a := range ifs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			ip = n.IP.String()
+		}
+	}
+	ln, err := net.Listen("tcp4", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("listening %s\n", ln.Addr())
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("from %s\n", c.RemoteAddr())
+	io.Copy(c, c)
+}
