@@ -236,18 +236,24 @@ func TestCircuitRelayProcess(t *testing.T) {
 
 	a, b := newClientHost(t), newClientHost(t)
 	serveEcho(a)
+	start := time.Now()
 	rsvp := reserve(t, a, relay.addr(t, ma.P_QUIC_V1))
-	t.Logf("reservation: expires %s, limits %s / %d bytes", rsvp.Expiration.Format(time.RFC3339), rsvp.LimitDuration, rsvp.LimitData)
+	t.Logf("reservation in %s (connection included): expires %s, limits %s / %d bytes",
+		time.Since(start).Round(time.Millisecond), rsvp.Expiration.Format(time.RFC3339), rsvp.LimitDuration, rsvp.LimitData)
 	if rsvp.LimitDuration != time.Hour || rsvp.LimitData != 1<<20 {
 		t.Errorf("reservation limits %s / %d bytes, want the documented defaults 1h / 1 MiB", rsvp.LimitDuration, rsvp.LimitData)
 	}
 
+	start = time.Now()
 	s := dialThrough(t, b, relay.addr(t, ma.P_TCP), a.ID())
+	dialed := time.Since(start)
 	msg := bytes.Repeat([]byte("phrasemeet "), 256<<10/11) // beyond go-libp2p's default 128 KiB
 	got, err := echo(s, msg)
 	if err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("echo of %d bytes through the circuit: %d bytes back, %v", len(msg), len(got), err)
 	}
+	t.Logf("relayed connection and stream in %s; %d bytes echoed in %s", dialed.Round(time.Millisecond),
+		len(msg), (time.Since(start) - dialed).Round(time.Millisecond))
 
 	// AutoNAT v1: the relay answers a dial-back request. It refuses to
 	// dial loopback addresses, and says so: that is an answer.
