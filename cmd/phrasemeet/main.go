@@ -8,7 +8,7 @@
 // Commands:
 //
 //	demo      libp2p hosts meet through a passphrase on an in-process relay, and chat
-//	relay     run a pkarr relay server
+//	relay     run a pkarr relay server, and a libp2p circuit relay with --circuit-listen
 //	keygen    create a secret key file and print its public key
 //	publish   sign TXT (or any) records with a secret key file and publish them
 //	resolve   fetch, verify and print the records of a public key
@@ -76,7 +76,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"demo", "libp2p hosts meet through a passphrase on an in-process relay, and chat", runDemo},
-		{"relay", "run a pkarr relay server", runRelay},
+		{"relay", "run a pkarr relay server, and a libp2p circuit relay with --circuit-listen", runRelay},
 		{"keygen", "create a secret key file and print its public key", runKeygen},
 		{"publish", "sign records with a secret key file and publish them", runPublish},
 		{"resolve", "fetch, verify and print the records of a public key", runResolve},

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
@@ -37,10 +39,14 @@ type relayFlags struct {
 	// upstream, when set, is where the relay publishes what it stores and
 	// looks up what it lacks (the DHT, with --dht).
 	upstream pkarrclient.Backend
+	// registry, when set, holds the handler's metrics (and those of
+	// whatever else runs beside it); nil means one of the handler's own.
+	registry *prometheus.Registry
 }
 
 func runRelay(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet("relay", "[--listen ADDR] [--store PATH|memory] [--dht [--bootstrap HOST:PORT]...] [flags]", e.stderr)
+	fs := newFlagSet("relay", "[--listen ADDR] [--store PATH|memory] [--dht [--bootstrap HOST:PORT]...] "+
+		"[--circuit-listen MULTIADDR... [--circuit-key FILE]] [flags]", e.stderr)
 	var f relayFlags
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:6881", "address to listen on")
 	fs.StringVar(&f.store, "store", "memory", `packet store: a bbolt file PATH (created if missing), or "memory"`)
@@ -57,6 +63,7 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	dhtf := addDHTFlags(fs, "back the relay with the Mainline DHT: publish every stored packet there and look up "+
 		"packets the store lacks (a passive DHT client: it asks, it never answers)")
+	circuitf := addCircuitFlags(fs)
 	f.version = version()
 	rest, err := parseFlags(fs, args)
 	if err != nil {
@@ -68,9 +75,27 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	if err := dhtf.check(fs); err != nil {
 		return err
 	}
+	circuitCfg, err := circuitf.check(fs)
+	if err != nil {
+		return err
+	}
 	logger, err := newLogger(e.stderr, f.logLevel)
 	if err != nil {
 		return err
+	}
+	// One registry for the pkarr relay and the circuit relay, served
+	// together at /metrics.
+	f.registry = prometheus.NewRegistry()
+	var circuitID crypto.PrivKey
+	if circuitCfg != nil && circuitCfg.keyFile != "" {
+		// Before anything listens: a bad key file costs nothing.
+		var created bool
+		if circuitID, created, err = circuitKey(circuitCfg.keyFile); err != nil {
+			return err
+		}
+		if created {
+			logger.Info("circuit relay key created", "file", circuitCfg.keyFile)
+		}
 	}
 	var dht *pkarrclient.DHT
 	if dhtf.on {
@@ -85,9 +110,33 @@ func runRelay(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	defer store.Close()
+	var circuit *circuitRelay
+	if circuitCfg != nil {
+		if circuit, err = startCircuitRelay(circuitCfg, circuitID, f.registry, f.version); err != nil {
+			return err
+		}
+		defer circuit.Close() // on early returns; a second Close does nothing
+		if circuitCfg.keyFile == "" {
+			logger.Warn("circuit relay has a new peer ID at each start; give --circuit-key FILE to keep it")
+		}
+		warnMissingTransport(logger, circuitCfg.listen)
+	}
 	ln, err := srv.Listen(ctx, f.listen)
 	if err != nil {
 		return err
+	}
+	if circuit != nil {
+		addrs, err := circuit.Addrs()
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("circuit relay: %w", err)
+		}
+		// Before the serving line, so a script that waits for that line
+		// has every address.
+		for _, a := range addrs {
+			fmt.Fprintf(e.stdout, "circuit relay serving %s\n", a)
+		}
+		logger.Info("circuit relay started", circuit.logAttrs(circuitCfg)...)
 	}
 	upstream := ""
 	if dht != nil {
@@ -99,6 +148,12 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	logger.Info("relay started", "url", srv.URL(), "store", f.store, "max_packets", f.maxPackets, "dht", dht != nil)
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
+	}
+	if circuit != nil {
+		if err := circuit.Close(); err != nil {
+			logger.Warn("closing the circuit relay", "err", err)
+		}
+		logger.Info("circuit relay stopped")
 	}
 	// Serve has finished the requests in flight and stopped the Handler's
 	// upstream lookups; only now may the DHT under them go.
@@ -152,6 +207,9 @@ func (f *relayFlags) build(logger *slog.Logger) (*pkarrrelay.Server, pkarrrelay.
 	}
 	if f.upstream != nil {
 		opts = append(opts, pkarrrelay.WithUpstream(f.upstream))
+	}
+	if f.registry != nil {
+		opts = append(opts, pkarrrelay.WithRegisterer(f.registry))
 	}
 	h, err := pkarrrelay.NewHandler(store, opts...)
 	if err == nil {
