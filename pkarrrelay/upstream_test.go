@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -188,11 +189,32 @@ func TestUpstreamFarFutureNotCached(t *testing.T) {
 type lyingBackend struct {
 	packet *pkarrclient.SignedPacket
 	nodes  int
+
+	mu   sync.Mutex
+	gate chan struct{} // when set, publishes wait for it to close
+}
+
+// holdPublishes makes later publishes wait until the test ends.
+func (l *lyingBackend) holdPublishes(t *testing.T) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gate = make(chan struct{})
+	t.Cleanup(func() { close(l.gate) })
 }
 
 func (l *lyingBackend) Name() string { return "liar" }
 
-func (l *lyingBackend) Publish(context.Context, *pkarrclient.SignedPacket) (pkarrclient.PublishReceipt, error) {
+func (l *lyingBackend) Publish(ctx context.Context, _ *pkarrclient.SignedPacket) (pkarrclient.PublishReceipt, error) {
+	l.mu.Lock()
+	gate := l.gate
+	l.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return pkarrclient.PublishReceipt{}, ctx.Err()
+		}
+	}
 	return pkarrclient.PublishReceipt{DHTNodes: l.nodes}, nil
 }
 
@@ -217,7 +239,9 @@ func TestUpstreamWrongKeyAndNodeCount(t *testing.T) {
 	resp = r.putPacket(p)
 	wantStatus(t, resp, http.StatusNoContent)
 	wantHeader(t, resp, HeaderDHTStoredNodes, "7")
-	// Another packet for the key: the count was for the last one.
+	// Another packet for the key, not published yet (the upstream holds
+	// its publish): the count was for the last one.
+	liar.holdPublishes(t)
 	resp = r.putPacket(sign(t, sk, tsAt(time.Second), 300, "y"))
 	wantStatus(t, resp, http.StatusNoContent)
 	if v := resp.Header.Values(HeaderDHTStoredNodes); len(v) != 0 {
