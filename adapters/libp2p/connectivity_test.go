@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -398,6 +399,8 @@ func inChild(t *testing.T) bool {
 		return true
 	}
 	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*timeout) // the child has its own timeouts
+	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), env+"="+t.Name())
 	out, err := cmd.CombinedOutput()
@@ -461,3 +464,144 @@ func TestTreatAsPublic(t *testing.T) {
 		t.Errorf("IPv6 documentation range: %v", err)
 	}
 }
+
+// A member behind NAT publishes its circuit address once it holds a
+// reservation, after its direct ones. Here 127.0.0.1 plays the public
+// internet (TreatAsPublic, in a process of its own) and 127.0.0.2 the
+// member's home network: in auto mode the member, having no public
+// address, takes itself to be private at once, reserves a slot on the
+// public member's group relay and re-announces its record with the
+// circuit address.
+func TestPrivateMemberPublishesCircuitAddress(t *testing.T) {
+	if !inChild(t) {
+		return
+	}
+	if err := libp2padapter.TreatAsPublic(netip.MustParsePrefix("127.0.0.1/32")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	mem := discovery.NewMemory()
+	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
+	rc.Attach(member(t, ctx, r, mem))
+	p, pc := connHost(t, libp2padapter.GroupRelay(false), libp2padapter.ListenAddrs(
+		ma.StringCast("/ip4/127.0.0.2/tcp/0"), ma.StringCast("/ip4/127.0.0.2/udp/0/quic-v1")))
+	observer := newHost(t)
+	events := subscribe(t, ctx, newAdapter(t, observer, libp2padapter.MemoryOpener(mem)), "group")
+	pc.Attach(member(t, ctx, p, mem))
+	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(r) })
+	if err := p.Connect(ctx, peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	e := awaitEvent(t, ctx, events, "P's record with a circuit address", func(e discovery.Event) bool {
+		return e.Peer.ID == p.ID().String() && slices.ContainsFunc(e.Peer.Addrs, func(s string) bool { return strings.Contains(s, "/p2p-circuit") })
+	})
+	if got := pc.CurrentReachability(); got != network.ReachabilityPrivate {
+		t.Errorf("P's reachability: %v, want private", got)
+	}
+	seenCircuit := false
+	for _, s := range e.Peer.Addrs {
+		circuit := strings.Contains(s, "/p2p-circuit")
+		if seenCircuit && !circuit {
+			t.Errorf("direct address %s after a circuit address in %q", s, e.Peer.Addrs)
+		}
+		if circuit && !strings.Contains(s, "/p2p/"+r.ID().String()+"/p2p-circuit") {
+			t.Errorf("circuit address %s is not through the group relay", s)
+		}
+		seenCircuit = seenCircuit || circuit
+	}
+}
+
+// Two members connected through the group relay hole punch to a direct
+// connection, and the Connectivity reports it (OnHolePunch,
+// LastHolePunch). 127.0.0.1 plays the public internet (TreatAsPublic,
+// in a process of its own); B refuses every inbound connection, as a
+// host behind NAT does, so A cannot simply dial it back, and the two
+// punch: B's own dial to A makes the direct connection. Real NATs are
+// for the namespace lab; this checks the wiring.
+func TestHolePunchReported(t *testing.T) {
+	if !inChild(t) {
+		return
+	}
+	if err := libp2padapter.TreatAsPublic(netip.MustParsePrefix("127.0.0.1/32")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	mem := discovery.NewMemory()
+	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
+	rc.Attach(member(t, ctx, r, mem))
+	private := []libp2padapter.ConnectivityOption{libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false)}
+	a, ac := connHost(t, private...)
+	ac.Attach(member(t, ctx, a, mem))
+	// TCP only: go-libp2p gates an inbound TCP connection before its
+	// handshake, a QUIC one only after (the dialer would see it succeed).
+	bc, err := libp2padapter.NewConnectivity(append([]libp2padapter.ConnectivityOption{
+		libp2padapter.ListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0"))}, private...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := libp2p.New(append(bc.Options(), libp2p.ConnectionGater(refuseInbound{}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	// B is a member to the relay, but its own Connectivity is left
+	// unattached: it would offer A to AutoRelay as a possible relay
+	// (A has a public address), and AutoRelay's check would connect B
+	// to A directly, which on loopback works.
+	member(t, ctx, b, mem)
+	punched := make(chan libp2padapter.HolePunchEvent, 4)
+	for _, c := range []*libp2padapter.Connectivity{ac, bc} {
+		stop := c.OnHolePunch(func(e libp2padapter.HolePunchEvent) { punched <- e })
+		t.Cleanup(stop)
+	}
+	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(r) })
+	for _, h := range []host.Host{a, b} {
+		if err := h.Connect(ctx, peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// DCUtR serves once the host has a public address to punch with,
+	// and handles relayed connections made after that.
+	dcutr := func(h host.Host) bool { return slices.Contains(h.Mux().Protocols(), "/libp2p/dcutr") }
+	waitFor(t, ctx, "hole punching on both", func() bool { return dcutr(a) && dcutr(b) })
+	if err := dialThrough(t, ctx, b, r, a.ID()); err != nil {
+		t.Fatalf("B reaches A through the relay: %v", err)
+	}
+	// A first attempt may fail (A's dial is refused); a later one,
+	// roles swapped, succeeds. Both ends report.
+	var e libp2padapter.HolePunchEvent
+	for !e.Success {
+		select {
+		case e = <-punched:
+			if e.Peer != a.ID() && e.Peer != b.ID() {
+				t.Fatalf("hole punch with a stranger: %+v", e)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no successful hole punch reported within %v; link %v", timeout, libp2padapter.LinkTo(b.Network(), a.ID()))
+		}
+	}
+	waitFor(t, ctx, "a direct link", func() bool { return libp2padapter.LinkTo(b.Network(), a.ID()) == libp2padapter.LinkDirect })
+	for _, c := range []struct {
+		conn  *libp2padapter.Connectivity
+		other peer.ID
+	}{{ac, b.ID()}, {bc, a.ID()}} {
+		if last, ok := c.conn.LastHolePunch(c.other); ok && last.Peer != c.other {
+			t.Errorf("last hole punch with %s is about %s", c.other, last.Peer)
+		}
+	}
+	if _, ok := ac.LastHolePunch(r.ID()); ok {
+		t.Errorf("a hole punch with the relay reported")
+	}
+}
+
+// refuseInbound is a connection gater that accepts no inbound connection,
+// as a NAT without a mapping drops unsolicited packets.
+type refuseInbound struct{}
+
+func (refuseInbound) InterceptPeerDial(peer.ID) bool               { return true }
+func (refuseInbound) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
+func (refuseInbound) InterceptAccept(network.ConnMultiaddrs) bool  { return false }
+func (refuseInbound) InterceptSecured(network.Direction, peer.ID, network.ConnMultiaddrs) bool {
+	return true
+}
+func (refuseInbound) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
