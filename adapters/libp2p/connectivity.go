@@ -38,7 +38,10 @@ const (
 	// ReachabilityAuto finds out: a host whose own addresses are all
 	// private (or loopback, or unroutable) knows at once that it is
 	// private and looks for a relay; otherwise AutoNAT decides, asking
-	// the public members (who answer AutoNAT) to dial it back.
+	// other members to dial it back: it is public as soon as AutoNAT v1
+	// says so, or AutoNAT v2 confirms one of its public addresses
+	// reachable (every member serves v2; v1 only while it is not known
+	// to be private).
 	ReachabilityAuto Reachability = "auto"
 	// ReachabilityPrivate forces private: the host always looks for
 	// relays and never serves one.
@@ -358,10 +361,15 @@ type Connectivity struct {
 	inUse   map[peer.ID]bool  // relays this host holds a reservation with
 	offered map[peer.ID]offer // when each candidate was last offered to AutoRelay
 	reach   network.Reachability
-	punched map[peer.ID]HolePunchEvent
-	watch   map[uint64]func(HolePunchEvent)
-	nextW   uint64
-	wg      sync.WaitGroup
+	// ownReach: reach is what this Connectivity told the host (judge,
+	// confirm), not AutoNAT's word or a forced mode; ownEchoes are its
+	// emissions the subscription has not delivered back yet.
+	ownReach  bool
+	ownEchoes []network.Reachability
+	punched   map[peer.ID]HolePunchEvent
+	watch     map[uint64]func(HolePunchEvent)
+	nextW     uint64
+	wg        sync.WaitGroup
 }
 
 type membersBox struct{ m Members }
@@ -492,6 +500,7 @@ func (c *Connectivity) start(h host.Host) error {
 		new(event.EvtLocalReachabilityChanged),
 		new(event.EvtPeerIdentificationCompleted),
 		new(event.EvtPeerProtocolsUpdated),
+		new(event.EvtHostReachableAddrsChanged),
 	}, eventbus.Name("phrasemeet connectivity"), eventbus.BufSize(64))
 	if err != nil {
 		return fmt.Errorf("libp2padapter: connectivity: %w", err)
@@ -551,9 +560,15 @@ func (c *Connectivity) run(h host.Host, sub event.Subscription, em event.Emitter
 				c.judge(h, em)
 			case event.EvtLocalReachabilityChanged:
 				c.mu.Lock()
-				c.reach = e.Reachability
+				if len(c.ownEchoes) > 0 && c.ownEchoes[0] == e.Reachability {
+					c.ownEchoes = c.ownEchoes[1:] // ours, back
+				} else {
+					c.reach, c.ownReach = e.Reachability, false
+				}
 				c.mu.Unlock()
 				c.cfg.logger.Debug("reachability", "reachability", e.Reachability.String())
+			case event.EvtHostReachableAddrsChanged:
+				c.confirm(h, em, e)
 			case event.EvtAutoRelayAddrsUpdated:
 				inUse := make(map[peer.ID]bool)
 				for _, a := range e.RelayAddrs {
@@ -577,9 +592,8 @@ func (c *Connectivity) run(h host.Host, sub event.Subscription, em event.Emitter
 // addresses is public: such a host cannot be reached from outside its
 // network without a relay, and need not wait for AutoNAT (which first
 // probes after 15 s, and only through AutoNAT servers) to start AutoRelay.
-// It never overrides a reachability already known (from AutoNAT or
-// earlier): AutoNAT may find a host public through a port mapping, and
-// its word stands.
+// It never overrides a reachability already known: AutoNAT may find a
+// host public through a port mapping, and its word stands.
 func (c *Connectivity) judge(h host.Host, em event.Emitter) {
 	if em == nil {
 		return
@@ -590,12 +604,51 @@ func (c *Connectivity) judge(h host.Host, em event.Emitter) {
 	if known || slices.ContainsFunc(h.Addrs(), isPublicDirect) {
 		return
 	}
-	c.mu.Lock()
-	c.reach = network.ReachabilityPrivate
-	c.mu.Unlock()
 	c.cfg.logger.Debug("no public address: private", "addrs", h.Addrs())
-	if err := em.Emit(event.EvtLocalReachabilityChanged{Reachability: network.ReachabilityPrivate}); err != nil {
+	c.tell(em, network.ReachabilityPrivate)
+}
+
+// confirm follows AutoNAT v2, which checks each of the host's public
+// addresses with the peers that serve it (every host of Options does):
+// once one is confirmed reachable, the host is public. go-libp2p takes
+// its reachability (which starts the relay service and stops AutoRelay)
+// from AutoNAT v1 only, which needs a peer running the v1 service, and
+// members behind NAT stop serving it once they find themselves private:
+// the first public member of a group of home users would never learn
+// that it is public. AutoNAT v1's own word, once it has one, stands.
+func (c *Connectivity) confirm(h host.Host, em event.Emitter, e event.EvtHostReachableAddrsChanged) {
+	if em == nil {
+		return
+	}
+	c.mu.Lock()
+	reach, own := c.reach, c.ownReach || c.reach == network.ReachabilityUnknown
+	c.mu.Unlock()
+	if !own {
+		return
+	}
+	reachable := slices.ContainsFunc(e.Reachable, isPublicDirect)
+	switch {
+	case reachable && reach != network.ReachabilityPublic:
+		c.cfg.logger.Debug("a public address confirmed reachable: public", "addrs", e.Reachable)
+		c.tell(em, network.ReachabilityPublic)
+	case !reachable && reach == network.ReachabilityPublic &&
+		(len(e.Unreachable) > 0 || !slices.ContainsFunc(h.Addrs(), isPublicDirect)):
+		c.cfg.logger.Debug("no public address reachable any more: private", "unreachable", e.Unreachable)
+		c.tell(em, network.ReachabilityPrivate)
+	}
+}
+
+// tell emits r as the host's reachability.
+func (c *Connectivity) tell(em event.Emitter, r network.Reachability) {
+	c.mu.Lock()
+	c.reach, c.ownReach = r, true
+	c.ownEchoes = append(c.ownEchoes, r)
+	c.mu.Unlock()
+	if err := em.Emit(event.EvtLocalReachabilityChanged{Reachability: r}); err != nil {
 		c.cfg.logger.Debug("emitting reachability", "err", err)
+		c.mu.Lock()
+		c.ownEchoes = c.ownEchoes[:len(c.ownEchoes)-1]
+		c.mu.Unlock()
 	}
 }
 

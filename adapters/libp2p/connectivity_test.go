@@ -605,3 +605,32 @@ func (refuseInbound) InterceptSecured(network.Direction, peer.ID, network.ConnMu
 	return true
 }
 func (refuseInbound) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// A member with a public address learns that it is public from AutoNAT
+// v2, which every host of Connectivity.Options serves, and starts the
+// group relay: go-libp2p alone takes its reachability from AutoNAT v1
+// only, and here nobody serves v1 (as members behind NAT stop doing once
+// they find themselves private). 127.0.0.1 plays the public internet
+// (TreatAsPublic, in a process of its own).
+func TestPublicWhenAutoNATv2Confirms(t *testing.T) {
+	if !inChild(t) {
+		return
+	}
+	if err := libp2padapter.TreatAsPublic(netip.MustParsePrefix("127.0.0.1/32")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	r, rc := connHost(t) // auto
+	// AutoNAT v2 asks each server once per two minutes, and wants two
+	// confirmations: three servers.
+	for range 3 {
+		s := newHost(t, libp2p.EnableAutoNATv2())
+		if err := s.Connect(ctx, peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(r) })
+	if got := rc.CurrentReachability(); got != network.ReachabilityPublic {
+		t.Errorf("reachability %v, want public", got)
+	}
+}
