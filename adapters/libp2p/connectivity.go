@@ -344,7 +344,7 @@ func ConnectivityLogger(l *slog.Logger) ConnectivityOption {
 // refused to any peer the rendezvous has not found (AllowReserve,
 // AllowConnect), so a stranger gets nothing from a member.
 //
-// A host of one Connectivity serves one host; it is safe for concurrent
+// One Connectivity serves one host; it is safe for concurrent
 // use.
 type Connectivity struct {
 	cfg connConfig
