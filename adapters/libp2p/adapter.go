@@ -56,15 +56,26 @@ type Adapter struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// members is closed and replaced whenever a namespace's cache
+	// changes (MembersChanged).
+	memMu   sync.Mutex
+	members chan struct{}
 }
 
-var _ coredisc.Discovery = (*Adapter)(nil)
+var (
+	_ coredisc.Discovery = (*Adapter)(nil)
+	_ Members            = (*Adapter)(nil)
+)
 
 // space is one namespace: its discoverer, the peers it knows, and this
 // host's advertisement in it.
 type space struct {
 	ns string
 	d  discovery.Discoverer
+	// onChange is told of every change to peers (the Adapter's
+	// MembersChanged).
+	onChange func()
 
 	// Guarded by the Adapter's mu. users counts the uses in progress
 	// (see lease); idleGen identifies the latest idle period, so a timer
@@ -121,11 +132,12 @@ func New(h host.Host, open Opener, opts ...Option) (*Adapter, error) {
 		}
 	}
 	a := &Adapter{
-		host:   h,
-		open:   open,
-		cfg:    cfg,
-		kick:   make(chan struct{}, 1),
-		spaces: make(map[string]*space),
+		host:    h,
+		open:    open,
+		cfg:     cfg,
+		kick:    make(chan struct{}, 1),
+		spaces:  make(map[string]*space),
+		members: make(chan struct{}),
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	return a, nil
@@ -256,13 +268,14 @@ func (a *Adapter) lease(ns string) (*space, error) {
 		return nil, &OpenError{Namespace: ns, Err: err}
 	}
 	s := &space{
-		ns:      ns,
-		d:       d,
-		peers:   make(map[string]cached),
-		changed: make(chan struct{}),
-		lock:    make(chan struct{}, 1),
-		holders: make(map[<-chan struct{}]func() bool),
-		users:   1,
+		ns:       ns,
+		d:        d,
+		peers:    make(map[string]cached),
+		changed:  make(chan struct{}),
+		lock:     make(chan struct{}, 1),
+		holders:  make(map[<-chan struct{}]func() bool),
+		users:    1,
+		onChange: a.membersChanged,
 	}
 	a.spaces[ns] = s
 	a.wg.Add(1)
@@ -297,6 +310,7 @@ func (a *Adapter) reap(s *space, gen uint64) {
 	s.idleTimer = nil
 	a.wg.Add(1) // under mu while !closed: Close waits for this shut
 	a.mu.Unlock()
+	a.membersChanged() // its peers are no longer known
 	defer a.wg.Done()
 	if err := a.shut(s); err != nil {
 		a.cfg.logger.Debug("closing idle namespace", "namespace", s.ns, "err", err)
@@ -335,21 +349,102 @@ func (a *Adapter) follow(s *space, events <-chan discovery.Event) {
 
 func (s *space) put(id string, c cached) {
 	s.cacheMu.Lock()
-	defer s.cacheMu.Unlock()
 	s.peers[id] = c
 	close(s.changed)
 	s.changed = make(chan struct{})
+	s.cacheMu.Unlock()
+	s.onChange()
 }
 
 func (s *space) forget(id string) {
 	s.cacheMu.Lock()
-	defer s.cacheMu.Unlock()
 	if _, ok := s.peers[id]; !ok {
+		s.cacheMu.Unlock()
 		return
 	}
 	delete(s.peers, id)
 	close(s.changed)
 	s.changed = make(chan struct{})
+	s.cacheMu.Unlock()
+	s.onChange()
+}
+
+// Members is who a group's discovery has found: the peers a
+// [Connectivity] lets use this host's circuit relay and offers to
+// AutoRelay as relays. An [Adapter] is one.
+type Members interface {
+	// IsMember reports whether id is among the peers found now.
+	IsMember(id peer.ID) bool
+	// Members returns the peers found now, with the addresses their
+	// records give.
+	Members() []peer.AddrInfo
+	// MembersChanged returns a channel closed at the next change to
+	// what IsMember and Members report.
+	MembersChanged() <-chan struct{}
+}
+
+// IsMember implements Members: id is in the cache of one of the open
+// namespaces, that is, a record announcing id, signed by id's key (with
+// SlotOpener), was found through the rendezvous and has not been lost
+// since. This host is never a member of its own adapter.
+func (a *Adapter) IsMember(id peer.ID) bool {
+	if id == "" {
+		return false
+	}
+	key := id.String()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, s := range a.spaces {
+		s.cacheMu.Lock()
+		_, ok := s.peers[key]
+		s.cacheMu.Unlock()
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Members implements Members: the peers of every open namespace, each
+// once, its addresses merged from every namespace it was found in, in
+// no particular order.
+func (a *Adapter) Members() []peer.AddrInfo {
+	byID := make(map[peer.ID]int)
+	var out []peer.AddrInfo
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, s := range a.spaces {
+		s.cacheMu.Lock()
+		for _, c := range s.peers {
+			i, ok := byID[c.info.ID]
+			if !ok {
+				byID[c.info.ID] = len(out)
+				out = append(out, peer.AddrInfo{ID: c.info.ID, Addrs: slices.Clone(c.info.Addrs)})
+				continue
+			}
+			for _, m := range c.info.Addrs {
+				if !slices.ContainsFunc(out[i].Addrs, m.Equal) {
+					out[i].Addrs = append(out[i].Addrs, m)
+				}
+			}
+		}
+		s.cacheMu.Unlock()
+	}
+	return out
+}
+
+// MembersChanged implements Members.
+func (a *Adapter) MembersChanged() <-chan struct{} {
+	a.memMu.Lock()
+	defer a.memMu.Unlock()
+	return a.members
+}
+
+func (a *Adapter) membersChanged() {
+	a.memMu.Lock()
+	close(a.members)
+	a.members = make(chan struct{})
+	a.memMu.Unlock()
 }
 
 // snapshot returns up to limit known peers (all if limit is 0), most
@@ -663,6 +758,10 @@ func (a *Adapter) Close() error {
 		}
 		wg.Wait()
 		a.cancel()
+		a.mu.Lock()
+		clear(a.spaces) // no namespace is open: nobody is a member
+		a.mu.Unlock()
+		a.membersChanged()
 		if sub != nil {
 			errs = append(errs, sub.Close())
 		}

@@ -424,7 +424,9 @@ func TestAddressFilters(t *testing.T) {
 }
 
 // A slot entry holds a few hundred bytes. A host with more addresses than
-// fit is still advertised, with the addresses that fit, in its order.
+// fit is still advertised, with the addresses that fit, best ranked first:
+// its direct TCP address before the WebTransport ones (another
+// transport), and those in the order of their text.
 func TestRecordTooLargeDropsAddresses(t *testing.T) {
 	ctx := testContext(t)
 	url := slottest.Relay(t)
@@ -446,7 +448,16 @@ func TestRecordTooLargeDropsAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := awaitEvent(t, ctx, events, "A", isEvent(discovery.Found, ha.ID()))
-	all := addrStrings(ha.Addrs())
+	var all, wt []string
+	for _, s := range addrStrings(ha.Addrs()) {
+		if strings.Contains(s, "/webtransport/") {
+			wt = append(wt, s)
+		} else {
+			all = append(all, s)
+		}
+	}
+	slices.Sort(wt)
+	all = append(all, wt...)
 	if n := len(e.Peer.Addrs); n == 0 || n >= len(all) || !slices.Equal(e.Peer.Addrs, all[:n]) {
 		t.Errorf("announced %d addresses %q, want a proper prefix of %d", n, e.Peer.Addrs, len(all))
 	}

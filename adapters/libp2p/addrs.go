@@ -1,6 +1,9 @@
 package libp2padapter
 
 import (
+	"cmp"
+	"slices"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -49,10 +52,16 @@ func (f addrFilter) allow(a ma.Multiaddr) bool {
 	return f.custom == nil || f.custom(a)
 }
 
-// publish returns the addresses of addrs the filter allows, as strings, in
-// the host's order and without duplicates.
+// publish returns the addresses of addrs the filter allows, as strings,
+// without duplicates, ranked by kind (see rankAddr): the adapter trims a
+// record that does not fit from the end, so the least useful addresses go
+// first, and a relay circuit never pushes out a direct address.
 func (f addrFilter) publish(addrs []ma.Multiaddr) []string {
-	out := make([]string, 0, len(addrs))
+	type ranked struct {
+		s    string
+		rank addrRank
+	}
+	out := make([]ranked, 0, len(addrs))
 	seen := make(map[string]struct{}, len(addrs))
 	for _, a := range addrs {
 		if !f.allow(a) {
@@ -63,9 +72,99 @@ func (f addrFilter) publish(addrs []ma.Multiaddr) []string {
 			continue
 		}
 		seen[s] = struct{}{}
-		out = append(out, s)
+		out = append(out, ranked{s: s, rank: rankAddr(a)})
 	}
-	return out
+	// The text breaks ties, so the order depends on the addresses alone,
+	// not on the order the host lists them in: a record changes only when
+	// the addresses do.
+	slices.SortFunc(out, func(x, y ranked) int {
+		if c := x.rank.compare(y.rank); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.s, y.s)
+	})
+	strs := make([]string, len(out))
+	for i, r := range out {
+		strs[i] = r.s
+	}
+	return strs
+}
+
+// addrRank orders published addresses, lowest first.
+type addrRank struct {
+	// class: 0 a direct QUIC or TCP address, 1 another direct transport
+	// (WebTransport, WebSocket, WebRTC...), which fewer peers speak, 2 a
+	// relay circuit, which costs a relay's bandwidth and a hop and is
+	// only worth it when nothing direct works.
+	class int
+	// scope: 0 public, 1 private (reaches the same network only), 2
+	// loopback (the same machine only). Public is as go-multiaddr judges
+	// it, so TreatAsPublic applies.
+	scope int
+	// transport: 0 QUIC, which connects in one round trip and is the one
+	// that hole punching uses when both are there, 1 TCP, 2 other.
+	transport int
+	// family: 0 IPv4, 1 IPv6, 2 other (DNS...). More peers can reach
+	// IPv4.
+	family int
+}
+
+func (r addrRank) compare(o addrRank) int {
+	return cmp.Or(cmp.Compare(r.class, o.class), cmp.Compare(r.scope, o.scope),
+		cmp.Compare(r.transport, o.transport), cmp.Compare(r.family, o.family))
+}
+
+// rankAddr returns a's rank. A circuit address
+// (<relay>/p2p/<relay ID>/p2p-circuit) is ranked by its relay's address
+// within the circuit class.
+func rankAddr(a ma.Multiaddr) addrRank {
+	var r addrRank
+	last := a[len(a)-1].Code()
+	switch {
+	case isCircuit(a):
+		r.class = 2
+		// The transport to the relay is the component before its /p2p.
+		if rel, _ := ma.SplitFunc(a, func(c ma.Component) bool { return c.Code() == ma.P_P2P }); len(rel) > 0 {
+			last = rel[len(rel)-1].Code()
+		}
+	case last != ma.P_QUIC_V1 && last != ma.P_TCP:
+		r.class = 1
+	}
+	switch last {
+	case ma.P_QUIC_V1:
+		r.transport = 0
+	case ma.P_TCP:
+		r.transport = 1
+	default:
+		r.transport = 2
+	}
+	switch {
+	case manet.IsIPLoopback(a):
+		r.scope = 2
+	case manet.IsPublicAddr(a):
+		r.scope = 0
+	default:
+		r.scope = 1
+	}
+	switch a[0].Code() {
+	case ma.P_IP4:
+		r.family = 0
+	case ma.P_IP6:
+		r.family = 1
+	default:
+		r.family = 2
+	}
+	return r
+}
+
+// isCircuit reports whether a goes through a relay (has /p2p-circuit).
+func isCircuit(a ma.Multiaddr) bool {
+	for _, c := range a {
+		if c.Code() == ma.P_CIRCUIT {
+			return true
+		}
+	}
+	return false
 }
 
 // addrInfo turns a found record into something libp2p can dial. Records

@@ -2,7 +2,7 @@
 // that share only a passphrase find each other through pkarr relays, and
 // go-libp2p sees a standard discovery service.
 //
-// The package has three parts, each usable alone:
+// The package has four parts, each usable alone:
 //
 //   - [Adapter] implements go-libp2p's core/discovery.Discovery over any
 //     [github.com/phrasemeet/discovery.Discoverer]. Each libp2p namespace
@@ -13,8 +13,13 @@
 //     backoff.NewBackoffConnector.
 //   - [Connector] dials the peers a discoverer finds, with per-peer
 //     exponential backoff, and reports each success and failure.
-//   - [Module] wires both into an fx application that already has a
-//     host.Host: one line plus a [Config].
+//   - [Connectivity] gives a host what it takes to reach members behind
+//     NATs ([Connectivity.Options]): TCP and QUIC, AutoNAT v2, hole
+//     punching, AutoRelay over static circuit relays and the group's own,
+//     and a circuit relay for the group's members while the host is
+//     public. Attach an Adapter ([Members]) so that it knows who they are.
+//   - [Module] wires them into an fx application (one line plus a
+//     [Config]); [ProvideHost] builds its host.
 //
 // # Following one record
 //

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/libp2p/go-libp2p"
 	coredisc "github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/host"
 	"go.uber.org/fx"
@@ -80,6 +81,10 @@ type Config struct {
 	AdapterOptions []Option
 	// ConnectorOptions apply to the Connector when AutoConnect is set.
 	ConnectorOptions []ConnectorOption
+	// Connectivity configures the *Connectivity the module provides for
+	// the application's host (see ProvideHost): static circuit relays,
+	// the group relay, reachability, public ranges.
+	Connectivity []ConnectivityOption
 }
 
 // String describes c with the passphrase redacted.
@@ -100,10 +105,11 @@ func (c Config) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String()))
 // LogValue implements slog.LogValuer, with the passphrase redacted.
 func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
-// Module returns an fx module for an application that provides a host.Host:
+// Module returns an fx module for an application that provides a host.Host,
+// ideally with ProvideHost:
 //
 //	fx.New(
-//		fx.Provide(newHost), // your host.Host
+//		libp2padapter.ProvideHost(), // or fx.Provide(newHost), your own host.Host
 //		libp2padapter.Module(libp2padapter.Config{Passphrase: pass, App: "myapp", AutoConnect: true}),
 //		...
 //	)
@@ -118,7 +124,12 @@ func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 //   - *Adapter and core/discovery.Discovery (the same adapter), for
 //     pubsub.WithDiscovery and the like, closed on stop;
 //   - with AutoConnect, *Connector, started on start (after advertising
-//     the host in Config.Namespace) and closed on stop.
+//     the host in Config.Namespace) and closed on stop;
+//   - *Connectivity, from Config.Connectivity, with the adapter attached
+//     as its members once the adapter is built: build the host from its
+//     Options, as ProvideHost does, so that it reaches members behind
+//     NATs and serves the group relay. A host built otherwise simply does
+//     without.
 //
 // Tests swap the rendezvous with fx.Replace(MemoryOpener(m)), or
 // fx.Decorate a different Opener; the KDF and relay client then never run.
@@ -161,7 +172,9 @@ func Module(cfg Config) fx.Option {
 				return SlotOpener(h, c, g, cfg.SlotOptions...)
 			},
 			func(in adapterIn) (adapterOut, error) { return moduleAdapter(in, cfg) },
+			func() (*Connectivity, error) { return NewConnectivity(cfg.Connectivity...) },
 		),
+
 		// Private: an application may well have a pkarr client of its own.
 		fx.Provide(func() (*pkarrclient.Client, error) { return moduleClient(cfg) }, fx.Private),
 	}
@@ -180,12 +193,35 @@ func Module(cfg Config) fx.Option {
 	return fx.Module("phrasemeet", opts...)
 }
 
+// ProvideHost provides the host.Host that Module needs: a libp2p host
+// built from the module's *Connectivity (TCP and QUIC, hole punching,
+// AutoRelay over the group's relays, the group relay), with extra options
+// after those, closed on stop.
+//
+//	fx.New(
+//		libp2padapter.Module(libp2padapter.Config{Passphrase: pass, App: "myapp", AutoConnect: true}),
+//		libp2padapter.ProvideHost(libp2p.UserAgent("myapp")),
+//	)
+func ProvideHost(extra ...libp2p.Option) fx.Option {
+	return fx.Provide(func(lc fx.Lifecycle, c *Connectivity) (host.Host, error) {
+		h, err := libp2p.New(append(c.Options(), extra...)...)
+		if err != nil {
+			return nil, fmt.Errorf("libp2padapter: starting the libp2p host: %w", err)
+		}
+		lc.Append(fx.StopHook(h.Close))
+		return h, nil
+	})
+}
+
 type adapterIn struct {
 	fx.In
 	Lifecycle fx.Lifecycle
 	Host      host.Host
 	Opener    Opener
-	Logger    *slog.Logger `optional:"true"`
+	// The adapter's members are the ones the group relay admits and
+	// AutoRelay picks relays from.
+	Connectivity *Connectivity
+	Logger       *slog.Logger `optional:"true"`
 }
 
 type adapterOut struct {
@@ -239,6 +275,7 @@ func moduleAdapter(in adapterIn, cfg Config) (adapterOut, error) {
 		return adapterOut{}, err
 	}
 	in.Lifecycle.Append(fx.StopHook(a.Close))
+	in.Connectivity.Attach(a)
 	return adapterOut{Adapter: a, Discovery: a}, nil
 }
 

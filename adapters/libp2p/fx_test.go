@@ -283,3 +283,42 @@ func ourGoroutines() map[string]string {
 	}
 	return out
 }
+
+// The module's Connectivity, used through ProvideHost, gives the host the
+// group relay and AutoRelay over the members the module's adapter finds:
+// a public member's relay admits the other members and no stranger, and
+// a private member reserves a slot on it, through which a third member
+// reaches it.
+func TestModuleConnectivity(t *testing.T) {
+	ctx := testContext(t)
+	mem := discovery.NewMemory()
+	build := func(opts ...libp2padapter.ConnectivityOption) (host.Host, *libp2padapter.Connectivity) {
+		var h host.Host
+		var c *libp2padapter.Connectivity
+		a := fx.New(fx.NopLogger,
+			libp2padapter.Module(libp2padapter.Config{
+				AutoConnect:   true,
+				AllowLoopback: true,
+				Connectivity:  append([]libp2padapter.ConnectivityOption{loopbackTCPQUIC, libp2padapter.RelayACLGrace(0)}, opts...),
+			}),
+			libp2padapter.ProvideHost(libp2p.UserAgent("fx-connectivity-test")),
+			fx.Replace(libp2padapter.MemoryOpener(mem)),
+			fx.Populate(&h, &c),
+		)
+		(&app{App: a}).start(t, ctx)
+		return h, c
+	}
+	public, pubConn := build(libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
+	private, _ := build(libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false))
+	third, _ := build(libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false))
+	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(public) })
+	waitFor(t, ctx, "the relay admitting the members", func() bool {
+		return pubConn.AllowReserve(private.ID(), nil) && pubConn.AllowReserve(third.ID(), nil)
+	})
+	if pubConn.AllowReserve(newHost(t).ID(), nil) {
+		t.Error("the group relay admits a stranger")
+	}
+	if err := dialThrough(t, ctx, third, public, private.ID()); err != nil {
+		t.Fatalf("a member does not reach the private member through the group relay: %v", err)
+	}
+}

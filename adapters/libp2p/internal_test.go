@@ -53,13 +53,60 @@ func TestAddrFilterPublish(t *testing.T) {
 		f    addrFilter
 		want []string
 	}{
-		{"default", addrFilter{}, []string{"/ip4/192.168.1.2/tcp/3", "/ip4/203.0.113.9/udp/5/quic-v1"}},
-		{"loopback", addrFilter{loopback: true}, []string{"/ip4/127.0.0.1/tcp/2", "/ip4/192.168.1.2/tcp/3", "/ip6/::1/udp/4/quic-v1", "/ip4/203.0.113.9/udp/5/quic-v1"}},
+		// Ranked: a private address before a loopback one, QUIC before
+		// TCP within a scope (203.0.113.0/24 is not public to
+		// go-multiaddr: it is a documentation range).
+		{"default", addrFilter{}, []string{"/ip4/203.0.113.9/udp/5/quic-v1", "/ip4/192.168.1.2/tcp/3"}},
+		{"loopback", addrFilter{loopback: true}, []string{"/ip4/203.0.113.9/udp/5/quic-v1", "/ip4/192.168.1.2/tcp/3", "/ip6/::1/udp/4/quic-v1", "/ip4/127.0.0.1/tcp/2"}},
 		{"custom", addrFilter{custom: quicOnly}, []string{"/ip4/203.0.113.9/udp/5/quic-v1"}},
-		{"custom with loopback", addrFilter{loopback: true, custom: quicOnly}, []string{"/ip6/::1/udp/4/quic-v1", "/ip4/203.0.113.9/udp/5/quic-v1"}},
+		{"custom with loopback", addrFilter{loopback: true, custom: quicOnly}, []string{"/ip4/203.0.113.9/udp/5/quic-v1", "/ip6/::1/udp/4/quic-v1"}},
 	} {
 		if got := c.f.publish(addrs); !slices.Equal(got, c.want) {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// The published addresses are ranked by kind before a record is trimmed
+// to fit from the end: direct QUIC and TCP first, other direct
+// transports next, relay circuits last, so a circuit address never
+// pushes out a direct one; within a kind, a public address before a
+// private one before a loopback one, QUIC before TCP, IPv4 before IPv6.
+// The order is a total one over kinds and stable within a kind: the
+// same host addresses in any order publish the same list.
+func TestAddrFilterRanksByKind(t *testing.T) {
+	relay := "/p2p/12D3KooWEAHwdRCormX5x9pdTCd3wasiQDgYUbV4qrqR87LuvTvv/p2p-circuit"
+	want := []string{
+		"/ip4/8.8.8.8/udp/1/quic-v1",
+		"/ip4/8.8.8.8/tcp/1",
+		"/ip6/2001:4860::1/tcp/1",
+		"/ip4/10.11.0.2/udp/2/quic-v1",
+		"/ip6/fd00::2/udp/2/quic-v1",
+		"/ip4/10.11.0.2/tcp/2",
+		"/ip4/127.0.0.1/udp/3/quic-v1",
+		"/ip4/127.0.0.1/tcp/3",
+		"/ip4/8.8.8.8/udp/1/quic-v1/webtransport",
+		"/ip4/10.11.0.2/tcp/2/ws",
+		"/ip4/1.1.1.1/udp/4/quic-v1" + relay,
+		"/ip4/1.1.1.1/tcp/4" + relay,
+		"/ip4/127.0.0.1/tcp/5" + relay,
+	}
+	addrs := make([]ma.Multiaddr, len(want))
+	for i, s := range want {
+		addrs[i] = ma.StringCast(s)
+	}
+	f := addrFilter{loopback: true}
+	// Every rotation and the reverse of the list publish the same order.
+	inputs := [][]ma.Multiaddr{slices.Clone(addrs)}
+	for i := 1; i < len(addrs); i++ {
+		inputs = append(inputs, append(slices.Clone(addrs[i:]), addrs[:i]...))
+	}
+	rev := slices.Clone(addrs)
+	slices.Reverse(rev)
+	inputs = append(inputs, rev)
+	for _, in := range inputs {
+		if got := f.publish(in); !slices.Equal(got, want) {
+			t.Fatalf("publish(%q)\n = %q\nwant %q", in, got, want)
 		}
 	}
 }

@@ -53,19 +53,25 @@ type demoConfig struct {
 	json    bool
 	timeout time.Duration
 	listen  string // the relay's address
+	// relayed has hosts 2 to N behave as if behind NAT, meeting through
+	// host 1's group relay.
+	relayed bool
 	// passphrase is the group's; nil picks a random one. Tests set it to
 	// check it is never printed.
 	passphrase []byte
 }
 
 func runDemo(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet("demo", "[--peers N] [--profile default|can-sync] [--json] [--timeout D]", e.stderr)
+	fs := newFlagSet("demo", "[--peers N] [--profile default|can-sync] [--relayed] [--json] [--timeout D]", e.stderr)
 	var cfg demoConfig
 	fs.IntVar(&cfg.peers, "peers", 3, "how many libp2p hosts meet (2 to 32)")
 	prof := fs.String("profile", string(profileDefault), "rendezvous profile: default (sealed entries, Argon2id keys) or can-sync (can-sync's own wire, with a shortened schedule)")
 	fs.BoolVar(&cfg.json, "json", false, `print one JSON object per event: {"event","t_ms",...}; see the events in phrasemeet's README`)
 	fs.DurationVar(&cfg.timeout, "timeout", time.Minute, "give up if the hosts have not met and talked by then")
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:0", "address for the demo's relay")
+	fs.BoolVar(&cfg.relayed, "relayed", false, "hosts 2 to N act as if behind NAT (no inbound connection but through a relay): "+
+		"host 1 is public and serves the group's circuit relay, the others reserve a slot on it, publish the relayed address "+
+		"and talk through it (for the run, 127.0.0.1 counts as a public address, as --public-cidr 127.0.0.1/32 would make it)")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err

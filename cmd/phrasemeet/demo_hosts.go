@@ -3,13 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
@@ -79,15 +83,17 @@ type demo struct {
 
 // demoHost is one libp2p host of the demo with its discovery stack.
 type demoHost struct {
-	n       int // 1 to --peers
-	h       host.Host
-	client  *pkarrclient.Client
-	adapter *libp2padapter.Adapter
-	conn    *libp2padapter.Connector
-	ps      *pubsub.PubSub
-	topic   *pubsub.Topic
-	sub     *pubsub.Subscription
-	stopPS  context.CancelFunc
+	n int // 1 to --peers
+	h host.Host
+	// connectivity built h and follows the adapter's members.
+	connectivity *libp2padapter.Connectivity
+	client       *pkarrclient.Client
+	adapter      *libp2padapter.Adapter
+	conn         *libp2padapter.Connector
+	ps           *pubsub.PubSub
+	topic        *pubsub.Topic
+	sub          *pubsub.Subscription
+	stopPS       context.CancelFunc
 
 	mu     sync.Mutex
 	holder slotHolder             // the default profile's discoverer, once opened
@@ -105,6 +111,7 @@ type demoNote struct {
 	err     error
 	retryIn time.Duration
 	text    string
+	link    libp2padapter.Link // connected: how, when the dial ended
 	at      time.Time
 }
 
@@ -159,6 +166,7 @@ func (d *demo) run(ctx context.Context) error {
 		case n := <-d.notes:
 			d.handle(n)
 		case <-tick.C:
+			d.checkMesh(time.Now())
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -177,15 +185,44 @@ func (d *demo) run(ctx context.Context) error {
 	}
 }
 
-// newHost starts host i: a libp2p host on loopback, its own pkarr client
-// over the relay, the adapter, a connector dialing what the adapter
-// finds, and gossipsub joined to the demo's topic.
+// newHost starts host i: a libp2p host on loopback, built with the
+// adapter's Connectivity (as the chat's is), its own pkarr client over the
+// relay, the adapter, a connector dialing what the adapter finds, and
+// gossipsub joined to the demo's topic.
 func (d *demo) newHost(ctx context.Context, i int) (*demoHost, error) {
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	copts := []libp2padapter.ConnectivityOption{libp2padapter.ListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0"))}
+	var hopts []libp2p.Option
+	if d.cfg.relayed {
+		// AutoRelay keeps only a relay's public addresses, so on loopback
+		// there is no relayed address unless 127.0.0.1 counts as public.
+		copts = append(copts, libp2padapter.PublicCIDRs(netip.MustParsePrefix("127.0.0.1/32")))
+		if i == 1 {
+			copts = append(copts, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
+		} else {
+			copts = append(copts, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false))
+			hopts = append(hopts, libp2p.ConnectionGater(behindNAT{}))
+		}
+	}
+	dc, err := libp2padapter.NewConnectivity(copts...)
 	if err != nil {
 		return nil, fmt.Errorf("host %d: %w", i, err)
 	}
-	dh := &demoHost{n: i, h: h}
+	h, err := libp2p.New(append(dc.Options(), hopts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("host %d: %w", i, err)
+	}
+	dh := &demoHost{n: i, h: h, connectivity: dc}
+	// Connections count whoever made them: the connector, the other
+	// host's, or AutoRelay, which connects to a relay it finds among the
+	// members before the connector gets to it (and the connector reports
+	// no dial to a host already connected).
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		link := libp2padapter.LinkDirect
+		if libp2padapter.IsRelayed(c) {
+			link = libp2padapter.LinkRelayed
+		}
+		d.note(ctx, demoNote{kind: "connected", host: i, other: c.RemotePeer(), link: link})
+	}})
 	var addrs []string
 	for _, a := range h.Addrs() {
 		addrs = append(addrs, a.String())
@@ -202,6 +239,7 @@ func (d *demo) newHost(ctx context.Context, i int) (*demoHost, error) {
 		h.Close()
 		return nil, err
 	}
+	dc.Attach(dh.adapter)
 	// Subscribed before anything is announced, so no discovery is missed.
 	events, err := dh.adapter.Subscriber(demoNamespace).Subscribe(ctx)
 	if err != nil {
@@ -213,11 +251,11 @@ func (d *demo) newHost(ctx context.Context, i int) (*demoHost, error) {
 	dh.conn, err = libp2padapter.NewConnector(h, dh.adapter.Subscriber(demoNamespace),
 		libp2padapter.ConnectBackoff(250*time.Millisecond, 5*time.Second),
 		libp2padapter.ConnectNotify(func(e libp2padapter.ConnectEvent) {
-			kind := "connected"
+			kind, link := "connected", libp2padapter.LinkTo(h.Network(), e.Peer.ID)
 			if e.Type == libp2padapter.Failed {
 				kind = "failed"
 			}
-			d.note(ctx, demoNote{kind: kind, host: i, other: e.Peer.ID, attempt: e.Attempt, err: e.Err, retryIn: e.RetryIn})
+			d.note(ctx, demoNote{kind: kind, host: i, other: e.Peer.ID, attempt: e.Attempt, err: e.Err, retryIn: e.RetryIn, link: link})
 		}))
 	if err == nil {
 		err = dh.conn.Start(ctx)
@@ -389,14 +427,9 @@ func (d *demo) handle(n demoNote) {
 			return
 		}
 		d.pairs[key] = true
-		d.tl.emit(demoEvent{Event: "connect", Peer: n.host, Other: other, Attempt: n.attempt,
-			Line: fmt.Sprintf("host %d connected to host %d (%d of %d pairs)", n.host, other, len(d.pairs), d.wantPairs())})
-		if len(d.pairs) == d.wantPairs() && d.connectedPairs() == d.wantPairs() {
-			d.meshAt = n.at
-			took := d.meshAt.Sub(d.announced)
-			d.tl.emit(demoEvent{Event: "mesh", Peers: d.cfg.peers, Connections: len(d.pairs), Duration: ms(took),
-				Line: fmt.Sprintf("full mesh: every one of the %d hosts is connected to every other, %s after they started announcing", d.cfg.peers, seconds(took))})
-		}
+		d.tl.emit(demoEvent{Event: "connect", Peer: n.host, Other: other, Attempt: n.attempt, Link: n.link.String(),
+			Line: fmt.Sprintf("host %d connected to host %d, %s (%d of %d pairs)", n.host, other, n.link, len(d.pairs), d.wantPairs())})
+		d.checkMesh(n.at)
 	case "delivered":
 		if d.sentAt.IsZero() || n.text != d.message() || d.delivered[n.host] {
 			return
@@ -408,6 +441,20 @@ func (d *demo) handle(n demoNote) {
 		d.tl.emit(demoEvent{Event: "deliver", Peer: n.host, Other: other, Duration: ms(took), Text: n.text,
 			Line: fmt.Sprintf("host %d received %q from host %d (%s after it was sent)", n.host, n.text, other, seconds(took))})
 	}
+}
+
+// checkMesh declares the full mesh, once, when every pair has connected
+// and every pair is connected now: a connection reported may have closed
+// since (one of two made at once), so the check is repeated (run calls it
+// on its ticks too).
+func (d *demo) checkMesh(at time.Time) {
+	if !d.meshAt.IsZero() || len(d.pairs) < d.wantPairs() || d.connectedPairs() < d.wantPairs() {
+		return
+	}
+	d.meshAt = at
+	took := d.meshAt.Sub(d.announced)
+	d.tl.emit(demoEvent{Event: "mesh", Peers: d.cfg.peers, Connections: len(d.pairs), Duration: ms(took),
+		Line: fmt.Sprintf("full mesh: every one of the %d hosts is connected to every other, %s after they started announcing", d.cfg.peers, seconds(took))})
 }
 
 // reportNoSlot says which hosts hold no confirmed slot at the end: they
@@ -488,6 +535,24 @@ func (dh *demoHost) close() {
 	}
 	dh.h.Close()
 }
+
+// behindNAT is the connection gater of a host that --relayed puts behind
+// NAT: it accepts no inbound connection except through a relay, as a
+// home router drops unsolicited packets. The demo's hosts speak TCP only,
+// which go-libp2p gates before the handshake, so a dialer sees its dial
+// fail.
+type behindNAT struct{}
+
+func (behindNAT) InterceptPeerDial(peer.ID) bool               { return true }
+func (behindNAT) InterceptAddrDial(peer.ID, ma.Multiaddr) bool { return true }
+func (behindNAT) InterceptAccept(c network.ConnMultiaddrs) bool {
+	_, err := c.RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+func (behindNAT) InterceptSecured(network.Direction, peer.ID, network.ConnMultiaddrs) bool {
+	return true
+}
+func (behindNAT) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 
 func joinAddrs(addrs []string) string {
 	if len(addrs) == 0 {

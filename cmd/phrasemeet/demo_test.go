@@ -165,6 +165,38 @@ func TestProcessesDemo(t *testing.T) {
 	}
 }
 
+// TestProcessesDemoRelayed runs `phrasemeet demo --relayed` as a process
+// (it makes 127.0.0.1 public to go-multiaddr, which is process-wide):
+// hosts 2 and 3 accept no inbound connection but through a relay, so
+// they can only meet through host 1's group relay, and still get the
+// message.
+func TestProcessesDemoRelayed(t *testing.T) {
+	code, stdout, stderr := cli(t, nil, "demo", "--peers", "3", "--relayed", "--json", "--timeout", "40s")
+	if code != 0 {
+		t.Fatalf("demo --relayed exit %d: %s\n%s", code, stderr, stdout)
+	}
+	var events []demoEvent
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var e demoEvent
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("not one JSON object per line: %q: %v", line, err)
+		}
+		events = append(events, e)
+	}
+	checkTimeline(t, events, 3, stdout, false)
+	for _, e := range events {
+		if e.Event != "connect" {
+			continue
+		}
+		if e.Link != "direct" && e.Link != "relayed" {
+			t.Errorf("connect event without its link: %+v", e)
+		}
+		if min(e.Peer, e.Other) == 2 && max(e.Peer, e.Other) == 3 && e.Link != "relayed" {
+			t.Errorf("hosts 2 and 3, both behind NAT, connected %s, want relayed", e.Link)
+		}
+	}
+}
+
 func TestDemoUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string

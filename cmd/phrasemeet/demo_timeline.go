@@ -29,11 +29,13 @@ type demoEvent struct {
 	URL      string   `json:"url,omitempty"`
 	Addrs    []string `json:"addrs,omitempty"`
 	Via      string   `json:"via,omitempty"`
-	Attempt  int      `json:"attempt,omitempty"`
-	Error    string   `json:"error,omitempty"`
-	Text     string   `json:"text,omitempty"`
-	Topic    string   `json:"topic,omitempty"`
-	Profile  string   `json:"profile,omitempty"`
+	// Link is how a connection goes (connect): direct or relayed.
+	Link    string `json:"link,omitempty"`
+	Attempt int    `json:"attempt,omitempty"`
+	Error   string `json:"error,omitempty"`
+	Text    string `json:"text,omitempty"`
+	Topic   string `json:"topic,omitempty"`
+	Profile string `json:"profile,omitempty"`
 
 	// Summary fields.
 	Peers       int     `json:"peers,omitempty"`

@@ -8,6 +8,8 @@
 //
 //	chat [--nick NAME] [--relay URL|local|public]... [--discovery slots|mdns|both]
 //	     [--passphrase-file PATH] [--listen MULTIADDR]... [--loopback] [--quiet]
+//	     [--circuit-relay MULTIADDR]... [--no-group-relay]
+//	     [--reachability auto|private|public] [--public-cidr CIDR]...
 //
 // Three chats on one machine, with nothing else running:
 //
@@ -29,6 +31,21 @@
 // answers there; "local:PORT" picks another port; "public" the public
 // relays.
 //
+// Across NATs: a chat whose own addresses are all private (a home
+// network) knows at once that it is behind NAT and reserves a slot on a
+// circuit relay, publishing the relayed address with its direct ones;
+// members reach it through the relay and then try to hole punch to a
+// direct connection. Relays come from --circuit-relay (a multiaddr ending
+// in /p2p/<peer ID>, as `phrasemeet relay --circuit-listen` prints them;
+// repeatable), else $PHRASEMEET_CIRCUIT_RELAYS (comma- or space-separated),
+// and from the room itself: a chat that is publicly reachable serves a
+// circuit relay for the room's members, and for nobody else, unless
+// --no-group-relay. --reachability overrides finding out whether this chat
+// is reachable (auto: private at once without a public address, otherwise
+// AutoNAT asks the public members). --public-cidr treats a range as
+// public, for a network whose "internet" is a private or documentation
+// range (repeatable).
+//
 // For tests only, the hidden flag --test-fast uses a cheap KDF and a slot
 // schedule in milliseconds; such a chat meets only other --test-fast
 // chats.
@@ -47,6 +64,7 @@ import (
 	"strings"
 	"syscall"
 
+	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
 	"github.com/phrasemeet/discovery/examples/chat/internal/chat"
 	"github.com/phrasemeet/discovery/internal/passphrase"
 	"github.com/phrasemeet/discovery/pkarrclient"
@@ -118,6 +136,13 @@ func runChat(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 		"Default $"+passphrase.EnvVar+", else a prompt")
 	fs.Var(&listen, "listen", "libp2p listen multiaddr (repeatable; default: every interface, TCP and QUIC)")
 	loopback := fs.Bool("loopback", false, "publish loopback addresses too (implied by a local relay)")
+	var circuitRelays, publicCIDRs listFlag
+	fs.Var(&circuitRelays, "circuit-relay", "circuit relay to use behind NAT: a multiaddr ending in /p2p/<peer ID> "+
+		"(repeatable; default $"+circuitRelaysEnv+")")
+	noGroupRelay := fs.Bool("no-group-relay", false, "do not serve a circuit relay for the room's members when this chat is reachable from the internet")
+	reach := fs.String("reachability", string(libp2padapter.ReachabilityAuto), "auto, private or public: whether this chat is reachable from the internet "+
+		"(auto: private at once if it has no public address, else AutoNAT finds out)")
+	fs.Var(&publicCIDRs, "public-cidr", "treat addresses in this range as public, e.g. a campus or VPN 10.0.0.0/8 (repeatable)")
 	quiet := fs.Bool("quiet", false, "no discovery and connection status lines")
 	testFast := fs.Bool(hiddenPrefix+"fast", false, "tests only: cheap KDF and a fast slot schedule")
 	fs.Usage = func() {
@@ -142,7 +167,10 @@ func runChat(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 	if err != nil {
 		return usageErrorf("--%v", err)
 	}
-	cfg := chat.Config{Mode: m, Listen: listen, Loopback: *loopback, Quiet: *quiet}
+	cfg := chat.Config{Mode: m, Listen: listen, Loopback: *loopback, Quiet: *quiet, NoGroupRelay: *noGroupRelay}
+	if err := connectivityFlags(&cfg, circuitRelays, publicCIDRs, *reach, getenv); err != nil {
+		return err
+	}
 	if *nick != "" {
 		if cfg.Nick, err = chat.CleanNick(*nick); err != nil {
 			return usageErrorf("--nick: %v", err)
@@ -176,6 +204,40 @@ func runChat(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 		in = strings.NewReader("")
 	}
 	return chat.Run(ctx, cfg, chat.IO{In: in, Out: stdout, Status: stderr})
+}
+
+// circuitRelaysEnv holds circuit relays when no --circuit-relay is given.
+const circuitRelaysEnv = "PHRASEMEET_CIRCUIT_RELAYS"
+
+// connectivityFlags reads the flags about reaching members behind NATs
+// into cfg.
+func connectivityFlags(cfg *chat.Config, relays, cidrs []string, reach string, getenv func(string) string) error {
+	r, err := libp2padapter.ParseReachability(reach)
+	if err != nil {
+		return usageErrorf("--reachability: %s", optionText(err))
+	}
+	cfg.Reachability = r
+	source := "--circuit-relay"
+	if len(relays) == 0 {
+		relays = strings.FieldsFunc(getenv(circuitRelaysEnv), func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\n' })
+		source = "$" + circuitRelaysEnv
+	}
+	if cfg.CircuitRelays, err = libp2padapter.ParseCircuitRelays(relays); err != nil {
+		return usageErrorf("%s: %s", source, optionText(err))
+	}
+	for _, s := range cidrs {
+		p, err := libp2padapter.ParsePublicCIDR(s)
+		if err != nil {
+			return usageErrorf("--public-cidr: %s", optionText(err))
+		}
+		cfg.PublicCIDRs = append(cfg.PublicCIDRs, p)
+	}
+	return nil
+}
+
+// optionText is an option error without the package's prefix.
+func optionText(err error) string {
+	return strings.TrimPrefix(err.Error(), libp2padapter.ErrInvalidOption.Error()+": ")
 }
 
 // relayURLs returns the relays to use: the flags', else

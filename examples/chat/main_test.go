@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/examples/chat/internal/chat"
 	"github.com/phrasemeet/discovery/internal/passphrase"
 )
 
@@ -40,6 +43,10 @@ func TestUsageErrors(t *testing.T) {
 		{map[string]string{}, nil, 2, "no passphrase: set $PHRASEMEET_PASSPHRASE"},
 		{map[string]string{passphrase.EnvVar: "hunter2"}, nil, 2, "7 characters, want at least 12"},
 		{good, []string{"--bogus"}, 2, "flag provided but not defined"},
+		{good, []string{"--reachability", "sometimes"}, 2, "--reachability: reachability \"sometimes\": want auto, private or public"},
+		{good, []string{"--circuit-relay", "/ip4/198.51.100.1/tcp/4001"}, 2, "--circuit-relay: circuit relay \"/ip4/198.51.100.1/tcp/4001\": want an address ending in /p2p/<peer ID>"},
+		{good, []string{"--public-cidr", "198.51.100.7/24"}, 2, "--public-cidr: public CIDR \"198.51.100.7/24\" has host bits set"},
+		{map[string]string{passphrase.EnvVar: "a good passphrase for tests", circuitRelaysEnv: "nonsense"}, nil, 2, "$PHRASEMEET_CIRCUIT_RELAYS: circuit relay \"nonsense\""},
 	} {
 		code, stdout, stderr := runIn(t, tc.env, tc.args...)
 		if code != tc.code || !strings.Contains(stderr, tc.want) {
@@ -102,5 +109,39 @@ func TestRelayURLs(t *testing.T) {
 	urls, _, err = relayURLs(nil, env(""))
 	if err != nil || len(urls) == 0 || !strings.HasPrefix(urls[0], "https://") {
 		t.Fatalf("default: %q %v; want the public relays", urls, err)
+	}
+}
+
+// The connectivity flags: --circuit-relay replaces the environment's
+// relays, which are split at commas and spaces; CIDRs and the
+// reachability are parsed.
+func TestConnectivityFlags(t *testing.T) {
+	const (
+		id1 = "12D3KooWEAHwdRCormX5x9pdTCd3wasiQDgYUbV4qrqR87LuvTvv"
+		id2 = "12D3KooWLn8EL5HSAPgMqNhpMtUPqWzeeuXsardfr9WhVDbL6Rya"
+	)
+	env := func(k string) string {
+		if k == circuitRelaysEnv {
+			return "/ip4/198.51.100.1/tcp/4001/p2p/" + id1 + ", /ip4/198.51.100.1/udp/4001/quic-v1/p2p/" + id1 + " /ip4/203.0.113.9/tcp/1/p2p/" + id2
+		}
+		return ""
+	}
+	var cfg chat.Config
+	if err := connectivityFlags(&cfg, nil, []string{"198.51.100.0/24", "10.1.0.0/16"}, "private", env); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.CircuitRelays) != 2 || cfg.CircuitRelays[0].ID.String() != id1 || len(cfg.CircuitRelays[0].Addrs) != 2 ||
+		cfg.CircuitRelays[1].ID.String() != id2 {
+		t.Errorf("relays from the environment: %v", cfg.CircuitRelays)
+	}
+	if cfg.Reachability != libp2padapter.ReachabilityPrivate || fmt.Sprint(cfg.PublicCIDRs) != "[198.51.100.0/24 10.1.0.0/16]" {
+		t.Errorf("reachability %q, CIDRs %v", cfg.Reachability, cfg.PublicCIDRs)
+	}
+	cfg = chat.Config{}
+	if err := connectivityFlags(&cfg, []string{"/ip4/192.0.2.1/tcp/1/p2p/" + id2}, nil, "auto", env); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.CircuitRelays) != 1 || cfg.CircuitRelays[0].ID.String() != id2 {
+		t.Errorf("--circuit-relay does not replace the environment's: %v", cfg.CircuitRelays)
 	}
 }

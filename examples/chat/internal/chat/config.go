@@ -4,9 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
 	"github.com/phrasemeet/discovery/mdnsdiscovery"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
@@ -63,9 +67,24 @@ type Config struct {
 	// loopback address and serves one in this process whenever none
 	// answers there.
 	LocalRelay string
-	// Listen are the host's listen multiaddrs (default: libp2p's, every
-	// interface over TCP and QUIC).
+	// Listen are the host's listen multiaddrs, TCP or QUIC (default:
+	// every interface, both).
 	Listen []string
+	// CircuitRelays are circuit relays (v2) this chat reserves a slot on
+	// when it is not reachable from the internet, so that members reach
+	// it through them and hole punch to a direct connection.
+	CircuitRelays []peer.AddrInfo
+	// NoGroupRelay keeps this chat from serving a circuit relay for the
+	// room while it is publicly reachable (by default it does, for the
+	// room's members only).
+	NoGroupRelay bool
+	// Reachability overrides how the chat finds out whether it is
+	// reachable from the internet (default libp2padapter.ReachabilityAuto).
+	Reachability libp2padapter.Reachability
+	// PublicCIDRs are address ranges to treat as public, for a network
+	// whose "internet" is a private range (libp2padapter.TreatAsPublic:
+	// it changes process-wide state).
+	PublicCIDRs []netip.Prefix
 	// Loopback publishes the host's loopback addresses, for chats on one
 	// machine; implied by LocalRelay.
 	Loopback bool
@@ -105,6 +124,12 @@ func (c *Config) check() error {
 	if c.LocalRelay != "" {
 		c.Loopback = true
 	}
+	if c.Reachability == "" {
+		c.Reachability = libp2padapter.ReachabilityAuto
+	}
+	if _, err := libp2padapter.ParseReachability(string(c.Reachability)); err != nil {
+		return err
+	}
 	if c.QuitLinger <= 0 {
 		c.QuitLinger = 300 * time.Millisecond
 	}
@@ -113,8 +138,8 @@ func (c *Config) check() error {
 
 // String describes c without the passphrase, for errors and debugging.
 func (c Config) String() string {
-	return fmt.Sprintf("chat.Config{Passphrase: [redacted], Nick: %q, Mode: %s, Relays: %q, LocalRelay: %q, Listen: %q}",
-		c.Nick, c.Mode, c.Relays, c.LocalRelay, c.Listen)
+	return fmt.Sprintf("chat.Config{Passphrase: [redacted], Nick: %q, Mode: %s, Relays: %q, LocalRelay: %q, Listen: %q, CircuitRelays: %d, NoGroupRelay: %t, Reachability: %s, PublicCIDRs: %v}",
+		c.Nick, c.Mode, c.Relays, c.LocalRelay, c.Listen, len(c.CircuitRelays), c.NoGroupRelay, c.Reachability, c.PublicCIDRs)
 }
 
 // GoString keeps %#v from printing the passphrase.

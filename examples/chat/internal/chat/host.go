@@ -8,32 +8,54 @@ import (
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	ma "github.com/multiformats/go-multiaddr"
 	"go.uber.org/fx"
 
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
 )
 
-// newHost starts the libp2p host. libp2p.New returns a host that already
-// listens, so there is nothing to start; stopping closes it, after every
-// component that uses it has stopped (fx stops in reverse order of
-// construction).
-func newHost(lc fx.Lifecycle, cfg Config) (host.Host, error) {
-	opts := []libp2p.Option{libp2p.UserAgent("phrasemeet-chat")}
-	if len(cfg.Listen) > 0 {
-		opts = append(opts, libp2p.ListenAddrStrings(cfg.Listen...))
+// newHost starts the libp2p host, with what it takes to reach members
+// behind NATs (libp2padapter.Connectivity: relays, hole punching, the
+// room's own relay), and provides that Connectivity too. libp2p.New
+// returns a host that already listens, so there is nothing to start;
+// stopping closes it, after every component that uses it has stopped (fx
+// stops in reverse order of construction).
+func newHost(lc fx.Lifecycle, cfg Config) (host.Host, *libp2padapter.Connectivity, error) {
+	copts := []libp2padapter.ConnectivityOption{
+		libp2padapter.GroupRelay(!cfg.NoGroupRelay),
+		libp2padapter.ReachabilityMode(cfg.Reachability),
+		libp2padapter.CircuitRelays(cfg.CircuitRelays...),
+		libp2padapter.PublicCIDRs(cfg.PublicCIDRs...),
 	}
-	h, err := libp2p.New(opts...)
+	if len(cfg.Listen) > 0 {
+		listen := make([]ma.Multiaddr, 0, len(cfg.Listen))
+		for _, s := range cfg.Listen {
+			m, err := ma.NewMultiaddr(s)
+			if err != nil {
+				return nil, nil, fmt.Errorf("listen address %q: %w", s, err)
+			}
+			listen = append(listen, m)
+		}
+		copts = append(copts, libp2padapter.ListenAddrs(listen...))
+	}
+	conn, err := libp2padapter.NewConnectivity(copts...)
 	if err != nil {
-		return nil, fmt.Errorf("starting the libp2p host: %w", err)
+		return nil, nil, err
+	}
+	h, err := libp2p.New(append(conn.Options(), libp2p.UserAgent("phrasemeet-chat"))...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting the libp2p host: %w", err)
 	}
 	lc.Append(fx.StopHook(h.Close))
-	return h, nil
+	return h, conn, nil
 }
 
 // newAdapter turns the opener into go-libp2p's discovery service for the
-// host. Stopping it leaves every namespace, so the others see this peer go
-// at their next read rather than when its entry ages out.
-func newAdapter(lc fx.Lifecycle, h host.Host, open libp2padapter.Opener, cfg Config, con *Console) (*libp2padapter.Adapter, error) {
+// host, and makes the members it finds the ones the host's relay admits
+// and its AutoRelay picks relays from. Stopping it leaves every namespace,
+// so the others see this peer go at their next read rather than when its
+// entry ages out.
+func newAdapter(lc fx.Lifecycle, h host.Host, open libp2padapter.Opener, cfg Config, con *Console, conn *libp2padapter.Connectivity) (*libp2padapter.Adapter, error) {
 	var opts []libp2padapter.Option
 	if cfg.Loopback {
 		opts = append(opts, libp2padapter.WithLoopback())
@@ -42,6 +64,7 @@ func newAdapter(lc fx.Lifecycle, h host.Host, open libp2padapter.Opener, cfg Con
 	if err != nil {
 		return nil, err
 	}
+	conn.Attach(a)
 	lc.Append(fx.StopHook(func() error {
 		// Leaving writes a tombstone, within the rendezvous' own request
 		// budget: it can take a few seconds, which deserve a word.
