@@ -24,6 +24,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/prometheus/client_golang/prometheus"
 
+	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
 	"github.com/phrasemeet/discovery/internal/regularfile"
 	"github.com/phrasemeet/discovery/pkarrclient"
 )
@@ -70,10 +71,14 @@ func addCircuitFlags(fs *flag.FlagSet) *circuitFlags {
 	fs.StringVar(&c.keyFile, "circuit-key", "", "the circuit relay's key file, which fixes its peer ID across restarts "+
 		"(the format keygen writes; created with mode 0600 if missing; default: a new peer ID at each start)")
 	fs.Var(&c.publicCIDRs, "public-cidr", "treat addresses in this range as public: the circuit relay hands its own addresses "+
-		"in it to the peers that reserve (repeatable; for a campus or VPN whose private range is its internet)")
-	fs.DurationVar(&c.duration, "circuit-duration", defaultCircuitDuration, "a relayed connection is closed after this long (at least 1s)")
+		"in it to the peers that reserve, and AutoNAT and hole punching count them public (repeatable; for a campus or "+
+		"VPN whose private range is its internet)")
+	fs.DurationVar(&c.duration, "circuit-duration", defaultCircuitDuration, "a relayed connection is closed after this long "+
+		"(at least 1s; 0 with --circuit-data 0: no limit, see below)")
 	fs.StringVar(&c.data, "circuit-data", formatByteSize(defaultCircuitData),
-		"a relayed connection is closed after carrying this much in either direction (bytes, or with KiB, MiB, GiB)")
+		"a relayed connection is closed after carrying this much in either direction (bytes, or with KiB, MiB, GiB; "+
+			"0 with --circuit-duration 0: no per-connection limit, so that peers can use relayed connections like direct "+
+			"ones: libp2p marks a connection through a limited relay Limited, and pubsub does not use Limited connections)")
 	fs.IntVar(&c.reservations, "circuit-max-reservations", defaultCircuitReservations, "peers holding a reservation at once")
 	fs.IntVar(&c.perIP, "circuit-max-per-ip", defaultCircuitPerIP, "reservations from one IP address")
 	fs.IntVar(&c.perPeer, "circuit-max-per-peer", defaultCircuitPerPeer, "relayed connections to or from one peer at once")
@@ -124,7 +129,11 @@ func (c *circuitFlags) check(fs *flag.FlagSet) (*circuitConfig, error) {
 	if err != nil {
 		return nil, usageError("--circuit-data %q: %v", c.data, err)
 	}
+	unlimited := c.duration == 0 && data == 0
 	switch {
+	case unlimited:
+	case c.duration == 0 || data == 0:
+		return nil, usageError("--circuit-duration 0 and --circuit-data 0 go together: no per-connection limit")
 	case c.duration < time.Second:
 		return nil, usageError("--circuit-duration %s: must be at least 1s", c.duration)
 	case c.duration/time.Second > math.MaxUint32:
@@ -141,8 +150,17 @@ func (c *circuitFlags) check(fs *flag.FlagSet) (*circuitConfig, error) {
 	case c.reservationTTL < minReservationTTL:
 		return nil, usageError("--circuit-reservation-ttl %s: must be at least %s", c.reservationTTL, minReservationTTL)
 	}
+	for _, p := range cfg.public {
+		// Refused here, as a usage error, rather than when the host starts.
+		if p.Addr().Is6() && !netip.MustParsePrefix("2000::/3").Overlaps(p) {
+			return nil, usageError("--public-cidr %s: IPv6 ranges outside 2000::/3 are never public to libp2p", p)
+		}
+	}
 	rc := relay.DefaultResources()
 	rc.Limit = &relay.RelayLimit{Duration: c.duration, Data: data}
+	if unlimited {
+		rc.Limit = nil
+	}
 	rc.ReservationTTL = c.reservationTTL
 	rc.MaxReservations = c.reservations
 	rc.MaxReservationsPerIP = c.perIP
@@ -281,6 +299,10 @@ type circuitRelay struct {
 // which waits for that belief asynchronously: the addresses printed are
 // then served.
 func startCircuitRelay(cfg *circuitConfig, key crypto.PrivKey, reg prometheus.Registerer, version string) (*circuitRelay, error) {
+	// Before the host exists: go-multiaddr's lists are read unlocked.
+	if err := libp2padapter.TreatAsPublic(cfg.public...); err != nil {
+		return nil, fmt.Errorf("circuit relay: %w", err)
+	}
 	opts := []libp2p.Option{
 		libp2p.NoListenAddrs,
 		// TCP and QUIC only: the transports peers punch holes with, and
@@ -323,9 +345,9 @@ func startCircuitRelay(cfg *circuitConfig, key crypto.PrivKey, reg prometheus.Re
 // publicAddrFilter keeps what go-multiaddr calls public, and addresses in
 // the given ranges. It decides which of the relay's own addresses go into
 // reservations: by default a relay hands out only public ones.
-//
-// TODO(issue 13): the adapter's option for public ranges does this for a
-// whole host (AutoNAT and hole punching too); use it here once it lands.
+// libp2padapter.TreatAsPublic, called before the host starts, makes the
+// ranges public to go-multiaddr too (for AutoNAT and hole punching); the
+// filter keeps working for a relay built without it.
 func publicAddrFilter(ranges []netip.Prefix) relay.ReservationAddressFilterFunc {
 	return func(a ma.Multiaddr) bool {
 		if manet.IsPublicAddr(a) {
@@ -371,12 +393,15 @@ func (c *circuitRelay) Addrs() ([]ma.Multiaddr, error) {
 // logAttrs describe the relay for its start log line.
 func (c *circuitRelay) logAttrs(cfg *circuitConfig) []any {
 	rc := cfg.resources
-	return []any{
+	attrs := []any{
 		"peer_id", c.host.ID().String(),
-		"circuit_duration", rc.Limit.Duration, "circuit_data", rc.Limit.Data,
 		"max_reservations", rc.MaxReservations, "max_per_ip", rc.MaxReservationsPerIP,
 		"max_per_peer", rc.MaxCircuits, "reservation_ttl", rc.ReservationTTL,
 	}
+	if rc.Limit == nil {
+		return append(attrs, "circuit_limit", "none")
+	}
+	return append(attrs, "circuit_duration", rc.Limit.Duration, "circuit_data", rc.Limit.Data)
 }
 
 // Close stops the relay service, which ends every circuit, and then the

@@ -143,6 +143,17 @@ func reserve(t *testing.T, h host.Host, addr ma.Multiaddr) *circuitclient.Reserv
 // opens an echo stream on the relayed connection.
 func dialThrough(t *testing.T, from host.Host, relayAddr ma.Multiaddr, target peer.ID) network.Stream {
 	t.Helper()
+	s := dialCircuit(t, from, relayAddr, target)
+	if !s.Conn().Stat().Limited {
+		t.Errorf("the connection to %s is not limited: did it go around the relay? remote %s", target, s.Conn().RemoteMultiaddr())
+	}
+	return s
+}
+
+// dialCircuit is dialThrough without the check that the relay limits the
+// connection.
+func dialCircuit(t *testing.T, from host.Host, relayAddr ma.Multiaddr, target peer.ID) network.Stream {
+	t.Helper()
 	circuit, err := ma.NewMultiaddr(relayAddr.String() + "/p2p-circuit")
 	if err != nil {
 		t.Fatal(err)
@@ -155,9 +166,6 @@ func dialThrough(t *testing.T, from host.Host, relayAddr ma.Multiaddr, target pe
 	s, err := from.NewStream(network.WithAllowLimitedConn(ctx, "test"), target, echoProto)
 	if err != nil {
 		t.Fatalf("stream to %s through the relay: %v", target, err)
-	}
-	if !s.Conn().Stat().Limited {
-		t.Errorf("the connection to %s is not limited: did it go around the relay? remote %s", target, s.Conn().RemoteMultiaddr())
 	}
 	if _, err := s.Conn().RemoteMultiaddr().ValueForProtocol(ma.P_CIRCUIT); err != nil {
 		t.Errorf("the connection to %s has remote address %s, not a circuit", target, s.Conn().RemoteMultiaddr())
@@ -427,6 +435,28 @@ func TestCircuitRelayCountFlags(t *testing.T) {
 // TestCircuitRelayLimitFlags: --circuit-data and --circuit-duration reach
 // the relay: a stream beyond the data limit is cut, and an idle relayed
 // connection is closed once its time is up.
+// TestCircuitRelayUnlimited: with --circuit-data 0 --circuit-duration 0
+// the relay sets no per-connection limit, so a relayed connection is not
+// Limited and applications that skip Limited connections (pubsub) use it.
+func TestCircuitRelayUnlimited(t *testing.T) {
+	t.Parallel()
+	relay := startRelayProc(t, "--circuit-data", "0", "--circuit-duration", "0", "--log-level", "warn")
+	a, b := newClientHost(t), newClientHost(t)
+	serveEcho(a)
+	rsvp := reserve(t, a, relay.addr(t, ma.P_TCP))
+	if rsvp.LimitData != 0 || rsvp.LimitDuration != 0 {
+		t.Errorf("reservation limits %s / %d bytes, want none", rsvp.LimitDuration, rsvp.LimitData)
+	}
+	s := dialCircuit(t, b, relay.addr(t, ma.P_TCP), a.ID())
+	if s.Conn().Stat().Limited {
+		t.Errorf("a connection through a relay without per-connection limits is Limited")
+	}
+	msg := bytes.Repeat([]byte("x"), 2<<20)
+	if got, err := echo(s, msg); err != nil || len(got) != len(msg) {
+		t.Errorf("2 MiB through an unlimited relay: %d bytes back, %v", len(got), err)
+	}
+}
+
 func TestCircuitRelayLimitFlags(t *testing.T) {
 	t.Parallel()
 	relay := startRelayProc(t, "--circuit-data", "4KiB", "--circuit-duration", "3s", "--log-level", "warn")

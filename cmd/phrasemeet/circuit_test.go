@@ -56,6 +56,8 @@ func TestCircuitRelayUsageErrors(t *testing.T) {
 		{append(listen, "--public-cidr", "127.0.0.0/33"), "--public-cidr"},
 		{append(listen, "--public-cidr", "localhost"), "--public-cidr"},
 		{append(listen, "--circuit-data", "0"), "--circuit-data"},
+		{append(listen, "--circuit-duration", "0"), "--circuit-duration"},
+		{append(listen, "--public-cidr", "fc00::/7"), "--public-cidr"},
 		{append(listen, "--circuit-data", "-1"), "--circuit-data"},
 		{append(listen, "--circuit-data", "1XB"), "--circuit-data"},
 		{append(listen, "--circuit-duration", "500ms"), "--circuit-duration"},
