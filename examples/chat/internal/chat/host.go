@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -89,22 +90,19 @@ const (
 )
 
 // newConnector announces this peer in the room's namespace and dials every
-// member found there, reporting dials that fail as status lines (the
-// Monitor reports connections, whoever dialed). The namespace is the one
-// pubsub.WithDiscovery would use for the room's topic ("floodsub:" +
-// topic), so any go-libp2p program with the same passphrase and
-// application name that finds its pubsub peers through the adapter meets
-// the chat.
-func newConnector(lc fx.Lifecycle, h host.Host, a *libp2padapter.Adapter, room *Room, con *Console) (*libp2padapter.Connector, error) {
+// member found there; the Monitor hears of every dial, and reports a
+// member it cannot reach once, with the reason, rather than each failed
+// redial. The namespace is the one pubsub.WithDiscovery would use for the
+// room's topic ("floodsub:" + topic), so any go-libp2p program with the
+// same passphrase and application name that finds its pubsub peers
+// through the adapter meets the chat. The clock times its retries (tests
+// step through them with a fake one).
+func newConnector(lc fx.Lifecycle, h host.Host, a *libp2padapter.Adapter, room *Room, mon *Monitor, clock clockwork.Clock) (*libp2padapter.Connector, error) {
 	ns := pubsubNamespace(room.Topic())
 	c, err := libp2padapter.NewConnector(h, a.Subscriber(ns),
+		libp2padapter.ConnectClock(clock),
 		libp2padapter.ConnectBackoff(connectBackoff, connectBackoffMax),
-		libp2padapter.ConnectNotify(func(e libp2padapter.ConnectEvent) {
-			if e.Type == libp2padapter.Failed {
-				con.Statusf("could not reach %s (attempt %d): %s; %s", shortID(e.Peer.ID), e.Attempt,
-					sanitize(e.Err.Error(), 200), retryText(e.RetryIn))
-			}
-		}))
+		libp2padapter.ConnectNotify(mon.dialed))
 	if err != nil {
 		return nil, err
 	}
@@ -129,11 +127,4 @@ func newConnector(lc fx.Lifecycle, h host.Host, a *libp2padapter.Adapter, room *
 		},
 	})
 	return c, nil
-}
-
-func retryText(d time.Duration) string {
-	if d <= 0 {
-		return "not retrying: the peer is gone"
-	}
-	return "retrying in " + roundDuration(d)
 }
