@@ -111,25 +111,24 @@ type PublicAddrFunc func(ma.Multiaddr) bool
 
 // unreachableReason says, in the user's terms, why the dials to a peer
 // whose published addresses are theirs fail, given our own addresses.
-// When neither side has a public address nor a relay, no dial can work
-// and the error does not matter; otherwise the error says what went wrong.
+// When it is behind NAT without a relay and we have neither a public
+// address nor a relay, no dial either way can work and the error does
+// not matter; otherwise the error says what went wrong.
 func unreachableReason(theirs, ours []ma.Multiaddr, public PublicAddrFunc, err error) string {
 	if len(theirs) == 0 {
 		return "it published no address"
 	}
-	theirsNAT, theirsRelay := behindNAT(theirs, public)
-	oursNAT, oursRelay := behindNAT(ours, public)
-	switch {
-	case theirsNAT && !theirsRelay && oursNAT && !oursRelay:
-		return "both behind NAT and no relay known"
-	case theirsNAT && !theirsRelay:
+	if nat, relayed := behindNAT(theirs, public); nat && !relayed {
+		if _, ourRelay := behindNAT(ours, public); !slices.ContainsFunc(ours, public) && !ourRelay {
+			return "both behind NAT and no relay known"
+		}
 		return "it is behind NAT with no relay: waiting for it to reach us"
 	}
 	return "all dials failed: " + shortDialError(err)
 }
 
 // behindNAT reports whether addrs name a host that only has private
-// addresses (none public, and not all of them loopback: chats on one
+// addresses (none public, and not only loopback ones: chats on one
 // machine are not behind anything), and whether they include a relay.
 func behindNAT(addrs []ma.Multiaddr, public PublicAddrFunc) (nat, relayed bool) {
 	var pub bool

@@ -2,6 +2,8 @@ package chat_test
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"regexp"
 	"strings"
 	"sync"
@@ -361,6 +363,75 @@ func TestHolePunchedLink(t *testing.T) {
 	alice.wait("alice", line(`^<bob> and again$`))
 	if n := countLines(alice.out.String(), line(`^<bob> after the punch$`)); n != 1 {
 		t.Errorf("alice showed bob's line %d times, want once:\n%s", n, alice.out)
+	}
+
+	// The direct link goes; the relayed one stays, and so does bob. The
+	// room's relayed streams go first, so that when pubsub loses bob
+	// nothing else reaches him until the room opens them again.
+	for _, c := range ha.Network().ConnsToPeer(hb.ID()) {
+		for _, s := range c.GetStreams() {
+			if s.Protocol() == "/phrasemeet-chat/relayed/1.0.0" {
+				s.Reset()
+			}
+		}
+	}
+	ga.block(hb.ID(), true)
+	gb.block(ha.ID(), true)
+	for _, c := range ha.Network().ConnsToPeer(hb.ID()) {
+		if !isCircuit(c.RemoteMultiaddr()) {
+			c.Close()
+		}
+	}
+	alice.status.wait(t, "alice's status", line(`^-- direct link to %s closed; still relayed through %s$`, regexp.QuoteMeta(shortID(bob)), rid))
+	// A line typed while the room reopens its relayed stream is refused
+	// ("nobody got that"), as a user would see; typed again, it arrives.
+	sayUntilHeard(t, bob, alice, "relayed again")
+	peersLine(alice, bob, `here; found via memory after \S+; relayed through `+rid+`, connected since `)
+	if strings.Contains(alice.out.String(), "bob left") {
+		t.Errorf("bob was said to leave when only the direct link went:\n%s", alice.out)
+	}
+}
+
+// TestRelayedPathRefusesStrangers: a peer that discovery did not find
+// gets nothing from the room's relayed path: its stream is reset and
+// what it sent is not shown.
+func TestRelayedPathRefusesStrangers(t *testing.T) {
+	alice := start(t, testConfig("alice"), fx.Replace(libp2padapter.MemoryOpener(discovery.NewMemory())))
+	stranger := newHost(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := stranger.Connect(ctx, peer.AddrInfo{ID: alice.host.ID(), Addrs: alice.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := stranger.NewStream(ctx, alice.host.ID(), "/phrasemeet-chat/relayed/1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Reset()
+	msg := []byte(`{"k":"msg","n":"mallory","t":"let me in","j":1,"q":1}`)
+	if _, err := s.Write(append(binary.AppendUvarint(nil, uint64(len(msg))), msg...)); err != nil {
+		t.Fatal(err)
+	}
+	s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := s.Read(make([]byte, 1)); !errors.Is(err, network.ErrReset) {
+		t.Errorf("the stranger's stream: read gave %v, want a reset", err)
+	}
+	if strings.Contains(alice.out.String(), "mallory") {
+		t.Errorf("alice showed what a stranger sent:\n%s", alice.out)
+	}
+}
+
+// sayUntilHeard has from type text until to shows it.
+func sayUntilHeard(t *testing.T, from, to *running, text string) {
+	t.Helper()
+	heard := line(`^<%s> %s$`, from.name, regexp.QuoteMeta(text))
+	deadline := time.Now().Add(timeout)
+	for countLines(to.out.String(), heard) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never showed %q:\n%s\n%s\n%s's side:\n%s", to.name, text, to.out, to.status, from.name, from.out)
+		}
+		from.say(text)
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 

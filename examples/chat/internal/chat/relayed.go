@@ -246,17 +246,19 @@ func (r *Room) handleRelayed(s network.Stream) {
 }
 
 // sendRelayed queues a message for every member reached over the relayed
-// path that pubsub does not list, and returns how many.
-func (r *Room) sendRelayed(b []byte) int {
-	listed := make(map[peer.ID]bool)
-	for _, p := range r.topic.ListPeers() {
-		listed[p] = true
+// path but not among listed (the members pubsub sends to: a relay's
+// limited budget is not spent on what pubsub delivers), and returns how
+// many.
+func (r *Room) sendRelayed(b []byte, listed []peer.ID) int {
+	skip := make(map[peer.ID]bool, len(listed))
+	for _, p := range listed {
+		skip[p] = true
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
 	for p, rs := range r.relayed {
-		if listed[p] {
+		if skip[p] {
 			continue
 		}
 		select {

@@ -221,6 +221,14 @@ func (r *Room) stop(ctx context.Context) error {
 	return nil
 }
 
+// stamp marks m as this session's next message: when we joined, and its
+// number.
+func (r *Room) stamp(m wireMessage) wireMessage {
+	m.Joined = r.joined.UnixMilli()
+	m.Seq = r.seq.Add(1)
+	return m
+}
+
 // Send publishes a line. It returns how many members it went to, over
 // pubsub or the relayed path: none means nobody received it (pubsub keeps
 // no backlog).
@@ -232,13 +240,12 @@ func (r *Room) Send(ctx context.Context, text string) (int, error) {
 // relayed path that pubsub does not list; it returns how many members it
 // went to.
 func (r *Room) publish(ctx context.Context, m wireMessage) (int, error) {
-	m.Joined = r.joined.UnixMilli()
-	m.Seq = r.seq.Add(1)
-	b := m.encode()
+	b := r.stamp(m).encode()
 	if err := r.topic.Publish(ctx, b); err != nil {
 		return 0, err
 	}
-	return len(r.topic.ListPeers()) + r.sendRelayed(b), nil
+	listed := r.topic.ListPeers()
+	return len(listed) + r.sendRelayed(b, listed), nil
 }
 
 func (r *Room) readMessages(ctx context.Context) {
