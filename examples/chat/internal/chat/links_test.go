@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 	"go.uber.org/fx"
@@ -192,6 +193,31 @@ func TestRelayedMemberChats(t *testing.T) {
 	alice.wait("alice", line(`^<bob> and back$`))
 	rid := regexp.QuoteMeta(shortIDOf(relay.ID()))
 	bob.status.wait(t, "bob's status", line(`^-- connected to %s \(they dialed, relayed through %s\)`, regexp.QuoteMeta(shortID(alice)), rid))
+	peersLine(bob, alice, `here; found via memory after \S+; relayed through `+rid+`, connected since `)
+}
+
+// TestUnlimitedRelayIsRelayed: a relay with unlimited circuits makes
+// connections that are not Limited (pubsub uses them as it would a direct
+// one), yet they are relayed, and /peers says so.
+func TestUnlimitedRelayIsRelayed(t *testing.T) {
+	relay := newHost(t, libp2p.EnableRelayService(relayv2.WithInfiniteLimits()), libp2p.ForceReachabilityPublic())
+	ha, ga := gatedHost(t)
+	hb, gb := gatedHost(t)
+	ga.block(hb.ID(), true)
+	gb.block(ha.ID(), true)
+	swap := fx.Replace(libp2padapter.MemoryOpener(discovery.NewMemory()))
+	alice := start(t, testConfig("alice"), swap, withHost(ha))
+	bob := start(t, testConfig("bob"), swap, withHost(hb))
+	relayThrough(t, relay, ha, hb)
+	for _, c := range ha.Network().ConnsToPeer(hb.ID()) {
+		if c.Stat().Limited {
+			t.Fatal("the unlimited relay made a Limited connection")
+		}
+	}
+	meet(t, alice, bob)
+	alice.say("no limits")
+	bob.wait("bob", line(`^<alice> no limits$`))
+	rid := regexp.QuoteMeta(shortIDOf(relay.ID()))
 	peersLine(bob, alice, `here; found via memory after \S+; relayed through `+rid+`, connected since `)
 }
 
