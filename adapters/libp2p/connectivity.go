@@ -125,6 +125,7 @@ type connConfig struct {
 	grace      time.Duration
 	clock      clockwork.Clock
 	logger     *slog.Logger
+	tracers    []holepunch.EventTracer
 }
 
 // CircuitRelays adds static circuit relays (v2): always offered to
@@ -321,6 +322,23 @@ func ConnectivityLogger(l *slog.Logger) ConnectivityOption {
 			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
 		}
 		c.logger = l
+		return nil
+	}
+}
+
+// HolePunchTracer passes every event of the host's hole punching
+// service (a punch started, each attempt, its end) on to t as well. go-libp2p
+// takes one tracer per host and the Connectivity is it; this is how a
+// program that wants more than OnHolePunch's ends (the chat, to tell a
+// link that is being punched from one that turned direct on its own) still
+// hears them. t is called from the hole punching goroutines and should
+// return quickly.
+func HolePunchTracer(t holepunch.EventTracer) ConnectivityOption {
+	return func(c *connConfig) error {
+		if t == nil {
+			return fmt.Errorf("%w: nil hole punch tracer", ErrInvalidOption)
+		}
+		c.tracers = append(c.tracers, t)
 		return nil
 	}
 }
@@ -894,6 +912,9 @@ type HolePunchEvent struct {
 // Trace implements go-libp2p's holepunch.EventTracer; the host's hole
 // punching service calls it. It is not for other callers.
 func (c *Connectivity) Trace(evt *holepunch.Event) {
+	for _, t := range c.cfg.tracers {
+		t.Trace(evt)
+	}
 	end, ok := evt.Evt.(*holepunch.EndHolePunchEvt)
 	if !ok || evt.Remote == "" {
 		return

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
 	relayproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
@@ -534,8 +536,10 @@ func TestHolePunchReported(t *testing.T) {
 	ac.Attach(member(t, ctx, a, mem))
 	// TCP only: go-libp2p gates an inbound TCP connection before its
 	// handshake, a QUIC one only after (the dialer would see it succeed).
+	traced := new(typeTracer)
 	bc, err := libp2padapter.NewConnectivity(append([]libp2padapter.ConnectivityOption{
-		libp2padapter.ListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0"))}, private...)...)
+		libp2padapter.ListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0")),
+		libp2padapter.HolePunchTracer(traced)}, private...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,6 +596,37 @@ func TestHolePunchReported(t *testing.T) {
 	if _, ok := ac.LastHolePunch(r.ID()); ok {
 		t.Errorf("a hole punch with the relay reported")
 	}
+	// The tracer given with HolePunchTracer hears every event, starts
+	// included, not only the ends OnHolePunch reports.
+	for _, want := range []string{holepunch.StartHolePunchEvtT, holepunch.EndHolePunchEvtT} {
+		if !traced.saw(want) {
+			t.Errorf("the extra tracer never saw %s; saw %v", want, traced.types())
+		}
+	}
+}
+
+// typeTracer records the types of the hole punching events it hears.
+type typeTracer struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (tt *typeTracer) Trace(e *holepunch.Event) {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	tt.seen = append(tt.seen, e.Type)
+}
+
+func (tt *typeTracer) saw(typ string) bool {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return slices.Contains(tt.seen, typ)
+}
+
+func (tt *typeTracer) types() []string {
+	tt.mu.Lock()
+	defer tt.mu.Unlock()
+	return slices.Clone(tt.seen)
 }
 
 // refuseInbound is a connection gater that accepts no inbound connection,

@@ -18,8 +18,9 @@
 //	go run ./examples/chat --relay local --nick bob      # in another terminal
 //
 // Line mode: each line typed is sent to the room; /peers lists who is
-// here, how each was found and since when it is connected; /quit leaves,
-// as does the end of the input. Others' lines are printed as "<nick>
+// here, how each was found and how it is connected (direct, relayed
+// through which relay, or not connected and why not); /quit leaves, as
+// does the end of the input. Others' lines are printed as "<nick>
 // text", arrivals and departures as "* ..." lines on standard output;
 // discovery and connection status lines ("-- ...") go to standard error.
 //

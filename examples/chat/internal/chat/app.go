@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.uber.org/fx"
 
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
@@ -31,8 +32,10 @@ func Options(cfg Config, io IO) fx.Option {
 	return fx.Options(
 		fx.NopLogger,
 		fx.StopTimeout(stopTimeout),
-		fx.Module("config", fx.Supply(cfg, io), fx.Provide(newConsole)),
+		fx.Module("config", fx.Supply(cfg, io), fx.Provide(newConsole, newClock)),
 		fx.Module("keys", fx.Provide(newGroup)),
+		// Before the host: its hole-punching tracer reports here.
+		fx.Module("links", fx.Provide(newHolePunches)),
 		fx.Module("pkarr", fx.Provide(newLocalRelay, newClient)),
 		discoveryModule(cfg),
 		fx.Module("host", fx.Provide(newHost)),
@@ -44,6 +47,10 @@ func Options(cfg Config, io IO) fx.Option {
 		fx.Module("connect", fx.Provide(newConnector), fx.Invoke(func(*libp2padapter.Connector) {})),
 	)
 }
+
+// newClock is the clock that times the connector's redials: the real one,
+// unless a test decorates it with a fake.
+func newClock() clockwork.Clock { return clockwork.NewRealClock() }
 
 // Run runs a chat until the user quits (/quit, the input's end) or ctx
 // ends (a signal), then stops it: goodbye to the room, leave the

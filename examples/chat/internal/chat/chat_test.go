@@ -223,7 +223,7 @@ func TestMemoryRoom(t *testing.T) {
 	bob.say("/peers")
 	bob.out.wait(t, "bob's /peers", line(`^\* 2 in the room besides you \(bob\)`))
 	for _, other := range []*running{alice, carol} {
-		bob.out.wait(t, "bob's /peers", line(`^\*   %s\s+\S+  (here|heard through others); (found via memory after \S+|not found by discovery \(it found us\)); connected since`, other.name))
+		bob.out.wait(t, "bob's /peers", line(`^\*   %s\s+\S+  (here|heard through others); (found via memory after \S+|not found by discovery \(it found us\)); direct, connected since`, other.name))
 	}
 	bob.status.wait(t, "bob's status", line(`^-- found …\S+ via memory: \d peers? in `))
 

@@ -6,7 +6,9 @@ package chat
 // them.
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"strings"
@@ -23,6 +25,7 @@ func FuzzDecodeMessage(f *testing.F) {
 		{Kind: kindHello, Nick: "bob", Joined: 1767225600123},
 		{Kind: kindHello, Nick: "peer-2u2zxR", Knows: []string{id, "12D3KooWEAHwdRCormX5x9pdTCd3wasiQDgYUbV4qrqR87LuvTvv"}},
 		{Kind: kindBye, Nick: "carol", Joined: 1},
+		{Kind: kindText, Nick: "dave", Text: "numbered", Joined: 1767225600000, Seq: 42},
 	} {
 		f.Add(m.encode())
 	}
@@ -31,6 +34,8 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add([]byte(`{"K":"bye","N":"case","j":-5,"extra":[1,{"a":2}]}`))
 	f.Add([]byte(`{"k":"msg","t":"` + "\xff\xfe<" + `"}`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"k":"msg","q":-9223372036854775808,"j":9223372036854775807}`))
+	f.Add([]byte(`{"k":"hello","q":1e3}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeMessage(b)
 		if err != nil {
@@ -57,6 +62,45 @@ func FuzzDecodeMessage(f *testing.F) {
 			t.Fatal("an accepted message has two encodings")
 		}
 	})
+}
+
+// FuzzReadFrame feeds the relayed path's frame reader what a member's
+// stream could carry. Frames come out within the bound, and written again
+// they read back the same; the reader stops at the first error.
+func FuzzReadFrame(f *testing.F) {
+	f.Add(appendFrame(appendFrame(nil, wireMessage{Kind: kindText, Nick: "a", Text: "hi", Seq: 1}.encode()), []byte("{}")))
+	f.Add([]byte{0})
+	f.Add([]byte{0x80, 0x00})                                                 // a zero length, not minimally encoded
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}) // 2^64-1
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	f.Add(binary.AppendUvarint(nil, maxWire+1))
+	f.Add(append(binary.AppendUvarint(nil, 5), "abc"...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		frames := readFrames(t, b)
+		var again []byte
+		for _, fr := range frames {
+			again = appendFrame(again, fr)
+		}
+		if back := readFrames(t, again); !reflect.DeepEqual(back, frames) {
+			t.Fatalf("frames written again read back as %q, want %q", back, frames)
+		}
+	})
+}
+
+func readFrames(t *testing.T, b []byte) [][]byte {
+	t.Helper()
+	br := bufio.NewReader(bytes.NewReader(b))
+	var frames [][]byte
+	for {
+		fr, err := readFrame(br, maxWire)
+		if err != nil {
+			return frames
+		}
+		if len(fr) > maxWire {
+			t.Fatalf("a frame of %d bytes, over %d", len(fr), maxWire)
+		}
+		frames = append(frames, fr)
+	}
 }
 
 // checkDisarmed holds an accepted message to what the terminal may be

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -16,12 +17,14 @@ import (
 
 // newHost starts the libp2p host, with what it takes to reach members
 // behind NATs (libp2padapter.Connectivity: relays, hole punching, the
-// room's own relay), and provides that Connectivity too. libp2p.New
+// room's own relay), and provides that Connectivity too. Its hole
+// punching reports to punches, for /peers. libp2p.New
 // returns a host that already listens, so there is nothing to start;
 // stopping closes it, after every component that uses it has stopped (fx
 // stops in reverse order of construction).
-func newHost(lc fx.Lifecycle, cfg Config) (host.Host, *libp2padapter.Connectivity, error) {
+func newHost(lc fx.Lifecycle, cfg Config, punches *HolePunches) (host.Host, *libp2padapter.Connectivity, error) {
 	copts := []libp2padapter.ConnectivityOption{
+		libp2padapter.HolePunchTracer(punches),
 		libp2padapter.GroupRelay(!cfg.NoGroupRelay),
 		libp2padapter.ReachabilityMode(cfg.Reachability),
 		libp2padapter.CircuitRelays(cfg.CircuitRelays...),
@@ -112,22 +115,19 @@ const (
 )
 
 // newConnector announces this peer in the room's namespace and dials every
-// member found there, reporting dials that fail as status lines (the
-// Monitor reports connections, whoever dialed). The namespace is the one
-// pubsub.WithDiscovery would use for the room's topic ("floodsub:" +
-// topic), so any go-libp2p program with the same passphrase and
-// application name that finds its pubsub peers through the adapter meets
-// the chat.
-func newConnector(lc fx.Lifecycle, h host.Host, a *libp2padapter.Adapter, room *Room, con *Console) (*libp2padapter.Connector, error) {
+// member found there; the Monitor hears of every dial, and reports a
+// member it cannot reach once, with the reason, rather than each failed
+// redial. The namespace is the one pubsub.WithDiscovery would use for the
+// room's topic ("floodsub:" + topic), so any go-libp2p program with the
+// same passphrase and application name that finds its pubsub peers
+// through the adapter meets the chat. The clock times its retries (tests
+// step through them with a fake one).
+func newConnector(lc fx.Lifecycle, h host.Host, a *libp2padapter.Adapter, room *Room, mon *Monitor, clock clockwork.Clock) (*libp2padapter.Connector, error) {
 	ns := pubsubNamespace(room.Topic())
 	c, err := libp2padapter.NewConnector(h, a.Subscriber(ns),
+		libp2padapter.ConnectClock(clock),
 		libp2padapter.ConnectBackoff(connectBackoff, connectBackoffMax),
-		libp2padapter.ConnectNotify(func(e libp2padapter.ConnectEvent) {
-			if e.Type == libp2padapter.Failed {
-				con.Statusf("could not reach %s (attempt %d): %s; %s", shortID(e.Peer.ID), e.Attempt,
-					sanitize(e.Err.Error(), 200), retryText(e.RetryIn))
-			}
-		}))
+		libp2padapter.ConnectNotify(mon.dialed))
 	if err != nil {
 		return nil, err
 	}
@@ -152,11 +152,4 @@ func newConnector(lc fx.Lifecycle, h host.Host, a *libp2padapter.Adapter, room *
 		},
 	})
 	return c, nil
-}
-
-func retryText(d time.Duration) string {
-	if d <= 0 {
-		return "not retrying: the peer is gone"
-	}
-	return "retrying in " + roundDuration(d)
 }

@@ -2,20 +2,23 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"go.uber.org/fx"
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/slotdiscovery"
 )
 
 // slotPoll is how often the monitor asks which slot this peer holds: a map
@@ -24,23 +27,54 @@ const slotPoll = 250 * time.Millisecond
 
 // Monitor prints what discovery and libp2p are doing while the room
 // fills: the slot this peer's record holds, each peer found or lost (and
-// through which mechanism), each connection made or closed. It remembers
-// how each peer was found, for /peers.
+// through which mechanism), each link made, changed or lost, and members
+// found but unreachable. It remembers how each peer was found and what
+// became of the dials to it, for /peers.
+//
+// It says each thing once: a member that cannot be reached gets one line
+// with the reason, not one per redial, and one line when it is reached
+// after all; a member whose connection is lost gets "lost contact,
+// retrying quietly", and the redials say nothing more.
 type Monitor struct {
-	h     host.Host
-	a     *libp2padapter.Adapter
-	slots *Slots
-	con   *Console
-	ns    string
-	mode  Mode
+	h       host.Host
+	a       *libp2padapter.Adapter
+	slots   *Slots
+	con     *Console
+	punches *HolePunches
+	public  PublicAddrFunc
+	ns      string
+	mode    Mode
 
-	start  time.Time
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	start   time.Time
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	notifee *network.NotifyBundle
+
+	// dirty holds the peers whose connections or punches changed since
+	// the watcher last looked; changed wakes it. Kept apart from mu: the
+	// swarm calls the notifiee while holding locks of its own, and the
+	// watcher asks the swarm for connections.
+	dmu     sync.Mutex
+	dirty   map[peer.ID]struct{}
+	changed chan struct{}
 
 	mu    sync.Mutex
 	found map[peer.ID]Found
 	live  int // peers found and not lost
+	links map[peer.ID]*linkState
+}
+
+// linkState is what the monitor has said about the link to one peer.
+type linkState struct {
+	shown    link   // the link the last status line told
+	failures int    // dials failed since the last connection
+	reason   string // why the dials fail, in the user's terms
+	// quiet: a line said it cannot be reached, or that contact was lost;
+	// failed redials say nothing more until it is reached.
+	quiet bool
+	// left: it said goodbye; a redial failing is no news.
+	left      bool
+	toldPunch int // punches reported, of punchState.successes
 }
 
 // Found is how discovery found a peer.
@@ -54,13 +88,57 @@ type Found struct {
 	Lost bool
 }
 
+// PeerLink is the link to a peer as /peers shows it.
+type PeerLink struct {
+	// Kind is direct, relayed or not connected.
+	Kind LinkKind
+	// Relay is the relay of a Relayed link (empty if its address names
+	// none).
+	Relay peer.ID
+	// HolePunched: the Direct link came from a hole punch (HolePunches).
+	HolePunched bool
+	// PunchFailed is why the last hole punch failed, if it did.
+	PunchFailed string
+	// Opened is when the connection standing for the link opened, and
+	// Outbound whether this peer dialed it.
+	Opened   time.Time
+	Outbound bool
+	// FailedDials counts the dials that failed since the last connection,
+	// and Reason says why (NotConnected only).
+	FailedDials int
+	Reason      string
+}
+
 // pubsubNamespace is the namespace pubsub's discovery asks the adapter
 // about for a topic.
 func pubsubNamespace(topic string) string { return "floodsub:" + topic }
 
-func newMonitor(lc fx.Lifecycle, cfg Config, h host.Host, a *libp2padapter.Adapter, slots *Slots, room *Room, con *Console) *Monitor {
-	m := &Monitor{h: h, a: a, slots: slots, con: con, ns: pubsubNamespace(room.Topic()), mode: cfg.Mode, found: make(map[peer.ID]Found)}
-	lc.Append(fx.Hook{OnStart: m.run, OnStop: m.stop})
+// monitorIn is what the monitor is built from. PublicAddrFunc is
+// optional: without one, manet.IsPublicAddr decides.
+type monitorIn struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Config    Config
+	Host      host.Host
+	Adapter   *libp2padapter.Adapter
+	Slots     *Slots
+	Group     *slotdiscovery.Group
+	Console   *Console
+	Punches   *HolePunches
+	Public    PublicAddrFunc `optional:"true"`
+}
+
+func newMonitor(in monitorIn) *Monitor {
+	m := &Monitor{
+		h: in.Host, a: in.Adapter, slots: in.Slots, con: in.Console, punches: in.Punches, public: in.Public,
+		ns: pubsubNamespace(TopicName(in.Group)), mode: in.Config.Mode,
+		dirty: make(map[peer.ID]struct{}), changed: make(chan struct{}, 1),
+		found: make(map[peer.ID]Found), links: make(map[peer.ID]*linkState),
+	}
+	if m.public == nil {
+		m.public = manet.IsPublicAddr
+	}
+	in.Lifecycle.Append(fx.Hook{OnStart: m.run, OnStop: m.stop})
 	return m
 }
 
@@ -75,21 +153,25 @@ func (m *Monitor) run(context.Context) error {
 		cancel()
 		return fmt.Errorf("starting discovery: %w", err)
 	}
-	conns, err := m.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
-	if err != nil {
-		cancel()
-		return err
-	}
 	m.start, m.cancel = time.Now(), cancel
+	// Every connection, not only changes of connectedness: a relayed
+	// link that turns direct by a hole punch changes no connectedness
+	// when the relay grants unlimited circuits.
+	touch := func(_ network.Network, c network.Conn) { m.touch(c.RemotePeer()) }
+	m.notifee = &network.NotifyBundle{ConnectedF: touch, DisconnectedF: touch}
+	m.h.Network().Notify(m.notifee)
+	m.punches.watch(m.touch)
 	m.con.Statusf("looking for the room through %s", m.mode)
 	m.wg.Add(2)
 	go m.watchDiscovery(ctx, events)
-	go m.watchConns(ctx, conns)
+	go m.watchLinks(ctx)
 	return nil
 }
 
 func (m *Monitor) stop(context.Context) error {
 	if m.cancel != nil {
+		m.h.Network().StopNotify(m.notifee)
+		m.punches.watch(nil)
 		m.cancel()
 		m.wg.Wait()
 	}
@@ -153,26 +235,167 @@ func (m *Monitor) note(e discovery.Event) {
 	}
 }
 
-func (m *Monitor) watchConns(ctx context.Context, sub event.Subscription) {
+// touch marks p's link for a look; it never blocks.
+func (m *Monitor) touch(p peer.ID) {
+	m.dmu.Lock()
+	m.dirty[p] = struct{}{}
+	m.dmu.Unlock()
+	select {
+	case m.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (m *Monitor) watchLinks(ctx context.Context) {
 	defer m.wg.Done()
-	defer sub.Close()
 	for {
 		select {
-		case ev, ok := <-sub.Out():
-			if !ok {
-				return
-			}
-			c := ev.(event.EvtPeerConnectednessChanged)
-			switch c.Connectedness {
-			case network.Connected:
-				m.con.Statusf("connected to %s (%s)", shortID(c.Peer), direction(m.h, c.Peer))
-			case network.NotConnected:
-				m.con.Statusf("disconnected from %s", shortID(c.Peer))
+		case <-m.changed:
+			m.dmu.Lock()
+			dirty := m.dirty
+			m.dirty = make(map[peer.ID]struct{})
+			m.dmu.Unlock()
+			for p := range dirty {
+				m.update(p)
 			}
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// update compares the link to p with the one last told, and tells what
+// changed, in one line.
+func (m *Monitor) update(p peer.ID) {
+	now := linkTo(m.h, p) // asks the swarm: not under mu
+	punch := m.punches.get(p)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.linkLocked(p)
+	prev := st.shown
+	newPunch := now.kind == Direct && punch.successes > st.toldPunch
+	switch {
+	case now.kind == prev.kind && !newPunch:
+		// The same kind of link; another relay, or another connection
+		// of the same kind, is not worth a line.
+	case now.kind == NotConnected:
+		m.punches.forget(p)
+		st.toldPunch = 0
+		f, found := m.found[p]
+		if st.left || !found || f.Lost {
+			m.con.Statusf("disconnected from %s", shortID(p))
+		} else {
+			// The connector redials a member it still knows of; say so
+			// once, and nothing per redial.
+			m.con.Statusf("lost contact with %s, retrying quietly", shortID(p))
+			st.quiet, st.failures, st.reason = true, 0, ""
+		}
+		if !found {
+			delete(m.links, p) // a relay or a stranger: nothing to keep
+			return
+		}
+	case prev.kind == NotConnected:
+		msg := fmt.Sprintf("connected to %s (%s, %s)", shortID(p), dialedBy(now.conn), now.describe())
+		switch {
+		case st.quiet && st.failures > 0:
+			msg += fmt.Sprintf("; reachable after %d failed %s", st.failures, plural(st.failures, "dial"))
+		case st.quiet:
+			msg += "; back in contact"
+		}
+		m.con.Statusf("%s", msg)
+		st.quiet, st.failures, st.reason, st.left = false, 0, "", false
+		st.toldPunch = punch.successes
+	case now.kind == Direct:
+		if punch.active {
+			// Turned direct during a punch: told when the punch ends,
+			// as its result.
+			return
+		}
+		if newPunch {
+			m.con.Statusf("direct link to %s: hole punched in %s", shortID(p), roundDuration(punch.took))
+			st.toldPunch = punch.successes
+		} else {
+			m.con.Statusf("direct link to %s (%s)", shortID(p), dialedBy(now.conn))
+		}
+	default: // direct to relayed
+		m.con.Statusf("direct link to %s closed; still %s", shortID(p), now.describe())
+	}
+	st.shown = now
+}
+
+// dialed hears of every dial the room's connector makes (ConnectNotify).
+// A failure counts, and the first one since the peer was last connected
+// gets a status line with the reason; the others are quiet.
+func (m *Monitor) dialed(e libp2padapter.ConnectEvent) {
+	if e.Type != libp2padapter.Failed {
+		return
+	}
+	p := e.Peer.ID
+	if linkTo(m.h, p).kind != NotConnected {
+		return // a link exists all the same (the other side dialed)
+	}
+	ours := m.h.Addrs()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.linkLocked(p)
+	st.failures++
+	// libp2p refuses to redial an address that just failed: the reason
+	// of the failure before says more than "dial backoff".
+	if st.reason == "" || !errors.Is(e.Err, swarm.ErrDialBackoff) {
+		st.reason = unreachableReason(e.Peer.Addrs, ours, m.public, e.Err)
+	}
+	if st.quiet || st.left || e.RetryIn <= 0 {
+		// Told already; or gone (a goodbye, or discovery lost it, which
+		// has its own line): no redial follows.
+		return
+	}
+	st.quiet = true
+	m.con.Statusf("cannot reach %s: %s; retrying quietly", shortID(p), st.reason)
+}
+
+// noteGoodbye records that p said goodbye: its connection closing is no
+// loss, and failed redials are no news.
+func (m *Monitor) noteGoodbye(p peer.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.linkLocked(p).left = true
+}
+
+func (m *Monitor) linkLocked(p peer.ID) *linkState {
+	st := m.links[p]
+	if st == nil {
+		st = new(linkState)
+		m.links[p] = st
+	}
+	return st
+}
+
+// Link returns the link to p as it is now, with what the dials to it and
+// the punches say.
+func (m *Monitor) Link(p peer.ID) PeerLink {
+	l := linkTo(m.h, p)
+	punch := m.punches.get(p)
+	out := PeerLink{Kind: l.kind, Relay: l.relay, PunchFailed: punch.failure}
+	if l.conn != nil {
+		out.Opened, out.Outbound = l.conn.Stat().Opened, l.conn.Stat().Direction == network.DirOutbound
+	}
+	out.HolePunched = l.kind == Direct && punch.successes > 0
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if st := m.links[p]; st != nil && l.kind == NotConnected {
+		out.FailedDials, out.Reason = st.failures, st.reason
+	}
+	return out
+}
+
+// isMember reports whether discovery has found p in the room's namespace:
+// its record, signed with its key, was in the rendezvous only those with
+// the passphrase can read.
+func (m *Monitor) isMember(p peer.ID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.found[p]
+	return ok
 }
 
 // FoundPeer returns how discovery found id, if it did.
@@ -192,30 +415,6 @@ func (m *Monitor) FoundPeers() []peer.ID {
 		out = append(out, id)
 	}
 	return out
-}
-
-// direction says who dialed: "we dialed" or "they dialed", by the oldest
-// connection to p.
-func direction(h host.Host, p peer.ID) string {
-	c := oldestConn(h, p)
-	if c == nil {
-		return "gone again"
-	}
-	if c.Stat().Direction == network.DirOutbound {
-		return "we dialed"
-	}
-	return "they dialed"
-}
-
-// oldestConn is the connection to p open the longest, or nil.
-func oldestConn(h host.Host, p peer.ID) network.Conn {
-	var oldest network.Conn
-	for _, c := range h.Network().ConnsToPeer(p) {
-		if oldest == nil || c.Stat().Opened.Before(oldest.Stat().Opened) {
-			oldest = c
-		}
-	}
-	return oldest
 }
 
 func plural(n int, word string) string {

@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -36,6 +38,7 @@ type Room struct {
 	h      host.Host
 	ps     *pubsub.PubSub
 	con    *Console
+	mon    *Monitor
 	name   string
 	nick   string
 	linger time.Duration
@@ -44,6 +47,7 @@ type Room struct {
 	sub    *pubsub.Subscription
 	events *pubsub.TopicEventHandler
 	joined time.Time
+	ctx    context.Context // the room's life, from start to stop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kick   chan struct{} // someone needs our hello now
@@ -51,17 +55,39 @@ type Room struct {
 	// hello may follow our goodbye, or the others would see us come back.
 	stopGreet context.CancelFunc
 	greeted   chan struct{}
+	// seq numbers our messages, so a member that gets one twice (over
+	// pubsub through another member, and over the relayed path) shows
+	// it once; seen remembers the recent ones received.
+	seq  atomic.Int64
+	seen *lru.Cache[msgKey, struct{}]
 
 	mu      sync.Mutex
 	members map[peer.ID]*member
+	relayed map[peer.ID]*relayedStream // relayed.go
+	opening map[peer.ID]bool           // relayed streams being opened
 }
+
+// msgKey names one message: its author, the author's session, and its
+// number in that session.
+type msgKey struct {
+	from   peer.ID
+	joined int64
+	seq    int64
+}
+
+// seenMessages is how many recent messages a room remembers to drop
+// duplicates: far more than arrive twice within a moment.
+const seenMessages = 1024
 
 // member is what the room knows of another peer.
 type member struct {
-	id      peer.ID
-	nick    string    // as it calls itself; "" before its first message
-	joined  time.Time // when it says it joined
-	present bool      // subscribed to the topic, as far as pubsub knows
+	id     peer.ID
+	nick   string    // as it calls itself; "" before its first message
+	joined time.Time // when it says it joined
+	// subscribed: pubsub lists it on the topic; viaRelay: our relayed
+	// path to it is open. Either way, what we send reaches it.
+	subscribed bool
+	viaRelay   bool
 	// gone is the joined time of the session whose goodbye came: a hello
 	// of that session arriving later (sent before the goodbye, but
 	// forwarded by another member) must not bring it back.
@@ -70,6 +96,9 @@ type member struct {
 	acked   bool // its hello lists us: it has our hello
 	tries   int  // hellos sent since it appeared without its ack
 }
+
+// present reports whether what we send reaches m.
+func (m *member) present() bool { return m.subscribed || m.viaRelay }
 
 // helloRetry is how soon an unacknowledged hello is repeated, and
 // helloTries how many times at most: a peer subscribed to the topic that
@@ -85,23 +114,29 @@ type Member struct {
 	Nick string // the name shown, disambiguated if two share it
 	// Here: its hello came and it has not left since.
 	Here bool
-	// Direct: pubsub knows it is subscribed, which needs a connection to
-	// it; a member that is Here but not Direct is heard through others.
-	Direct bool
+	// Reachable: what we send reaches it, over pubsub (which lists it on
+	// the topic once connected) or the relayed path; a member that is
+	// Here but not Reachable is heard through others.
+	Reachable bool
 	// Left: it was here and has gone (a goodbye, or its subscription
 	// ended); kept so /peers can still name it.
 	Left bool
 }
 
-func newRoom(lc fx.Lifecycle, cfg Config, h host.Host, ps *pubsub.PubSub, g *slotdiscovery.Group, con *Console) *Room {
+func newRoom(lc fx.Lifecycle, cfg Config, h host.Host, ps *pubsub.PubSub, g *slotdiscovery.Group, con *Console, mon *Monitor) *Room {
+	seen, _ := lru.New[msgKey, struct{}](seenMessages) // fails only for a size <= 0
 	r := &Room{
 		h:       h,
 		ps:      ps,
 		con:     con,
+		mon:     mon,
 		name:    TopicName(g),
 		nick:    cfg.Nick,
 		linger:  cfg.QuitLinger,
+		seen:    seen,
 		members: make(map[peer.ID]*member),
+		relayed: make(map[peer.ID]*relayedStream),
+		opening: make(map[peer.ID]bool),
 		kick:    make(chan struct{}, 1),
 	}
 	if r.nick == "" {
@@ -141,12 +176,14 @@ func (r *Room) start(context.Context) error {
 	r.topic, r.events, r.sub = topic, events, sub
 	r.joined = time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
+	r.ctx, r.cancel = ctx, cancel
 	greetCtx, stopGreet := context.WithCancel(ctx)
 	r.stopGreet, r.greeted = stopGreet, make(chan struct{})
-	r.wg.Add(2)
+	r.h.SetStreamHandler(relayedProto, r.handleRelayed)
+	r.wg.Add(3)
 	go r.readMessages(ctx)
 	go r.readEvents(ctx)
+	go r.keepRelayed(ctx)
 	go r.greet(greetCtx)
 	r.con.Say("* you are %s (%s); type a line to send it, /peers, /quit", r.nick, r.h.ID())
 	return nil
@@ -161,14 +198,18 @@ func (r *Room) stop(ctx context.Context) error {
 	}
 	r.stopGreet()
 	<-r.greeted
-	if len(r.topic.ListPeers()) > 0 {
-		if err := r.publish(ctx, wireMessage{Kind: kindBye, Nick: r.nick}); err == nil {
+	r.mu.Lock()
+	relayed := len(r.relayed)
+	r.mu.Unlock()
+	if len(r.topic.ListPeers()) > 0 || relayed > 0 {
+		if _, err := r.publish(ctx, wireMessage{Kind: kindBye, Nick: r.nick}); err == nil {
 			select {
 			case <-time.After(r.linger):
 			case <-ctx.Done():
 			}
 		}
 	}
+	r.h.RemoveStreamHandler(relayedProto)
 	r.cancel()
 	r.sub.Cancel()
 	r.events.Cancel()
@@ -180,18 +221,31 @@ func (r *Room) stop(ctx context.Context) error {
 	return nil
 }
 
-// Send publishes a line. It returns how many members pubsub knows in the
-// room: none means nobody received it (pubsub keeps no backlog).
-func (r *Room) Send(ctx context.Context, text string) (int, error) {
-	if err := r.publish(ctx, wireMessage{Kind: kindText, Nick: r.nick, Text: text}); err != nil {
-		return 0, err
-	}
-	return len(r.topic.ListPeers()), nil
+// stamp marks m as this session's next message: when we joined, and its
+// number.
+func (r *Room) stamp(m wireMessage) wireMessage {
+	m.Joined = r.joined.UnixMilli()
+	m.Seq = r.seq.Add(1)
+	return m
 }
 
-func (r *Room) publish(ctx context.Context, m wireMessage) error {
-	m.Joined = r.joined.UnixMilli()
-	return r.topic.Publish(ctx, m.encode())
+// Send publishes a line. It returns how many members it went to, over
+// pubsub or the relayed path: none means nobody received it (pubsub keeps
+// no backlog).
+func (r *Room) Send(ctx context.Context, text string) (int, error) {
+	return r.publish(ctx, wireMessage{Kind: kindText, Nick: r.nick, Text: text})
+}
+
+// publish sends m to the topic, and to the members reached over the
+// relayed path that pubsub does not list; it returns how many members it
+// went to.
+func (r *Room) publish(ctx context.Context, m wireMessage) (int, error) {
+	b := r.stamp(m).encode()
+	if err := r.topic.Publish(ctx, b); err != nil {
+		return 0, err
+	}
+	listed := r.topic.ListPeers()
+	return len(listed) + r.sendRelayed(b, listed), nil
 }
 
 func (r *Room) readMessages(ctx context.Context) {
@@ -215,6 +269,11 @@ func (r *Room) readMessages(ctx context.Context) {
 }
 
 func (r *Room) handle(from peer.ID, m wireMessage) {
+	if m.Seq > 0 {
+		if seen, _ := r.seen.ContainsOrAdd(msgKey{from: from, joined: m.Joined, seq: m.Seq}, struct{}{}); seen {
+			return // had it by the other path
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	mb := r.memberLocked(from)
@@ -230,6 +289,7 @@ func (r *Room) handle(from peer.ID, m wireMessage) {
 	switch m.Kind {
 	case kindBye:
 		mb.gone = session
+		r.mon.noteGoodbye(from)
 		if mb.greeted {
 			mb.greeted = false
 			r.con.Say("* %s left", r.displayLocked(mb))
@@ -280,21 +340,34 @@ func (r *Room) readEvents(ctx context.Context) {
 			// on seeing us, so both sides learn the other's nick.
 			r.mu.Lock()
 			mb := r.memberLocked(ev.Peer)
-			mb.present, mb.acked, mb.tries = true, false, 0
+			if !mb.present() {
+				mb.acked, mb.tries = false, 0
+			}
+			mb.subscribed = true
 			r.kickLocked()
 			r.mu.Unlock()
 		case pubsub.PeerLeave:
 			r.mu.Lock()
 			mb := r.memberLocked(ev.Peer)
-			mb.present, mb.acked = false, false
-			if mb.greeted {
-				// No goodbye came first: the peer crashed, lost its
-				// network, or its goodbye was lost.
-				mb.greeted = false
-				r.con.Say("* %s left (connection closed)", r.displayLocked(mb))
+			mb.subscribed = false
+			// A member still connected through a limited relay is
+			// reached over the relayed path (opened at the next check,
+			// if not yet): it has not left.
+			if !mb.viaRelay && !r.relayable(ev.Peer) {
+				r.departLocked(mb)
 			}
 			r.mu.Unlock()
 		}
+	}
+}
+
+// departLocked makes mb gone without a goodbye: the peer crashed, lost
+// its network, or its goodbye was lost.
+func (r *Room) departLocked(mb *member) {
+	mb.acked = false
+	if mb.greeted {
+		mb.greeted = false
+		r.con.Say("* %s left (connection closed)", r.displayLocked(mb))
 	}
 }
 
@@ -325,7 +398,7 @@ func (r *Room) greet(ctx context.Context) {
 		if !send {
 			continue
 		}
-		if err := r.publish(ctx, hello); err != nil && !errors.Is(err, context.Canceled) {
+		if _, err := r.publish(ctx, hello); err != nil && !errors.Is(err, context.Canceled) {
 			r.con.Statusf("saying hello: %v", err)
 		}
 	}
@@ -338,7 +411,7 @@ func (r *Room) helloDue(kicked bool) (wireMessage, bool) {
 	send := kicked
 	var knows []string
 	for _, mb := range r.members {
-		if !mb.present {
+		if !mb.present() {
 			continue
 		}
 		if mb.greeted && len(knows) < maxKnows {
@@ -372,7 +445,7 @@ func (r *Room) displayLocked(mb *member) string {
 	}
 	clash := nick == r.nick
 	for _, o := range r.members {
-		if o != mb && o.nick == nick && (o.present || o.greeted) {
+		if o != mb && o.nick == nick && (o.present() || o.greeted) {
 			clash = true
 		}
 	}
@@ -389,11 +462,11 @@ func (r *Room) Members() []Member {
 	defer r.mu.Unlock()
 	var out []Member
 	for _, mb := range r.members {
-		if mb.present || mb.greeted || mb.nick != "" {
+		if mb.present() || mb.greeted || mb.nick != "" {
 			// A goodbye makes a member Left at once, though pubsub still
 			// lists it subscribed while its goodbye lingers.
-			out = append(out, Member{ID: mb.id, Nick: r.displayLocked(mb), Here: mb.greeted, Direct: mb.present,
-				Left: !mb.greeted && (!mb.present || !mb.gone.IsZero())})
+			out = append(out, Member{ID: mb.id, Nick: r.displayLocked(mb), Here: mb.greeted, Reachable: mb.present(),
+				Left: !mb.greeted && (!mb.present() || !mb.gone.IsZero())})
 		}
 	}
 	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Nick, b.Nick) })

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/fx"
 )
@@ -29,15 +28,14 @@ type UI struct {
 	con  *Console
 	room *Room
 	mon  *Monitor
-	h    host.Host
 	shut fx.Shutdowner
 
 	mu      sync.Mutex
 	stopped bool
 }
 
-func newUI(lc fx.Lifecycle, io IO, con *Console, room *Room, mon *Monitor, h host.Host, shut fx.Shutdowner) *UI {
-	u := &UI{in: io.In, con: con, room: room, mon: mon, h: h, shut: shut}
+func newUI(lc fx.Lifecycle, io IO, con *Console, room *Room, mon *Monitor, shut fx.Shutdowner) *UI {
+	u := &UI{in: io.In, con: con, room: room, mon: mon, shut: shut}
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			go u.read()
@@ -91,7 +89,7 @@ func (u *UI) line(s string) bool {
 		case "/peers", "/who":
 			u.peers()
 		case "/help":
-			u.con.Say("* type a line to send it to the room; /peers lists who is here and how they were found; /quit leaves (so does the end of the input); //text sends /text")
+			u.con.Say("* type a line to send it to the room; /peers lists who is here, how they were found and how they are connected (direct, relayed or not); /quit leaves (so does the end of the input); //text sends /text")
 		default:
 			u.con.Say("* unknown command %s (try /help)", sanitize(cmd, 40))
 		}
@@ -110,9 +108,10 @@ func (u *UI) line(s string) bool {
 	return true
 }
 
-// peers prints who is here: every room member, every peer discovery
-// found and every connected peer, with how it was found and since when
-// it is connected.
+// peers prints who is here: every room member and every peer discovery
+// found, with how it was found and how it is connected: direct (and
+// whether by a hole punch), relayed through which relay, or not connected
+// and why not.
 func (u *UI) peers() {
 	members := u.room.Members()
 	names := make(map[peer.ID]string, len(members))
@@ -131,7 +130,7 @@ func (u *UI) peers() {
 	state := make(map[peer.ID]string, len(members))
 	for _, m := range members {
 		switch {
-		case m.Here && m.Direct:
+		case m.Here && m.Reachable:
 			here++
 			state[m.ID] = "here"
 		case m.Here:
@@ -171,12 +170,36 @@ func (u *UI) howFound(id peer.ID) string {
 	return fmt.Sprintf("found via %s after %s", strings.Join(f.Via, "+"), roundDuration(f.After))
 }
 
+// connState is the link to id: direct (hole punched, if that is how it
+// came), relayed through which relay, or not connected and why.
 func (u *UI) connState(id peer.ID) string {
-	c := oldestConn(u.h, id)
-	if c == nil {
-		return "not connected"
+	l := u.mon.Link(id)
+	var kind string
+	switch l.Kind {
+	case NotConnected:
+		if l.FailedDials == 0 || l.Reason == "" {
+			return "not connected"
+		}
+		return fmt.Sprintf("not connected: %s (%d failed %s)", l.Reason, l.FailedDials, plural(l.FailedDials, "dial"))
+	case Relayed:
+		kind = "relayed"
+		if l.Relay != "" {
+			kind += " through " + shortID(l.Relay)
+		}
+	default:
+		kind = "direct"
+		if l.HolePunched {
+			kind += " (hole punched)"
+		}
 	}
-	opened := c.Stat().Opened
-	return fmt.Sprintf("connected since %s (%s ago, %s)", opened.Format("15:04:05"),
-		time.Since(opened).Round(time.Second), direction(u.h, id))
+	dialed := "they dialed"
+	if l.Outbound {
+		dialed = "we dialed"
+	}
+	s := fmt.Sprintf("%s, connected since %s (%s ago, %s)", kind, l.Opened.Format("15:04:05"),
+		time.Since(l.Opened).Round(time.Second), dialed)
+	if l.Kind == Relayed && l.PunchFailed != "" {
+		s += "; hole punch failed: " + l.PunchFailed
+	}
+	return s
 }

@@ -42,6 +42,10 @@ type wireMessage struct {
 	// hello's acknowledgement): a member keeps saying hello until everyone
 	// present lists it.
 	Knows []string `json:"kn,omitempty"`
+	// Seq numbers the author's messages within its session (from 1), so
+	// a message that reaches a member twice, over pubsub through another
+	// member and over the relayed path, is shown once. Zero: unnumbered.
+	Seq int64 `json:"q,omitempty"`
 }
 
 // maxKnows bounds the acknowledgements one hello carries and is read
