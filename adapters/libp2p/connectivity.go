@@ -13,6 +13,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -126,6 +127,8 @@ type connConfig struct {
 	clock      clockwork.Clock
 	logger     *slog.Logger
 	tracers    []holepunch.EventTracer
+	punchWait  time.Duration
+	gater      connmgr.ConnectionGater
 }
 
 // CircuitRelays adds static circuit relays (v2): always offered to
@@ -388,6 +391,11 @@ type Connectivity struct {
 	watch     map[uint64]func(HolePunchEvent)
 	nextW     uint64
 	wg        sync.WaitGroup
+	// punchReady is closed once the host serves DCUtR; relayed
+	// connections are held until then, or until holdUntil (see
+	// punchready.go).
+	punchReady chan struct{}
+	holdUntil  time.Time
 }
 
 type membersBox struct{ m Members }
@@ -414,6 +422,7 @@ func NewConnectivity(opts ...ConnectivityOption) (*Connectivity, error) {
 		grace:      DefaultRelayACLGrace,
 		clock:      clockwork.NewRealClock(),
 		logger:     slog.New(slog.DiscardHandler),
+		punchWait:  DefaultPunchWait,
 	}
 	for _, o := range opts {
 		if o == nil {
@@ -436,6 +445,8 @@ func NewConnectivity(opts ...ConnectivityOption) (*Connectivity, error) {
 		reach:   network.ReachabilityUnknown,
 		punched: make(map[peer.ID]HolePunchEvent),
 		watch:   make(map[uint64]func(HolePunchEvent)),
+
+		punchReady: make(chan struct{}),
 	}
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	c.stop() // nothing runs until the host starts
@@ -468,6 +479,7 @@ func (c *Connectivity) Options() []libp2p.Option {
 		libp2p.ListenAddrs(c.cfg.listen...),
 		libp2p.EnableRelay(),
 		libp2p.EnableHolePunching(holepunch.WithTracer(c)),
+		libp2p.ConnectionGater(punchGate{c}),
 		libp2p.EnableAutoNATv2(),
 		// AutoRelay's defaults wait for four candidates or three minutes,
 		// and ask the peer source every 30 s. A group has one relay or
@@ -519,6 +531,7 @@ func (c *Connectivity) start(h host.Host) error {
 		new(event.EvtPeerIdentificationCompleted),
 		new(event.EvtPeerProtocolsUpdated),
 		new(event.EvtHostReachableAddrsChanged),
+		new(event.EvtLocalProtocolsUpdated),
 	}, eventbus.Name("phrasemeet connectivity"), eventbus.BufSize(64))
 	if err != nil {
 		return fmt.Errorf("libp2padapter: connectivity: %w", err)
@@ -533,6 +546,9 @@ func (c *Connectivity) start(h host.Host) error {
 	c.mu.Lock()
 	c.host, c.running = h, true
 	c.ctx, c.stop = context.WithCancel(context.Background())
+	if c.cfg.punchWait > 0 {
+		c.holdUntil = c.cfg.clock.Now().Add(c.cfg.punchWait)
+	}
 	c.wg.Add(1)
 	c.mu.Unlock()
 	go c.run(h, sub, em)
@@ -565,6 +581,7 @@ func (c *Connectivity) run(h host.Host, sub event.Subscription, em event.Emitter
 	ctx := c.ctx
 	c.mu.Unlock()
 	c.judge(h, em)
+	c.notePunching(h.Mux().Protocols())
 	for {
 		select {
 		case <-ctx.Done():
@@ -601,6 +618,8 @@ func (c *Connectivity) run(h host.Host, sub event.Subscription, em event.Emitter
 				c.poke()
 			case event.EvtPeerIdentificationCompleted, event.EvtPeerProtocolsUpdated:
 				c.poke()
+			case event.EvtLocalProtocolsUpdated:
+				c.notePunching(e.Added)
 			}
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/event"
@@ -539,11 +540,11 @@ func TestHolePunchReported(t *testing.T) {
 	traced := new(typeTracer)
 	bc, err := libp2padapter.NewConnectivity(append([]libp2padapter.ConnectivityOption{
 		libp2padapter.ListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0")),
-		libp2padapter.HolePunchTracer(traced)}, private...)...)
+		libp2padapter.HolePunchTracer(traced), libp2padapter.ConnectionGater(refuseInbound{})}, private...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := libp2p.New(append(bc.Options(), libp2p.ConnectionGater(refuseInbound{}))...)
+	b, err := libp2p.New(bc.Options()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -627,6 +628,73 @@ func (tt *typeTracer) types() []string {
 	tt.mu.Lock()
 	defer tt.mu.Unlock()
 	return slices.Clone(tt.seen)
+}
+
+// A relayed connection made at once, before either host's hole punching
+// is ready (go-libp2p's DCUtR ignores connections older than itself), is
+// held until it is ready, and then punched. Without the hold (PunchWait
+// 0) it stays relayed. The setup is TestHolePunchReported's, but B dials
+// through the relay as soon as A has a reservation, which it asks for
+// itself rather than waiting for AutoRelay.
+func TestRelayedConnectionWaitsForPunching(t *testing.T) {
+	if !inChild(t) {
+		return
+	}
+	if err := libp2padapter.TreatAsPublic(netip.MustParsePrefix("127.0.0.1/32")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	mem := discovery.NewMemory()
+	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
+	rc.Attach(member(t, ctx, r, mem))
+	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(r) })
+	// A clock that never moves: the hold can end only because hole
+	// punching became ready, never by its deadline.
+	private := []libp2padapter.ConnectivityOption{libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false),
+		libp2padapter.ConnectivityClock(clockwork.NewFakeClock())}
+	a, ac := connHost(t, private...)
+	member(t, ctx, a, mem)
+	bc, err := libp2padapter.NewConnectivity(append([]libp2padapter.ConnectivityOption{
+		libp2padapter.ListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0")),
+		libp2padapter.ConnectionGater(refuseInbound{})}, private...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := libp2p.New(bc.Options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	member(t, ctx, b, mem)
+	punched := make(chan libp2padapter.HolePunchEvent, 8)
+	for _, c := range []*libp2padapter.Connectivity{ac, bc} {
+		t.Cleanup(c.OnHolePunch(func(e libp2padapter.HolePunchEvent) { punched <- e }))
+	}
+	ri := peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}
+	if err := a.Connect(ctx, ri); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Reserve(ctx, a, ri); err != nil {
+		t.Fatalf("A's reservation: %v", err)
+	}
+	dcutr := func(h host.Host) bool { return slices.Contains(h.Mux().Protocols(), "/libp2p/dcutr") }
+	if dcutr(a) || dcutr(b) {
+		t.Fatalf("hole punching ready before the relayed dial (A %v, B %v): this test needs it not to be", dcutr(a), dcutr(b))
+	}
+	if err := dialThrough(t, ctx, b, r, a.ID()); err != nil {
+		t.Fatalf("B reaches A through the relay: %v", err)
+	}
+	for {
+		select {
+		case e := <-punched:
+			if e.Success {
+				waitFor(t, ctx, "a direct link", func() bool { return libp2padapter.LinkTo(b.Network(), a.ID()) == libp2padapter.LinkDirect })
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("no successful hole punch within %v; link %v", timeout, libp2padapter.LinkTo(b.Network(), a.ID()))
+		}
+	}
 }
 
 // refuseInbound is a connection gater that accepts no inbound connection,

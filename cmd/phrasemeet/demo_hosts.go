@@ -191,7 +191,6 @@ func (d *demo) run(ctx context.Context) error {
 // gossipsub joined to the demo's topic.
 func (d *demo) newHost(ctx context.Context, i int) (*demoHost, error) {
 	copts := []libp2padapter.ConnectivityOption{libp2padapter.ListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0"))}
-	var hopts []libp2p.Option
 	if d.cfg.relayed {
 		// AutoRelay keeps only a relay's public addresses, so on loopback
 		// there is no relayed address unless 127.0.0.1 counts as public.
@@ -199,15 +198,15 @@ func (d *demo) newHost(ctx context.Context, i int) (*demoHost, error) {
 		if i == 1 {
 			copts = append(copts, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
 		} else {
-			copts = append(copts, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false))
-			hopts = append(hopts, libp2p.ConnectionGater(behindNAT{}))
+			copts = append(copts, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false),
+				libp2padapter.ConnectionGater(behindNAT{}))
 		}
 	}
 	dc, err := libp2padapter.NewConnectivity(copts...)
 	if err != nil {
 		return nil, fmt.Errorf("host %d: %w", i, err)
 	}
-	h, err := libp2p.New(append(dc.Options(), hopts...)...)
+	h, err := libp2p.New(dc.Options()...)
 	if err != nil {
 		return nil, fmt.Errorf("host %d: %w", i, err)
 	}

@@ -1,0 +1,136 @@
+package libp2padapter
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/connmgr"
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Why relayed connections wait for hole punching.
+//
+// go-libp2p's hole punching (DCUtR) starts only once the host knows an
+// address of its own that others see (one observer suffices: the relay),
+// polled from 250 ms after start with a growing interval. Until then the
+// host neither serves /libp2p/dcutr nor watches connections, and it never
+// looks back: a relayed connection made before stays relayed for its whole
+// life, though the NATs would let a punch through. Members that find each
+// other in tens of milliseconds through the rendezvous connect through the
+// relay well before that. So a relayed connection, either way, is held
+// after its handshake until this host's hole punching is ready, for at
+// most PunchWait from the host's start: then, whichever side receives it,
+// the receiver punches and the dialer answers.
+
+// DefaultPunchWait is how long after the host's start a relayed connection
+// may be held for hole punching to be ready (PunchWait).
+const DefaultPunchWait = 5 * time.Second
+
+// PunchWait sets how long after the host's start a relayed connection,
+// inbound or outbound, may be held until the host's hole punching is
+// ready (default DefaultPunchWait); 0 holds none, and a connection made
+// before hole punching is ready then stays relayed.
+func PunchWait(d time.Duration) ConnectivityOption {
+	return func(c *connConfig) error {
+		if d < 0 {
+			return fmt.Errorf("%w: negative punch wait %v", ErrInvalidOption, d)
+		}
+		c.punchWait = d
+		return nil
+	}
+}
+
+// ConnectionGater makes the host consult g too. Options installs a
+// connection gater of its own (it holds relayed connections, see
+// PunchWait), and go-libp2p takes one per host: give yours here rather
+// than with libp2p.ConnectionGater. g is asked after the Connectivity's
+// own rule, for every connection.
+func ConnectionGater(g connmgr.ConnectionGater) ConnectivityOption {
+	return func(c *connConfig) error {
+		if g == nil {
+			return fmt.Errorf("%w: nil connection gater", ErrInvalidOption)
+		}
+		c.gater = g
+		return nil
+	}
+}
+
+// punchGate is the Connectivity's connection gater.
+type punchGate struct{ c *Connectivity }
+
+var _ connmgr.ConnectionGater = punchGate{}
+
+func (g punchGate) InterceptPeerDial(p peer.ID) bool {
+	return g.c.cfg.gater == nil || g.c.cfg.gater.InterceptPeerDial(p)
+}
+
+func (g punchGate) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
+	return g.c.cfg.gater == nil || g.c.cfg.gater.InterceptAddrDial(p, a)
+}
+
+func (g punchGate) InterceptAccept(a network.ConnMultiaddrs) bool {
+	return g.c.cfg.gater == nil || g.c.cfg.gater.InterceptAccept(a)
+}
+
+// InterceptSecured holds a relayed connection until hole punching is
+// ready. It runs after the handshake, in the connection's own upgrade,
+// so the host's other dials and connections go on meanwhile.
+func (g punchGate) InterceptSecured(dir network.Direction, p peer.ID, a network.ConnMultiaddrs) bool {
+	if isCircuit(a.RemoteMultiaddr()) {
+		g.c.awaitHolePunching(p)
+	}
+	return g.c.cfg.gater == nil || g.c.cfg.gater.InterceptSecured(dir, p, a)
+}
+
+func (g punchGate) InterceptUpgraded(conn network.Conn) (bool, control.DisconnectReason) {
+	if g.c.cfg.gater == nil {
+		return true, 0
+	}
+	return g.c.cfg.gater.InterceptUpgraded(conn)
+}
+
+// awaitHolePunching returns once the host's hole punching is ready, the
+// hold's deadline has passed, or the host stops.
+func (c *Connectivity) awaitHolePunching(p peer.ID) {
+	c.mu.Lock()
+	ready, until, ctx := c.punchReady, c.holdUntil, c.ctx
+	c.mu.Unlock()
+	select {
+	case <-ready:
+		return
+	default:
+	}
+	d := until.Sub(c.cfg.clock.Now())
+	if d <= 0 { // past the deadline, or nothing held (PunchWait 0, not started)
+		return
+	}
+	c.cfg.logger.Debug("relayed connection held until hole punching is ready", "peer", p, "at most", d)
+	t := c.cfg.clock.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ready:
+	case <-t.Chan():
+	case <-ctx.Done():
+	}
+}
+
+// notePunching marks hole punching ready once the host serves DCUtR.
+func (c *Connectivity) notePunching(protocols []protocol.ID) {
+	if !slices.Contains(protocols, holepunch.Protocol) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.punchReady:
+	default:
+		close(c.punchReady)
+		c.cfg.logger.Debug("hole punching ready")
+	}
+}

@@ -1,0 +1,82 @@
+package libp2padapter
+
+import (
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+)
+
+// The hold on relayed connections ends when hole punching is ready, or at
+// PunchWait after the start, whichever comes first; with PunchWait 0, or
+// before the host started, nothing is held.
+func TestAwaitHolePunching(t *testing.T) {
+	held := func(c *Connectivity, clock *clockwork.FakeClock, step time.Duration, ready bool) bool {
+		t.Helper()
+		done := make(chan struct{})
+		go func() {
+			c.awaitHolePunching("")
+			close(done)
+		}()
+		if step > 0 {
+			if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(step)
+		}
+		if ready {
+			c.notePunching([]protocol.ID{"/other/1.0.0"})
+			select {
+			case <-done:
+				t.Fatal("an unrelated protocol ended the hold")
+			case <-time.After(50 * time.Millisecond):
+			}
+			c.notePunching([]protocol.ID{"/other/1.0.0", holepunch.Protocol})
+		}
+		select {
+		case <-done:
+			return false
+		case <-time.After(200 * time.Millisecond):
+			return true
+		}
+	}
+	newConn := func(wait time.Duration) (*Connectivity, *clockwork.FakeClock) {
+		clock := clockwork.NewFakeClock()
+		c, err := NewConnectivity(ConnectivityClock(clock), PunchWait(wait))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		c.ctx = t.Context()
+		if wait > 0 {
+			c.holdUntil = clock.Now().Add(wait)
+		}
+		c.mu.Unlock()
+		return c, clock
+	}
+
+	c, clock := newConn(5 * time.Second)
+	if !held(c, clock, 4*time.Second, false) {
+		t.Error("released before the deadline, hole punching not ready")
+	}
+	c, clock = newConn(5 * time.Second)
+	if held(c, clock, 5*time.Second, false) {
+		t.Error("still held at the deadline")
+	}
+	c, clock = newConn(5 * time.Second)
+	if held(c, clock, 0, true) {
+		t.Error("still held once hole punching is ready")
+	}
+	if held(c, clock, 0, false) {
+		t.Error("held after hole punching became ready")
+	}
+	c, clock = newConn(0)
+	if held(c, clock, 0, false) {
+		t.Error("held with PunchWait 0")
+	}
+	if _, err := NewConnectivity(PunchWait(-time.Second)); err == nil {
+		t.Error("a negative PunchWait accepted")
+	}
+}
