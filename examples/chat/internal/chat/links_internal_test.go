@@ -11,7 +11,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/libp2p/go-libp2p"
-
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
@@ -218,4 +218,81 @@ func TestSendRelayedSkipsListed(t *testing.T) {
 		t.Errorf("queued %d for the listed member and %d for the other, want 0 and 1",
 			len(r.relayed[listed].queue), len(r.relayed[unlisted].queue))
 	}
+}
+
+// TestSendWaitsForAPath: a member shown as here and connected, but
+// reached by neither pubsub nor our relayed path yet (its hello came over
+// its own relayed stream before ours opened, or a hole punch replaced the
+// relayed connection before pubsub took up the direct one), gets a line
+// typed meanwhile once a path opens, rather than "nobody got that". A
+// member not connected at all is not waited for.
+func TestSendWaitsForAPath(t *testing.T) {
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	other, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h.Connect(ctx, peer.AddrInfo{ID: other.ID(), Addrs: other.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	ps, err := pubsub.NewGossipSub(ctx, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topic, err := ps.Join("phrasemeet-test-room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Room{h: h, topic: topic, nick: "me", members: map[peer.ID]*member{
+		other.ID(): {id: other.ID(), greeted: true},
+	}, relayed: make(map[peer.ID]*relayedStream)}
+
+	// The path opens a moment after the line is typed.
+	rs := &relayedStream{queue: make(chan []byte, 1)}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		r.mu.Lock()
+		r.relayed[other.ID()] = rs
+		r.members[other.ID()].viaRelay = true
+		r.mu.Unlock()
+	}()
+	n, err := r.Send(ctx, "typed into the gap")
+	if err != nil || n != 1 {
+		t.Fatalf("Send into the gap: %d members, %v; want 1", n, err)
+	}
+	m, err := decodeMessage(<-rs.queue)
+	if err != nil || m.Text != "typed into the gap" {
+		t.Errorf("the relayed path got %+v, %v", m, err)
+	}
+
+	// Connected but not shown as here (it said goodbye), or shown but
+	// not connected: nothing to wait for, nobody got it, at once.
+	r.mu.Lock()
+	delete(r.relayed, other.ID())
+	r.members[other.ID()].viaRelay = false
+	r.members[other.ID()].greeted = false
+	r.mu.Unlock()
+	nobody := func(what string) {
+		t.Helper()
+		short, cancelShort := context.WithTimeout(ctx, 30*time.Second)
+		defer cancelShort()
+		if n, err := r.Send(short, "to nobody"); n != 0 || err != nil || short.Err() != nil {
+			t.Errorf("Send with the member %s: %d, %v, waited out the context: %v", what, n, err, short.Err())
+		}
+	}
+	nobody("gone but connected")
+	r.mu.Lock()
+	r.members[other.ID()].greeted = true
+	r.mu.Unlock()
+	if err := h.Network().ClosePeer(other.ID()); err != nil {
+		t.Fatal(err)
+	}
+	nobody("here but not connected")
 }

@@ -13,6 +13,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/fx"
 
@@ -232,15 +233,56 @@ func (r *Room) stamp(m wireMessage) wireMessage {
 // Send publishes a line. It returns how many members it went to, over
 // pubsub or the relayed path: none means nobody received it (pubsub keeps
 // no backlog).
+//
+// A member can be here with no path to it for a moment: its hello came
+// over its relayed stream before ours to it was open, or a hole punch
+// replaced the relayed connection before pubsub took up the direct one. A
+// line sent then would reach nobody although the member was just shown
+// arriving, so Send waits for a path while such a member is connected
+// (until ctx ends) and sends the same message again when one opens; the
+// receiver drops a copy it already had by its number.
 func (r *Room) Send(ctx context.Context, text string) (int, error) {
-	return r.publish(ctx, wireMessage{Kind: kindText, Nick: r.nick, Text: text})
+	b := r.stamp(wireMessage{Kind: kindText, Nick: r.nick, Text: text}).encode()
+	for {
+		n, err := r.publishEncoded(ctx, b)
+		if n > 0 || err != nil || !r.pathPending() {
+			return n, err
+		}
+		select {
+		case <-time.After(pathPoll):
+		case <-ctx.Done():
+			return 0, nil
+		}
+	}
+}
+
+// pathPoll is how often Send looks for a path to a member that has none
+// yet.
+const pathPoll = 25 * time.Millisecond
+
+// pathPending reports whether a member shown as here is connected to us
+// while neither pubsub nor our relayed path reaches it: a path is on its
+// way.
+func (r *Room) pathPending() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, mb := range r.members {
+		if mb.greeted && !mb.present() && r.h.Network().Connectedness(id) != network.NotConnected {
+			return true
+		}
+	}
+	return false
 }
 
 // publish sends m to the topic, and to the members reached over the
 // relayed path that pubsub does not list; it returns how many members it
 // went to.
 func (r *Room) publish(ctx context.Context, m wireMessage) (int, error) {
-	b := r.stamp(m).encode()
+	return r.publishEncoded(ctx, r.stamp(m).encode())
+}
+
+// publishEncoded is publish of a message already stamped and encoded.
+func (r *Room) publishEncoded(ctx context.Context, b []byte) (int, error) {
 	if err := r.topic.Publish(ctx, b); err != nil {
 		return 0, err
 	}
