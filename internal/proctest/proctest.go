@@ -11,6 +11,7 @@
 package proctest
 
 import (
+	"bytes"
 	"io"
 	"os"
 	"os/exec"
@@ -38,11 +39,13 @@ type Proc struct {
 	stdin io.WriteCloser // nil when the caller gave cmd a Stdin
 
 	mu      sync.Mutex
-	out     [2][]byte     // what the process wrote, by Stream
-	changed chan struct{} // closed and replaced when output arrives
+	out     [2][]byte      // what the process wrote, by Stream
+	ends    [2][]time.Time // when each line of out ended (its newline arrived)
+	changed chan struct{}  // closed and replaced when output arrives
 
-	exited chan struct{} // closed once the process exited and all its output is in
-	err    error         // its exit error, once exited is closed
+	exited   chan struct{} // closed once the process exited and all its output is in
+	err      error         // its exit error, once exited is closed
+	exitedAt time.Time     // when, once exited is closed
 }
 
 // Start starts cmd, which the caller has set up (path, arguments,
@@ -77,6 +80,7 @@ func Start(t testing.TB, name string, cmd *exec.Cmd) *Proc {
 	go func() {
 		readers.Wait() // Wait closes the pipes: it must follow their last read
 		p.err = cmd.Wait()
+		p.exitedAt = time.Now()
 		close(p.exited)
 	}()
 	t.Cleanup(func() {
@@ -93,7 +97,11 @@ func (p *Proc) collect(readers *sync.WaitGroup, r io.Reader, s Stream) {
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
+			now := time.Now()
 			p.mu.Lock()
+			for range bytes.Count(buf[:n], []byte{'\n'}) {
+				p.ends[s] = append(p.ends[s], now)
+			}
 			p.out[s] = append(p.out[s], buf[:n]...)
 			close(p.changed)
 			p.changed = make(chan struct{})
@@ -147,16 +155,29 @@ func (p *Proc) lines(s Stream, ended bool) []string {
 // exits without printing one or timeout passes.
 func (p *Proc) WaitLine(s Stream, re *regexp.Regexp, timeout time.Duration) []string {
 	p.t.Helper()
+	m, _ := p.WaitLineAt(s, re, timeout)
+	return m
+}
+
+// WaitLineAt is WaitLine that also returns when the line arrived: when
+// this process read its newline (or, for a last line without one, when
+// the process ended). Measurements use it: the moment a line was printed
+// does not depend on when the test got round to waiting for it.
+func (p *Proc) WaitLineAt(s Stream, re *regexp.Regexp, timeout time.Duration) ([]string, time.Time) {
+	p.t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		p.mu.Lock()
 		ended := p.hasExited() // then every line is in
-		lines, changed := p.lines(s, ended), p.changed
+		lines, ends, changed := p.lines(s, ended), p.ends[s], p.changed
 		p.mu.Unlock()
-		for _, l := range lines {
+		for i, l := range lines {
 			if m := re.FindStringSubmatch(l); m != nil {
-				return m
+				if i < len(ends) {
+					return m, ends[i]
+				}
+				return m, p.exitedAt
 			}
 		}
 		if ended {

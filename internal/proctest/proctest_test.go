@@ -118,3 +118,22 @@ func TestWaitLineFails(t *testing.T) {
 		t.Errorf("a process that does not exit: %q", m)
 	}
 }
+
+// WaitLineAt tells when each line arrived, not when the test asked: a
+// line printed a while before the wait keeps its own time.
+func TestWaitLineAt(t *testing.T) {
+	p := Start(t, "sh", sh(t, "echo first; sleep 1; echo second; printf third"))
+	_, second := p.WaitLineAt(Stdout, regexp.MustCompile(`^second$`), 10*time.Second)
+	if err := p.Wait(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	_, first := p.WaitLineAt(Stdout, regexp.MustCompile(`^first$`), time.Second)
+	_, third := p.WaitLineAt(Stdout, regexp.MustCompile(`^third$`), time.Second)
+	if gap := second.Sub(first); gap < 900*time.Millisecond {
+		t.Errorf("second arrived %v after first; the script slept a second between them", gap)
+	}
+	if third.Before(second) || time.Since(third) < 100*time.Millisecond {
+		t.Errorf("the unfinished last line is dated %v, the second line %v, now %v", third, second, time.Now())
+	}
+}
