@@ -296,3 +296,25 @@ func TestSendWaitsForAPath(t *testing.T) {
 	}
 	nobody("here but not connected")
 }
+
+// TestLeavingMemberBack: a member in its departure grace heard from in
+// the same session shows its lines, and stays leaving (the grace's end
+// decides, by its path); one heard from as another session (it restarted
+// with the same peer ID) did leave, and arrives anew.
+func TestLeavingMemberBack(t *testing.T) {
+	var out strings.Builder
+	seen, _ := lru.New[msgKey, struct{}](seenMessages)
+	bob, _ := peer.Decode(relayID)
+	r := &Room{con: &Console{out: &out}, nick: "me", seen: seen, members: make(map[peer.ID]*member), joined: time.UnixMilli(5)}
+	r.handle(bob, wireMessage{Kind: kindText, Nick: "bob", Text: "a", Joined: 7, Seq: 1})
+	r.members[bob].leaving = true
+	r.handle(bob, wireMessage{Kind: kindText, Nick: "bob", Text: "b", Joined: 7, Seq: 2})
+	if !r.members[bob].leaving || !r.members[bob].greeted {
+		t.Errorf("heard from its session again in its grace: leaving %v, greeted %v; the grace's end decides", r.members[bob].leaving, r.members[bob].greeted)
+	}
+	r.handle(bob, wireMessage{Kind: kindText, Nick: "bob", Text: "c", Joined: 9, Seq: 1})
+	want := fmt.Sprintf("* bob joined (%s)\n<bob> a\n<bob> b\n* bob left (connection closed)\n* bob joined (%s)\n<bob> c\n", bob, bob)
+	if out.String() != want {
+		t.Errorf("shown:\n%s\nwant:\n%s", out.String(), want)
+	}
+}

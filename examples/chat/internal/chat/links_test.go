@@ -196,6 +196,43 @@ func TestRelayedMemberChats(t *testing.T) {
 	peersLine(bob, alice, `here; found via memory after \S+; relayed through `+rid+`, connected since `)
 }
 
+// TestRelayLimitIsNoLeave: a relayed-only conversation outlives the
+// relay's per-connection limit (2 s here): the connection is cut and made
+// again through the relay, and the room shows no departure and no second
+// arrival, only the status lines, and lines still arrive.
+func TestRelayLimitIsNoLeave(t *testing.T) {
+	relay := newHost(t, libp2p.EnableRelayService(relayv2.WithLimit(&relayv2.RelayLimit{Duration: 2 * time.Second, Data: 1 << 20})),
+		libp2p.ForceReachabilityPublic())
+	ha, ga := gatedHost(t)
+	hb, gb := gatedHost(t)
+	ga.block(hb.ID(), true)
+	gb.block(ha.ID(), true)
+	swap := fx.Replace(libp2padapter.MemoryOpener(discovery.NewMemory()))
+	alice := start(t, testConfig("alice"), swap, withHost(ha))
+	bob := start(t, testConfig("bob"), swap, withHost(hb))
+	relayThrough(t, relay, ha, hb)
+	meet(t, alice, bob)
+	alice.status.wait(t, "alice's status", line(`^-- lost contact with %s, retrying quietly$`, regexp.QuoteMeta(shortID(bob))))
+	relayThrough(t, relay, ha, hb) // what the connector does, given the circuit address
+	alice.status.wait(t, "alice's status", line(`^-- connected to %s \(we dialed, relayed through .*; back in contact$`, regexp.QuoteMeta(shortID(bob))))
+	alice.say("after the cut")
+	bob.wait("bob", line(`^<alice> after the cut$`))
+	// The new relayed connection has the same limit: a direct one from
+	// now on keeps the next cut from mattering to what is checked.
+	ga.unblock(hb.ID())
+	gb.unblock(ha.ID())
+	if err := ha.Connect(context.Background(), peer.AddrInfo{ID: hb.ID(), Addrs: hb.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(chat.DepartGrace + time.Second) // past the grace: nothing more is to come
+	for _, c := range [][2]*running{{alice, bob}, {bob, alice}} {
+		out := c[0].out.String()
+		if strings.Contains(out, "* "+c[1].name+" left") || countLines(out, line(`^\* %s (joined|is here)`, c[1].name)) != 1 {
+			t.Errorf("%s's room shows %s leave or arrive again over a relay's limit:\n%s", c[0].name, c[1].name, out)
+		}
+	}
+}
+
 // TestUnlimitedRelayIsRelayed: a relay with unlimited circuits makes
 // connections that are not Limited (pubsub uses them as it would a direct
 // one), yet they are relayed, and /peers says so.

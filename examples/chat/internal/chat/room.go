@@ -96,7 +96,17 @@ type member struct {
 	greeted bool // its arrival was printed and its leave not yet
 	acked   bool // its hello lists us: it has our hello
 	tries   int  // hellos sent since it appeared without its ack
+	// leaving: it dropped without a goodbye, and has departGrace to come
+	// back before it is shown as left.
+	leaving bool
 }
+
+// departGrace is how long a member that drops without a goodbye, while
+// discovery still lists it, has to come back before the room shows it as
+// left. A relay's per-connection limit cuts a relayed-only conversation
+// (every 2 minutes by go-libp2p's default) and the connector is back
+// through the relay within a second or two: that is no departure.
+const departGrace = 5 * time.Second
 
 // present reports whether what we send reaches m.
 func (m *member) present() bool { return m.subscribed || m.viaRelay }
@@ -324,13 +334,23 @@ func (r *Room) handle(from peer.ID, m wireMessage) {
 	if m.Nick != "" {
 		mb.nick = m.Nick
 	}
+	prevJoined := mb.joined
 	if t := m.joinedAt(); !t.IsZero() {
 		mb.joined = t
 	}
 	session := m.joinedAt()
+	if mb.leaving && m.Kind != kindBye && session.After(prevJoined) && mb.greeted {
+		// Back as another session (it restarted): the old one did
+		// leave. A message of the same session proves nothing (it may
+		// have been on its way when the connection went); the grace's
+		// end decides, by whether a path is open.
+		mb.leaving, mb.greeted = false, false
+		r.con.Say("* %s left (connection closed)", old)
+	}
 	switch m.Kind {
 	case kindBye:
 		mb.gone = session
+		mb.leaving = false
 		r.mon.noteGoodbye(from)
 		if mb.greeted {
 			mb.greeted = false
@@ -405,12 +425,36 @@ func (r *Room) readEvents(ctx context.Context) {
 
 // departLocked makes mb gone without a goodbye: the peer crashed, lost
 // its network, or its goodbye was lost.
+//
+// A member discovery still lists gets departGrace to come back first.
 func (r *Room) departLocked(mb *member) {
 	mb.acked = false
-	if mb.greeted {
-		mb.greeted = false
-		r.con.Say("* %s left (connection closed)", r.displayLocked(mb))
+	if !mb.greeted || mb.leaving {
+		return
 	}
+	if r.mon == nil || !r.mon.isMember(mb.id) || r.ctx == nil {
+		r.leftLocked(mb)
+		return
+	}
+	mb.leaving = true
+	ctx := r.ctx
+	time.AfterFunc(departGrace, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if !mb.leaving || ctx.Err() != nil {
+			return // back, or said goodbye, or the room stopped
+		}
+		mb.leaving = false
+		if mb.present() || r.h.Network().Connectedness(mb.id) != network.NotConnected {
+			return // back, and its path is open or on its way
+		}
+		r.leftLocked(mb)
+	})
+}
+
+func (r *Room) leftLocked(mb *member) {
+	mb.greeted = false
+	r.con.Say("* %s left (connection closed)", r.displayLocked(mb))
 }
 
 func (r *Room) kickLocked() {

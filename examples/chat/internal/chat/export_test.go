@@ -1,0 +1,4 @@
+package chat
+
+// DepartGrace is departGrace, for the external tests.
+const DepartGrace = departGrace
