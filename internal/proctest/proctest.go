@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -148,6 +149,19 @@ func (p *Proc) lines(s Stream, ended bool) []string {
 		lines[i] = strings.TrimSuffix(l, "\r")
 	}
 	return lines
+}
+
+// LineTimes returns when each line of Lines(s) arrived (for a last line
+// without a newline, when the process ended).
+func (p *Proc) LineTimes(s Stream) []time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.lines(s, p.hasExited()))
+	out := slices.Clone(p.ends[s])
+	for len(out) < n {
+		out = append(out, p.exitedAt)
+	}
+	return out[:n]
 }
 
 // WaitLine waits for a line of s matching re, the first since the process

@@ -136,4 +136,7 @@ func TestWaitLineAt(t *testing.T) {
 	if third.Before(second) || time.Since(third) < 100*time.Millisecond {
 		t.Errorf("the unfinished last line is dated %v, the second line %v, now %v", third, second, time.Now())
 	}
+	if got := p.LineTimes(Stdout); len(got) != 3 || !got[0].Equal(first) || !got[1].Equal(second) || !got[2].Equal(third) {
+		t.Errorf("LineTimes %v, want %v %v %v", got, first, second, third)
+	}
 }
