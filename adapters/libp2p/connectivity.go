@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	relayproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
@@ -396,6 +397,7 @@ type Connectivity struct {
 	// punchready.go).
 	punchReady chan struct{}
 	holdUntil  time.Time
+	own        ownNetworks // this host's networks, for rankDials
 }
 
 type membersBox struct{ m Members }
@@ -447,6 +449,7 @@ func NewConnectivity(opts ...ConnectivityOption) (*Connectivity, error) {
 		watch:   make(map[uint64]func(HolePunchEvent)),
 
 		punchReady: make(chan struct{}),
+		own:        ownNetworks{read: interfaceNetworks},
 	}
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	c.stop() // nothing runs until the host starts
@@ -459,8 +462,11 @@ func NewConnectivity(opts ...ConnectivityOption) (*Connectivity, error) {
 // probes), hole punching (DCUtR, reported through OnHolePunch), the
 // circuit relay transport and AutoRelay over this Connectivity's relays,
 // the group relay service unless GroupRelay(false), and the reachability
-// the mode asks for. Pass more options after them, but no transport or
-// listen address of your own.
+// the mode asks for, a connection gater (see PunchWait and
+// ConnectionGater) and a dial ranker that tries a member on this host's
+// own network directly before its relay. Pass more options after them,
+// but no transport, listen address, connection gater or swarm options of
+// your own.
 //
 // The options serve one host: libp2p.New fails with ErrConnectivityInUse,
 // before it builds anything, if they are used again (also after a
@@ -480,6 +486,7 @@ func (c *Connectivity) Options() []libp2p.Option {
 		libp2p.EnableRelay(),
 		libp2p.EnableHolePunching(holepunch.WithTracer(c)),
 		libp2p.ConnectionGater(punchGate{c}),
+		libp2p.SwarmOpts(swarm.WithDialRanker(c.rankDials)),
 		libp2p.EnableAutoNATv2(),
 		// AutoRelay's defaults wait for four candidates or three minutes,
 		// and ask the peer source every 30 s. A group has one relay or
