@@ -1,7 +1,7 @@
 // Command chat is a terminal chat for people who share only a passphrase:
 // its peers find each other through pkarr relays (the phrasemeet slot
 // rendezvous), mDNS on the LAN, or both, connect with go-libp2p and talk
-// over gossipsub. It is an example of the phrasemeet libp2p adapter in an
+// over libp2p pubsub (floodsub). It is an example of the phrasemeet libp2p adapter in an
 // fx application; see package internal/chat for the wiring.
 //
 // Usage:

@@ -19,8 +19,9 @@
 //     it on with libp2padapter.HolePunchTracer);
 //   - the libp2p host (closed on stop) and the libp2padapter.Adapter that
 //     turns the opener into go-libp2p's discovery service;
-//   - gossipsub with flood publishing (a line typed right after joining
-//     reaches whoever is connected, instead of waiting for the mesh);
+//   - floodsub (every member forwards to every member it knows: no mesh
+//     to wait for, so a line typed right after someone arrives reaches
+//     them, also through another member);
 //   - the [Monitor] (discovery and link status lines: each member's link
 //     as direct, relayed or not connected, told once per change, and an
 //     unreachable member once, with the reason, however often it is

@@ -80,10 +80,17 @@ func newAdapter(lc fx.Lifecycle, h host.Host, open libp2padapter.Opener, cfg Con
 	return a, nil
 }
 
-// newPubSub starts gossipsub on the host. Flood publishing sends each of
-// our messages to every member we know, not only to the gossip mesh,
-// which forms only at the first heartbeat after connecting: without it a
-// line typed right after joining would be silently dropped.
+// newPubSub starts floodsub on the host: every member forwards each
+// message it has not seen to every member it knows on the topic. A room
+// is small, so flooding costs little, and it delivers what gossipsub
+// loses: gossipsub forwards only to its mesh, which takes in a newcomer
+// at the next heartbeat (a second later), and never sends it what came
+// before. Seen in the namespace lab: ann, behind NAT, saw bob's hello
+// forwarded by carol and typed a line; carol had bob on the topic but not
+// yet in her mesh, and bob never got it. With flooding it arrives: carol
+// knew bob's subscription before she forwarded his hello, so before any
+// line sent in answer to it. gossipsub peers and floodsub peers talk to
+// each other, so older chats still meet this one.
 //
 // pubsub is not given the adapter (pubsub.WithDiscovery): its own dialer,
 // a BackoffConnector polled once a second, has both ends of a new pair
@@ -96,7 +103,7 @@ func newAdapter(lc fx.Lifecycle, h host.Host, open libp2padapter.Opener, cfg Con
 func newPubSub(lc fx.Lifecycle, h host.Host) (*pubsub.PubSub, error) {
 	// pubsub lives as long as this context; stopping cancels it.
 	ctx, cancel := context.WithCancel(context.Background())
-	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithFloodPublish(true))
+	ps, err := pubsub.NewFloodSub(ctx, h)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("starting pubsub: %w", err)
