@@ -30,7 +30,9 @@ import (
 // They skip where no lab can be had (not root, no iptables-nft). With
 // PHRASEMEET_NAT_RUNS=N each runs N times and logs the times a run took,
 // for BENCHMARKS.md; PHRASEMEET_NAT_REAL=1 runs the chats with their real
-// KDF and slot schedule instead of --test-fast's, as a user runs them.
+// KDF and slot schedule instead of --test-fast's, as a user runs them;
+// PHRASEMEET_NAT_LOG=1 logs every process's output, with times, also when
+// a run passes.
 
 // natTimeout bounds every wait for a process: generous, for two shared
 // cores; the times that matter are measured, not asserted.
@@ -103,7 +105,7 @@ func newNATWorld(t *testing.T) *natWorld {
 	w := &natWorld{t: t, lab: lab, chats: make(map[string]*natChat),
 		pass: fmt.Sprintf("across nats %s %d", t.Name(), time.Now().UnixNano())}
 	t.Cleanup(func() {
-		if !t.Failed() {
+		if !t.Failed() && os.Getenv("PHRASEMEET_NAT_LOG") == "" {
 			return
 		}
 		if w.relay != nil {
