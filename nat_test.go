@@ -185,6 +185,21 @@ func (w *natWorld) startChat(h *netlab.Host, name string, withCircuit bool, extr
 	return c
 }
 
+// twoHomes starts a relay (pkarr and circuit, with relayArgs) on the
+// public segment, and ann and bob each behind a router of their own with
+// the NATs given, using the relay; it returns them once they have said
+// who they are.
+func (w *natWorld) twoHomes(annNAT, bobNAT netlab.NAT, relayArgs ...string) (ann, bob *natChat) {
+	w.t.Helper()
+	w.startRelay(w.lab.PublicHost("relay"), true, relayArgs...)
+	annH := w.lab.Router("annhome", annNAT).Host("ann")
+	bobH := w.lab.Router("bobhome", bobNAT).Host("bob")
+	w.start = time.Now()
+	ann, bob = w.startChat(annH, "ann", true), w.startChat(bobH, "bob", true)
+	w.identify(ann, bob)
+	return ann, bob
+}
+
 // identify waits for each chat to say who it is.
 func (w *natWorld) identify(chats ...*natChat) {
 	w.t.Helper()
@@ -303,12 +318,7 @@ func talk(a, b *natChat, line string) time.Time {
 func TestNATTwoHomesWithRelay(t *testing.T) {
 	runNAT(t, func(t *testing.T) measured {
 		w := newNATWorld(t)
-		w.startRelay(w.lab.PublicHost("relay"), true)
-		annH := w.lab.Router("annhome", netlab.PortPreserving).Host("ann")
-		bobH := w.lab.Router("bobhome", netlab.PortPreserving).Host("bob")
-		w.start = time.Now()
-		ann, bob := w.startChat(annH, "ann", true), w.startChat(bobH, "bob", true)
-		w.identify(ann, bob)
+		ann, bob := w.twoHomes(netlab.PortPreserving, netlab.PortPreserving)
 		got := talk(ann, bob, "hello from ann's home")
 		at, punched := bob.direct(ann)
 		if !punched {
@@ -328,13 +338,7 @@ func TestNATTwoHomesWithRelay(t *testing.T) {
 func TestNATSymmetricStaysRelayed(t *testing.T) {
 	runNAT(t, func(t *testing.T) measured {
 		w := newNATWorld(t)
-		relayH := w.lab.PublicHost("relay")
-		w.startRelay(relayH, true, "--circuit-duration", "10s")
-		annH := w.lab.Router("annhome", netlab.Symmetric).Host("ann")
-		bobH := w.lab.Router("bobhome", netlab.PortPreserving).Host("bob")
-		w.start = time.Now()
-		ann, bob := w.startChat(annH, "ann", true), w.startChat(bobH, "bob", true)
-		w.identify(ann, bob)
+		ann, bob := w.twoHomes(netlab.Symmetric, netlab.PortPreserving, "--circuit-duration", "10s")
 		got := talk(ann, bob, "hello from behind a symmetric NAT")
 		relayID := w.circuits[0][strings.LastIndex(w.circuits[0], "/")+1:]
 		if s := bob.peersLine(ann); !strings.Contains(s, "; relayed through …"+relayID[len(relayID)-6:]+", connected since") {
@@ -411,12 +415,7 @@ func TestNATSameRouter(t *testing.T) {
 func TestNATRelayKilled(t *testing.T) {
 	runNAT(t, func(t *testing.T) measured {
 		w := newNATWorld(t)
-		w.startRelay(w.lab.PublicHost("relay"), true)
-		annH := w.lab.Router("annhome", netlab.PortPreserving).Host("ann")
-		bobH := w.lab.Router("bobhome", netlab.PortPreserving).Host("bob")
-		w.start = time.Now()
-		ann, bob := w.startChat(annH, "ann", true), w.startChat(bobH, "bob", true)
-		w.identify(ann, bob)
+		ann, bob := w.twoHomes(netlab.PortPreserving, netlab.PortPreserving)
 		talk(ann, bob, "before the relay goes")
 		at, _ := bob.direct(ann)
 		if _, err := w.relay.Stop(syscall.SIGKILL, natTimeout); err == nil {

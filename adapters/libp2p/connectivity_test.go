@@ -479,13 +479,7 @@ func TestPrivateMemberPublishesCircuitAddress(t *testing.T) {
 	if !inChild(t) {
 		return
 	}
-	if err := libp2padapter.TreatAsPublic(netip.MustParsePrefix("127.0.0.1/32")); err != nil {
-		t.Fatal(err)
-	}
-	ctx := testContext(t)
-	mem := discovery.NewMemory()
-	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
-	rc.Attach(member(t, ctx, r, mem))
+	ctx, mem, r := publicGroupRelay(t)
 	p, pc := connHost(t, libp2padapter.GroupRelay(false), libp2padapter.ListenAddrs(
 		ma.StringCast("/ip4/127.0.0.2/tcp/0"), ma.StringCast("/ip4/127.0.0.2/udp/0/quic-v1")))
 	observer := newHost(t)
@@ -525,13 +519,7 @@ func TestHolePunchReported(t *testing.T) {
 	if !inChild(t) {
 		return
 	}
-	if err := libp2padapter.TreatAsPublic(netip.MustParsePrefix("127.0.0.1/32")); err != nil {
-		t.Fatal(err)
-	}
-	ctx := testContext(t)
-	mem := discovery.NewMemory()
-	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
-	rc.Attach(member(t, ctx, r, mem))
+	ctx, mem, r := publicGroupRelay(t)
 	private := []libp2padapter.ConnectivityOption{libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false)}
 	a, ac := connHost(t, private...)
 	ac.Attach(member(t, ctx, a, mem))
@@ -640,13 +628,7 @@ func TestRelayedConnectionWaitsForPunching(t *testing.T) {
 	if !inChild(t) {
 		return
 	}
-	if err := libp2padapter.TreatAsPublic(netip.MustParsePrefix("127.0.0.1/32")); err != nil {
-		t.Fatal(err)
-	}
-	ctx := testContext(t)
-	mem := discovery.NewMemory()
-	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
-	rc.Attach(member(t, ctx, r, mem))
+	ctx, mem, r := publicGroupRelay(t)
 	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(r) })
 	// A clock that never moves: the hold can end only because hole
 	// punching became ready, never by its deadline.
@@ -695,6 +677,21 @@ func TestRelayedConnectionWaitsForPunching(t *testing.T) {
 			t.Fatalf("no successful hole punch within %v; link %v", timeout, libp2padapter.LinkTo(b.Network(), a.ID()))
 		}
 	}
+}
+
+// publicGroupRelay makes 127.0.0.1 count as public (so the test runs in a
+// child process of its own, inChild), and starts a public member serving
+// the group relay, attached to a new in-memory rendezvous.
+func publicGroupRelay(t *testing.T) (context.Context, *discovery.Memory, host.Host) {
+	t.Helper()
+	if err := libp2padapter.TreatAsPublic(netip.MustParsePrefix("127.0.0.1/32")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	mem := discovery.NewMemory()
+	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
+	rc.Attach(member(t, ctx, r, mem))
+	return ctx, mem, r
 }
 
 // refuseInbound is a connection gater that accepts no inbound connection,
