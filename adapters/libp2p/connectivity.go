@@ -396,6 +396,7 @@ type Connectivity struct {
 	// connections are held until then, or until holdUntil (see
 	// punchready.go).
 	punchReady chan struct{}
+	punchNoted bool // punchReady is closed or about to be
 	holdUntil  time.Time
 	own        ownNetworks // this host's networks, for rankDials
 }

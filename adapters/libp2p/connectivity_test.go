@@ -407,6 +407,9 @@ func inChild(t *testing.T) bool {
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), env+"="+t.Name())
 	out, err := cmd.CombinedOutput()
+	if err == nil && strings.Contains(string(out), "--- SKIP: "+t.Name()) {
+		t.Skipf("skipped in the child process:\n%s", out)
+	}
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
 		t.Fatalf("child process: %v\n%s", err, out)
 	}
@@ -526,17 +529,7 @@ func TestHolePunchReported(t *testing.T) {
 	// TCP only: go-libp2p gates an inbound TCP connection before its
 	// handshake, a QUIC one only after (the dialer would see it succeed).
 	traced := new(typeTracer)
-	bc, err := libp2padapter.NewConnectivity(append([]libp2padapter.ConnectivityOption{
-		libp2padapter.ListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0")),
-		libp2padapter.HolePunchTracer(traced), libp2padapter.ConnectionGater(refuseInbound{})}, private...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := libp2p.New(bc.Options()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b, bc := refusingHost(t, append(private, libp2padapter.HolePunchTracer(traced))...)
 	// B is a member to the relay, but its own Connectivity is left
 	// unattached: it would offer A to AutoRelay as a possible relay
 	// (A has a public address), and AutoRelay's check would connect B
@@ -587,10 +580,9 @@ func TestHolePunchReported(t *testing.T) {
 	}
 	// The tracer given with HolePunchTracer hears every event, starts
 	// included, not only the ends OnHolePunch reports.
+	// B's own end may come a moment after the end A reported.
 	for _, want := range []string{holepunch.StartHolePunchEvtT, holepunch.EndHolePunchEvtT} {
-		if !traced.saw(want) {
-			t.Errorf("the extra tracer never saw %s; saw %v", want, traced.types())
-		}
+		waitFor(t, ctx, "the extra tracer seeing "+want, func() bool { return traced.saw(want) })
 	}
 }
 
@@ -634,19 +626,10 @@ func TestRelayedConnectionWaitsForPunching(t *testing.T) {
 	// punching became ready, never by its deadline.
 	private := []libp2padapter.ConnectivityOption{libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false),
 		libp2padapter.ConnectivityClock(clockwork.NewFakeClock())}
-	a, ac := connHost(t, private...)
+	traceA, traceB := new(typeTracer), new(typeTracer)
+	a, ac := connHost(t, append(private, libp2padapter.HolePunchTracer(traceA))...)
 	member(t, ctx, a, mem)
-	bc, err := libp2padapter.NewConnectivity(append([]libp2padapter.ConnectivityOption{
-		libp2padapter.ListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0")),
-		libp2padapter.ConnectionGater(refuseInbound{})}, private...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := libp2p.New(bc.Options()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b, bc := refusingHost(t, append(private, libp2padapter.HolePunchTracer(traceB))...)
 	member(t, ctx, b, mem)
 	punched := make(chan libp2padapter.HolePunchEvent, 8)
 	for _, c := range []*libp2padapter.Connectivity{ac, bc} {
@@ -661,7 +644,9 @@ func TestRelayedConnectionWaitsForPunching(t *testing.T) {
 	}
 	dcutr := func(h host.Host) bool { return slices.Contains(h.Mux().Protocols(), "/libp2p/dcutr") }
 	if dcutr(a) || dcutr(b) {
-		t.Fatalf("hole punching ready before the relayed dial (A %v, B %v): this test needs it not to be", dcutr(a), dcutr(b))
+		// Hole punching polls from 250 ms after start: a machine too
+		// busy to get here before that leaves nothing to hold.
+		t.Skipf("hole punching ready before the relayed dial (A %v, B %v): too slow here to test the hold", dcutr(a), dcutr(b))
 	}
 	if err := dialThrough(t, ctx, b, r, a.ID()); err != nil {
 		t.Fatalf("B reaches A through the relay: %v", err)
@@ -674,7 +659,12 @@ func TestRelayedConnectionWaitsForPunching(t *testing.T) {
 				return
 			}
 		case <-ctx.Done():
-			t.Fatalf("no successful hole punch within %v; link %v", timeout, libp2padapter.LinkTo(b.Network(), a.ID()))
+			var conns []string
+			for _, c := range a.Network().ConnsToPeer(b.ID()) {
+				conns = append(conns, fmt.Sprintf("%s %s %v", c.Stat().Direction, c.RemoteMultiaddr(), c.Stat().Opened.Format("15:04:05.000")))
+			}
+			t.Fatalf("no successful hole punch within %v; link %v; A's conns to B %v; A's events %v, B's %v; dcutr A %v B %v",
+				timeout, libp2padapter.LinkTo(b.Network(), a.ID()), conns, traceA.types(), traceB.types(), dcutr(a), dcutr(b))
 		}
 	}
 }
@@ -692,6 +682,26 @@ func publicGroupRelay(t *testing.T) (context.Context, *discovery.Memory, host.Ho
 	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
 	rc.Attach(member(t, ctx, r, mem))
 	return ctx, mem, r
+}
+
+// refusingHost is a host behind NAT as far as inbound connections go: on
+// loopback TCP only (go-libp2p gates an inbound TCP connection before its
+// handshake, a QUIC one only after, so the dialer would see it succeed),
+// with a gater that refuses every inbound connection.
+func refusingHost(t *testing.T, opts ...libp2padapter.ConnectivityOption) (host.Host, *libp2padapter.Connectivity) {
+	t.Helper()
+	c, err := libp2padapter.NewConnectivity(append([]libp2padapter.ConnectivityOption{
+		libp2padapter.ListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0")),
+		libp2padapter.ConnectionGater(refuseInbound{})}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := libp2p.New(c.Options()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h, c
 }
 
 // refuseInbound is a connection gater that accepts no inbound connection,

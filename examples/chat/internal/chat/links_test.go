@@ -141,6 +141,23 @@ func relayThrough(t *testing.T, relay, from, to host.Host) {
 	}
 }
 
+// relayedPair starts alice and bob, who meet through an in-memory
+// rendezvous, on hosts whose gates refuse every direct connection between
+// them, and connects alice to bob through relay; it returns the two and
+// their gates.
+func relayedPair(t *testing.T, relay host.Host) (alice, bob *running, gates [2]*gate) {
+	t.Helper()
+	ha, ga := gatedHost(t)
+	hb, gb := gatedHost(t)
+	ga.block(hb.ID(), true)
+	gb.block(ha.ID(), true)
+	swap := fx.Replace(libp2padapter.MemoryOpener(discovery.NewMemory()))
+	alice = start(t, testConfig("alice"), swap, withHost(ha))
+	bob = start(t, testConfig("bob"), swap, withHost(hb))
+	relayThrough(t, relay, ha, hb)
+	return alice, bob, [2]*gate{ga, gb}
+}
+
 // peersLine types /peers and waits for other's line.
 func peersLine(r *running, other *running, re string) []string {
 	r.t.Helper()
@@ -177,14 +194,7 @@ func TestPeersSaysDirect(t *testing.T) {
 // relay.
 func TestRelayedMemberChats(t *testing.T) {
 	relay := newCircuitRelay(t)
-	ha, ga := gatedHost(t)
-	hb, gb := gatedHost(t)
-	ga.block(hb.ID(), true)
-	gb.block(ha.ID(), true)
-	swap := fx.Replace(libp2padapter.MemoryOpener(discovery.NewMemory()))
-	alice := start(t, testConfig("alice"), swap, withHost(ha))
-	bob := start(t, testConfig("bob"), swap, withHost(hb))
-	relayThrough(t, relay, ha, hb)
+	alice, bob, _ := relayedPair(t, relay)
 
 	meet(t, alice, bob)
 	alice.say("hello over the relay")
@@ -203,14 +213,8 @@ func TestRelayedMemberChats(t *testing.T) {
 func TestRelayLimitIsNoLeave(t *testing.T) {
 	relay := newHost(t, libp2p.EnableRelayService(relayv2.WithLimit(&relayv2.RelayLimit{Duration: 2 * time.Second, Data: 1 << 20})),
 		libp2p.ForceReachabilityPublic())
-	ha, ga := gatedHost(t)
-	hb, gb := gatedHost(t)
-	ga.block(hb.ID(), true)
-	gb.block(ha.ID(), true)
-	swap := fx.Replace(libp2padapter.MemoryOpener(discovery.NewMemory()))
-	alice := start(t, testConfig("alice"), swap, withHost(ha))
-	bob := start(t, testConfig("bob"), swap, withHost(hb))
-	relayThrough(t, relay, ha, hb)
+	alice, bob, gates := relayedPair(t, relay)
+	ha, hb, ga, gb := alice.host, bob.host, gates[0], gates[1]
 	meet(t, alice, bob)
 	alice.status.wait(t, "alice's status", line(`^-- lost contact with %s, retrying quietly$`, regexp.QuoteMeta(shortID(bob))))
 	relayThrough(t, relay, ha, hb) // what the connector does, given the circuit address
@@ -238,14 +242,8 @@ func TestRelayLimitIsNoLeave(t *testing.T) {
 // one), yet they are relayed, and /peers says so.
 func TestUnlimitedRelayIsRelayed(t *testing.T) {
 	relay := newHost(t, libp2p.EnableRelayService(relayv2.WithInfiniteLimits()), libp2p.ForceReachabilityPublic())
-	ha, ga := gatedHost(t)
-	hb, gb := gatedHost(t)
-	ga.block(hb.ID(), true)
-	gb.block(ha.ID(), true)
-	swap := fx.Replace(libp2padapter.MemoryOpener(discovery.NewMemory()))
-	alice := start(t, testConfig("alice"), swap, withHost(ha))
-	bob := start(t, testConfig("bob"), swap, withHost(hb))
-	relayThrough(t, relay, ha, hb)
+	alice, bob, _ := relayedPair(t, relay)
+	ha, hb := alice.host, bob.host
 	for _, c := range ha.Network().ConnsToPeer(hb.ID()) {
 		if c.Stat().Limited {
 			t.Fatal("the unlimited relay made a Limited connection")
