@@ -237,6 +237,35 @@ func TestRelayLimitIsNoLeave(t *testing.T) {
 	}
 }
 
+// TestLineThroughAnotherMember: bob can reach carol but not alice (gates
+// refuse every connection between them, relays included). alice sees bob
+// arrive, his hello forwarded by carol, and answers at once: the line
+// reaches bob through carol. With gossipsub it did not: carol had bob on
+// the topic but not yet in her mesh (it forms at the next heartbeat, a
+// second later) and forwarded to her mesh only.
+func TestLineThroughAnotherMember(t *testing.T) {
+	mem := discovery.NewMemory()
+	swap := fx.Replace(libp2padapter.MemoryOpener(mem))
+	ha, ga := gatedHost(t)
+	hb, gb := gatedHost(t)
+	ga.block(hb.ID(), true)
+	gb.block(ha.ID(), true)
+	alice := start(t, testConfig("alice"), swap, withHost(ha))
+	carol := start(t, testConfig("carol"), swap)
+	meet(t, alice, carol)
+	// Past two gossipsub heartbeats: had carol a mesh, alice would be in
+	// it, and bob's hello would reach alice the moment carol has it.
+	time.Sleep(2500 * time.Millisecond)
+	bob := start(t, testConfig("bob"), swap, withHost(hb))
+	alice.wait("alice", line(`^\* bob joined \(%s\)$`, hb.ID()))
+	alice.say("welcome, bob")
+	bob.wait("bob", line(`^<alice> welcome, bob$`))
+	carol.wait("carol", line(`^<alice> welcome, bob$`))
+	if c := ha.Network().ConnsToPeer(hb.ID()); len(c) != 0 {
+		t.Errorf("alice and bob connected (%s): the line did not have to go through carol", c[0].RemoteMultiaddr())
+	}
+}
+
 // TestUnlimitedRelayIsRelayed: a relay with unlimited circuits makes
 // connections that are not Limited (pubsub uses them as it would a direct
 // one), yet they are relayed, and /peers says so.
