@@ -3,6 +3,7 @@ package libp2padapter
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -80,10 +81,10 @@ func (o *ownNetworks) get(now time.Time) []netip.Prefix {
 
 // rankDials is swarm.DefaultDialRanker, with relay addresses delayed by
 // swarm.RelayDelay when the peer has a direct address on one of this
-// host's networks.
+// host's networks (and no public one: then go-libp2p delays them already).
 func (c *Connectivity) rankDials(addrs []ma.Multiaddr) []network.AddrDelay {
 	ranked := swarm.DefaultDialRanker(addrs)
-	if !c.onOwnNetwork(addrs) {
+	if slices.ContainsFunc(addrs, rankedPublic) || !c.onOwnNetwork(addrs) {
 		return ranked
 	}
 	for i := range ranked {
@@ -92,6 +93,19 @@ func (c *Connectivity) rankDials(addrs []ma.Multiaddr) []network.AddrDelay {
 		}
 	}
 	return ranked
+}
+
+// rankedPublic reports whether go-libp2p's ranker takes a for a public
+// address (for which it delays relay dials itself): a direct IP address
+// outside its private ranges, documentation ranges included.
+func rankedPublic(a ma.Multiaddr) bool {
+	if isCircuit(a) {
+		return false
+	}
+	if _, err := manet.ToIP(a); err != nil {
+		return false
+	}
+	return !manet.IsPrivateAddr(a)
 }
 
 // onOwnNetwork reports whether a direct address among addrs is on one of

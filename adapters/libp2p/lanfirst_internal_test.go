@@ -55,6 +55,11 @@ func TestRankDialsLANFirst(t *testing.T) {
 	if other[relay] != other["default relay"] {
 		t.Errorf("member on another LAN: relay delayed %v, want go-libp2p's %v", other[relay], other["default relay"])
 	}
+	// go-libp2p already delays the relay for a public address: once.
+	public := delays("/ip4/10.11.0.3/udp/4001/quic-v1", "/ip4/203.0.113.7/udp/4001/quic-v1", relay)
+	if public[relay] != public["default relay"] || public[relay] < swarm.RelayDelay {
+		t.Errorf("member with a public address, on our LAN too: relay delayed %v, want go-libp2p's %v", public[relay], public["default relay"])
+	}
 	if reads != 1 {
 		t.Errorf("our networks read %d times within their TTL, want 1", reads)
 	}

@@ -30,7 +30,11 @@ import (
 
 // DefaultPunchWait is how long after the host's start a relayed connection
 // may be held for hole punching to be ready (PunchWait).
-const DefaultPunchWait = 5 * time.Second
+//
+// It stays under identify's 5 s timeout: the other side identifies over
+// the connection while this side holds it. go-libp2p's readiness poll runs
+// at 0.25, 0.75, 1.75 and 3.75 s after start, then every 5 s.
+const DefaultPunchWait = 4 * time.Second
 
 // PunchWait sets how long after the host's start a relayed connection,
 // inbound or outbound, may be held until the host's hole punching is
@@ -82,10 +86,13 @@ func (g punchGate) InterceptAccept(a network.ConnMultiaddrs) bool {
 // ready. It runs after the handshake, in the connection's own upgrade,
 // so the host's other dials and connections go on meanwhile.
 func (g punchGate) InterceptSecured(dir network.Direction, p peer.ID, a network.ConnMultiaddrs) bool {
+	if g.c.cfg.gater != nil && !g.c.cfg.gater.InterceptSecured(dir, p, a) {
+		return false // refused: nothing to hold
+	}
 	if isCircuit(a.RemoteMultiaddr()) {
 		g.c.awaitHolePunching(p)
 	}
-	return g.c.cfg.gater == nil || g.c.cfg.gater.InterceptSecured(dir, p, a)
+	return true
 }
 
 func (g punchGate) InterceptUpgraded(conn network.Conn) (bool, control.DisconnectReason) {

@@ -5,8 +5,12 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // The hold on relayed connections ends when hole punching is ready, or at
@@ -78,5 +82,56 @@ func TestAwaitHolePunching(t *testing.T) {
 	}
 	if _, err := NewConnectivity(PunchWait(-time.Second)); err == nil {
 		t.Error("a negative PunchWait accepted")
+	}
+}
+
+// refuseAll is a user's gater that refuses everything.
+type refuseAll struct{}
+
+func (refuseAll) InterceptPeerDial(peer.ID) bool                                  { return false }
+func (refuseAll) InterceptAddrDial(peer.ID, ma.Multiaddr) bool                    { return false }
+func (refuseAll) InterceptAccept(network.ConnMultiaddrs) bool                     { return false }
+func (refuseAll) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return false, 0 }
+func (refuseAll) InterceptSecured(network.Direction, peer.ID, network.ConnMultiaddrs) bool {
+	return false
+}
+
+// circuitConn is the addresses of a relayed connection.
+type circuitConn struct{}
+
+func (circuitConn) LocalMultiaddr() ma.Multiaddr { return ma.StringCast("/ip4/127.0.0.1/tcp/1") }
+func (circuitConn) RemoteMultiaddr() ma.Multiaddr {
+	return ma.StringCast("/ip4/198.51.100.2/tcp/4001/p2p/12D3KooWDQ7rB7wCnoCDfZw2uYAXUr39R8noWHnmatiL1n79AVnF/p2p-circuit")
+}
+
+// The user's gater is asked first: a relayed connection it refuses is
+// refused at once, not held for hole punching first; one it lets through
+// is held.
+func TestGateAsksUserFirst(t *testing.T) {
+	for _, refuse := range []bool{true, false} {
+		clock := clockwork.NewFakeClock()
+		opts := []ConnectivityOption{ConnectivityClock(clock)}
+		if refuse {
+			opts = append(opts, ConnectionGater(refuseAll{}))
+		}
+		c, err := NewConnectivity(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.mu.Lock()
+		c.ctx, c.holdUntil = t.Context(), clock.Now().Add(time.Hour)
+		c.mu.Unlock()
+		done := make(chan bool, 1)
+		go func() { done <- punchGate{c}.InterceptSecured(network.DirInbound, "", circuitConn{}) }()
+		select {
+		case allowed := <-done:
+			if !refuse || allowed {
+				t.Errorf("user gater refusing %v: answered %v at once", refuse, allowed)
+			}
+		case <-time.After(200 * time.Millisecond):
+			if refuse {
+				t.Error("a connection the user's gater refuses was held")
+			}
+		}
 	}
 }
