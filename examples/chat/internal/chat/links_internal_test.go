@@ -295,6 +295,23 @@ func TestSendWaitsForAPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	nobody("here but not connected")
+
+	// Not connected, but in its departure grace (a relay's limit cut the
+	// connection and the connector is making it again): waited for.
+	r.mu.Lock()
+	r.members[other.ID()].leaving = true
+	r.mu.Unlock()
+	rs = &relayedStream{queue: make(chan []byte, 1)}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		r.mu.Lock()
+		r.relayed[other.ID()] = rs
+		r.members[other.ID()].viaRelay = true
+		r.mu.Unlock()
+	}()
+	if n, err := r.Send(ctx, "typed while it reconnects"); err != nil || n != 1 {
+		t.Fatalf("Send to a member in its grace: %d members, %v; want 1", n, err)
+	}
 }
 
 // TestLeavingMemberBack: a member in its departure grace heard from in
@@ -316,5 +333,69 @@ func TestLeavingMemberBack(t *testing.T) {
 	want := fmt.Sprintf("* bob joined (%s)\n<bob> a\n<bob> b\n* bob left (connection closed)\n* bob joined (%s)\n<bob> c\n", bob, bob)
 	if out.String() != want {
 		t.Errorf("shown:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+// TestDepartGrace: a member that drops without a goodbye while discovery
+// lists it (one discovery lost is shown as left at once) is shown as left
+// only at the grace's end, and only if no path
+// reaches it then, connected or not (a connection no path uses would have
+// Send wait for it forever); one whose path opened meanwhile never left.
+func TestDepartGrace(t *testing.T) {
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	other, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := h.Connect(t.Context(), peer.AddrInfo{ID: other.ID(), Addrs: other.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	room := func() (*Room, *member, *strings.Builder) {
+		var out strings.Builder
+		mon := &Monitor{found: map[peer.ID]Found{other.ID(): {}}}
+		mb := &member{id: other.ID(), nick: "bob", greeted: true}
+		return &Room{h: h, con: &Console{out: &out}, mon: mon, ctx: t.Context(),
+			members: map[peer.ID]*member{other.ID(): mb}}, mb, &out
+	}
+	// Discovery lost it: nothing to wait for.
+	lost, lostMember, lostOut := room()
+	lost.mon.found[other.ID()] = Found{Lost: true}
+	lost.mu.Lock()
+	lost.departLocked(lostMember)
+	if s := lostOut.String(); s != "* bob left (connection closed)\n" {
+		t.Errorf("lost by discovery: shown %q at once", s)
+	}
+	lost.mu.Unlock()
+
+	gone, goneMember, goneOut := room()
+	back, backMember, backOut := room()
+	for _, r := range []*Room{gone, back} {
+		r.mu.Lock()
+		r.departLocked(r.members[other.ID()])
+		r.mu.Unlock()
+	}
+	lockedOut := func(r *Room, out *strings.Builder, mb *member) (string, bool, bool) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return out.String(), mb.leaving, mb.greeted
+	}
+	time.Sleep(departGrace / 2)
+	if s, leaving, _ := lockedOut(gone, goneOut, goneMember); s != "" || !leaving {
+		t.Errorf("within the grace: shown %q, leaving %v", s, leaving)
+	}
+	back.mu.Lock()
+	backMember.viaRelay = true // its path opened again
+	back.mu.Unlock()
+	time.Sleep(departGrace/2 + time.Second)
+	if s, _, _ := lockedOut(gone, goneOut, goneMember); s != "* bob left (connection closed)\n" {
+		t.Errorf("connected, no path, after the grace: shown %q", s)
+	}
+	if s, _, greeted := lockedOut(back, backOut, backMember); s != "" || !greeted {
+		t.Errorf("back within the grace: shown %q, greeted %v", s, greeted)
 	}
 }

@@ -398,6 +398,15 @@ func (m *Monitor) isMember(p peer.ID) bool {
 	return ok
 }
 
+// isListed reports whether discovery lists p now: found, and not lost
+// since.
+func (m *Monitor) isListed(p peer.ID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.found[p]
+	return ok && !f.Lost
+}
+
 // FoundPeer returns how discovery found id, if it did.
 func (m *Monitor) FoundPeer(id peer.ID) (Found, bool) {
 	m.mu.Lock()

@@ -246,11 +246,16 @@ func (r *Room) stamp(m wireMessage) wireMessage {
 //
 // A member can be here with no path to it for a moment: its hello came
 // over its relayed stream before ours to it was open, or a hole punch
-// replaced the relayed connection before pubsub took up the direct one. A
-// line sent then would reach nobody although the member was just shown
-// arriving, so Send waits for a path while such a member is connected
-// (until ctx ends) and sends the same message again when one opens; the
-// receiver drops a copy it already had by its number.
+// replaced the relayed connection before pubsub took up the direct one,
+// or a relay's limit cut the connection and the connector is making it
+// again (the member is in its departure grace). A line sent then to a
+// room of two would reach nobody although the other is shown as here. So
+// when a line reaches nobody at all while such a member is connected or
+// in its grace, Send waits for a path (until ctx ends) and sends
+// the same message again when one opens; the receiver drops a copy it
+// already had by its number. When the line reaches someone, Send does not
+// wait: a member without a path yet misses it, as pubsub keeps no
+// backlog.
 func (r *Room) Send(ctx context.Context, text string) (int, error) {
 	b := r.stamp(wireMessage{Kind: kindText, Nick: r.nick, Text: text}).encode()
 	for {
@@ -270,14 +275,14 @@ func (r *Room) Send(ctx context.Context, text string) (int, error) {
 // yet.
 const pathPoll = 25 * time.Millisecond
 
-// pathPending reports whether a member shown as here is connected to us
-// while neither pubsub nor our relayed path reaches it: a path is on its
-// way.
+// pathPending reports whether a member shown as here, that neither
+// pubsub nor our relayed path reaches, is connected to us or in its
+// departure grace: a path is on its way.
 func (r *Room) pathPending() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, mb := range r.members {
-		if mb.greeted && !mb.present() && r.h.Network().Connectedness(id) != network.NotConnected {
+		if mb.greeted && !mb.present() && (mb.leaving || r.h.Network().Connectedness(id) != network.NotConnected) {
 			return true
 		}
 	}
@@ -432,7 +437,7 @@ func (r *Room) departLocked(mb *member) {
 	if !mb.greeted || mb.leaving {
 		return
 	}
-	if r.mon == nil || !r.mon.isMember(mb.id) || r.ctx == nil {
+	if r.mon == nil || !r.mon.isListed(mb.id) || r.ctx == nil {
 		r.leftLocked(mb)
 		return
 	}
@@ -445,9 +450,11 @@ func (r *Room) departLocked(mb *member) {
 			return // back, or said goodbye, or the room stopped
 		}
 		mb.leaving = false
-		if mb.present() || r.h.Network().Connectedness(mb.id) != network.NotConnected {
-			return // back, and its path is open or on its way
+		if mb.present() {
+			return // back: what we send reaches it again
 		}
+		// Even if still connected: a member no path reaches after the
+		// grace is not here, and Send must not wait for it.
 		r.leftLocked(mb)
 	})
 }

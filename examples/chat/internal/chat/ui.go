@@ -102,6 +102,8 @@ func (u *UI) line(s string) bool {
 	switch {
 	case err != nil:
 		u.con.Say("* not sent: %v", err)
+	case n == 0 && slices.ContainsFunc(u.room.Members(), func(m Member) bool { return m.Here }):
+		u.con.Say("* nobody got that: no one here can be reached right now (see /peers)")
 	case n == 0:
 		u.con.Say("* nobody else is in the room yet: nobody got that")
 	}
