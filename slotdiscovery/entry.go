@@ -243,16 +243,25 @@ func aad(slot pkarrclient.PublicKey) []byte {
 	return append(slices.Clip(aadPrefix), slot[:]...)
 }
 
-// seal encrypts e for the slot whose key is slot.
+// seal encrypts e for the slot whose key is slot, under a random nonce.
 func (g *Group) seal(e *entry, slot pkarrclient.PublicKey) ([]byte, error) {
+	var nonce [chacha20poly1305.NonceSize]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, err
+	}
+	return g.sealNonce(e, slot, nonce)
+}
+
+// sealNonce is seal with the nonce given. Only seal and the known-answer
+// test call it: a fixed nonce makes the sealed bytes reproducible, and a
+// reused one would give away the plaintexts under it.
+func (g *Group) sealNonce(e *entry, slot pkarrclient.PublicKey, nonce [chacha20poly1305.NonceSize]byte) ([]byte, error) {
 	plain, err := e.marshal()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, chacha20poly1305.NonceSize, sealOverhead+len(plain))
-	if _, err := rand.Read(out); err != nil {
-		return nil, err
-	}
+	out := make([]byte, 0, sealOverhead+len(plain))
+	out = append(out, nonce[:]...)
 	return g.slotAEAD(slot).Seal(out, out, plain, aad(slot)), nil
 }
 
