@@ -10,7 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -316,13 +316,18 @@ func TestDefaultProfileVector(t *testing.T) {
 			in, _, _ := katEntryOf(t, w)
 			if e.kind != in.kind || !e.time.Equal(in.time) || !e.since.Equal(in.since) || e.rec.ID != in.rec.ID ||
 				!slices.Equal(e.rec.Addrs, in.rec.Addrs) || !bytes.Equal(e.rec.Meta, in.rec.Meta) {
-				t.Errorf("entries[%d] opens as %+v, want %+v", n, e, in)
+				t.Errorf("entries[%d] opens as %s, want %s", n, katDescribe(e), katDescribe(in))
 			}
 			if err := katCheckProof(schemes, e, g, slot); err != nil {
 				t.Errorf("entries[%d]: proof: %v", n, err)
 			}
 		}
 	})
+}
+
+func katDescribe(e entry) string {
+	return fmt.Sprintf("{kind %d, time %d µs, since %d µs, id %q, addrs %q, meta %x}",
+		e.kind, e.time.UnixMicro(), e.since.UnixMicro(), e.rec.ID, e.rec.Addrs, e.rec.Meta)
 }
 
 // katCheckProof is the proof rule applied to an opened entry, as a reader
@@ -336,57 +341,89 @@ func katCheckProof(schemes []discovery.IDScheme, e entry, g *Group, slot pkarrcl
 }
 
 // diffJSON compares got and want as JSON, leaf by leaf, and returns one
-// line per path that differs, naming it.
+// line per path that differs, in the file's order: the inputs, then the
+// root key (KDF and salt), then what BLAKE3 derives from it, then the
+// entries, so the first line names the furthest-upstream change.
 func diffJSON(t *testing.T, got, want any) []string {
 	t.Helper()
-	flat := func(v any) map[string]string {
-		b, err := json.Marshal(v)
+	g, w := flatJSON(t, got), flatJSON(t, want)
+	wv := make(map[string]string, len(w))
+	for _, l := range w {
+		wv[l.path] = l.value
+	}
+	var diffs []string
+	seen := make(map[string]bool, len(g))
+	for _, l := range g {
+		seen[l.path] = true
+		v, ok := wv[l.path]
+		switch {
+		case !ok:
+			diffs = append(diffs, fmt.Sprintf("%s = %s, not in the vector", l.path, short(l.value)))
+		case v != l.value:
+			diffs = append(diffs, fmt.Sprintf("%s = %s, vector has %s", l.path, short(l.value), short(v)))
+		}
+	}
+	for _, l := range w {
+		if !seen[l.path] {
+			diffs = append(diffs, fmt.Sprintf("%s: vector has %s, the code makes none", l.path, short(l.value)))
+		}
+	}
+	return diffs
+}
+
+type jsonLeaf struct{ path, value string }
+
+// flatJSON lists v's leaves, as JSON, in the order encoding/json writes
+// them (struct field order).
+func flatJSON(t *testing.T, v any) []jsonLeaf {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var out []jsonLeaf
+	var walk func(path string)
+	walk = func(path string) {
+		tok, err := dec.Token()
 		if err != nil {
 			t.Fatal(err)
 		}
-		var tree any
-		if err := json.Unmarshal(b, &tree); err != nil {
+		switch tok {
+		case json.Delim('{'):
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					t.Fatal(err)
+				}
+				walk(strings.TrimPrefix(path+"."+k.(string), "."))
+			}
+		case json.Delim('['):
+			n := 0
+			for ; dec.More(); n++ {
+				walk(fmt.Sprintf("%s[%d]", path, n))
+			}
+			if n == 0 {
+				out = append(out, jsonLeaf{path, "[]"})
+			}
+		default:
+			lb, _ := json.Marshal(tok)
+			out = append(out, jsonLeaf{path, string(lb)})
+			return
+		}
+		if _, err := dec.Token(); err != nil { // the closing delimiter
 			t.Fatal(err)
 		}
-		out := make(map[string]string)
-		var walk func(p string, v any)
-		walk = func(p string, v any) {
-			switch v := v.(type) {
-			case map[string]any:
-				for k, c := range v {
-					walk(p+"."+k, c)
-				}
-			case []any:
-				for i, c := range v {
-					walk(fmt.Sprintf("%s[%d]", p, i), c)
-				}
-				if len(v) == 0 {
-					out[p] = "[]"
-				}
-			default:
-				b, _ := json.Marshal(v)
-				out[p] = string(b)
-			}
-		}
-		walk("", tree)
-		return out
 	}
-	g, w := flat(got), flat(want)
-	var diffs []string
-	for p, gv := range g {
-		wv, ok := w[p]
-		switch {
-		case !ok:
-			diffs = append(diffs, fmt.Sprintf("%s = %s, not in the vector", p[1:], gv))
-		case gv != wv:
-			diffs = append(diffs, fmt.Sprintf("%s = %s, vector has %s", p[1:], gv, wv))
-		}
+	walk("")
+	return out
+}
+
+// short cuts a long value for the log; the vector file has it whole.
+func short(v string) string {
+	if len(v) <= 72 {
+		return v
 	}
-	for p, wv := range w {
-		if _, ok := g[p]; !ok {
-			diffs = append(diffs, fmt.Sprintf("%s: vector has %s, the code makes none", p[1:], wv))
-		}
-	}
-	sort.Strings(diffs)
-	return diffs
+	return fmt.Sprintf("%s…(%d chars)", v[:64], len(v))
 }
