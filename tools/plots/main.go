@@ -33,20 +33,23 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("plots", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: plots FIGURE.json OUT.png")
-		fmt.Fprintln(fs.Output(), "Draws the time-to-discovery CDFs that TestGoals writes with PHRASEMEET_SIM_OUT.")
+	usage := func(w io.Writer) {
+		fmt.Fprintln(w, "usage: plots FIGURE.json OUT.png")
+		fmt.Fprintln(w, "Draws the time-to-discovery CDFs that TestGoals writes with PHRASEMEET_SIM_OUT.")
 	}
+	// Parse calls Usage on -h as well as on a mistake; printed below
+	// instead, so that help goes to stdout and a mistake to stderr, once.
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+			usage(stdout)
 			return 0
 		}
+		usage(stderr)
 		return 2
 	}
 	if fs.NArg() != 2 {
-		fs.Usage()
+		usage(stderr)
 		return 2
 	}
 	if err := render(fs.Arg(0), fs.Arg(1)); err != nil {

@@ -66,6 +66,16 @@ func TestRunUsage(t *testing.T) {
 		if tc.stderrHas != "" && !strings.Contains(stderr.String(), tc.stderrHas) {
 			t.Errorf("%q: stderr %q lacks %q", tc.args, stderr.String(), tc.stderrHas)
 		}
+		// Help goes to stdout only; a mistake to stderr only, once.
+		if tc.stderrHas == "" && stderr.Len() != 0 {
+			t.Errorf("%q: stderr %q, want nothing", tc.args, stderr.String())
+		}
+		if tc.stdoutHas == "" && stdout.Len() != 0 {
+			t.Errorf("%q: stdout %q, want nothing", tc.args, stdout.String())
+		}
+		if n := strings.Count(stdout.String()+stderr.String(), "usage: plots"); n > 1 {
+			t.Errorf("%q: usage printed %d times", tc.args, n)
+		}
 	}
 }
 
