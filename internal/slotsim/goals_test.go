@@ -18,9 +18,11 @@ import (
 // The issue's goals, each run for both profiles side by side. Every run
 // of `go test` checks them on a few seeds; PHRASEMEET_SIM=1 runs the full
 // report (more seeds, and the thousand-peer group), and
-// PHRASEMEET_SIM_OUT=dir writes it as Markdown and a PNG plot:
+// PHRASEMEET_SIM_OUT=dir writes it as Markdown and the data of the
+// plot, which the tool in tools/plots (a module of its own) draws:
 //
-//	PHRASEMEET_SIM=1 PHRASEMEET_SIM_OUT=docs go test -run TestGoals -v -timeout 60m ./internal/slotsim/
+//	PHRASEMEET_SIM=1 PHRASEMEET_SIM_OUT=/tmp/simout go test -run TestGoals -v -timeout 60m ./internal/slotsim/
+//	go -C tools/plots run . /tmp/simout/slots.json /tmp/simout/slots.png
 
 var profiles = []slotsim.Profile{slotsim.Default, slotsim.CanSync}
 
@@ -254,8 +256,8 @@ func TestGoals(t *testing.T) {
 	}
 }
 
-// writeReport writes slots.md (a Markdown table) and slots.png (the
-// time-to-discovery distributions) into dir.
+// writeReport writes slots.md (a Markdown table) and slots.json (the
+// time-to-discovery distributions, for tools/plots to draw) into dir.
 func writeReport(t *testing.T, dir string) {
 	report.Lock()
 	defer report.Unlock()
@@ -301,12 +303,12 @@ func writeReport(t *testing.T, dir string) {
 			panels = append(panels, pn)
 		}
 	}
-	var png bytes.Buffer
-	if err := slotsim.PlotCDF(&png, 1500, 520, panels...); err != nil {
+	var fig bytes.Buffer
+	if err := slotsim.WriteFigure(&fig, slotsim.Figure{Width: 1500, Height: 520, Panels: panels}); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "slots.png"), png.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "slots.json"), fig.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("wrote %s and %s", filepath.Join(dir, "slots.md"), filepath.Join(dir, "slots.png"))
+	t.Logf("wrote %s and %s", filepath.Join(dir, "slots.md"), filepath.Join(dir, "slots.json"))
 }

@@ -1,4 +1,4 @@
-package slotsim
+package main
 
 import (
 	"bytes"

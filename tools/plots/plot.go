@@ -1,4 +1,4 @@
-package slotsim
+package main
 
 import (
 	"errors"
@@ -26,29 +26,29 @@ type Series struct {
 	// Name is the legend label, e.g. "default" or "can-sync". Series
 	// with the same Name get the same colour in every panel, so a reader
 	// can follow one configuration across the grid.
-	Name string
+	Name string `json:"name"`
 	// Times has one sample per discovered pair, in any order.
-	Times []time.Duration
+	Times []time.Duration `json:"times_ns"`
 	// Total is the number of pairs that should have been discovered.
 	// It, not len(Times), is the denominator of the CDF, so pairs that
 	// were never discovered keep the curve below 1 instead of being
 	// silently dropped. Total < len(Times) is an error; a series with
 	// Total == 0 has nothing to show and is skipped.
-	Total int
+	Total int `json:"total"`
 }
 
 // Panel is one plot: the empirical CDF of each series' times, on a
 // shared log-scale time axis.
 type Panel struct {
 	// Title is drawn above the panel.
-	Title string
+	Title string `json:"title"`
 	// XMax is the right end of the x axis, normally the run's duration:
 	// a curve that is still below 1 there shows pairs that were not
 	// found within the run. Times above XMax are counted in Total but
 	// fall off the right edge.
-	XMax time.Duration
+	XMax time.Duration `json:"xmax_ns"`
 	// Series are the curves, drawn in order.
-	Series []Series
+	Series []Series `json:"series"`
 }
 
 // Geometry of the figure. The PNG is rendered at a fixed DPI so that
@@ -87,7 +87,7 @@ func PlotCDF(w io.Writer, width, height int, panels ...Panel) (err error) {
 	// into an error.
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("slotsim: PlotCDF: drawing failed: %v", r)
+			err = fmt.Errorf("PlotCDF: drawing failed: %v", r)
 		}
 	}()
 
@@ -101,7 +101,7 @@ func PlotCDF(w io.Writer, width, height int, panels ...Panel) (err error) {
 	for i, p := range panels {
 		pl, err := cdfPlot(p, colours)
 		if err != nil {
-			return fmt.Errorf("slotsim: PlotCDF: panel %d (%q): %w", i, p.Title, err)
+			return fmt.Errorf("PlotCDF: panel %d (%q): %w", i, p.Title, err)
 		}
 		grid[i/cols][i%cols] = pl
 	}
@@ -138,7 +138,7 @@ func PlotCDF(w io.Writer, width, height int, panels ...Panel) (err error) {
 	}
 
 	if _, err := (vgimg.PngCanvas{Canvas: canvas}).WriteTo(w); err != nil {
-		return fmt.Errorf("slotsim: PlotCDF: writing PNG: %w", err)
+		return fmt.Errorf("PlotCDF: writing PNG: %w", err)
 	}
 	return nil
 }
@@ -148,27 +148,27 @@ func PlotCDF(w io.Writer, width, height int, panels ...Panel) (err error) {
 // series rather than as a wrong picture.
 func validatePlot(width, height int, panels []Panel) error {
 	if len(panels) == 0 {
-		return errors.New("slotsim: PlotCDF: no panels")
+		return errors.New("PlotCDF: no panels")
 	}
 	if width <= 0 || height <= 0 {
-		return fmt.Errorf("slotsim: PlotCDF: size %dx%d: width and height must be positive", width, height)
+		return fmt.Errorf("PlotCDF: size %dx%d: width and height must be positive", width, height)
 	}
 	for i, p := range panels {
 		if p.XMax <= 0 {
-			return fmt.Errorf("slotsim: PlotCDF: panel %d (%q): XMax %v must be positive", i, p.Title, p.XMax)
+			return fmt.Errorf("PlotCDF: panel %d (%q): XMax %v must be positive", i, p.Title, p.XMax)
 		}
 		for _, s := range p.Series {
 			if s.Total < 0 {
-				return fmt.Errorf("slotsim: PlotCDF: panel %d (%q), series %q: Total %d is negative",
+				return fmt.Errorf("PlotCDF: panel %d (%q), series %q: Total %d is negative",
 					i, p.Title, s.Name, s.Total)
 			}
 			if s.Total < len(s.Times) {
-				return fmt.Errorf("slotsim: PlotCDF: panel %d (%q), series %q: Total %d is less than the %d times given",
+				return fmt.Errorf("PlotCDF: panel %d (%q), series %q: Total %d is less than the %d times given",
 					i, p.Title, s.Name, s.Total, len(s.Times))
 			}
 			for _, t := range s.Times {
 				if t < 0 {
-					return fmt.Errorf("slotsim: PlotCDF: panel %d (%q), series %q: negative time %v",
+					return fmt.Errorf("PlotCDF: panel %d (%q), series %q: negative time %v",
 						i, p.Title, s.Name, t)
 				}
 			}
