@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
@@ -131,8 +132,20 @@ func relayThrough(t *testing.T, relay, from, to host.Host) {
 	for _, a := range relay.Addrs() {
 		addrs = append(addrs, a.Encapsulate(circuit))
 	}
-	if err := from.Connect(ctx, peer.AddrInfo{ID: to.ID(), Addrs: addrs}); err != nil {
-		t.Fatalf("connecting through the relay: %v", err)
+	// Again until it works: the chat's own connector may have just failed
+	// a direct dial, and libp2p then backs off dialing that peer at all.
+	for {
+		if sw, ok := from.Network().(*swarm.Swarm); ok {
+			sw.Backoff().Clear(to.ID())
+		}
+		err = from.Connect(ctx, peer.AddrInfo{ID: to.ID(), Addrs: addrs})
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("connecting through the relay: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	for _, c := range from.Network().ConnsToPeer(to.ID()) {
 		if !isCircuit(c.RemoteMultiaddr()) {
