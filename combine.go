@@ -114,7 +114,7 @@ func (c *combined) Announce(ctx context.Context, rec Record) (Announcement, erro
 	if c.ctx.Err() != nil {
 		return nil, ErrClosed
 	}
-	a := &combinedAnnouncement{rec: rec.Clone()}
+	a := &combinedAnnouncement{rec: rec.Clone(), done: ctx.Done()}
 	var errs []error
 	for _, d := range c.members {
 		ma, err := d.Announce(ctx, rec)
@@ -152,6 +152,9 @@ func (c *combined) Close() error {
 
 type combinedAnnouncement struct {
 	members []Announcement
+	// done is the announcement's context's: once it has ended the
+	// announcement has, whether or not every member has noticed yet.
+	done <-chan struct{}
 
 	mu  sync.Mutex
 	rec Record
@@ -165,6 +168,11 @@ func (a *combinedAnnouncement) Record() Record {
 
 // Update updates every member's announcement; it fails only if all did.
 func (a *combinedAnnouncement) Update(ctx context.Context, rec Record) error {
+	select {
+	case <-a.done:
+		return ErrLeft
+	default:
+	}
 	var errs []error
 	for _, m := range a.members {
 		if err := m.Update(ctx, rec); err != nil {
