@@ -501,6 +501,11 @@ func (s *space) release() { <-s.lock }
 // cancelling it. A context that is never cancelled (context.Background)
 // keeps the record until Close.
 //
+// A host that listens on loopback only, on an adapter without
+// WithLoopback, has nothing others can dial: Advertise fails with an error
+// matching ErrNoAddrs, and opens nothing. A host with no address yet is
+// advertised (see ErrNoAddrs).
+//
 // The TTL returned is discovery.TTL's value bounded to [MinTTL, MaxTTL],
 // or the adapter's default (WithTTL). It is only a hint for when to call
 // again: nothing expires when it passes.

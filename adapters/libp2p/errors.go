@@ -17,7 +17,6 @@ var (
 	// ErrInvalidOption: an option or a Config field has a value the
 	// constructor refuses rather than silently replacing with a default.
 	ErrInvalidOption = errors.New("libp2padapter: invalid option")
-	// ErrStarted: Connector.Start was called a second time.
 	// ErrNoAddrs: the host has no address to publish once the address
 	// filter has run. Advertise returns it (wrapped, naming the
 	// namespace) when the host listens on loopback only and WithLoopback
@@ -28,6 +27,7 @@ var (
 	// its addresses may appear later and the record follows them; the
 	// adapter then logs this error once as a warning instead.
 	ErrNoAddrs = errors.New("libp2padapter: no address to publish")
+	// ErrStarted: Connector.Start was called a second time.
 	ErrStarted = errors.New("libp2padapter: already started")
 )
 

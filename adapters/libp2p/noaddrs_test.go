@@ -14,17 +14,25 @@ import (
 
 // A host on loopback only, without WithLoopback, has nothing to publish:
 // Advertise says so with ErrNoAddrs instead of publishing an empty record
-// that nobody can dial.
+// that nobody can dial, and opens no discoverer for it.
 func TestAdvertiseLoopbackOnlyFails(t *testing.T) {
 	ctx := testContext(t)
 	mem := discovery.NewMemory()
 	h := newHost(t, libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"))
-	a, err := libp2padapter.New(h, libp2padapter.MemoryOpener(mem))
+	opened := 0
+	open := func(ns string) (discovery.Discoverer, error) {
+		opened++
+		return libp2padapter.MemoryOpener(mem)(ns)
+	}
+	a, err := libp2padapter.New(h, open)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	_, err = a.Advertise(ctx, "ns")
+	if opened != 0 {
+		t.Errorf("a refused Advertise opened %d discoverers", opened)
+	}
 	if !errors.Is(err, libp2padapter.ErrNoAddrs) {
 		t.Fatalf("Advertise on a loopback-only host = %v, want ErrNoAddrs", err)
 	}
