@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -56,6 +57,10 @@ type Adapter struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// warnedNoAddrs is set once Advertise has warned of a host with no
+	// address to publish, so pubsub's repeated calls warn only once.
+	warnedNoAddrs atomic.Bool
 
 	// members is closed and replaced whenever a namespace's cache
 	// changes (MembersChanged).
@@ -496,6 +501,11 @@ func (s *space) release() { <-s.lock }
 // cancelling it. A context that is never cancelled (context.Background)
 // keeps the record until Close.
 //
+// A host that listens on loopback only, on an adapter without
+// WithLoopback, has nothing others can dial: Advertise fails with an error
+// matching ErrNoAddrs, and opens nothing. A host with no address yet is
+// advertised (see ErrNoAddrs).
+//
 // The TTL returned is discovery.TTL's value bounded to [MinTTL, MaxTTL],
 // or the adapter's default (WithTTL). It is only a hint for when to call
 // again: nothing expires when it passes.
@@ -509,6 +519,9 @@ func (a *Adapter) Advertise(ctx context.Context, ns string, opts ...coredisc.Opt
 		ttl = min(max(o.Ttl, MinTTL), MaxTTL)
 	}
 	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := a.checkAddrs(ns); err != nil {
 		return 0, err
 	}
 	s, err := a.lease(ns)
@@ -553,6 +566,31 @@ func (a *Adapter) Advertise(ctx context.Context, ns string, opts ...coredisc.Opt
 		}
 	}
 	return ttl, nil
+}
+
+// checkAddrs decides what Advertise does for a host with no address left
+// to publish. A host on loopback only, without WithLoopback, is a setup
+// mistake that waiting does not mend, so it fails with ErrNoAddrs, and
+// the fix in the message; it is checked before the namespace opens, so a
+// refused Advertise leaves nothing running. Any other host may still gain
+// addresses (a relay reservation, a listener coming up, addresses a
+// custom filter admits later) and the advertisement follows the host's
+// address changes, so it is advertised and the adapter warns once.
+// pubsub and util.Advertise retry a failed Advertise, so a loopback-only
+// host that later gains a relay address is advertised then.
+func (a *Adapter) checkAddrs(ns string) error {
+	raw := a.host.Addrs()
+	if len(a.cfg.filter.publish(raw)) > 0 {
+		return nil
+	}
+	if a.cfg.filter.loopbackOnly(raw) {
+		return fmt.Errorf("libp2padapter: advertising on %q: %w: the host listens on loopback only (WithLoopback, or Config.AllowLoopback, publishes loopback addresses)", ns, ErrNoAddrs)
+	}
+	if a.warnedNoAddrs.CompareAndSwap(false, true) {
+		a.cfg.logger.Warn("advertising a record without addresses until the host has some",
+			"namespace", ns, "host_addrs", len(raw), "err", ErrNoAddrs)
+	}
+	return nil
 }
 
 // announceFitting announces rec, dropping addresses from the end (the least

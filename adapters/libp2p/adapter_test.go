@@ -377,18 +377,29 @@ func TestAddressFilters(t *testing.T) {
 	hb := newHost(t)
 	watcher := newAdapter(t, hb, libp2padapter.MemoryOpener(mem), libp2padapter.WithFindWait(0))
 
-	// No WithLoopback: a host on loopback only publishes nothing.
+	// No WithLoopback: a host on loopback only has nothing to publish,
+	// and Advertise says so (TestAdvertiseLoopbackOnlyFails); a peer
+	// that publishes no address anyway is never returned.
 	plain, err := libp2padapter.New(ha, libp2padapter.MemoryOpener(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer plain.Close()
+	if _, err := plain.Advertise(ctx, "default"); !errors.Is(err, libp2padapter.ErrNoAddrs) {
+		t.Fatalf("loopback-only Advertise = %v, want ErrNoAddrs", err)
+	}
+	empty, err := libp2padapter.New(ha, libp2padapter.MemoryOpener(mem), libp2padapter.WithLoopback(),
+		libp2padapter.WithAddrFilter(func(ma.Multiaddr) bool { return false }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
 	events := subscribe(t, ctx, watcher, "default")
-	if _, err := plain.Advertise(ctx, "default"); err != nil {
+	if _, err := empty.Advertise(ctx, "default"); err != nil {
 		t.Fatal(err)
 	}
 	if e := awaitEvent(t, ctx, events, "A", isEvent(discovery.Found, ha.ID())); len(e.Peer.Addrs) != 0 {
-		t.Errorf("default filter published %q", e.Peer.Addrs)
+		t.Errorf("a filter refusing every address published %q", e.Peer.Addrs)
 	}
 	ch, err := watcher.FindPeers(ctx, "default")
 	if err != nil {

@@ -52,6 +52,27 @@ func (f addrFilter) allow(a ma.Multiaddr) bool {
 	return f.custom == nil || f.custom(a)
 }
 
+// loopbackOnly reports whether addrs has a loopback address, nothing
+// else that names a host (unspecified addresses name none), and the
+// filter leaves loopback out: a host that publishes nothing only because
+// WithLoopback is missing.
+func (f addrFilter) loopbackOnly(addrs []ma.Multiaddr) bool {
+	if f.loopback {
+		return false
+	}
+	found := false
+	for _, a := range addrs {
+		switch {
+		case len(a) == 0 || manet.IsIPUnspecified(a):
+		case manet.IsIPLoopback(a):
+			found = true
+		default:
+			return false
+		}
+	}
+	return found
+}
+
 // publish returns the addresses of addrs the filter allows, as strings,
 // without duplicates, ranked by kind (see rankAddr): the adapter trims a
 // record that does not fit from the end, so the least useful addresses go

@@ -29,7 +29,10 @@
 // the peer ID as the record's ID, the host's multiaddrs (filtered, see
 // [WithLoopback] and [WithAddrFilter]) as its Addrs, signed with the host's
 // identity key ([PeerIDScheme]: no other member of the group can announce
-// the host's peer ID). Other adapters in the
+// the host's peer ID). A host on loopback only, without [WithLoopback],
+// has nothing to publish and Advertise fails with [ErrNoAddrs]; a host
+// whose addresses may still come (a relay reservation) is advertised and
+// its record follows its addresses. Other adapters in the
 // namespace receive it as a Found event, keep it in a per-namespace cache,
 // and hand it to libp2p as a peer.AddrInfo from FindPeers.
 //

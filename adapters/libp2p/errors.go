@@ -17,6 +17,16 @@ var (
 	// ErrInvalidOption: an option or a Config field has a value the
 	// constructor refuses rather than silently replacing with a default.
 	ErrInvalidOption = errors.New("libp2padapter: invalid option")
+	// ErrNoAddrs: the host has no address to publish once the address
+	// filter has run. Advertise returns it (wrapped, naming the
+	// namespace) when the host listens on loopback only and WithLoopback
+	// is not set: such a record reaches nobody, and two such hosts would
+	// silently never meet. A host with no address yet (a private host
+	// waiting for its relay reservation, listeners not up), or whose
+	// every address a WithAddrFilter refuses, is still advertised, since
+	// its addresses may appear later and the record follows them; the
+	// adapter then logs this error once as a warning instead.
+	ErrNoAddrs = errors.New("libp2padapter: no address to publish")
 	// ErrStarted: Connector.Start was called a second time.
 	ErrStarted = errors.New("libp2padapter: already started")
 )

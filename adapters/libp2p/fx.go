@@ -74,6 +74,13 @@ type Config struct {
 	// AllowLoopback publishes loopback addresses (WithLoopback), for tests
 	// and programs on one machine.
 	AllowLoopback bool
+	// DiscoveryName, when set, provides the adapter as a
+	// core/discovery.Discovery named DiscoveryName (take it with the
+	// struct tag `name:"<DiscoveryName>"`) instead of an unnamed one, so
+	// an application that has a Discovery of its own (a DHT routing
+	// discovery, say) builds. The name may not contain a double quote,
+	// a backquote or a backslash. *Adapter is provided either way.
+	DiscoveryName string
 	// SlotOptions apply to every namespace's slot discoverer.
 	SlotOptions []slotdiscovery.Option
 	// AdapterOptions apply to the Adapter, after those Module derives from
@@ -122,7 +129,8 @@ func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 //   - Opener, the slot opener over the configured relays, which signs
 //     the host's entries with its identity key (see SlotOpener);
 //   - *Adapter and core/discovery.Discovery (the same adapter), for
-//     pubsub.WithDiscovery and the like, closed on stop;
+//     pubsub.WithDiscovery and the like, closed on stop; the Discovery is
+//     unnamed unless Config.DiscoveryName names it;
 //   - with AutoConnect, *Connector, started on start (after advertising
 //     the host in Config.Namespace) and closed on stop;
 //   - *Connectivity, from Config.Connectivity, with the adapter attached
@@ -165,13 +173,23 @@ func Module(cfg Config) fx.Option {
 		}
 		return g, nil
 	})
+	// A quote or backslash would end or escape the struct tag fx reads
+	// the name from: refuse it here rather than with fx's parse error.
+	if strings.ContainsAny(cfg.DiscoveryName, "\"`\\") {
+		return fx.Error(fmt.Errorf("%w: Config.DiscoveryName %q has a quote or backslash", ErrInvalidOption, cfg.DiscoveryName))
+	}
+	asDiscovery := any(func(a *Adapter) coredisc.Discovery { return a })
+	if cfg.DiscoveryName != "" {
+		asDiscovery = fx.Annotate(asDiscovery, fx.ResultTags(`name:"`+cfg.DiscoveryName+`"`))
+	}
 	opts := []fx.Option{
 		fx.Provide(
 			group,
 			func(h host.Host, c *pkarrclient.Client, g *slotdiscovery.Group) Opener {
 				return SlotOpener(h, c, g, cfg.SlotOptions...)
 			},
-			func(in adapterIn) (adapterOut, error) { return moduleAdapter(in, cfg) },
+			func(in adapterIn) (*Adapter, error) { return moduleAdapter(in, cfg) },
+			asDiscovery,
 			func() (*Connectivity, error) { return NewConnectivity(cfg.Connectivity...) },
 		),
 
@@ -224,12 +242,6 @@ type adapterIn struct {
 	Logger       *slog.Logger `optional:"true"`
 }
 
-type adapterOut struct {
-	fx.Out
-	Adapter   *Adapter
-	Discovery coredisc.Discovery
-}
-
 type connectorIn struct {
 	fx.In
 	Host    host.Host
@@ -262,7 +274,7 @@ func moduleClient(cfg Config) (*pkarrclient.Client, error) {
 	return c, nil
 }
 
-func moduleAdapter(in adapterIn, cfg Config) (adapterOut, error) {
+func moduleAdapter(in adapterIn, cfg Config) (*Adapter, error) {
 	var opts []Option
 	if cfg.AllowLoopback {
 		opts = append(opts, WithLoopback())
@@ -272,11 +284,11 @@ func moduleAdapter(in adapterIn, cfg Config) (adapterOut, error) {
 	}
 	a, err := New(in.Host, in.Opener, append(opts, cfg.AdapterOptions...)...)
 	if err != nil {
-		return adapterOut{}, err
+		return nil, err
 	}
 	in.Lifecycle.Append(fx.StopHook(a.Close))
 	in.Connectivity.Attach(a)
-	return adapterOut{Adapter: a, Discovery: a}, nil
+	return a, nil
 }
 
 // autoConnect advertises the host and runs the connector from start to

@@ -106,7 +106,7 @@ func TestModuleWithMemoryOpener(t *testing.T) {
 func TestModuleReplacedOpenerSkipsKDF(t *testing.T) {
 	ctx := testContext(t)
 	a := newApp(t, fx.NopLogger,
-		libp2padapter.Module(libp2padapter.Config{AutoConnect: true}),
+		libp2padapter.Module(libp2padapter.Config{AutoConnect: true, AllowLoopback: true}),
 		fx.Replace(libp2padapter.MemoryOpener(discovery.NewMemory())))
 	a.start(t, ctx)
 }

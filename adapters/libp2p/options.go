@@ -140,7 +140,8 @@ func WithClock(clk clockwork.Clock) Option {
 	}
 }
 
-// WithLogger sets where the adapter logs, at debug level only. It logs
+// WithLogger sets where the adapter logs: at debug level, and one warning
+// when Advertise finds no address to publish (ErrNoAddrs). It logs
 // namespaces, peer IDs and addresses, never key material. The default
 // discards.
 func WithLogger(l *slog.Logger) Option {
