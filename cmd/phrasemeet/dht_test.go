@@ -131,25 +131,25 @@ func TestBootstrapAddrs(t *testing.T) {
 }
 
 func TestHelpDescribesDHT(t *testing.T) {
-	_, _, stderr := runCLI(t, nil, "help")
+	_, stdout, _ := runCLI(t, nil, "help")
 	for _, want := range []string{"dht-node", "--dht adds the Mainline DHT", `"none" means no relay`, "$PHRASEMEET_BOOTSTRAP", "resolve --dht --relay none KEY"} {
-		if !strings.Contains(stderr, want) {
-			t.Errorf("help lacks %q:\n%s", want, stderr)
+		if !strings.Contains(stdout, want) {
+			t.Errorf("help lacks %q:\n%s", want, stdout)
 		}
 	}
 	for cmd, wants := range map[string][]string{
-		"publish":  {"-dht", "-bootstrap", "-dht-listen", "-dht-nodes-file", `"none": no relay, the DHT alone`},
-		"resolve":  {"-dht", "-bootstrap", "-most-recent", "--relay none: the DHT alone"},
-		"relay":    {"-dht", "-bootstrap", "passive DHT client"},
-		"dht-node": {"-listen", "-bootstrap", "-nodes-file", "-capacity", "-refresh-interval", `"none" for no node at all`},
+		"publish":  {"--dht", "--bootstrap", "--dht-listen", "--dht-nodes-file", `"none": no relay, the DHT alone`},
+		"resolve":  {"--dht", "--bootstrap", "--most-recent", "--relay none: the DHT alone"},
+		"relay":    {"--dht", "--bootstrap", "passive DHT client"},
+		"dht-node": {"--listen", "--bootstrap", "--nodes-file", "--capacity", "--refresh-interval", `"none" for no node at all`},
 	} {
-		code, _, stderr := runCLI(t, nil, cmd, "-h")
+		code, stdout, _ := runCLI(t, nil, cmd, "-h")
 		if code != 0 {
 			t.Errorf("%s -h: exit %d", cmd, code)
 		}
 		for _, want := range wants {
-			if !strings.Contains(stderr, want) {
-				t.Errorf("%s -h lacks %q:\n%s", cmd, want, stderr)
+			if !strings.Contains(stdout, want) {
+				t.Errorf("%s -h lacks %q:\n%s", cmd, want, stdout)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
@@ -35,24 +36,51 @@ func (r *repeatedFlag) Set(v string) error {
 	return nil
 }
 
-// newFlagSet returns a FlagSet that reports errors instead of exiting.
+// newFlagSet returns a FlagSet that reports errors instead of exiting and
+// prints its help, when asked for with -h or --help, to w.
 func newFlagSet(name, usage string, w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(w)
 	fs.Usage = func() {
 		fmt.Fprintf(w, "usage: phrasemeet %s %s\n\nflags:\n", name, usage)
-		fs.PrintDefaults()
+		printDefaults(fs)
 	}
 	return fs
 }
 
+// flagLine is the start of a flag's line in flag.PrintDefaults ("  -name"),
+// whose documented layout puts each usage text on lines of its own that
+// begin with a tab.
+var flagLine = regexp.MustCompile(`(?m)^  -`)
+
+// printDefaults prints fs's flags as flag.PrintDefaults does, but with the
+// two dashes users type (and gh, restic and age show): the flag package
+// accepts both, and one dash reads as a cluster of short options.
+func printDefaults(fs *flag.FlagSet) {
+	w := fs.Output()
+	var b strings.Builder
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(w)
+	io.WriteString(w, flagLine.ReplaceAllString(b.String(), "  --"))
+}
+
 // parseFlags parses args, allowing flags after positional arguments
 // ("resolve KEY --relay URL"), which the flag package alone does not.
+// The flag package's own messages are silenced: a mistake comes back as
+// an errUsage error for run to print, and the help is printed only when
+// asked for (flag.ErrHelp), not after every mistake.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	help, out := fs.Usage, fs.Output()
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	defer func() { fs.Usage = help; fs.SetOutput(out) }()
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(out)
+				help()
 				return nil, err
 			}
 			return nil, fmt.Errorf("%w: %v", errUsage, err)

@@ -103,12 +103,29 @@ func usageError(format string, args ...any) error {
 
 // run executes one command line and returns the exit status.
 func run(ctx context.Context, e env, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		// No command is a mistake, not a question: the usage goes
+		// where errors go.
 		printUsage(e.stderr)
-		if len(args) == 0 {
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		printUsage(e.stdout)
+		return 0
+	case "help":
+		// Asked for, help goes to stdout with status 0, as in gh and
+		// restic. "help CMD" is "CMD --help", so there is one text per
+		// command.
+		if len(args) == 1 {
+			printUsage(e.stdout)
+			return 0
+		}
+		if len(args) > 2 {
+			fmt.Fprintf(e.stderr, "phrasemeet help: want at most one command, got %d\n", len(args)-1)
 			return 2
 		}
-		return 0
+		args = []string{args[1], "--help"}
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
@@ -151,5 +168,5 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "slots and join read the passphrase from --passphrase-file, else $PHRASEMEET_PASSPHRASE,")
 	fmt.Fprintln(w, "else a prompt without echo; never from the command line.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run phrasemeet <command> -h for a command's flags.")
+	fmt.Fprintln(w, "Run phrasemeet help <command> (or phrasemeet <command> --help) for a command's flags.")
 }

@@ -78,7 +78,6 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{nil, 2, "usage: phrasemeet"},
-		{[]string{"help"}, 0, "commands:"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{[]string{"keygen"}, 2, "--out FILE is required"},
 		{[]string{"keygen", "--out", existing}, 1, "file exists"},
