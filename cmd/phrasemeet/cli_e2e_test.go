@@ -1,6 +1,7 @@
 package main
 
 import (
+	"debug/buildinfo"
 	"strings"
 	"testing"
 )
@@ -23,6 +24,40 @@ func TestProcessHelp(t *testing.T) {
 		code, stdout, stderr := cli(t, nil, tc.args...)
 		if code != 0 || stderr != "" || !strings.Contains(stdout, tc.want) {
 			t.Errorf("phrasemeet %q: exit %d, stdout %q, stderr %q; want exit 0 and %q on stdout only", tc.args, code, stdout, stderr, tc.want)
+		}
+	}
+}
+
+// TestProcessVersion runs the real binary: `version` and `--version`
+// print the module version and VCS revision its build recorded (read back
+// from the file, as `go version -m` does).
+func TestProcessVersion(t *testing.T) {
+	t.Parallel()
+	info, err := buildinfo.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"phrasemeet " + info.Main.Version, info.GoVersion, "revision unknown"}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" {
+			want[2] = "revision " + s.Value
+		}
+	}
+	var first string
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, stdout, stderr := cli(t, nil, args...)
+		if code != 0 || stderr != "" {
+			t.Errorf("phrasemeet %q: exit %d, stderr %q", args, code, stderr)
+		}
+		for _, w := range want {
+			if !strings.Contains(stdout, w) {
+				t.Errorf("phrasemeet %q printed %q, lacking %q", args, stdout, w)
+			}
+		}
+		if first == "" {
+			first = stdout
+		} else if stdout != first {
+			t.Errorf("version printed %q, --version %q", first, stdout)
 		}
 	}
 }

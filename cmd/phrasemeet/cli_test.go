@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -27,7 +29,7 @@ func TestHelpGoesToStdout(t *testing.T) {
 				t.Errorf("phrasemeet %q: exit %d, stdout %q, stderr %q; want exit 0 and the usage on stdout only", args, code, stdout, stderr)
 				continue
 			}
-			if !strings.Contains(stdout, "\n  --") {
+			if strings.Contains(stdout, "flags:") && !strings.Contains(stdout, "\n  --") {
 				t.Errorf("phrasemeet %q lists no --flag:\n%s", args, stdout)
 			}
 			if m := oneDashFlag.FindString(stdout); m != "" {
@@ -51,5 +53,79 @@ func TestHelpUnknownCommand(t *testing.T) {
 		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.want) {
 			t.Errorf("phrasemeet %q: exit %d, stdout %q, stderr %q; want exit 2 and %q", tc.args, code, stdout, stderr, tc.want)
 		}
+	}
+}
+
+// stamped is the build information of a binary built from a checkout with
+// uncommitted changes, as `go build` records it.
+var stamped = &debug.BuildInfo{
+	GoVersion: "go1.26.8",
+	Path:      "github.com/phrasemeet/discovery/cmd/phrasemeet",
+	Main:      debug.Module{Path: "github.com/phrasemeet/discovery", Version: "v0.4.1-0.20261207151849-58d8adc1e2f3+dirty"},
+	Settings: []debug.BuildSetting{
+		{Key: "-buildmode", Value: "exe"},
+		{Key: "vcs", Value: "git"},
+		{Key: "vcs.revision", Value: "58d8adc1e2f3a4b5c6d7e8f90123456789abcdef"},
+		{Key: "vcs.time", Value: "2026-12-07T15:18:49Z"},
+		{Key: "vcs.modified", Value: "true"},
+	},
+}
+
+// TestVersion: `version` and `--version` print one line on stdout with the
+// module version and the VCS revision the binary was built from, and say
+// so when the build recorded neither.
+func TestVersion(t *testing.T) {
+	noVCS := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "github.com/phrasemeet/discovery", Version: "(devel)"}}
+	clean := *stamped
+	clean.Settings = append([]debug.BuildSetting(nil), stamped.Settings...)
+	clean.Settings[len(clean.Settings)-1].Value = "false"
+	for _, tc := range []struct {
+		name   string
+		info   *debug.BuildInfo
+		ok     bool
+		want   []string
+		reject []string
+	}{
+		{"stamped", stamped, true, []string{
+			"phrasemeet v0.4.1-0.20261207151849-58d8adc1e2f3+dirty",
+			"revision 58d8adc1e2f3a4b5c6d7e8f90123456789abcdef",
+			"modified", "2026-12-07T15:18:49Z", "go1.26.8",
+		}, nil},
+		{"clean", &clean, true, []string{"revision 58d8adc1e2f3a4b5c6d7e8f90123456789abcdef"}, []string{"modified"}},
+		{"no VCS", noVCS, true, []string{"phrasemeet (devel)", "revision unknown", "go1.26.8"}, []string{"modified"}},
+		{"no build info", nil, false, []string{"phrasemeet", "version unknown"}, nil},
+	} {
+		for _, args := range [][]string{{"version"}, {"--version"}} {
+			e, out, errb := testEnv(t, nil, nil)
+			e.buildInfo = func() (*debug.BuildInfo, bool) { return tc.info, tc.ok }
+			code := run(context.Background(), e, args)
+			stdout := out.String()
+			if code != 0 || errb.Len() != 0 || strings.Count(stdout, "\n") != 1 || !strings.HasSuffix(stdout, "\n") {
+				t.Errorf("%s: phrasemeet %q: exit %d, stdout %q, stderr %q; want exit 0 and one line on stdout", tc.name, args, code, stdout, errb)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("%s: phrasemeet %q printed %q, lacking %q", tc.name, args, stdout, w)
+				}
+			}
+			for _, r := range tc.reject {
+				if strings.Contains(stdout, r) {
+					t.Errorf("%s: phrasemeet %q printed %q, which should not say %q", tc.name, args, stdout, r)
+				}
+			}
+		}
+	}
+}
+
+// TestVersionCommandLine: version takes no arguments, and has its help.
+func TestVersionCommandLine(t *testing.T) {
+	if code, _, stderr := runCLI(t, nil, "version", "extra"); code != 2 || !strings.Contains(stderr, `unexpected argument "extra"`) {
+		t.Errorf("phrasemeet version extra: exit %d, stderr %q; want exit 2", code, stderr)
+	}
+	if code, stdout, stderr := runCLI(t, nil, "help", "version"); code != 0 || stderr != "" || !strings.Contains(stdout, "usage: phrasemeet version") {
+		t.Errorf("phrasemeet help version: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if _, stdout, _ := runCLI(t, nil, "help"); !strings.Contains(stdout, "version") {
+		t.Errorf("phrasemeet help does not list version:\n%s", stdout)
 	}
 }

@@ -42,8 +42,13 @@ func newFlagSet(name, usage string, w io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(w)
 	fs.Usage = func() {
-		fmt.Fprintf(w, "usage: phrasemeet %s %s\n\nflags:\n", name, usage)
-		printDefaults(fs)
+		fmt.Fprintln(w, strings.TrimRight("usage: phrasemeet "+name+" "+usage, " "))
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprint(w, "\nflags:\n")
+			printDefaults(fs)
+		}
 	}
 	return fs
 }

@@ -15,6 +15,8 @@
 //	dht-node  run a full Mainline DHT node that stores records for others
 //	slots     show a passphrase group's slots: their keys and who is in them
 //	join      announce this peer to a passphrase group and print who is found
+//	version   print this binary's module version and VCS revision (also --version)
+//	help      print the commands, or with a command its flags (also -h, --help)
 //
 // slots and join take the passphrase from --passphrase-file PATH, else
 // PHRASEMEET_PASSPHRASE, else a prompt without echo on the terminal; never
@@ -39,6 +41,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -58,6 +61,9 @@ type env struct {
 	// resolver looks up DHT bootstrap host names; nil means the system's.
 	// Tests pass one that refuses, proving no DNS is asked.
 	resolver pkarrclient.HostResolver
+	// buildInfo reports how the binary was built; nil means
+	// debug.ReadBuildInfo. Tests pass the stamps of other builds.
+	buildInfo func() (*debug.BuildInfo, bool)
 }
 
 func (e env) listenPacket(network, addr string) (net.PacketConn, error) {
@@ -83,6 +89,7 @@ func commands() []command {
 		{"dht-node", "run a full Mainline DHT node that stores records for others", runDHTNode},
 		{"slots", "show a passphrase group's slots: their keys and who is in them", runSlots},
 		{"join", "announce this peer to a passphrase group and print who is found", runJoin},
+		{"version", "print this binary's module version and VCS revision (also --version)", runVersion},
 	}
 }
 
@@ -113,6 +120,8 @@ func run(ctx context.Context, e env, args []string) int {
 	case "-h", "-help", "--help":
 		printUsage(e.stdout)
 		return 0
+	case "--version", "-version":
+		args = []string{"version"}
 	case "help":
 		// Asked for, help goes to stdout with status 0, as in gh and
 		// restic. "help CMD" is "CMD --help", so there is one text per
@@ -159,6 +168,7 @@ func printUsage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s  %s\n", c.name, c.summary)
 	}
+	fmt.Fprintf(w, "  %-8s  %s\n", "help", "print this text, or with a command its flags (also -h, --help)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Relays come from --relay URL, else $PHRASEMEET_RELAYS, else the public relays;")
 	fmt.Fprintln(w, `"none" means no relay. --dht adds the Mainline DHT (all but demo and dht-node);`)
