@@ -61,3 +61,22 @@ func TestProcessVersion(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessUnknownFlag runs the real binary: an unknown flag is exit 2
+// and one line on stderr that names it and points to -h.
+func TestProcessUnknownFlag(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"publish", "--secret", "k"}, "--secret"},
+		{[]string{"--verbose", "resolve"}, "--verbose"},
+	} {
+		code, stdout, stderr := cli(t, nil, tc.args...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, "unknown flag "+tc.flag) || !strings.Contains(stderr, " -h") {
+			t.Errorf("phrasemeet %q: exit %d, stdout %q, stderr %q; want exit 2 naming %s and -h", tc.args, code, stdout, stderr, tc.flag)
+		}
+		assertCleanError(t, stderr)
+	}
+}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"regexp"
 	"runtime/debug"
 	"strings"
@@ -127,5 +129,102 @@ func TestVersionCommandLine(t *testing.T) {
 	}
 	if _, stdout, _ := runCLI(t, nil, "help"); !strings.Contains(stdout, "version") {
 		t.Errorf("phrasemeet help does not list version:\n%s", stdout)
+	}
+}
+
+// TestUnknownFlag: a flag the command does not have is a wrong command
+// line (exit 2) told in one line on stderr that names the flag the way
+// help lists it and points to the command's -h, not the whole usage.
+func TestUnknownFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"keygen", "--bogus"}, []string{"phrasemeet keygen: unknown flag --bogus", "phrasemeet keygen -h"}},
+		{[]string{"resolve", "yg4gxe7z1r7mr6orids9fh95y7gxhdsxjqi6nngsxxtakqaxr5no", "-x=1"}, []string{"unknown flag -x", "phrasemeet resolve -h"}},
+		{[]string{"keygen", "-bogus"}, []string{"unknown flag --bogus", "phrasemeet keygen -h"}},
+		{[]string{"relay", "--listen", "127.0.0.1:0", "--circut-listen", "/ip4/127.0.0.1/tcp/0"}, []string{"unknown flag --circut-listen", "phrasemeet relay -h"}},
+		{[]string{"version", "--short"}, []string{"unknown flag --short", "phrasemeet version -h"}},
+		{[]string{"--bogus"}, []string{"phrasemeet: unknown flag --bogus", "phrasemeet -h"}},
+		{[]string{"-v"}, []string{"unknown flag -v", "phrasemeet -h"}},
+		// The name comes from the user: shown quoted, on the same line.
+		{[]string{"keygen", "--a\nb"}, []string{`unknown flag "--a\nb"`}},
+		// Other mistakes the flag package finds read the same way.
+		{[]string{"keygen", "--out"}, []string{"flag --out needs a value", "phrasemeet keygen -h"}},
+		{[]string{"resolve", "--most-recent=maybe", "yg4gxe7z1r7mr6orids9fh95y7gxhdsxjqi6nngsxxtakqaxr5no"}, []string{`invalid value "maybe" for --most-recent`, "phrasemeet resolve -h"}},
+		{[]string{"dht-node", "--capacity", "lots"}, []string{`invalid value "lots" for --capacity`, "phrasemeet dht-node -h"}},
+	} {
+		code, stdout, stderr := runCLI(t, nil, tc.args...)
+		if code != 2 || stdout != "" {
+			t.Errorf("phrasemeet %q: exit %d, stdout %q; want exit 2 and nothing on stdout", tc.args, code, stdout)
+		}
+		if lines := strings.Count(stderr, "\n"); lines < 1 || lines > 3 || !strings.HasSuffix(stderr, "\n") {
+			t.Errorf("phrasemeet %q: stderr has %d lines, want 1 to 3: %q", tc.args, lines, stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("phrasemeet %q: stderr %q lacks %q", tc.args, stderr, w)
+			}
+		}
+		if strings.Contains(stderr, "usage:") || strings.Contains(stderr, "flag provided") {
+			t.Errorf("phrasemeet %q: stderr %q is the flag package's text, not ours", tc.args, stderr)
+		}
+	}
+}
+
+// FuzzParseFlags: whatever the command line, parsing returns (never
+// panics), a mistake is a usage error told on one line, and nothing is
+// printed unless help was asked for.
+func FuzzParseFlags(f *testing.F) {
+	for _, s := range []string{
+		"--bogus", "-x=1", "--out", "--n=abc", "--b=maybe", "KEY\x00--list\x00a,b\x00--\x00--list",
+		"---x", "-=x", "--a\nb", "-h", "--help", "--out=\x00-b", "--list=\x00--list", "\x00\x00-",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		var out strings.Builder
+		fs := newFlagSet("x", "[flags]", &out)
+		fs.String("out", "", "")
+		fs.Bool("b", false, "")
+		fs.Int("n", 0, "")
+		var l listFlag
+		fs.Var(&l, "list", "")
+		_, err := parseFlags(fs, strings.Split(line, "\x00"))
+		switch {
+		case err == nil:
+		case errors.Is(err, flag.ErrHelp):
+			return
+		case !errors.Is(err, errUsage):
+			t.Fatalf("%q: %v is not a usage error", line, err)
+		case strings.ContainsAny(err.Error(), "\n\r"):
+			t.Fatalf("%q: error %q is not one line", line, err)
+		case !strings.Contains(err.Error(), "phrasemeet x -h"):
+			t.Fatalf("%q: error %q does not point to -h", line, err)
+		}
+		if out.Len() != 0 {
+			t.Fatalf("%q: printed %q without being asked for help", line, out.String())
+		}
+	})
+}
+
+// refusingFlag is a flag whose Set fails with a message over several
+// lines, as a parser's error quoting its input may.
+type refusingFlag struct{}
+
+func (refusingFlag) String() string { return "" }
+func (refusingFlag) Set(v string) error {
+	return errors.New("no\r\nnot " + v + "\x1b[2J")
+}
+
+// TestFlagErrorOneLine: whatever a flag's Set method says, the error is
+// one line on the terminal, with no control characters.
+func TestFlagErrorOneLine(t *testing.T) {
+	fs := newFlagSet("x", "", &strings.Builder{})
+	fs.Var(refusingFlag{}, "size", "")
+	_, err := parseFlags(fs, []string{"--size", "a\nb"})
+	if err == nil || strings.IndexFunc(err.Error(), func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0 ||
+		!strings.Contains(err.Error(), "--size") {
+		t.Fatalf("error %q: want one line naming --size without control characters", err)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
 )
@@ -88,7 +90,7 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 				help()
 				return nil, err
 			}
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
+			return nil, usageError("%s (see phrasemeet %s -h)", flagProblem(err.Error()), fs.Name())
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -100,6 +102,55 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
+}
+
+// invalidFlagValue is the flag package's message for a value a flag's
+// type refuses (strconv's, or its Set method's, error last).
+var invalidFlagValue = regexp.MustCompile(`(?s)^invalid (?:boolean )?value ("(?:[^"\\]|\\.)*") for (?:flag )?-([^:]+): (.*)$`)
+
+// flagProblem rewords a flag package error the way help lists flags, with
+// two dashes, and on one line: the flag package prints "-name" whichever
+// way it was typed, and the name and value come from the user.
+func flagProblem(msg string) string {
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return "unknown flag " + flagName(name)
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return "flag " + flagName(name) + " needs a value"
+	}
+	if arg, ok := strings.CutPrefix(msg, "bad flag syntax: "); ok {
+		return "bad flag syntax " + strconv.Quote(arg)
+	}
+	if m := invalidFlagValue.FindStringSubmatch(msg); m != nil {
+		return noControls(fmt.Sprintf("invalid value %s for %s: %s", m[1], flagName(m[2]), m[3]))
+	}
+	return noControls(msg)
+}
+
+// noControls keeps a message on one line whatever a flag's Set method put
+// in its error: control characters (newlines, carriage returns, escapes)
+// become spaces.
+func noControls(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// flagName is "--name" (or "-x" for a one-letter name, as short options
+// are written), quoted when the name holds anything but letters, digits,
+// '-', '_' and '.', so that what a user typed cannot break the error line.
+func flagName(name string) string {
+	dashes := "--"
+	if len(name) == 1 {
+		dashes = "-"
+	}
+	if name != "" && strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" {
+		return dashes + name
+	}
+	return strconv.Quote(dashes + name)
 }
 
 // relayURLs returns the relays named on the command line, else those in

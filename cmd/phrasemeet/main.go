@@ -154,6 +154,13 @@ func run(ctx context.Context, e env, args []string) int {
 			return 1
 		}
 	}
+	if len(args[0]) > 1 && strings.HasPrefix(args[0], "-") {
+		// The command comes first; phrasemeet itself has no flags but
+		// -h and --version.
+		name, _, _ := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+		fmt.Fprintf(e.stderr, "phrasemeet: unknown flag %s (see phrasemeet -h)\n", flagName(name))
+		return 2
+	}
 	fmt.Fprintf(e.stderr, "phrasemeet: unknown command %q (run phrasemeet help)\n", args[0])
 	return 2
 }
