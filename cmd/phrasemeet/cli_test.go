@@ -18,7 +18,7 @@ var oneDashFlag = regexp.MustCompile(`(?m)^\s+-[^-\s]`)
 // to standard output (where `| less` finds it) and the exit status is 0;
 // every flag is listed with the two dashes users type.
 func TestHelpGoesToStdout(t *testing.T) {
-	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}} {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"help", "help"}, {"help", "-h"}, {"help", "--help"}} {
 		code, stdout, stderr := runCLI(t, nil, args...)
 		if code != 0 || stderr != "" || !strings.Contains(stdout, "commands:") {
 			t.Errorf("phrasemeet %q: exit %d, stdout %q, stderr %q; want exit 0 and the command list on stdout only", args, code, stdout, stderr)
@@ -121,8 +121,10 @@ func TestVersion(t *testing.T) {
 
 // TestVersionCommandLine: version takes no arguments, and has its help.
 func TestVersionCommandLine(t *testing.T) {
-	if code, _, stderr := runCLI(t, nil, "version", "extra"); code != 2 || !strings.Contains(stderr, `unexpected argument "extra"`) {
-		t.Errorf("phrasemeet version extra: exit %d, stderr %q; want exit 2", code, stderr)
+	for _, args := range [][]string{{"version", "extra"}, {"--version", "extra"}} {
+		if code, _, stderr := runCLI(t, nil, args...); code != 2 || !strings.Contains(stderr, `unexpected argument "extra"`) {
+			t.Errorf("phrasemeet %q: exit %d, stderr %q; want exit 2", args, code, stderr)
+		}
 	}
 	if code, stdout, stderr := runCLI(t, nil, "help", "version"); code != 0 || stderr != "" || !strings.Contains(stdout, "usage: phrasemeet version") {
 		t.Errorf("phrasemeet help version: exit %d, stdout %q, stderr %q", code, stdout, stderr)

@@ -121,12 +121,12 @@ func run(ctx context.Context, e env, args []string) int {
 		printUsage(e.stdout)
 		return 0
 	case "--version", "-version":
-		args = []string{"version"}
+		args = append([]string{"version"}, args[1:]...)
 	case "help":
 		// Asked for, help goes to stdout with status 0, as in gh and
 		// restic. "help CMD" is "CMD --help", so there is one text per
 		// command.
-		if len(args) == 1 {
+		if len(args) == 1 || args[1] == "help" || args[1] == "-h" || args[1] == "-help" || args[1] == "--help" {
 			printUsage(e.stdout)
 			return 0
 		}
