@@ -62,7 +62,7 @@ type demoConfig struct {
 }
 
 func runDemo(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet("demo", "[--peers N] [--profile default|can-sync] [--relayed] [--json] [--timeout D]", e.stderr)
+	fs := newFlagSet("demo", "[--peers N] [--profile default|can-sync] [--relayed] [--json] [--timeout D]", e.stdout)
 	var cfg demoConfig
 	fs.IntVar(&cfg.peers, "peers", 3, "how many libp2p hosts meet (2 to 32)")
 	prof := fs.String("profile", string(profileDefault), "rendezvous profile: default (sealed entries, Argon2id keys) or can-sync (can-sync's own wire, with a shortened schedule)")

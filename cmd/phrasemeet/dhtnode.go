@@ -27,7 +27,7 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("dht-node", "[--listen ADDR] [--bootstrap HOST:PORT,...|none] [--nodes-file PATH] [--capacity N] [--refresh-interval D] [--source-limit N]\n\n"+
 		"Runs a full Mainline DHT node that answers queries and stores records for others. Once it serves it prints\n"+
 		"one line, \"dht-node listening on ADDR\"; it stops on SIGINT or SIGTERM. Give the first node of a private\n"+
-		"network --bootstrap none and the others --bootstrap with its address.", e.stderr)
+		"network --bootstrap none and the others --bootstrap with its address.", e.stdout)
 	listen := fs.String("listen", ":6881", "UDP address to listen on; other nodes must be able to reach it")
 	var f dhtFlags
 	f.on = true

@@ -8,7 +8,7 @@ import (
 )
 
 func runKeygen(_ context.Context, e env, args []string) error {
-	fs := newFlagSet("keygen", "--out FILE", e.stderr)
+	fs := newFlagSet("keygen", "--out FILE", e.stdout)
 	out := fs.String("out", "", "write the secret seed to this new file (mode 0600; never overwritten)")
 	rest, err := parseFlags(fs, args)
 	if err != nil {

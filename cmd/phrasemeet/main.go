@@ -15,6 +15,8 @@
 //	dht-node  run a full Mainline DHT node that stores records for others
 //	slots     show a passphrase group's slots: their keys and who is in them
 //	join      announce this peer to a passphrase group and print who is found
+//	version   print this binary's module version and VCS revision (also --version)
+//	help      print the commands, or with a command its flags (also -h, --help)
 //
 // slots and join take the passphrase from --passphrase-file PATH, else
 // PHRASEMEET_PASSPHRASE, else a prompt without echo on the terminal; never
@@ -39,6 +41,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -58,6 +61,9 @@ type env struct {
 	// resolver looks up DHT bootstrap host names; nil means the system's.
 	// Tests pass one that refuses, proving no DNS is asked.
 	resolver pkarrclient.HostResolver
+	// buildInfo reports how the binary was built; nil means
+	// debug.ReadBuildInfo. Tests pass the stamps of other builds.
+	buildInfo func() (*debug.BuildInfo, bool)
 }
 
 func (e env) listenPacket(network, addr string) (net.PacketConn, error) {
@@ -83,6 +89,7 @@ func commands() []command {
 		{"dht-node", "run a full Mainline DHT node that stores records for others", runDHTNode},
 		{"slots", "show a passphrase group's slots: their keys and who is in them", runSlots},
 		{"join", "announce this peer to a passphrase group and print who is found", runJoin},
+		{"version", "print this binary's module version and VCS revision (also --version)", runVersion},
 	}
 }
 
@@ -103,12 +110,31 @@ func usageError(format string, args ...any) error {
 
 // run executes one command line and returns the exit status.
 func run(ctx context.Context, e env, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		// No command is a mistake, not a question: the usage goes
+		// where errors go.
 		printUsage(e.stderr)
-		if len(args) == 0 {
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		printUsage(e.stdout)
+		return 0
+	case "--version", "-version":
+		args = append([]string{"version"}, args[1:]...)
+	case "help":
+		// Asked for, help goes to stdout with status 0, as in gh and
+		// restic. "help CMD" is "CMD --help", so there is one text per
+		// command.
+		if len(args) == 1 || args[1] == "help" || args[1] == "-h" || args[1] == "-help" || args[1] == "--help" {
+			printUsage(e.stdout)
+			return 0
+		}
+		if len(args) > 2 {
+			fmt.Fprintf(e.stderr, "phrasemeet help: want at most one command, got %d\n", len(args)-1)
 			return 2
 		}
-		return 0
+		args = []string{args[1], "--help"}
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
@@ -128,6 +154,13 @@ func run(ctx context.Context, e env, args []string) int {
 			return 1
 		}
 	}
+	if len(args[0]) > 1 && strings.HasPrefix(args[0], "-") {
+		// The command comes first; phrasemeet itself has no flags but
+		// -h and --version.
+		name, _, _ := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+		fmt.Fprintf(e.stderr, "phrasemeet: unknown flag %s (see phrasemeet -h)\n", flagName(name))
+		return 2
+	}
 	fmt.Fprintf(e.stderr, "phrasemeet: unknown command %q (run phrasemeet help)\n", args[0])
 	return 2
 }
@@ -142,6 +175,7 @@ func printUsage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-8s  %s\n", c.name, c.summary)
 	}
+	fmt.Fprintf(w, "  %-8s  %s\n", "help", "print this text, or with a command its flags (also -h, --help)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Relays come from --relay URL, else $PHRASEMEET_RELAYS, else the public relays;")
 	fmt.Fprintln(w, `"none" means no relay. --dht adds the Mainline DHT (all but demo and dht-node);`)
@@ -151,5 +185,5 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "slots and join read the passphrase from --passphrase-file, else $PHRASEMEET_PASSPHRASE,")
 	fmt.Fprintln(w, "else a prompt without echo; never from the command line.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run phrasemeet <command> -h for a command's flags.")
+	fmt.Fprintln(w, "Run phrasemeet help <command> (or phrasemeet <command> --help) for a command's flags.")
 }

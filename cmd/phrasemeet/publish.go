@@ -11,7 +11,7 @@ import (
 )
 
 func runPublish(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet("publish", "--secret-file FILE [--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] --txt NAME=VALUE... [--record RR]... [--ttl S]", e.stderr)
+	fs := newFlagSet("publish", "--secret-file FILE [--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] --txt NAME=VALUE... [--record RR]... [--ttl S]", e.stdout)
 	secretFile := fs.String("secret-file", "", "secret key file (from phrasemeet keygen)")
 	var relays listFlag
 	fs.Var(&relays, "relay", `relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays; "none": no relay, the DHT alone)`)

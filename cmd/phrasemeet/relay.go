@@ -46,7 +46,7 @@ type relayFlags struct {
 
 func runRelay(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("relay", "[--listen ADDR] [--store PATH|memory] [--dht [--bootstrap HOST:PORT]...] "+
-		"[--circuit-listen MULTIADDR... [--circuit-key FILE]] [flags]", e.stderr)
+		"[--circuit-listen MULTIADDR... [--circuit-key FILE]] [flags]", e.stdout)
 	var f relayFlags
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:6881", "address to listen on")
 	fs.StringVar(&f.store, "store", "memory", `packet store: a bbolt file PATH (created if missing), or "memory"`)

@@ -9,7 +9,7 @@ import (
 )
 
 func runResolve(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet("resolve", "[--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] [--most-recent] KEY", e.stderr)
+	fs := newFlagSet("resolve", "[--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] [--most-recent] KEY", e.stdout)
 	var relays listFlag
 	fs.Var(&relays, "relay", `relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays; "none": no relay, the DHT alone)`)
 	dhtf := addDHTFlags(fs, "look in the Mainline DHT too, alongside the relays (--relay none: the DHT alone)")

@@ -56,7 +56,7 @@ func runSlots(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	fs := newFlagSet("slots", "[--profile default|can-sync] [--keys-only] [--json] [--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] "+
-		"[--app NAME] [--namespace NAME] [--slots N] [--passphrase-file PATH]", e.stderr)
+		"[--app NAME] [--namespace NAME] [--slots N] [--passphrase-file PATH]", e.stdout)
 	keysOnly := fs.Bool("keys-only", false, "print each slot's index and public key, and touch no network")
 	asJSON := fs.Bool("json", false, `print one JSON object per slot and line: {"index","key","state","packet","age_seconds","members":[{"id","addrs","state","seen","age_seconds"}],"time"}; `+
 		`with --keys-only just {"index","key"}`)
