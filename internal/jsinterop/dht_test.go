@@ -235,17 +235,38 @@ func TestDHTOursPublishesJSResolves(t *testing.T) {
 
 	sk := secretKey(t, seed(t, "go"))
 	p := goPacket(t, sk, pkarrclient.Now())
-	receipt, err := client.Publish(opContext(t), p)
-	if err != nil {
-		t.Fatalf("our DHT client publishing: %v", err)
-	}
-	t.Logf("our publish was stored by %d nodes", receipt.DHTNodes)
-
-	held := probeGet(t, js, "r", sk.PublicKey(), m.all())
-	for _, a := range m.all() {
-		if h := held[a]; h == nil || h.Seq != ts(p.Timestamp()) || !h.Valid {
-			t.Errorf("node %s holds %+v after our publish; want seq %s, valid", a, h, ts(p.Timestamp()))
+	// What is tested is that bittorrent-dht's node (the control) takes our
+	// put. On a loaded machine a publish can miss a node whose token
+	// request timed out (seen in CI: stored by 3 nodes, the control not
+	// among them); a client publishes again, and so does this test, at
+	// most three times.
+	var held map[string]*stored
+	for attempt := 1; ; attempt++ {
+		receipt, err := client.Publish(opContext(t), p)
+		if err != nil {
+			t.Fatalf("our DHT client publishing: %v", err)
 		}
+		t.Logf("our publish %d was stored by %d nodes", attempt, receipt.DHTNodes)
+		held = probeGet(t, js, "r", sk.PublicKey(), m.all())
+		if h := held[m.control.Addr]; (h != nil && h.Valid) || attempt == 3 {
+			break
+		}
+	}
+	if h := held[m.control.Addr]; h == nil || h.Seq != ts(p.Timestamp()) || !h.Valid {
+		t.Errorf("bittorrent-dht's node %s holds %+v after our publish; want seq %s, valid", m.control.Addr, h, ts(p.Timestamp()))
+	}
+	ours := 0
+	for _, a := range m.nw.Addrs() {
+		switch h := held[a]; {
+		case h == nil:
+		case h.Seq != ts(p.Timestamp()) || !h.Valid:
+			t.Errorf("our node %s holds %+v after our publish; want seq %s, valid", a, h, ts(p.Timestamp()))
+		default:
+			ours++
+		}
+	}
+	if ours == 0 {
+		t.Errorf("none of our nodes holds our publish")
 	}
 
 	var res struct {
