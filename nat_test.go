@@ -209,6 +209,12 @@ func (w *natWorld) identify(chats ...*natChat) {
 	}
 }
 
+// who matches how the other chats' status lines show c: by nick once
+// they know it, before that by the end of its ID.
+func (c *natChat) who() string {
+	return `(?:` + regexp.QuoteMeta(c.name) + `|` + regexp.QuoteMeta(c.short) + `)`
+}
+
 // sees waits until c has a here line for other, and returns when it came.
 func (c *natChat) sees(other *natChat) time.Time {
 	_, at := c.WaitLineAt(proctest.Stdout, regexp.MustCompile(`^\* `+other.name+` (joined|is here) \(`+other.id+`\)$`), natTimeout)
@@ -224,8 +230,9 @@ func (c *natChat) hears(other *natChat, line string) time.Time {
 // direct waits until c reports a direct link to other, and returns when
 // and whether it came by a hole punch.
 func (c *natChat) direct(other *natChat) (time.Time, bool) {
-	m, at := c.WaitLineAt(proctest.Stderr, regexp.MustCompile(`^-- (?:connected to `+regexp.QuoteMeta(other.short)+
-		` \((?:we|they) dialed, direct\)|direct link to `+regexp.QuoteMeta(other.short)+`(: hole punched)?)`), natTimeout)
+	who := other.who()
+	m, at := c.WaitLineAt(proctest.Stderr, regexp.MustCompile(`^-- (?:connected to `+who+
+		` \((?:we|they) dialed, direct\)|direct link to `+who+`(: hole punched)?)`), natTimeout)
 	return at, m[1] != ""
 }
 
@@ -347,7 +354,7 @@ func TestNATSymmetricStaysRelayed(t *testing.T) {
 		// The relay cuts the connection at its limit; the chats are back
 		// through it, and talk both ways.
 		for _, c := range [][2]*natChat{{ann, bob}, {bob, ann}} {
-			c[0].WaitLine(proctest.Stderr, regexp.MustCompile(`^-- lost contact with `+regexp.QuoteMeta(c[1].short)+`, retrying quietly$`), natTimeout)
+			c[0].WaitLine(proctest.Stderr, regexp.MustCompile(`^-- lost contact with `+c[1].who()+`, retrying quietly$`), natTimeout)
 		}
 		bob.Say("still there after the relay's limit")
 		ann.hears(bob, "still there after the relay's limit")

@@ -60,7 +60,8 @@ func runJoin(ctx context.Context, e env, args []string) error {
 	var addrs repeatedFlag
 	fs.Var(&addrs, "addr", "an address to announce, in order of preference (repeatable; default profile only)")
 	asJSON := fs.Bool("json", false, `print one JSON object per line, and no status lines on standard error (warnings and errors still go there): `+
-		`{"event":"announced"|"claimed"|"found"|"updated"|"lost"|"left","id","addrs","source","time"}; "claimed" (default profile) adds "slot"`)
+		`{"event":"announced"|"claimed"|"found"|"updated"|"lost"|"left","id","addrs","source","time"}; "claimed" (default profile) adds "slot", `+
+		`"announced" adds "profile" and (default profile) the group's "fingerprint"`)
 	grpf := addGroupFlags(fs)
 	passf := addPassphraseFlags(fs)
 	scan := fs.Duration("scan-interval", 0, "steady scan period (default: the profile's); for experiments and tests, every real group should keep the default")
@@ -138,6 +139,11 @@ func runJoin(ctx context.Context, e env, args []string) error {
 			return err
 		}
 		clear(pass)
+		// A typo in the passphrase joins another group, silently empty:
+		// reading fingerprints to each other is how people notice.
+		if !*asJSON {
+			fmt.Fprintf(e.stderr, "group fingerprint %s (the others should see the same; if not, the passphrase, --app or --namespace differs)\n", group.Fingerprint())
+		}
 	}
 
 	backends, dht, err := clientBackends(e, relays, dhtf)
@@ -190,7 +196,11 @@ func runJoin(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	out := newEventPrinter(e.stdout, e.stderr, *asJSON)
-	out.announced(rec, pr)
+	fingerprint := ""
+	if group != nil {
+		fingerprint = group.Fingerprint()
+	}
+	out.announced(rec, pr, fingerprint)
 
 	var slotTick <-chan time.Time
 	holder, _ := d.(slotHolder)
@@ -354,7 +364,10 @@ type jsonEvent struct {
 	Addrs   []string `json:"addrs"`
 	Source  string   `json:"source,omitempty"`
 	Profile string   `json:"profile,omitempty"`
-	Meta    []byte   `json:"meta,omitempty"`
+	// Fingerprint is the group's (Group.Fingerprint), in the
+	// "announced" event of the default profile.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Meta        []byte `json:"meta,omitempty"`
 	// Slot is the slot a "claimed" event's announcement holds.
 	Slot *int `json:"slot,omitempty"`
 	// Seen is the peer's newest signed time, where the profile has one.
@@ -362,9 +375,13 @@ type jsonEvent struct {
 	Time time.Time  `json:"time"`
 }
 
-func (p *eventPrinter) announced(rec discovery.Record, pr profile) {
+// announced reports our announcement; fingerprint is the group's (empty
+// for can-sync, which has no group key), shown in text mode as a status
+// line before this.
+func (p *eventPrinter) announced(rec discovery.Record, pr profile, fingerprint string) {
 	if p.json != nil {
-		p.json.Encode(jsonEvent{Event: "announced", ID: rec.ID, Addrs: nonNil(rec.Addrs), Profile: string(pr), Time: time.Now().UTC()})
+		p.json.Encode(jsonEvent{Event: "announced", ID: rec.ID, Addrs: nonNil(rec.Addrs), Profile: string(pr), Fingerprint: fingerprint,
+			Time: time.Now().UTC()})
 		return
 	}
 	fmt.Fprintf(p.w, "announced %s%s (profile %s); Ctrl-C leaves\n", printable(rec.ID), bracketed(rec.Addrs), pr)

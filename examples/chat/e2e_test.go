@@ -69,8 +69,9 @@ func TestProcessesChat(t *testing.T) {
 	for _, a := range names {
 		for _, b := range names {
 			if a != b {
+				// Status lines name a member by nick once it is known.
 				chats[a].WaitLine(proctest.Stdout, regexp.MustCompile(`^\* `+b+` (joined|is here) \(`+ids[b]+`\)$`), e2eTimeout)
-				chats[a].WaitLine(proctest.Stderr, regexp.MustCompile(`^-- found …`+ids[b][len(ids[b])-6:]+` via slots: \d peers? in `), e2eTimeout)
+				chats[a].WaitLine(proctest.Stderr, regexp.MustCompile(`^-- found (?:`+b+`|…`+ids[b][len(ids[b])-6:]+`) via slots: \d peers? in `), e2eTimeout)
 			}
 		}
 	}

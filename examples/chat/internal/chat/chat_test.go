@@ -182,6 +182,12 @@ func shortID(r *running) string {
 	return "…" + s[len(s)-6:]
 }
 
+// who matches how status lines show a member: by nick once the room
+// knows it, before that by the end of its ID.
+func who(r *running) string {
+	return "(?:" + regexp.QuoteMeta(r.name) + "|" + regexp.QuoteMeta(shortID(r)) + ")"
+}
+
 func line(format string, args ...any) *regexp.Regexp {
 	return regexp.MustCompile(fmt.Sprintf(format, args...))
 }
@@ -218,14 +224,14 @@ func TestMemoryRoom(t *testing.T) {
 	// a yield, so a member may first be heard through another before the
 	// two connect.
 	for _, other := range []*running{alice, carol} {
-		bob.status.wait(t, "bob's status", line(`^-- connected to %s `, regexp.QuoteMeta(shortID(other))))
+		bob.status.wait(t, "bob's status", line(`^-- connected to %s `, who(other)))
 	}
 	bob.say("/peers")
 	bob.out.wait(t, "bob's /peers", line(`^\* 2 in the room besides you \(bob\)`))
 	for _, other := range []*running{alice, carol} {
 		bob.out.wait(t, "bob's /peers", line(`^\*   %s\s+\S+  (here|heard through others); (found via memory after \S+|not found by discovery \(it found us\)); direct, connected since`, other.name))
 	}
-	bob.status.wait(t, "bob's status", line(`^-- found …\S+ via memory: \d peers? in `))
+	bob.status.wait(t, "bob's status", line(`^-- found \S+ via memory: \d peers? in `))
 
 	alice.quit()
 	bob.out.wait(t, "bob", line(`^\* alice left`))
@@ -256,7 +262,7 @@ func TestMDNSRoom(t *testing.T) {
 	alice := start(t, testConfig("alice"), swap)
 	bob := start(t, testConfig("bob"), swap)
 	meet(t, alice, bob)
-	bob.status.wait(t, "bob's status", line(`^-- found …\S+ via mdns: 1 peer in `))
+	bob.status.wait(t, "bob's status", line(`^-- found \S+ via mdns: 1 peer in `))
 	bob.say("hello over the LAN")
 	alice.out.wait(t, "alice", line(`^<bob> hello over the LAN$`))
 }
@@ -291,7 +297,7 @@ func TestSlotsLocalRelay(t *testing.T) {
 	meet(t, alice, bob)
 	for _, c := range []*running{alice, bob} {
 		c.status.wait(t, c.name, line(`^-- announced in slot \d+$`))
-		c.status.wait(t, c.name, line(`^-- found …\S+ via slots: 1 peer in `))
+		c.status.wait(t, c.name, line(`^-- found \S+ via slots: 1 peer in `))
 	}
 	alice.say("first line")
 	bob.out.wait(t, "bob", line(`^<alice> first line$`))

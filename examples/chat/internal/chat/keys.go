@@ -26,7 +26,8 @@ func TopicName(g *slotdiscovery.Group) string {
 }
 
 // newGroup runs the KDF over the passphrase, once, and reports how long it
-// took: it is the only deliberately slow step of joining. It wipes the
+// took (it is the only deliberately slow step of joining) and the room's
+// fingerprint. It wipes the
 // passphrase, Options' private copy, once done: nothing else needs it.
 func newGroup(cfg Config, con *Console) (*slotdiscovery.Group, error) {
 	pass := cfg.Passphrase
@@ -46,6 +47,10 @@ func newGroup(cfg Config, con *Console) (*slotdiscovery.Group, error) {
 	}
 	con.Statusf("keys derived in %s (Argon2id t=%d m=%dMiB p=%d)", roundDuration(time.Since(start)),
 		kdf.Time, kdf.MemoryKiB/1024, kdf.Threads)
+	// A line of the room, not a status line, so --quiet keeps it: a typo
+	// in the passphrase is otherwise a separate, silently empty room, and
+	// reading the fingerprints to each other is how people notice.
+	con.Say("* room fingerprint %s (the others should see the same; if not, you typed different passphrases)", g.Fingerprint())
 	return g, nil
 }
 

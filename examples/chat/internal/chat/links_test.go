@@ -196,7 +196,7 @@ func TestPeersSaysDirect(t *testing.T) {
 	alice := start(t, testConfig("alice"), swap)
 	bob := start(t, testConfig("bob"), swap)
 	meet(t, alice, bob)
-	alice.status.wait(t, "alice's status", line(`^-- connected to %s \((we|they) dialed, direct\)$`, regexp.QuoteMeta(shortID(bob))))
+	alice.status.wait(t, "alice's status", line(`^-- connected to %s \((we|they) dialed, direct\)$`, who(bob)))
 	peersLine(alice, bob, `here; found via memory after \S+; direct, connected since `)
 }
 
@@ -215,7 +215,7 @@ func TestRelayedMemberChats(t *testing.T) {
 	bob.say("and back")
 	alice.wait("alice", line(`^<bob> and back$`))
 	rid := regexp.QuoteMeta(shortIDOf(relay.ID()))
-	bob.status.wait(t, "bob's status", line(`^-- connected to %s \(they dialed, relayed through %s\)`, regexp.QuoteMeta(shortID(alice)), rid))
+	bob.status.wait(t, "bob's status", line(`^-- connected to %s \(they dialed, relayed through %s\)`, who(alice), rid))
 	peersLine(bob, alice, `here; found via memory after \S+; relayed through `+rid+`, connected since `)
 }
 
@@ -229,9 +229,9 @@ func TestRelayLimitIsNoLeave(t *testing.T) {
 	alice, bob, gates := relayedPair(t, relay)
 	ha, hb, ga, gb := alice.host, bob.host, gates[0], gates[1]
 	meet(t, alice, bob)
-	alice.status.wait(t, "alice's status", line(`^-- lost contact with %s, retrying quietly$`, regexp.QuoteMeta(shortID(bob))))
+	alice.status.wait(t, "alice's status", line(`^-- lost contact with %s, retrying quietly$`, who(bob)))
 	relayThrough(t, relay, ha, hb) // what the connector does, given the circuit address
-	alice.status.wait(t, "alice's status", line(`^-- connected to %s \(we dialed, relayed through .*; back in contact$`, regexp.QuoteMeta(shortID(bob))))
+	alice.status.wait(t, "alice's status", line(`^-- connected to %s \(we dialed, relayed through .*; back in contact$`, who(bob)))
 	alice.say("after the cut")
 	bob.wait("bob", line(`^<alice> after the cut$`))
 	// The new relayed connection has the same limit: a direct one from
@@ -352,12 +352,12 @@ func TestUnreachableMemberOneLine(t *testing.T) {
 	var mon *chat.Monitor
 	alice := start(t, testConfig("alice"), swap, withHost(ha), fakeClock(clock, &mon))
 	bob := start(t, testConfig("bob"), swap, withHost(hb))
-	alice.status.wait(t, "alice's status", line(`^-- found %s via memory`, regexp.QuoteMeta(shortID(bob))))
+	alice.status.wait(t, "alice's status", line(`^-- found %s via memory`, who(bob)))
 
 	const dials = 8
 	redial(t, clock, mon, hb.ID(), dials)
-	about := line(`%s`, regexp.QuoteMeta(shortID(bob)))
-	cannot := line(`^-- cannot reach %s: all dials failed: gater disallows connection to peer; retrying quietly$`, regexp.QuoteMeta(shortID(bob)))
+	about := line(`%s`, who(bob))
+	cannot := line(`^-- cannot reach %s: all dials failed: gater disallows connection to peer; retrying quietly$`, who(bob))
 	if n, m := countLines(alice.status.String(), about), countLines(alice.status.String(), cannot); n != 2 || m != 1 {
 		t.Errorf("after %d failed dials alice printed %d status lines about bob, %d of them 'cannot reach', want 2 (found, cannot reach) and 1:\n%s",
 			mon.Link(hb.ID()).FailedDials, n, m, alice.status)
@@ -366,7 +366,7 @@ func TestUnreachableMemberOneLine(t *testing.T) {
 
 	ga.unblock(hb.ID())
 	gb.unblock(ha.ID())
-	reached := line(`^-- connected to %s \((we|they) dialed, direct\); reachable after \d+ failed dials$`, regexp.QuoteMeta(shortID(bob)))
+	reached := line(`^-- connected to %s \((we|they) dialed, direct\); reachable after \d+ failed dials$`, who(bob))
 	stepUntil(t, clock, func() bool { return countLines(alice.status.String(), reached) > 0 })
 	meet(t, alice, bob)
 	if n := countLines(alice.status.String(), cannot); n != 1 {
@@ -393,7 +393,7 @@ func TestLostContactOneLine(t *testing.T) {
 	ga.block(hb.ID(), false)
 	gb.block(ha.ID(), false)
 	ha.Network().ClosePeer(hb.ID())
-	lost := line(`^-- lost contact with %s, retrying quietly$`, regexp.QuoteMeta(shortID(bob)))
+	lost := line(`^-- lost contact with %s, retrying quietly$`, who(bob))
 	alice.status.wait(t, "alice's status", lost)
 	alice.wait("alice", line(`^\* bob left \(connection closed\)$`))
 	redial(t, clock, mon, hb.ID(), 6)
@@ -407,7 +407,7 @@ func TestLostContactOneLine(t *testing.T) {
 
 	ga.unblock(hb.ID())
 	gb.unblock(ha.ID())
-	reached := line(`^-- connected to %s \((we|they) dialed, direct\); reachable after \d+ failed dials$`, regexp.QuoteMeta(shortID(bob)))
+	reached := line(`^-- connected to %s \((we|they) dialed, direct\); reachable after \d+ failed dials$`, who(bob))
 	stepUntil(t, clock, func() bool { return countLines(alice.status.String(), reached) > 0 })
 }
 
@@ -430,7 +430,7 @@ func TestHolePunchedLink(t *testing.T) {
 	relayThrough(t, relay, ha, hb)
 	meet(t, alice, bob)
 	rid := regexp.QuoteMeta(shortIDOf(relay.ID()))
-	alice.status.wait(t, "alice's status", line(`^-- connected to %s \(we dialed, relayed through %s\)`, regexp.QuoteMeta(shortID(bob)), rid))
+	alice.status.wait(t, "alice's status", line(`^-- connected to %s \(we dialed, relayed through %s\)`, who(bob), rid))
 
 	trace := func(typ string, evt any) {
 		punches.Trace(&holepunch.Event{Timestamp: time.Now().UnixNano(), Peer: ha.ID(), Remote: hb.ID(), Type: typ, Evt: evt})
@@ -448,13 +448,13 @@ func TestHolePunchedLink(t *testing.T) {
 	if err := ha.Connect(ctx, peer.AddrInfo{ID: hb.ID(), Addrs: hb.Addrs()}); err != nil {
 		t.Fatal(err)
 	}
-	direct := line(`^-- direct link to %s`, regexp.QuoteMeta(shortID(bob)))
+	direct := line(`^-- direct link to %s`, who(bob))
 	time.Sleep(500 * time.Millisecond) // time enough for a wrong line
 	if n := countLines(alice.status.String(), direct); n != 0 {
 		t.Errorf("a direct link was told before the punch ended:\n%s", alice.status)
 	}
 	trace(holepunch.EndHolePunchEvtT, &holepunch.EndHolePunchEvt{Success: true, EllapsedTime: 42 * time.Millisecond})
-	alice.status.wait(t, "alice's status", line(`^-- direct link to %s: hole punched in 42ms$`, regexp.QuoteMeta(shortID(bob))))
+	alice.status.wait(t, "alice's status", line(`^-- direct link to %s: hole punched in 42ms$`, who(bob)))
 	peersLine(alice, bob, `here; found via memory after \S+; direct \(hole punched\), connected since `)
 	if n := countLines(alice.status.String(), direct); n != 1 {
 		t.Errorf("alice told the direct link %d times, want once:\n%s", n, alice.status)
@@ -485,7 +485,7 @@ func TestHolePunchedLink(t *testing.T) {
 			c.Close()
 		}
 	}
-	alice.status.wait(t, "alice's status", line(`^-- direct link to %s closed; still relayed through %s$`, regexp.QuoteMeta(shortID(bob)), rid))
+	alice.status.wait(t, "alice's status", line(`^-- direct link to %s closed; still relayed through %s$`, who(bob), rid))
 	// A line typed while the room reopens its relayed stream is refused
 	// ("nobody got that"), as a user would see; typed again, it arrives.
 	sayUntilHeard(t, bob, alice, "relayed again")

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -57,6 +58,11 @@ type Monitor struct {
 	dmu     sync.Mutex
 	dirty   map[peer.ID]struct{}
 	changed chan struct{}
+
+	// nicks names members in status lines (the room sets it); it is
+	// asked before mu is taken, since the room holds its own lock when
+	// it calls the monitor.
+	nicks atomic.Pointer[func(peer.ID) string]
 
 	mu    sync.Mutex
 	found map[peer.ID]Found
@@ -210,6 +216,7 @@ func (m *Monitor) note(e discovery.Event) {
 		return // not a libp2p peer; the adapter ignores it too
 	}
 	via := strings.Join(e.Peer.Sources, "+")
+	name := m.name(id)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	f, known := m.found[id]
@@ -221,7 +228,7 @@ func (m *Monitor) note(e discovery.Event) {
 		f.Via, f.Lost = slices.Clone(e.Peer.Sources), false
 		m.found[id] = f
 		m.live++
-		m.con.Statusf("found %s via %s: %d %s in %s", shortID(id), via, m.live, plural(m.live, "peer"), roundDuration(time.Since(m.start)))
+		m.con.Statusf("found %s via %s: %d %s in %s", name, via, m.live, plural(m.live, "peer"), roundDuration(time.Since(m.start)))
 	case discovery.Updated:
 		f.Via = slices.Clone(e.Peer.Sources)
 		m.found[id] = f
@@ -230,9 +237,24 @@ func (m *Monitor) note(e discovery.Event) {
 			f.Lost = true
 			m.found[id] = f
 			m.live--
-			m.con.Statusf("lost %s via %s", shortID(id), via)
+			m.con.Statusf("lost %s via %s", name, via)
 		}
 	}
+}
+
+// setNicks makes status lines name members by nick: nick returns a
+// member's nick as the room shows it, or "" if it has none yet.
+func (m *Monitor) setNicks(nick func(peer.ID) string) { m.nicks.Store(&nick) }
+
+// name is how status lines show p: its nick once the room knows it,
+// else the end of its ID. Never called under mu (see nicks).
+func (m *Monitor) name(p peer.ID) string {
+	if f := m.nicks.Load(); f != nil {
+		if n := (*f)(p); n != "" {
+			return n
+		}
+	}
+	return shortID(p)
 }
 
 // touch marks p's link for a look; it never blocks.
@@ -269,6 +291,7 @@ func (m *Monitor) watchLinks(ctx context.Context) {
 func (m *Monitor) update(p peer.ID) {
 	now := linkTo(m.h, p) // asks the swarm: not under mu
 	punch := m.punches.get(p)
+	name := m.name(p)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.linkLocked(p)
@@ -283,11 +306,11 @@ func (m *Monitor) update(p peer.ID) {
 		st.toldPunch = 0
 		f, found := m.found[p]
 		if st.left || !found || f.Lost {
-			m.con.Statusf("disconnected from %s", shortID(p))
+			m.con.Statusf("disconnected from %s", name)
 		} else {
 			// The connector redials a member it still knows of; say so
 			// once, and nothing per redial.
-			m.con.Statusf("lost contact with %s, retrying quietly", shortID(p))
+			m.con.Statusf("lost contact with %s, retrying quietly", name)
 			st.quiet, st.failures, st.reason = true, 0, ""
 		}
 		if !found {
@@ -295,7 +318,7 @@ func (m *Monitor) update(p peer.ID) {
 			return
 		}
 	case prev.kind == NotConnected:
-		msg := fmt.Sprintf("connected to %s (%s, %s)", shortID(p), dialedBy(now.conn), now.describe())
+		msg := fmt.Sprintf("connected to %s (%s, %s)", name, dialedBy(now.conn), now.describe())
 		switch {
 		case st.quiet && st.failures > 0:
 			msg += fmt.Sprintf("; reachable after %d failed %s", st.failures, plural(st.failures, "dial"))
@@ -312,13 +335,13 @@ func (m *Monitor) update(p peer.ID) {
 			return
 		}
 		if newPunch {
-			m.con.Statusf("direct link to %s: hole punched in %s", shortID(p), roundDuration(punch.took))
+			m.con.Statusf("direct link to %s: hole punched in %s", name, roundDuration(punch.took))
 			st.toldPunch = punch.successes
 		} else {
-			m.con.Statusf("direct link to %s (%s)", shortID(p), dialedBy(now.conn))
+			m.con.Statusf("direct link to %s (%s)", name, dialedBy(now.conn))
 		}
 	default: // direct to relayed
-		m.con.Statusf("direct link to %s closed; still %s", shortID(p), now.describe())
+		m.con.Statusf("direct link to %s closed; still %s", name, now.describe())
 	}
 	st.shown = now
 }
@@ -335,6 +358,7 @@ func (m *Monitor) dialed(e libp2padapter.ConnectEvent) {
 		return // a link exists all the same (the other side dialed)
 	}
 	ours := m.h.Addrs()
+	name := m.name(p)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.linkLocked(p)
@@ -350,7 +374,7 @@ func (m *Monitor) dialed(e libp2padapter.ConnectEvent) {
 		return
 	}
 	st.quiet = true
-	m.con.Statusf("cannot reach %s: %s; retrying quietly", shortID(p), st.reason)
+	m.con.Statusf("cannot reach %s: %s; retrying quietly", name, st.reason)
 }
 
 // noteGoodbye records that p said goodbye: its connection closing is no

@@ -153,8 +153,23 @@ func newRoom(lc fx.Lifecycle, cfg Config, h host.Host, ps *pubsub.PubSub, g *slo
 	if r.nick == "" {
 		r.nick = DefaultNick(h.ID())
 	}
+	if mon != nil {
+		mon.setNicks(r.nickOf)
+	}
 	lc.Append(fx.Hook{OnStart: r.start, OnStop: r.stop})
 	return r
+}
+
+// nickOf is id's nick as the room shows it, or "" if it has told none.
+// It takes the room's lock: callers must not hold the monitor's.
+func (r *Room) nickOf(id peer.ID) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	mb := r.members[id]
+	if mb == nil || mb.nick == "" {
+		return ""
+	}
+	return r.displayLocked(mb)
 }
 
 // Topic is the room's pubsub topic name.
