@@ -690,18 +690,9 @@ func publicGroupRelay(t *testing.T) (context.Context, *discovery.Memory, host.Ho
 // with a gater that refuses every inbound connection.
 func refusingHost(t *testing.T, opts ...libp2padapter.ConnectivityOption) (host.Host, *libp2padapter.Connectivity) {
 	t.Helper()
-	c, err := libp2padapter.NewConnectivity(append([]libp2padapter.ConnectivityOption{
+	return connHost(t, append([]libp2padapter.ConnectivityOption{
 		libp2padapter.ListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0")),
 		libp2padapter.ConnectionGater(refuseInbound{})}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := libp2p.New(c.Options()...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h, c
 }
 
 // refuseInbound is a connection gater that accepts no inbound connection,

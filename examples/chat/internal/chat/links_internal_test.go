@@ -12,6 +12,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
@@ -227,21 +228,9 @@ func TestSendRelayedSkipsListed(t *testing.T) {
 // typed meanwhile once a path opens, rather than "nobody got that". A
 // member not connected at all is not waited for.
 func TestSendWaitsForAPath(t *testing.T) {
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	other, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	h, other := connectedPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := h.Connect(ctx, peer.AddrInfo{ID: other.ID(), Addrs: other.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
 	ps, err := pubsub.NewGossipSub(ctx, h)
 	if err != nil {
 		t.Fatal(err)
@@ -342,19 +331,7 @@ func TestLeavingMemberBack(t *testing.T) {
 // reaches it then, connected or not (a connection no path uses would have
 // Send wait for it forever); one whose path opened meanwhile never left.
 func TestDepartGrace(t *testing.T) {
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	other, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	if err := h.Connect(t.Context(), peer.AddrInfo{ID: other.ID(), Addrs: other.Addrs()}); err != nil {
-		t.Fatal(err)
-	}
+	h, other := connectedPair(t)
 	room := func() (*Room, *member, *strings.Builder) {
 		var out strings.Builder
 		mon := &Monitor{found: map[peer.ID]Found{other.ID(): {}}}
@@ -398,4 +375,22 @@ func TestDepartGrace(t *testing.T) {
 	if s, _, greeted := lockedOut(back, backOut, backMember); s != "" || !greeted {
 		t.Errorf("back within the grace: shown %q, greeted %v", s, greeted)
 	}
+}
+
+// connectedPair is two hosts on loopback, the first connected to the
+// second; both close when the test ends.
+func connectedPair(t *testing.T) (h, other host.Host) {
+	t.Helper()
+	for _, p := range []*host.Host{&h, &other} {
+		n, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		*p = n
+	}
+	if err := h.Connect(t.Context(), peer.AddrInfo{ID: other.ID(), Addrs: other.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	return h, other
 }
