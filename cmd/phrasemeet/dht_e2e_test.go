@@ -132,11 +132,21 @@ func TestProcessesDHTPublishResolve(t *testing.T) {
 	}
 	key := strings.TrimSpace(stdout)
 
-	code, stdout, stderr = cli(t, nil, "publish", "--dht", "--relay", "none", "--bootstrap", all,
-		"--secret-file", keyFile, "--txt", "_hello=dht", "--record", "@ 60 IN A 192.0.2.7")
-	if code != 0 || !strings.Contains(stdout, "to the DHT: stored on 3 DHT nodes") ||
-		!strings.Contains(stderr, "mainline-dht  ok, stored on 3 DHT nodes") {
-		t.Fatalf("publish: exit %d\n%s%s", code, stdout, stderr)
+	// Once more, at most three times in all, if a node was missed: on a
+	// loaded machine one answered too late once in CI (stored on 2 of 3),
+	// and a user publishes again.
+	for attempt := 1; ; attempt++ {
+		code, stdout, stderr = cli(t, nil, "publish", "--dht", "--relay", "none", "--bootstrap", all,
+			"--secret-file", keyFile, "--txt", "_hello=dht", "--record", "@ 60 IN A 192.0.2.7")
+		stored := code == 0 && strings.Contains(stdout, "to the DHT: stored on 3 DHT nodes") &&
+			strings.Contains(stderr, "mainline-dht  ok, stored on 3 DHT nodes")
+		if stored {
+			break
+		}
+		if code != 0 || attempt == 3 {
+			t.Fatalf("publish (attempt %d): exit %d\n%s%s", attempt, code, stdout, stderr)
+		}
+		t.Logf("publish attempt %d missed a node:\n%s%s", attempt, stdout, stderr)
 	}
 
 	// Through one node, bootstrap from the environment; every node holds
