@@ -41,7 +41,21 @@ type Option func(*config)
 type config struct {
 	timeout time.Duration
 	makeID  func(name string) string // nil: a peer's name is its ID
+	stall   StallableGroup           // nil: LeaveHonoursContext runs on a MakeGroup group
 }
+
+// StallableGroup is MakeGroup for a group whose network can be made to
+// hang: after stall is called, every request its members make (to a relay,
+// say) goes unanswered until the test ends. Register the undoing with
+// t.Cleanup.
+type StallableGroup func(t *testing.T, n int) (ds []discovery.Discoverer, stall func())
+
+// WithStall lets LeaveHonoursContext exercise a leave that cannot finish:
+// it announces on a group made, waits until the other member sees it,
+// stalls the network, and then leaves with a short context. Without it
+// the check runs on an ordinary group, where a Leave that returns at
+// once passes trivially.
+func WithStall(makeGroup StallableGroup) Option { return func(c *config) { c.stall = makeGroup } }
 
 // WithTimeout bounds every wait for an event (default 30 s). Mechanisms
 // that only notice a peer at their next scan need a bound above their scan
@@ -81,6 +95,7 @@ func Run(t *testing.T, makeGroup MakeGroup, opts ...Option) {
 		{"UpdatedOnRecordChange", s.updated},
 		{"SlowSubscriberCatchesUp", s.slowSubscriber},
 		{"LostOnLeave", s.lostOnLeave},
+		{"LeaveHonoursContext", s.leaveHonoursContext},
 		{"CancellationStopsAnnouncing", s.cancellation},
 		{"SubscriptionEndsWithContext", s.subscriptionEnds},
 		{"InvalidAnnouncements", s.invalid},
@@ -467,6 +482,65 @@ func (s *suite) lostOnLeave(t *testing.T) {
 	// The ID is free again once left.
 	announce(t, ctx, ds[0], s.record("leaver"))
 	s.await(t, sub, "Found for leaver after it came back", s.is(discovery.Found, "leaver"))
+}
+
+// leaveShortCtx is the context LeaveHonoursContext leaves with, and
+// leaveBound how long it waits for Leave to return: far above it, so a
+// loaded machine does not fail the check, and far below the seconds a
+// mechanism's own leave bound may take.
+const (
+	leaveShortCtx = 100 * time.Millisecond
+	leaveBound    = 2 * time.Second
+)
+
+// leaveHonoursContext: Leave returns soon after its context ends, with nil
+// or the context's error, even when the mechanism's leave (a tombstone
+// written to a relay that does not answer) would take longer.
+func (s *suite) leaveHonoursContext(t *testing.T) {
+	ctx := s.ctx(t)
+	var ds []discovery.Discoverer
+	stall := func() {}
+	if s.cfg.stall != nil {
+		ds, stall = s.cfg.stall(t, 2)
+		if len(ds) != 2 {
+			t.Fatalf("StallableGroup returned %d discoverers, want 2", len(ds))
+		}
+		t.Cleanup(func() {
+			for _, d := range ds {
+				if err := d.Close(); err != nil {
+					t.Errorf("%s: Close: %v", d.Name(), err)
+				}
+			}
+		})
+	} else {
+		ds = s.group(t, 2)
+	}
+	sub := s.subscribe(t, ctx, ds[1])
+	a := announce(t, ctx, ds[0], s.record("hurried"))
+	// Seen by the other member: whatever leaving has to undo is in place.
+	s.found(t, sub, "observer", "hurried")
+	stall()
+	lctx, cancel := context.WithTimeout(ctx, leaveShortCtx)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- a.Leave(lctx) }()
+	timer := time.NewTimer(leaveBound)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Leave with a context that ended: %v, want nil or an error wrapping context.DeadlineExceeded", err)
+		}
+		t.Logf("Leave with a %v context returned after %v: %v", leaveShortCtx, time.Since(start).Round(time.Millisecond), err)
+	case <-timer.C:
+		t.Errorf("Leave with a %v context had not returned %v later", leaveShortCtx, leaveBound)
+		<-done // the cleanup closes the group; let Leave finish first
+		t.Logf("Leave returned after %v", time.Since(start).Round(time.Millisecond))
+	}
+	if err := a.Update(ctx, s.record("hurried")); !errors.Is(err, discovery.ErrLeft) {
+		t.Errorf("Update after a Leave cut short: %v, want ErrLeft", err)
+	}
 }
 
 func (s *suite) cancellation(t *testing.T) {

@@ -1034,10 +1034,28 @@ func (a *announcement) Update(ctx context.Context, rec discovery.Record) error {
 	return nil
 }
 
-// Leave implements discovery.Announcement.
+// Leave implements discovery.Announcement: it stops the announcement and
+// waits, within ctx, for its tombstone to be written. If ctx ends first it
+// returns an error wrapping ctx's; the tombstone write goes on in the
+// background, within the leave bound (5 s), as it would for Close or the
+// announcement's own context: a short ctx means "do not wait", not "do not
+// tell the others", and Close still waits for it. It is idempotent.
 func (a *announcement) Leave(ctx context.Context) error {
-	a.end()
-	return nil
+	// end is shared with Close and the announcement's context, and only
+	// its first caller writes: run it apart so that whoever started it,
+	// this call waits no longer than ctx.
+	go a.end()
+	select {
+	case <-a.endDone:
+		return nil
+	case <-ctx.Done():
+		select {
+		case <-a.endDone: // both ready: the tombstone is written
+			return nil
+		default:
+		}
+		return fmt.Errorf("slotdiscovery: leave: the tombstone is still being written (it goes on within the leave bound): %w", ctx.Err())
+	}
 }
 
 // end stops the announcement and writes its tombstone, once. Every caller

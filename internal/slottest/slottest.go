@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,6 +158,28 @@ func HangingRelay(t testing.TB) string {
 	// for handlers to return.
 	t.Cleanup(func() { close(stop) })
 	return url
+}
+
+// Stallable serves h until stall is called, and from then on holds every
+// request unanswered, as HangingRelay does, until the test ends: a relay
+// that drops off the network after peers have met through it.
+func Stallable(t testing.TB, h http.Handler) (url string, stall func()) {
+	t.Helper()
+	var stalled atomic.Bool
+	stop := make(chan struct{})
+	url = Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !stalled.Load() {
+			h.ServeHTTP(w, r)
+			return
+		}
+		select {
+		case <-r.Context().Done():
+		case <-stop:
+		}
+	}))
+	// After Serve, so it runs first (see HangingRelay).
+	t.Cleanup(func() { close(stop) })
+	return url, func() { stalled.Store(true) }
 }
 
 // DeadRelay returns the URL of a port on 127.0.0.1 that nothing listens
