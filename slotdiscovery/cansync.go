@@ -557,8 +557,10 @@ func (a *canSyncAnnouncement) Update(_ context.Context, rec discovery.Record) er
 // Leave implements [discovery.Announcement.Leave]: it stops republishing
 // and, if our slot still holds our ID, clears it with an empty packet, so
 // other Go peers see us Lost at their next scan. It waits for that, within
-// ctx and a bound of 5 s, and returns ctx's error if ctx ended
-// first (the clearing then goes on, within the bound). It is idempotent.
+// ctx and a bound of 5 s, and returns ctx's error if ctx ended first. The
+// clearing ends with ctx too (leave cancels it when the first Leave's ctx
+// ends), unlike [Discoverer]'s tombstone, which goes on in the background
+// within its bound. It is idempotent.
 func (a *canSyncAnnouncement) Leave(ctx context.Context) error {
 	a.mu.Lock()
 	if !a.ended {
