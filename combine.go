@@ -54,7 +54,6 @@ type combined struct {
 	known map[string]map[int]Peer // peer ID -> member index -> peer as that member knows it
 
 	closeOnce sync.Once
-	closeErr  error
 }
 
 func (c *combined) Name() string { return c.name }
@@ -134,20 +133,25 @@ func (c *combined) Subscribe(ctx context.Context) (<-chan Event, error) {
 	return c.tracker.Subscribe(ctx)
 }
 
-func (c *combined) Close() error {
-	c.closeOnce.Do(func() {
-		var errs []error
-		for _, d := range c.members {
-			if err := d.Close(); err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", d.Name(), err))
+// Close closes every member at once, each with ctx, so that one slow
+// mechanism does not spend the others' time.
+func (c *combined) Close(ctx context.Context) error {
+	errs := make([]error, len(c.members))
+	var wg sync.WaitGroup
+	for i, d := range c.members {
+		wg.Go(func() {
+			if err := d.Close(ctx); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", d.Name(), err)
 			}
-		}
+		})
+	}
+	wg.Wait()
+	c.closeOnce.Do(func() {
 		c.cancel()
 		c.wg.Wait()
 		c.tracker.Close()
-		c.closeErr = errors.Join(errs...)
 	})
-	return c.closeErr
+	return errors.Join(errs...)
 }
 
 type combinedAnnouncement struct {

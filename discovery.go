@@ -149,9 +149,18 @@ type Discoverer interface {
 	// Discoverer's. Peers come in the order their pending change began.
 	Subscribe(ctx context.Context) (<-chan Event, error)
 
-	// Close stops every announcement (as a Leave would, within a short
-	// bound) and closes every subscription. It is idempotent.
-	Close() error
+	// Close ends every announcement as Leave would, stops the mechanism
+	// and closes every subscription. It returns when all of that is done,
+	// or soon after ctx ends, with an error wrapping ctx's. Either way,
+	// when it returns every subscription is closed and Announce and
+	// Subscribe fail with ErrClosed; only the telling of the others that
+	// was still under way goes on in the background, within the
+	// mechanism's own leave bound (as after a Leave cut short), because a
+	// short ctx means "do not wait", not "do not tell the others".
+	//
+	// Close is idempotent: a later call waits for the same work, bounded
+	// by its own ctx.
+	Close(ctx context.Context) error
 }
 
 // Announcement is a running announcement.
@@ -161,8 +170,11 @@ type Announcement interface {
 	// Update replaces the announced record, for instance when the peer's
 	// addresses change; others see Updated. The ID cannot change.
 	Update(ctx context.Context, rec Record) error
-	// Leave stops announcing and tells others the peer is gone, as far as
-	// the mechanism can before ctx ends. It is idempotent.
+	// Leave stops announcing and tells others the peer is gone. It
+	// returns once they have been told as far as the mechanism can, or
+	// soon after ctx ends, then with nil or an error wrapping ctx's; the
+	// telling goes on in the background within the mechanism's leave
+	// bound, as for Close. It is idempotent.
 	Leave(ctx context.Context) error
 }
 

@@ -47,7 +47,7 @@ func (f *failing) Announce(context.Context, discovery.Record) (discovery.Announc
 	return nil, errDown
 }
 func (f *failing) Subscribe(context.Context) (<-chan discovery.Event, error) { return nil, errDown }
-func (f *failing) Close() error                                              { f.closed = true; return nil }
+func (f *failing) Close(context.Context) error                               { f.closed = true; return nil }
 
 // slow is a member that has not noticed yet that an announcement's
 // context ended: its announcements accept every Update.
@@ -62,7 +62,7 @@ func (slow) Subscribe(ctx context.Context) (<-chan discovery.Event, error) {
 	go func() { <-ctx.Done(); close(ch) }()
 	return ch, nil
 }
-func (slow) Close() error { return nil }
+func (slow) Close(context.Context) error { return nil }
 
 type slowAnnouncement struct{ rec discovery.Record }
 
@@ -76,7 +76,7 @@ func (slowAnnouncement) Leave(context.Context) error                    { return
 // member noticed late).
 func TestCombineUpdateAfterCancel(t *testing.T) {
 	c := discovery.Combine(slow{})
-	defer c.Close()
+	defer c.Close(context.Background())
 	actx, cancel := context.WithCancel(testContext(t))
 	a, err := c.Announce(actx, discovery.Record{ID: "a"})
 	if err != nil {
@@ -99,7 +99,7 @@ func TestCombineOneMemberDown(t *testing.T) {
 	down := &failing{}
 	a := discovery.Combine(down, space.Join("wan"))
 	b := space.Join("wan")
-	defer b.Close()
+	defer b.Close(context.Background())
 	sub, err := b.Subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -108,14 +108,14 @@ func TestCombineOneMemberDown(t *testing.T) {
 		t.Fatalf("Announce with one member down: %v", err)
 	}
 	waitFor(t, sub, discovery.Found, "a")
-	if err := a.Close(); err != nil {
+	if err := a.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if !down.closed {
 		t.Error("Combine's Close did not close its members")
 	}
 	all := discovery.Combine(&failing{}, &failing{})
-	defer all.Close()
+	defer all.Close(context.Background())
 	if _, err := all.Announce(ctx, discovery.Record{ID: "x"}); !errors.Is(err, errDown) {
 		t.Fatalf("Announce with every member down: %v, want the members' errors", err)
 	}
@@ -128,14 +128,14 @@ func TestCombineDeduplicates(t *testing.T) {
 	ctx := testContext(t)
 	lan, wan := discovery.NewMemory(), discovery.NewMemory()
 	observer := discovery.Combine(lan.Join("lan"), wan.Join("wan"))
-	defer observer.Close()
+	defer observer.Close(context.Background())
 	sub, err := observer.Subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	onLAN, onWAN := lan.Join("lan"), wan.Join("wan")
-	defer onLAN.Close()
-	defer onWAN.Close()
+	defer onLAN.Close(context.Background())
+	defer onWAN.Close(context.Background())
 
 	rec := discovery.Record{ID: "peer", Addrs: []string{"/ip4/192.0.2.1/udp/1"}}
 	lanAnn, err := onLAN.Announce(ctx, rec)
@@ -237,8 +237,8 @@ func ExampleMemory() {
 	defer cancel()
 	space := discovery.NewMemory()
 	alice, bob := space.Join("memory"), space.Join("memory")
-	defer alice.Close()
-	defer bob.Close()
+	defer alice.Close(context.Background())
+	defer bob.Close(context.Background())
 
 	events, err := bob.Subscribe(ctx)
 	if err != nil {

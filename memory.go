@@ -101,7 +101,9 @@ func (d *memoryMember) Subscribe(ctx context.Context) (<-chan Event, error) {
 	return d.tracker.Subscribe(ctx)
 }
 
-func (d *memoryMember) Close() error {
+// Close ends at once: the members of a Memory are told synchronously, so
+// ctx has nothing to cut short.
+func (d *memoryMember) Close(context.Context) error {
 	m := d.space
 	m.mu.Lock()
 	if d.closed {

@@ -50,11 +50,11 @@ type config struct {
 // t.Cleanup.
 type StallableGroup func(t *testing.T, n int) (ds []discovery.Discoverer, stall func())
 
-// WithStall lets LeaveHonoursContext exercise a leave that cannot finish:
-// it announces on a group made, waits until the other member sees it,
-// stalls the network, and then leaves with a short context. Without it
-// the check runs on an ordinary group, where a Leave that returns at
-// once passes trivially.
+// WithStall lets LeaveHonoursContext and CloseHonoursContext exercise a
+// leave that cannot finish: each announces on a group made, waits until the
+// other member sees it, stalls the network, and then leaves (or closes) with
+// a short context. Without it the checks run on an ordinary group, where a
+// Leave or Close that returns at once passes trivially.
 func WithStall(makeGroup StallableGroup) Option { return func(c *config) { c.stall = makeGroup } }
 
 // WithTimeout bounds every wait for an event (default 30 s). Mechanisms
@@ -96,6 +96,7 @@ func Run(t *testing.T, makeGroup MakeGroup, opts ...Option) {
 		{"SlowSubscriberCatchesUp", s.slowSubscriber},
 		{"LostOnLeave", s.lostOnLeave},
 		{"LeaveHonoursContext", s.leaveHonoursContext},
+		{"CloseHonoursContext", s.closeHonoursContext},
 		{"CancellationStopsAnnouncing", s.cancellation},
 		{"SubscriptionEndsWithContext", s.subscriptionEnds},
 		{"InvalidAnnouncements", s.invalid},
@@ -125,7 +126,7 @@ func (s *suite) group(t *testing.T, n int) []discovery.Discoverer {
 	}
 	t.Cleanup(func() {
 		for _, d := range ds {
-			if err := d.Close(); err != nil {
+			if err := d.Close(context.Background()); err != nil {
 				t.Errorf("%s: Close: %v", d.Name(), err)
 			}
 		}
@@ -498,23 +499,7 @@ const (
 // written to a relay that does not answer) would take longer.
 func (s *suite) leaveHonoursContext(t *testing.T) {
 	ctx := s.ctx(t)
-	var ds []discovery.Discoverer
-	stall := func() {}
-	if s.cfg.stall != nil {
-		ds, stall = s.cfg.stall(t, 2)
-		if len(ds) != 2 {
-			t.Fatalf("StallableGroup returned %d discoverers, want 2", len(ds))
-		}
-		t.Cleanup(func() {
-			for _, d := range ds {
-				if err := d.Close(); err != nil {
-					t.Errorf("%s: Close: %v", d.Name(), err)
-				}
-			}
-		})
-	} else {
-		ds = s.group(t, 2)
-	}
+	ds, stall := s.stallable(t)
 	sub := s.subscribe(t, ctx, ds[1])
 	a := announce(t, ctx, ds[0], s.record("hurried"))
 	// Seen by the other member: whatever leaving has to undo is in place.
@@ -541,6 +526,81 @@ func (s *suite) leaveHonoursContext(t *testing.T) {
 	if err := a.Update(ctx, s.record("hurried")); !errors.Is(err, discovery.ErrLeft) {
 		t.Errorf("Update after a Leave cut short: %v, want ErrLeft", err)
 	}
+}
+
+// closeHonoursContext: Close returns soon after its context ends, with nil
+// or the context's error, even when leaving (a tombstone written to a relay
+// that does not answer) would take longer; and when it returns, its
+// subscriptions are closed and Announce and Subscribe fail with ErrClosed,
+// whether it finished or was cut short. A later Close with a fresh context
+// is no error, or the same one: it waits for the same work.
+func (s *suite) closeHonoursContext(t *testing.T) {
+	ctx := s.ctx(t)
+	ds, stall := s.stallable(t)
+	sub := s.subscribe(t, ctx, ds[1])
+	mine := s.subscribe(t, ctx, ds[0])
+	announce(t, ctx, ds[0], s.record("hasty"))
+	s.found(t, sub, "observer", "hasty")
+	stall()
+	cctx, cancel := context.WithTimeout(ctx, leaveShortCtx)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- ds[0].Close(cctx) }()
+	timer := time.NewTimer(leaveBound)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Close with a context that ended: %v, want nil or an error wrapping context.DeadlineExceeded", err)
+		}
+		t.Logf("Close with a %v context returned after %v: %v", leaveShortCtx, time.Since(start).Round(time.Millisecond), err)
+	case <-timer.C:
+		t.Errorf("Close with a %v context had not returned %v later", leaveShortCtx, leaveBound)
+		<-done
+		t.Logf("Close returned after %v", time.Since(start).Round(time.Millisecond))
+	}
+	// Closed already, not "soon": Close has returned.
+	select {
+	case _, ok := <-mine:
+		for ok {
+			select {
+			case _, ok = <-mine:
+			default:
+				t.Fatal("a subscription was still open when Close returned")
+			}
+		}
+	default:
+		t.Fatal("a subscription was still open when Close returned")
+	}
+	if _, err := ds[0].Announce(ctx, s.record("after-close")); !errors.Is(err, discovery.ErrClosed) {
+		t.Errorf("Announce after a Close cut short: %v, want ErrClosed", err)
+	}
+	if _, err := ds[0].Subscribe(ctx); !errors.Is(err, discovery.ErrClosed) {
+		t.Errorf("Subscribe after a Close cut short: %v, want ErrClosed", err)
+	}
+}
+
+// stallable builds two members whose network can be stalled (WithStall),
+// or an ordinary group with a stall that does nothing; the suite closes
+// them when the test ends.
+func (s *suite) stallable(t *testing.T) ([]discovery.Discoverer, func()) {
+	t.Helper()
+	if s.cfg.stall == nil {
+		return s.group(t, 2), func() {}
+	}
+	ds, stall := s.cfg.stall(t, 2)
+	if len(ds) != 2 {
+		t.Fatalf("StallableGroup returned %d discoverers, want 2", len(ds))
+	}
+	t.Cleanup(func() {
+		for _, d := range ds {
+			if err := d.Close(context.Background()); err != nil {
+				t.Errorf("%s: Close: %v", d.Name(), err)
+			}
+		}
+	})
+	return ds, stall
 }
 
 func (s *suite) cancellation(t *testing.T) {
@@ -595,13 +655,13 @@ func (s *suite) closeIdempotent(t *testing.T) {
 	if len(ds) != 2 {
 		t.Fatalf("MakeGroup returned %d discoverers, want 2", len(ds))
 	}
-	defer ds[1].Close()
+	defer ds[1].Close(context.Background())
 	sub := s.subscribe(t, ctx, ds[1])
 	mine := s.subscribe(t, ctx, ds[0])
 	announce(t, ctx, ds[0], s.record("closer"))
 	s.found(t, sub, "observer", "closer")
 	for i := range 2 {
-		if err := ds[0].Close(); err != nil {
+		if err := ds[0].Close(ctx); err != nil {
 			t.Fatalf("Close #%d: %v", i+1, err)
 		}
 	}
@@ -643,7 +703,7 @@ func (s *suite) noLeak(t *testing.T) {
 		sub := s.subscribe(t, ctx, ds[0])
 		s.found(t, sub, "leak-0", "leak-1", "leak-2")
 		for _, d := range ds {
-			if err := d.Close(); err != nil {
+			if err := d.Close(context.Background()); err != nil {
 				t.Errorf("Close: %v", err)
 			}
 		}

@@ -47,9 +47,9 @@ func meetOnce(b *testing.B, delay time.Duration) (find, lost time.Duration) {
 	secret := newSecret(b)
 	// Default periods: nothing here depends on refreshes.
 	d1 := newOrSkip(b, secret)
-	defer d1.Close()
+	defer d1.Close(context.Background())
 	d2 := newOrSkip(b, secret)
-	defer d2.Close()
+	defer d2.Close(context.Background())
 	ev1, err := d1.Subscribe(ctx)
 	if err != nil {
 		b.Fatal(err)

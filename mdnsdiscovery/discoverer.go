@@ -176,14 +176,19 @@ func (d *Discoverer) Stats() Stats {
 }
 
 // Close implements discovery.Discoverer: every announcement leaves as
-// Leave would (within the leave linger), browsing stops, zeroconf's
-// servers and browsers are shut down and every subscription closes. A
-// second Close waits for the first and returns nil.
-func (d *Discoverer) Close() error {
+// Leave would (its tombstone sent at once, then answering queries for the
+// leave linger or until ctx ends), browsing stops, zeroconf's servers and
+// browsers are shut down and every subscription closes. Nothing outlives
+// Close here: the linger is the only wait, and ctx cuts it short. A second
+// Close waits for the first, or for its own ctx, and returns nil.
+func (d *Discoverer) Close(ctx context.Context) error {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
-		<-d.closing
+		select {
+		case <-d.closing:
+		case <-ctx.Done():
+		}
 		return nil
 	}
 	d.closed = true
@@ -199,7 +204,7 @@ func (d *Discoverer) Close() error {
 	// sends on their kick is what makes their tombstones heard at once.
 	var wg sync.WaitGroup
 	for _, a := range anns {
-		wg.Go(func() { a.end(context.Background()) })
+		wg.Go(func() { a.end(ctx) })
 	}
 	wg.Wait()
 	d.cancel()

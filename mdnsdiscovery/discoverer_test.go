@@ -100,11 +100,11 @@ func TestGroupsDoNotMeet(t *testing.T) {
 	ctx := ctxFor(t, time.Minute)
 	a, b := newSecret(t), newSecret(t)
 	announcer := newOrSkip(t, a, fastSchedule()...)
-	defer announcer.Close()
+	defer announcer.Close(context.Background())
 	sameGroup := newOrSkip(t, a, fastSchedule()...)
-	defer sameGroup.Close()
+	defer sameGroup.Close(context.Background())
 	otherGroup := newOrSkip(t, b, fastSchedule()...)
-	defer otherGroup.Close()
+	defer otherGroup.Close(context.Background())
 	if announcer.Service() == otherGroup.Service() {
 		t.Fatalf("two secrets share the service name %q", announcer.Service())
 	}
@@ -178,9 +178,9 @@ func TestPromptWithoutRefreshes(t *testing.T) {
 	ctx := ctxFor(t, 5*time.Minute)
 	secret := newSecret(t)
 	observer := newOrSkip(t, secret, slow...)
-	defer observer.Close()
+	defer observer.Close(context.Background())
 	peer := newOrSkip(t, secret, slow...)
-	defer peer.Close()
+	defer peer.Close(context.Background())
 	events, err := observer.Subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +217,7 @@ func TestPromptWithoutRefreshes(t *testing.T) {
 		t.Fatal(err)
 	}
 	await(t, events, timeout, "Found after coming back again", is(discovery.Found, "prompt"))
-	if err := peer.Close(); err != nil {
+	if err := peer.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	await(t, events, timeout, "Lost after Close", is(discovery.Lost, "prompt"))
@@ -237,9 +237,9 @@ func TestReannounceRightAfterCancel(t *testing.T) {
 		mdnsdiscovery.WithLeaveLinger(2 * time.Second),
 	}
 	observer := newOrSkip(t, secret, slow...)
-	defer observer.Close()
+	defer observer.Close(context.Background())
 	peer := newOrSkip(t, secret, slow...)
-	defer peer.Close()
+	defer peer.Close(context.Background())
 	events, err := observer.Subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -285,7 +285,7 @@ func TestCloseConcurrentAndAfter(t *testing.T) {
 	}
 	errs := make(chan error, 3)
 	for range 3 {
-		go func() { errs <- d.Close() }()
+		go func() { errs <- d.Close(context.Background()) }()
 	}
 	for range 3 {
 		if err := <-errs; err != nil {
@@ -312,7 +312,7 @@ func TestCloseRightAwayLeavesNothing(t *testing.T) {
 	before := runtime.NumGoroutine()
 	for range 5 {
 		d := newOrSkip(t, newSecret(t), fastSchedule()...)
-		if err := d.Close(); err != nil {
+		if err := d.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -322,7 +322,7 @@ func TestCloseRightAwayLeavesNothing(t *testing.T) {
 func TestAnnounceRefusals(t *testing.T) {
 	ctx := ctxFor(t, time.Minute)
 	d := newOrSkip(t, newSecret(t), fastSchedule()...)
-	defer d.Close()
+	defer d.Close(context.Background())
 	huge := discovery.Record{ID: "huge", Meta: make([]byte, 1000)}
 	_, err := d.Announce(ctx, huge)
 	if !errors.Is(err, discovery.ErrInvalidRecord) || !errors.Is(err, mdnsdiscovery.ErrRecordTooLarge) {
@@ -360,7 +360,7 @@ func TestNewRefusesBadSettings(t *testing.T) {
 	} {
 		if d, err := mdnsdiscovery.New(secret, opts...); err == nil || errors.Is(err, mdnsdiscovery.ErrNoInterface) {
 			if d != nil {
-				d.Close()
+				d.Close(context.Background())
 			}
 			t.Errorf("%s: New returned %v, want a settings error", name, err)
 		}
@@ -397,7 +397,7 @@ func ExampleNew() {
 		fmt.Println(err)
 		return
 	}
-	defer d.Close() // leaves, so the others see this peer Lost at once
+	defer d.Close(context.Background()) // leaves, so the others see this peer Lost at once
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

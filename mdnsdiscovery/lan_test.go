@@ -38,7 +38,7 @@ func lanOrSkip(t *testing.T, secret [32]byte, opts ...Option) *Discoverer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
+	t.Cleanup(func() { d.Close(context.Background()) })
 	return d
 }
 

@@ -26,9 +26,9 @@ func TestSignedOnTheLAN(t *testing.T) {
 	// the tombstone.
 	slow := []mdnsdiscovery.Option{mdnsdiscovery.WithReannounceInterval(1500 * time.Millisecond), mdnsdiscovery.WithStaleAfter(time.Minute)}
 	a := newOrSkip(t, secret, append(slow, mdnsdiscovery.WithSigner(discovery.Ed25519Signer(aPriv)))...)
-	defer a.Close()
+	defer a.Close(context.Background())
 	b := newOrSkip(t, secret, append(slow, mdnsdiscovery.WithSigner(discovery.Ed25519Signer(bPriv)))...)
-	defer b.Close()
+	defer b.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	events, err := a.Subscribe(ctx)

@@ -120,6 +120,7 @@ type CanSync struct {
 	own       map[string]struct{}             // every ID ever announced here
 
 	closeOnce sync.Once
+	closeDone chan struct{} // closed when every leave is done and the keys destroyed
 }
 
 var _ discovery.Discoverer = (*CanSync)(nil)
@@ -164,6 +165,7 @@ func NewCanSync(client *pkarrclient.Client, passphrase []byte, opts ...Option) (
 		rescan:    make(chan time.Time, 1),
 		announced: make(map[string]*canSyncAnnouncement),
 		own:       make(map[string]struct{}),
+		closeDone: make(chan struct{}),
 	}
 	for i := range CanSyncSlots {
 		c.keys[i] = CanSyncSlotKey(passphrase, i)
@@ -261,21 +263,35 @@ func (c *CanSync) Announce(ctx context.Context, rec discovery.Record) (discovery
 
 // Close implements [discovery.Discoverer.Close]: it ends every
 // announcement (each clears its slot as a Leave would, within the leave
-// bound of 5 s), stops scanning and closes every subscription. It waits
-// for all of that, leaves no goroutine behind, and is idempotent.
-func (c *CanSync) Close() error {
+// bound), stops scanning and closes every subscription. It waits for all
+// of that, or until ctx ends: then the clearing goes on in the background
+// and the slot keys are destroyed once it is done. It is idempotent.
+func (c *CanSync) Close(ctx context.Context) error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
 		c.mu.Unlock()
 		c.cancel()
-		c.wg.Wait()
-		c.tracker.Close()
-		for _, k := range c.keys {
-			k.Destroy()
-		}
+		go func() {
+			c.wg.Wait()
+			// The leaves sign with the keys: destroyed only after them.
+			for _, k := range c.keys {
+				k.Destroy()
+			}
+			close(c.closeDone)
+		}()
 	})
-	return nil
+	select {
+	case <-c.closeDone:
+	case <-ctx.Done():
+	}
+	c.tracker.Close()
+	select {
+	case <-c.closeDone:
+		return nil
+	default:
+		return fmt.Errorf("slotdiscovery: close: slots still being cleared (it goes on within the leave bound): %w", ctx.Err())
+	}
 }
 
 // checkCanSyncRecord returns the ID's bytes if rec can be announced on
@@ -524,9 +540,8 @@ type canSyncAnnouncement struct {
 	// over, so its leave knows where its ID may be. Only run uses it.
 	touched [CanSyncSlots]bool
 
-	mu       sync.Mutex
-	ended    bool
-	leaveCtx context.Context // the Leave call's ctx, which also bounds the clearing
+	mu    sync.Mutex
+	ended bool
 }
 
 // Record implements [discovery.Announcement.Record].
@@ -557,23 +572,25 @@ func (a *canSyncAnnouncement) Update(_ context.Context, rec discovery.Record) er
 // Leave implements [discovery.Announcement.Leave]: it stops republishing
 // and, if our slot still holds our ID, clears it with an empty packet, so
 // other Go peers see us Lost at their next scan. It waits for that, within
-// ctx and a bound of 5 s, and returns ctx's error if ctx ended first. The
-// clearing ends with ctx too (leave cancels it when the first Leave's ctx
-// ends), unlike [Discoverer]'s tombstone, which goes on in the background
-// within its bound. It is idempotent.
+// ctx, and returns an error wrapping ctx's if ctx ended first. The clearing
+// goes on in the background within the leave bound (5 s, see
+// [WithLeaveTimeout]), as [Discoverer]'s tombstone does: a short ctx means
+// "do not wait", not "do not tell the others". It is idempotent.
 func (a *canSyncAnnouncement) Leave(ctx context.Context) error {
 	a.mu.Lock()
-	if !a.ended {
-		a.ended = true
-		a.leaveCtx = ctx
-	}
+	a.ended = true
 	a.mu.Unlock()
 	a.cancel()
 	select {
 	case <-a.done:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		select {
+		case <-a.done: // both ready: the slot is cleared
+			return nil
+		default:
+		}
+		return fmt.Errorf("slotdiscovery: leave: the slot is still being cleared (it goes on within the leave bound): %w", ctx.Err())
 	}
 }
 
@@ -672,13 +689,12 @@ func (a *canSyncAnnouncement) claim(ctx context.Context) (int, bool) {
 }
 
 // leave ends the announcement and clears every slot it touched that still
-// holds its ID, within the leave bound (on the configured clock) and the
-// Leave call's ctx.
+// holds its ID, within the leave bound (on the configured clock), whatever
+// becomes of the Leave or Close call that started it.
 func (a *canSyncAnnouncement) leave() {
 	c := a.c
 	a.mu.Lock()
 	a.ended = true
-	lctx := a.leaveCtx
 	a.mu.Unlock()
 	a.cancel()
 
@@ -686,9 +702,6 @@ func (a *canSyncAnnouncement) leave() {
 	defer cancel()
 	timer := c.cfg.clock.AfterFunc(c.cfg.leaveTimeout, cancel)
 	defer timer.Stop()
-	if lctx != nil {
-		defer context.AfterFunc(lctx, cancel)()
-	}
 	for i, touched := range a.touched {
 		if !touched {
 			continue

@@ -20,6 +20,7 @@ import (
 
 	"github.com/phrasemeet/discovery"
 	"github.com/phrasemeet/discovery/discoverytest"
+	"github.com/phrasemeet/discovery/internal/slottest"
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/pkarrrelay"
 	"github.com/phrasemeet/discovery/slotdiscovery"
@@ -127,7 +128,7 @@ func newCanSync(t *testing.T, c *pkarrclient.Client, passphrase string, opts ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cs.Close() })
+	t.Cleanup(func() { cs.Close(context.Background()) })
 	return cs
 }
 
@@ -274,7 +275,7 @@ func TestCanSyncConstructor(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a one-letter passphrase: %v", err)
 	}
-	if err := cs.Close(); err != nil {
+	if err := cs.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -715,7 +716,7 @@ func TestCanSyncSchedule(t *testing.T) {
 		check(fmt.Sprintf("%d s after the claim", 15*k), gets, puts, 2)
 	}
 	// Close clears the slot: one read, one empty packet.
-	if err := cs.Close(); err != nil {
+	if err := cs.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if g, p := r.gets.Load(), r.puts.Load(); g != gets+1 || p != puts+1 {
@@ -742,5 +743,19 @@ func TestCanSyncConformance(t *testing.T) {
 			ds[i] = d
 		}
 		return ds
-	}, discoverytest.IDsOnly(csID), discoverytest.WithTimeout(60*time.Second))
+	}, discoverytest.IDsOnly(csID), discoverytest.WithTimeout(60*time.Second),
+		// Leave and Close clear the slot through a relay that stops
+		// answering: the leave bound (5 s) is far above their 100 ms ctx.
+		discoverytest.WithStall(func(t *testing.T, n int) ([]discovery.Discoverer, func()) {
+			url, stall := slottest.Stallable(t, slottest.RelayHandler(t))
+			ds := make([]discovery.Discoverer, n)
+			for i := range ds {
+				d, err := slotdiscovery.NewCanSync(slottest.Client(t, url), []byte("conformance passphrase"), csFastSchedule()...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ds[i] = d
+			}
+			return ds, stall
+		}))
 }

@@ -1,6 +1,7 @@
 package slotdiscovery
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func TestComposeStaysWithinTheBound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	defer d.Close(context.Background())
 	a := &announcement{d: d, rec: discovery.Record{ID: "peer"}, slot: -1, held: -1}
 	e := entry{kind: kindLive, time: d.stamp(), since: d.stamp(), rec: a.rec}
 	limit := pkarrclient.TimestampFromTime(fuzzNow.Add(bound))

@@ -49,7 +49,7 @@ func deepTest(t *testing.T, packets ...*pkarrclient.SignedPacket) *Discoverer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
+	t.Cleanup(func() { d.Close(context.Background()) })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		d.mu.Lock()

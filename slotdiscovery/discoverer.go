@@ -85,6 +85,11 @@ type Discoverer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kick   chan struct{} // a scan right after our own publish
+	// leftAll is closed when every announcement Close ended has left;
+	// stopOnce stops scanning and the subscriptions once, after that or
+	// when a Close's ctx ends first.
+	leftAll  chan struct{}
+	stopOnce sync.Once
 
 	mu        sync.Mutex
 	closed    bool
@@ -171,6 +176,7 @@ func New(client *pkarrclient.Client, group *Group, opts ...Option) (*Discoverer,
 		slots:     make(map[int]*slotView),
 		peers:     make(map[string]*peerView),
 		follow:    make(map[int]bool),
+		leftAll:   make(chan struct{}),
 		burstCap:  cfg.getBurst,
 		fastUntil: now.Add(cfg.fastPhase),
 		gets:      rate.NewLimiter(rate.Limit(cfg.fastGetRate), cfg.getBurst),
@@ -214,30 +220,48 @@ func (d *Discoverer) Slot(id string) int {
 	return -1
 }
 
-// Close implements discovery.Discoverer: every announcement leaves (its
-// tombstone written within a short bound), scanning stops and every
-// subscription closes.
-func (d *Discoverer) Close() error {
+// Close implements [discovery.Discoverer.Close]: every announcement
+// leaves (its tombstone written within the leave bound, see
+// [WithLeaveTimeout]), scanning stops and every subscription closes. It
+// waits for all of that, or until ctx ends: then scanning and the
+// subscriptions stop at once and the tombstones go on in the background,
+// within their bound. It is idempotent.
+func (d *Discoverer) Close(ctx context.Context) error {
 	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
-		return nil
-	}
-	d.closed = true
-	anns := make([]*announcement, 0, len(d.anns))
-	for _, a := range d.anns {
-		anns = append(anns, a)
+	if !d.closed {
+		d.closed = true
+		anns := make([]*announcement, 0, len(d.anns))
+		for _, a := range d.anns {
+			anns = append(anns, a)
+		}
+		go func() {
+			var wg sync.WaitGroup
+			for _, a := range anns {
+				wg.Go(func() { a.end() })
+			}
+			wg.Wait()
+			close(d.leftAll)
+		}()
 	}
 	d.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, a := range anns {
-		wg.Go(func() { a.end() })
+	select {
+	case <-d.leftAll:
+	case <-ctx.Done():
 	}
-	wg.Wait()
-	d.cancel()
-	d.wg.Wait()
-	d.tracker.Close()
-	return nil
+	// Scanning goes on while the tombstones are written, so that a peer
+	// that comes back meanwhile is still seen; it stops when they are, or
+	// when ctx says not to wait. The tombstones need none of it.
+	d.stopOnce.Do(func() {
+		d.cancel()
+		d.wg.Wait()
+		d.tracker.Close()
+	})
+	select {
+	case <-d.leftAll:
+		return nil
+	default:
+		return fmt.Errorf("slotdiscovery: close: tombstones still being written (it goes on within the leave bound): %w", ctx.Err())
+	}
 }
 
 func (d *Discoverer) now() time.Time { return d.cfg.clock.Now() }

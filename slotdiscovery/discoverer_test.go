@@ -36,62 +36,95 @@ func TestConformance(t *testing.T) {
 		}))
 }
 
-// TestLeaveCutShortStillBuries: a Leave whose context ends before the
-// tombstone is confirmed returns the context's error, and the tombstone
-// write goes on in the background, so the other peer still sees Lost at
-// once rather than when the entry ages out (a minute here, beyond the
-// test's wait).
+// TestLeaveCutShortStillBuries: a Leave or Close whose context ends before
+// the others are told returns the context's error, and the telling goes on
+// in the background, so the other peer still sees Lost soon: the default
+// profile's tombstone (without it the entry would age out only after a
+// minute, beyond the test's wait) and can-sync's slot clearing (without it
+// can-sync, which has no ageing, would list the peer for ever).
 func TestLeaveCutShortStillBuries(t *testing.T) {
-	// Every request takes 400 ms: a leave (read, write, read back) cannot
-	// finish within a 100 ms context, and finishes well within its 5 s
-	// bound.
-	url := slottest.Serve(t, slottest.Delayed(slottest.RelayHandler(t), 400*time.Millisecond, 400*time.Millisecond))
-	g := slottest.Group(t, "leave cut short")
-	opts := append(slottest.FastSchedule(), slotdiscovery.WithStaleAfter(time.Minute))
-	var ds [2]*slotdiscovery.Discoverer
-	for i := range ds {
-		d, err := slotdiscovery.New(slottest.Client(t, url), g, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		ds[i] = d
+	type leaver struct {
+		d discovery.Discoverer
+		a discovery.Announcement
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	sub, err := ds[1].Subscribe(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := ds[0].Announce(ctx, discovery.Record{ID: "hurried", Addrs: []string{"/ip4/192.0.2.1/udp/1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait := func(typ discovery.EventType) {
-		t.Helper()
-		timer := time.NewTimer(20 * time.Second)
-		defer timer.Stop()
-		for {
-			select {
-			case e, ok := <-sub:
-				if !ok {
-					t.Fatalf("the stream closed while waiting for %v", typ)
-				}
-				if e.Peer.ID == "hurried" && e.Type == typ {
-					return
-				}
-			case <-timer.C:
-				t.Fatalf("no %v for the peer within 20 s", typ)
+	profiles := []struct {
+		name string
+		open func(t *testing.T, url string) discovery.Discoverer
+		id   string
+	}{
+		{"default", func(t *testing.T, url string) discovery.Discoverer {
+			d, err := slotdiscovery.New(slottest.Client(t, url), slottest.Group(t, "leave cut short"),
+				append(slottest.FastSchedule(), slotdiscovery.WithStaleAfter(time.Minute))...)
+			if err != nil {
+				t.Fatal(err)
 			}
+			return d
+		}, "hurried"},
+		{"can-sync", func(t *testing.T, url string) discovery.Discoverer {
+			d, err := slotdiscovery.NewCanSync(slottest.Client(t, url), []byte("leave cut short"), csFastSchedule()...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}, csID("hurried")},
+	}
+	ends := []struct {
+		name string
+		end  func(ctx context.Context, l leaver) error
+	}{
+		{"Leave", func(ctx context.Context, l leaver) error { return l.a.Leave(ctx) }},
+		{"Close", func(ctx context.Context, l leaver) error { return l.d.Close(ctx) }},
+	}
+	for _, p := range profiles {
+		for _, e := range ends {
+			t.Run(p.name+"/"+e.name, func(t *testing.T) {
+				// Every request takes 400 ms: a leave (read, write, read
+				// back) cannot finish within a 100 ms context, and
+				// finishes well within its 5 s bound.
+				url := slottest.Serve(t, slottest.Delayed(slottest.RelayHandler(t), 400*time.Millisecond, 400*time.Millisecond))
+				var ds [2]discovery.Discoverer
+				for i := range ds {
+					ds[i] = p.open(t, url)
+					t.Cleanup(func() { ds[i].Close(context.Background()) })
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				sub, err := ds[1].Subscribe(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				a, err := ds[0].Announce(ctx, discovery.Record{ID: p.id})
+				if err != nil {
+					t.Fatal(err)
+				}
+				wait := func(typ discovery.EventType) {
+					t.Helper()
+					timer := time.NewTimer(20 * time.Second)
+					defer timer.Stop()
+					for {
+						select {
+						case e, ok := <-sub:
+							if !ok {
+								t.Fatalf("the stream closed while waiting for %v", typ)
+							}
+							if e.Peer.ID == p.id && e.Type == typ {
+								return
+							}
+						case <-timer.C:
+							t.Fatalf("no %v for the peer within 20 s", typ)
+						}
+					}
+				}
+				wait(discovery.Found)
+				lctx, lcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+				defer lcancel()
+				if err := e.end(lctx, leaver{ds[0], a}); !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("%s with a 100 ms context over a 400 ms relay: %v, want an error wrapping context.DeadlineExceeded", e.name, err)
+				}
+				start := time.Now()
+				wait(discovery.Lost)
+				t.Logf("Lost after %v", time.Since(start))
+			})
 		}
 	}
-	wait(discovery.Found)
-	lctx, lcancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer lcancel()
-	if err := a.Leave(lctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Leave with a 100 ms context over a 400 ms relay: %v, want an error wrapping context.DeadlineExceeded", err)
-	}
-	start := time.Now()
-	wait(discovery.Lost)
-	t.Logf("Lost after %v", time.Since(start))
 }

@@ -33,7 +33,7 @@ func newPeersClients(t *testing.T, g *slotdiscovery.Group, urls []string, n int)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { d.Close() })
+		t.Cleanup(func() { d.Close(context.Background()) })
 		ds[i], cs[i] = d, c
 	}
 	return ds, cs

@@ -182,7 +182,7 @@ func TestLockedLevelsCostLittle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { d.Close() })
+		t.Cleanup(func() { d.Close(context.Background()) })
 		ds[i] = d
 	}
 	peers, watcher := ds[:2], ds[2]

@@ -211,6 +211,19 @@ func WithVerifyDelay(min, max time.Duration) Option {
 	}
 }
 
+// WithLeaveTimeout bounds how long a leaving announcement keeps trying to
+// tell the others (default 5 s): the tombstone's read, write and read-back,
+// or can-sync's slot clearing. It runs whether or not the Leave or Close
+// that started it waits, so it is also how long a closed Discoverer may
+// still send requests. Two or three relay round trips and a read-back
+// delay fit in the default.
+func WithLeaveTimeout(d time.Duration) Option {
+	return func(cfg *config) error {
+		cfg.leaveTimeout = d
+		return positive("leave timeout", d)
+	}
+}
+
 // WithGetBudget sets the GET rates per second, steady and during the fast
 // phase, and the burst that lets one scan read its slots in parallel
 // (default 0.2/s steady, 1.2/s fast, burst 8). The fast rate, with the

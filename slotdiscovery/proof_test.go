@@ -87,7 +87,7 @@ func newProofDiscoverer(t *testing.T, url string, g *Group, opts ...Option) *Dis
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
+	t.Cleanup(func() { d.Close(context.Background()) })
 	return d
 }
 
@@ -273,7 +273,7 @@ func TestAnnounceNeedsKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { d.Close() })
+		t.Cleanup(func() { d.Close(context.Background()) })
 		return d
 	}
 	for name, tc := range map[string]struct {
@@ -331,7 +331,7 @@ func TestAnnounceProofCountsInSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	defer d.Close(context.Background())
 	// 18 header bytes, 33 for the packed ID, 1 count, 1 meta length and
 	// 1 proof length: meta fills the rest of maxEntryPlain.
 	rec := discovery.Record{ID: bID, Meta: make([]byte, maxEntryPlain-18-33-1-2-1)}
@@ -367,7 +367,7 @@ func TestEntryProofRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	defer d.Close(context.Background())
 	slot := g.SlotKey(3).PublicKey()
 	t0 := time.UnixMicro(time.Now().UnixMicro())
 	signed := func(id string, priv ed25519.PrivateKey, grp *Group, for_ pkarrclient.PublicKey, e entry) entry {

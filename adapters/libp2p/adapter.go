@@ -269,7 +269,7 @@ func (a *Adapter) lease(ns string) (*space, error) {
 	}
 	events, err := d.Subscribe(a.ctx)
 	if err != nil {
-		_ = d.Close()
+		_ = d.Close(a.ctx)
 		return nil, &OpenError{Namespace: ns, Err: err}
 	}
 	s := &space{
@@ -827,7 +827,9 @@ func (a *Adapter) shut(s *space) error {
 		s.ann = nil
 	}
 	s.release()
-	if err := s.d.Close(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	if err := s.d.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("closing namespace %q: %w", s.ns, err))
 	}
 	return errors.Join(errs...)

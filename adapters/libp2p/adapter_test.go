@@ -60,7 +60,7 @@ func TestMemoryOpenerSubscribeRacesClose(t *testing.T) {
 				}
 			}
 		}()
-		if err := d.Close(); err != nil {
+		if err := d.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		<-done
@@ -269,7 +269,7 @@ func TestFindPeersSkipsHostileRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { raw.Close() })
+	t.Cleanup(func() { raw.Close(context.Background()) })
 
 	other := newPeerID(t)
 	good := newPeerID(t)

@@ -53,7 +53,7 @@ func announcer(t *testing.T, open libp2padapter.Opener, ns string) discovery.Dis
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
+	t.Cleanup(func() { d.Close(context.Background()) })
 	return d
 }
 

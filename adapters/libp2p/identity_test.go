@@ -144,7 +144,7 @@ func TestHostSignerSignsForTheHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	defer d.Close(context.Background())
 	if _, err := d.Announce(context.Background(), discovery.Record{ID: id.String()}); !errors.Is(err, slotdiscovery.ErrRecordTooLarge) {
 		t.Errorf("an RSA host's announce: %v, want ErrRecordTooLarge", err)
 	}
@@ -203,7 +203,7 @@ func TestForgedPeerIDIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer evil.Close()
+	defer evil.Close(context.Background())
 	forged := discovery.Record{ID: hb.ID().String(), Addrs: []string{"/ip4/203.0.113.66/tcp/4001"}}
 	deadline := time.Now().Add(4 * time.Second)
 	rounds := 0

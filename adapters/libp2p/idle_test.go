@@ -68,13 +68,13 @@ type closeCounting struct {
 	once sync.Once
 }
 
-func (d *closeCounting) Close() error {
+func (d *closeCounting) Close(ctx context.Context) error {
 	d.once.Do(func() {
 		d.c.mu.Lock()
 		d.c.live[d.ns]--
 		d.c.mu.Unlock()
 	})
-	return d.Discoverer.Close()
+	return d.Discoverer.Close(ctx)
 }
 
 // awaitOpen waits until exactly the namespaces in want have a discoverer

@@ -156,15 +156,14 @@ func (n *namespaced) Subscribe(ctx context.Context) (<-chan discovery.Event, err
 	return out, nil
 }
 
-func (n *namespaced) Close() error {
-	var err error
+func (n *namespaced) Close(ctx context.Context) error {
 	n.closeOnce.Do(func() {
 		n.mu.Lock()
 		n.closed = true
 		n.mu.Unlock()
 		close(n.done)
-		err = n.d.Close()
 	})
+	err := n.d.Close(ctx)
 	n.wg.Wait()
 	return err
 }

@@ -94,8 +94,8 @@ func (c *canSyncHosts) Subscribe(ctx context.Context) (<-chan discovery.Event, e
 	return out, nil
 }
 
-func (c *canSyncHosts) Close() error {
-	err := c.cs.Close() // closes every subscription, ending the goroutines
+func (c *canSyncHosts) Close(ctx context.Context) error {
+	err := c.cs.Close(ctx) // closes every subscription, ending the goroutines
 	c.wg.Wait()
 	return err
 }

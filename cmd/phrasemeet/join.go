@@ -170,7 +170,9 @@ func runJoin(ctx context.Context, e env, args []string) error {
 	closeOnReturn := true
 	defer func() {
 		if closeOnReturn {
-			d.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+			defer cancel()
+			d.Close(ctx)
 		}
 	}()
 
@@ -242,7 +244,7 @@ loop:
 		lctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 		defer cancel()
 		err := ann.Leave(lctx)
-		d.Close()
+		d.Close(lctx)
 		left <- err
 	}()
 	select {

@@ -132,7 +132,7 @@ func TestJoinIgnoresForgedEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer evil.Close()
+	defer evil.Close(context.Background())
 	ctx := context.Background()
 	forged := discovery.Record{ID: aID, Addrs: []string{"/ip4/203.0.113.66/tcp/4001"}}
 	deadline := time.Now().Add(5 * time.Second)

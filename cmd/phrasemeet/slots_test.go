@@ -217,7 +217,7 @@ func TestSlotsTable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { d.Close() })
+			t.Cleanup(func() { d.Close(context.Background()) })
 			if _, err := d.Announce(ctx, discovery.Record{ID: id, Addrs: addrs}); err != nil {
 				t.Fatal(err)
 			}
@@ -292,7 +292,7 @@ func TestSlotsTable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { c.Close() })
+			t.Cleanup(func() { c.Close(context.Background()) })
 			if _, err := c.Announce(ctx, discovery.Record{ID: id}); err != nil {
 				t.Fatal(err)
 			}
@@ -433,7 +433,7 @@ func TestHostilePeerTextIsQuoted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.Close() })
+	t.Cleanup(func() { d.Close(context.Background()) })
 	if _, err := d.Announce(context.Background(), discovery.Record{ID: evilID, Addrs: []string{evilAddr}}); err != nil {
 		t.Fatal(err)
 	}

@@ -292,7 +292,7 @@ func Run(ctx context.Context, sc Scenario, env Env) (*Result, error) {
 	if err := errors.Join(errs...); err != nil {
 		for _, p := range peers {
 			if p.d != nil {
-				_ = p.d.Close()
+				_ = p.d.Close(context.Background())
 			}
 		}
 		cancel()
@@ -339,7 +339,7 @@ func Run(ctx context.Context, sc Scenario, env Env) (*Result, error) {
 		p.crashed.mu.Lock()
 		p.crashed.dead = true // Close must not write: the run is over
 		p.crashed.mu.Unlock()
-		_ = p.d.Close()
+		_ = p.d.Close(context.Background())
 	}
 	cancel()
 	wg.Wait()

@@ -257,7 +257,7 @@ func TestMDNSRoom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	probe.Close()
+	probe.Close(context.Background())
 	swap := fx.Decorate(func(h host.Host, g *slotdiscovery.Group) libp2padapter.Opener { return chat.MDNSOpener(h, g) })
 	alice := start(t, testConfig("alice"), swap)
 	bob := start(t, testConfig("bob"), swap)

@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"context"
 	"errors"
 	"sync"
 
@@ -111,7 +112,7 @@ func bothOpener(slotsOpen, mdnsOpen libp2padapter.Opener, con *Console) libp2pad
 				warn.Do(func() { con.Statusf("mDNS unavailable (%v): relays only", err) })
 				return sd, nil
 			}
-			sd.Close()
+			sd.Close(context.Background())
 			return nil, err
 		}
 		return discovery.Combine(sd, md), nil
