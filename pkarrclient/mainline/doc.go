@@ -8,8 +8,8 @@
 //	client, err := pkarrclient.NewClient([]pkarrclient.Backend{relay, d})
 //
 // It is a package of its own because it is the only part of pkarr that
-// needs anacrolix/dht, which brings some thirty packages and several
-// megabytes with it: a program that speaks only to relays imports
+// needs anacrolix/dht, which brings 29 packages with it (anacrolix/torrent,
+// missinggo, stm, ...): a program that speaks only to relays imports
 // pkarrclient alone and links none of them.
 //
 // Where anacrolix v2.24.0 falls short (exts/getput waits for a whole
