@@ -2,11 +2,11 @@ package pkarrclient
 
 import "context"
 
-// Backend is one place signed packets live: an HTTP relay ([Relay]) today,
-// the Mainline DHT ([DHT]). A [Client] fans every publish and resolve out to
-// all of its backends, so a backend only has to speak for itself: it never
-// caches across calls, never compares its answer with other backends', and
-// never retries forever.
+// Backend is one place signed packets live: an HTTP relay ([Relay]), or
+// the Mainline DHT (subpackage mainline). A [Client] fans every publish
+// and resolve out to all of its backends, so a backend only has to speak
+// for itself: it never caches across calls, never compares its answer with
+// other backends', and never retries forever.
 //
 // Implementations must be safe for concurrent use and must return promptly
 // once ctx is done: the Client cancels the backends it no longer needs (a
@@ -14,8 +14,9 @@ import "context"
 //
 // Errors should wrap one of the package's sentinels (ErrNotFound,
 // ErrNotMostRecent, ErrRateLimited, ErrBadRequest, ErrUnavailable,
-// ErrInvalidResponse), preferably inside a *[BackendError], so callers can
-// tell a missing record from a broken relay with errors.Is.
+// ErrInvalidResponse), preferably inside a *[BackendError] whose Op is
+// [OpPublish] or [OpResolve], so callers can tell a missing record from a
+// broken relay with errors.Is.
 type Backend interface {
 	// Name identifies the backend in outcomes, errors and logs. A relay's
 	// name is its base URL.
@@ -65,8 +66,8 @@ type Query struct {
 
 // MayServeOlder is implemented by a Backend that can honestly serve a
 // packet older than one it accepted, and says so by returning true: the
-// Mainline DHT ([DHT]), where every node keeps its own copy and a lookup
-// may reach nodes a publish did not. The Client never distrusts such a
+// Mainline DHT (subpackage mainline), where every node keeps its own copy
+// and a lookup may reach nodes a publish did not. The Client never distrusts such a
 // backend for going back (see WithDistrust). A relay keeps the newest
 // packet per key, so relays do not implement it.
 type MayServeOlder interface {

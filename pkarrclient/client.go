@@ -292,7 +292,7 @@ func (c *Client) Publish(ctx context.Context, p *SignedPacket) (*PublishResult, 
 	wg.Wait()
 	res := &PublishResult{Outcomes: outcomes}
 	for i, o := range outcomes {
-		c.logOutcome(ctx, opPublish, p.PublicKey(), o)
+		c.logOutcome(ctx, OpPublish, p.PublicKey(), o)
 		if o.Err == nil {
 			res.Accepted++
 			c.acks.accepted(p.PublicKey(), i, p.Timestamp())
@@ -466,7 +466,7 @@ func (c *Client) resolve(ctx context.Context, key PublicKey, mostRecent bool, op
 		}
 		a.outcome.Distrusted = c.acks.distrusted(a.index, now)
 		outcomes[a.index] = a.outcome
-		c.logOutcome(ctx, opResolve, key, a.outcome)
+		c.logOutcome(ctx, OpResolve, key, a.outcome)
 		if o.onOutcome != nil {
 			o.onOutcome(a.outcome)
 		}
@@ -519,10 +519,10 @@ func checkAnswer(name string, key PublicKey, p *SignedPacket, err error) (*Signe
 	case err != nil:
 		return nil, err
 	case p == nil:
-		return nil, &BackendError{Backend: name, Op: opResolve,
+		return nil, &BackendError{Backend: name, Op: OpResolve,
 			Err: fmt.Errorf("%w: backend returned neither a packet nor an error", ErrInvalidResponse)}
 	case p.PublicKey() != key:
-		return nil, &BackendError{Backend: name, Op: opResolve,
+		return nil, &BackendError{Backend: name, Op: OpResolve,
 			Err: fmt.Errorf("%w: %w", ErrInvalidResponse, ErrKeyMismatch)}
 	}
 	return p, nil

@@ -44,7 +44,7 @@ func (f *fakeBackend) Resolve(ctx context.Context, q Query) (*SignedPacket, erro
 	f.queries = append(f.queries, q)
 	f.mu.Unlock()
 	if f.resolve == nil {
-		return nil, &BackendError{Backend: f.name, Op: opResolve, Status: 404, Err: ErrNotFound}
+		return nil, &BackendError{Backend: f.name, Op: OpResolve, Status: 404, Err: ErrNotFound}
 	}
 	return f.resolve(ctx, q)
 }
@@ -60,7 +60,7 @@ func (f *fakeBackend) lastQuery() Query {
 
 func failWith(name string, err error) func(context.Context, Query) (*SignedPacket, error) {
 	return func(context.Context, Query) (*SignedPacket, error) {
-		return nil, &BackendError{Backend: name, Op: opResolve, Err: err}
+		return nil, &BackendError{Backend: name, Op: OpResolve, Err: err}
 	}
 }
 
@@ -150,10 +150,10 @@ func mixedPublishBackends() []Backend {
 			return PublishReceipt{DHTNodes: 5}, nil
 		}},
 		&fakeBackend{name: "conflict", publish: func(context.Context, *SignedPacket) (PublishReceipt, error) {
-			return PublishReceipt{DHTNodes: 99}, &BackendError{Backend: "conflict", Op: opPublish, Status: 409, Err: ErrNotMostRecent}
+			return PublishReceipt{DHTNodes: 99}, &BackendError{Backend: "conflict", Op: OpPublish, Status: 409, Err: ErrNotMostRecent}
 		}},
 		&fakeBackend{name: "limited", publish: func(context.Context, *SignedPacket) (PublishReceipt, error) {
-			return PublishReceipt{}, &BackendError{Backend: "limited", Op: opPublish, Status: 429, Err: &RateLimitError{RetryAfter: 7 * time.Second}}
+			return PublishReceipt{}, &BackendError{Backend: "limited", Op: OpPublish, Status: 429, Err: &RateLimitError{RetryAfter: 7 * time.Second}}
 		}},
 	}
 }
@@ -525,7 +525,7 @@ func TestResolveStaleOnFailure(t *testing.T) {
 	var fail atomic.Bool
 	b := &fakeBackend{name: "b", resolve: func(ctx context.Context, q Query) (*SignedPacket, error) {
 		if fail.Load() {
-			return nil, &BackendError{Backend: "b", Op: opResolve, Status: 503, Err: ErrUnavailable}
+			return nil, &BackendError{Backend: "b", Op: OpResolve, Status: 503, Err: ErrUnavailable}
 		}
 		return p, nil
 	}}

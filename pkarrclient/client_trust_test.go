@@ -24,7 +24,7 @@ func after(release <-chan struct{}, p *SignedPacket) func(context.Context, Query
 			return nil, err
 		}
 		if p == nil {
-			return nil, &BackendError{Backend: "after", Op: opResolve, Status: 404, Err: ErrNotFound}
+			return nil, &BackendError{Backend: "after", Op: OpResolve, Status: 404, Err: ErrNotFound}
 		}
 		return p, nil
 	}
@@ -165,7 +165,7 @@ func TestResolveDistrustsABackendThatGoesBack(t *testing.T) {
 	// A backend that refused v2 and serves v1 kept its word.
 	refused := &fakeBackend{name: "refused", resolve: answer(v1),
 		publish: func(context.Context, *SignedPacket) (PublishReceipt, error) {
-			return PublishReceipt{}, &BackendError{Backend: "refused", Op: opPublish, Err: ErrUnavailable}
+			return PublishReceipt{}, &BackendError{Backend: "refused", Op: OpPublish, Err: ErrUnavailable}
 		}}
 	c = newTestClient(t, []Backend{refused, honest}, WithCacheSize(0))
 	honest.resolve = answer(v2)
@@ -242,5 +242,4 @@ func TestResolveNeverDistrustsABackendThatMayServeOlder(t *testing.T) {
 	if d := c.Distrusted(); len(d) != 0 || outcome.Distrusted {
 		t.Fatalf("a backend that may serve older packets was distrusted: %v", d)
 	}
-	var _ MayServeOlder = (*DHT)(nil)
 }

@@ -86,13 +86,21 @@ func (e *RateLimitError) Error() string {
 // Unwrap makes errors.Is(err, ErrRateLimited) hold.
 func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
 
+// The operations a BackendError names in Op. They are exported so that a
+// backend in another package (the Mainline DHT's, or a user's) reports its
+// failures in the same words as the relays.
+const (
+	OpPublish = "publish"
+	OpResolve = "resolve"
+)
+
 // BackendError is the outcome of one failed request to one backend: which
 // backend, the HTTP status when there was one, and the cause, which wraps one
 // of the sentinel errors above.
 type BackendError struct {
 	// Backend is the backend's name (for a relay, its base URL).
 	Backend string
-	// Op is "publish" or "resolve".
+	// Op is OpPublish or OpResolve.
 	Op string
 	// Status is the HTTP status code, or 0 when none was received.
 	Status int

@@ -101,7 +101,7 @@ type Relay struct {
 	// limits remembers 429s per operation: deployed relays budget them
 	// differently (n0's relay limits only PUTs; pkarr-relay limits all
 	// requests), so a full PUT budget must not stop resolves.
-	limits map[string]*rateMemory // keyed by opPublish, opResolve; fixed at NewRelay
+	limits map[string]*rateMemory // keyed by OpPublish, OpResolve; fixed at NewRelay
 }
 
 // rateMemory is what a Relay remembers of 429s for one operation.
@@ -283,7 +283,7 @@ func NewRelay(baseURL string, opts ...RelayOption) (*Relay, error) {
 		clock:       cfg.clock,
 		maxWait:     cfg.maxWait,
 		userAgent:   cfg.userAgent,
-		limits:      map[string]*rateMemory{opPublish: {}, opResolve: {}},
+		limits:      map[string]*rateMemory{OpPublish: {}, OpResolve: {}},
 	}, nil
 }
 
@@ -329,12 +329,6 @@ func (r *Relay) URL() string { return r.base }
 // String returns the relay's name, so a Relay prints usefully in logs.
 func (r *Relay) String() string { return r.name }
 
-// Operation names carried in BackendError.Op.
-const (
-	opPublish = "publish"
-	opResolve = "resolve"
-)
-
 // Publish PUTs p's relay payload to the relay.
 //
 // A 2xx answer is success; the receipt carries the relay's
@@ -346,12 +340,12 @@ const (
 // 408, 5xx).
 func (r *Relay) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, error) {
 	if p == nil {
-		return PublishReceipt{}, r.fail(opPublish, 0, fmt.Errorf("%w: nil packet", ErrBadRequest))
+		return PublishReceipt{}, r.fail(OpPublish, 0, fmt.Errorf("%w: nil packet", ErrBadRequest))
 	}
 	target := r.base + "/" + p.PublicKey().String()
 	payload := p.RelayPayload()
 	var receipt PublishReceipt
-	err := r.exchange(ctx, opPublish, func(ctx context.Context) attempt {
+	err := r.exchange(ctx, OpPublish, func(ctx context.Context) attempt {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, target, bytes.NewReader(payload))
 		if err != nil {
 			return attempt{class: attemptFinal, err: fmt.Errorf("%w: %v", ErrBadRequest, err)}
@@ -395,7 +389,7 @@ func (r *Relay) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, e
 func (r *Relay) Resolve(ctx context.Context, q Query) (*SignedPacket, error) {
 	target := r.base + "/" + q.Key.String()
 	var packet *SignedPacket
-	err := r.exchange(ctx, opResolve, func(ctx context.Context) attempt {
+	err := r.exchange(ctx, OpResolve, func(ctx context.Context) attempt {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 		if err != nil {
 			return attempt{class: attemptFinal, err: fmt.Errorf("%w: %v", ErrBadRequest, err)}

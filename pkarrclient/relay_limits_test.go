@@ -51,7 +51,7 @@ func TestRelayConcurrent429sShareOneWindow(t *testing.T) {
 	if n.Load() != calls || limited.Load() != calls {
 		t.Fatalf("%d requests, %d rate-limited", n.Load(), limited.Load())
 	}
-	if got := r.rateLimitRemaining(opResolve); got != rateLimitBackoffMin {
+	if got := r.rateLimitRemaining(OpResolve); got != rateLimitBackoffMin {
 		t.Fatalf("window after %d simultaneous 429s = %v, want %v", calls, got, rateLimitBackoffMin)
 	}
 }

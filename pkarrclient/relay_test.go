@@ -275,7 +275,7 @@ func TestRelayPublishStatus(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
-			backendError(t, err, r, opPublish, tc.status)
+			backendError(t, err, r, OpPublish, tc.status)
 			if tc.inError != "" && !strings.Contains(err.Error(), tc.inError) {
 				t.Errorf("error %q does not contain %q", err, tc.inError)
 			}
@@ -354,7 +354,7 @@ func TestRelayResolveStatus(t *testing.T) {
 			if tc.also != nil && !errors.Is(err, tc.also) {
 				t.Errorf("err %v does not match %v", err, tc.also)
 			}
-			backendError(t, err, r, opResolve, tc.status)
+			backendError(t, err, r, OpResolve, tc.status)
 		})
 	}
 }
@@ -482,7 +482,7 @@ func TestRelayResolveConnectionDroppedMidBody(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
-	backendError(t, err, r, opResolve, 200)
+	backendError(t, err, r, OpResolve, 200)
 	if n.Load() != 3 {
 		t.Errorf("%d requests, want 3 (a broken body is retried)", n.Load())
 	}
@@ -498,7 +498,7 @@ func TestRelayHangingTimesOut(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want ErrUnavailable from a timeout", err)
 	}
-	backendError(t, err, r, opResolve, 0)
+	backendError(t, err, r, OpResolve, 0)
 	if n.Load() != 2 {
 		t.Errorf("%d requests, want 2", n.Load())
 	}
@@ -537,7 +537,7 @@ func TestRelayCallerCancel(t *testing.T) {
 func TestRelayRetry500Twice(t *testing.T) {
 	sk := newSecretKey(t)
 	p := txtPacket(t, sk, testEpoch, "v", 300)
-	for _, op := range []string{opPublish, opResolve} {
+	for _, op := range []string{OpPublish, OpResolve} {
 		t.Run(op, func(t *testing.T) {
 			var calls atomic.Int64
 			srv, n := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
@@ -554,7 +554,7 @@ func TestRelayRetry500Twice(t *testing.T) {
 			})
 			r := newTestRelay(t, srv.URL)
 			var err error
-			if op == opPublish {
+			if op == OpPublish {
 				_, err = r.Publish(testContext(t), p)
 			} else {
 				var got *SignedPacket
@@ -597,7 +597,7 @@ func TestRelayClosedListener(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
-	backendError(t, err, r, opPublish, 0)
+	backendError(t, err, r, OpPublish, 0)
 	_, err = r.Resolve(testContext(t), Query{Key: sk.PublicKey()})
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
@@ -725,7 +725,7 @@ func TestRelayRateLimitRetryAfter(t *testing.T) {
 	if rl := rateLimitError(t, err); rl.RetryAfter != 2*time.Second {
 		t.Fatalf("RetryAfter = %v, want 2s", rl.RetryAfter)
 	}
-	backendError(t, err, r, opPublish, http.StatusTooManyRequests)
+	backendError(t, err, r, OpPublish, http.StatusTooManyRequests)
 	if n.Load() != 1 {
 		t.Fatalf("%d requests, want 1", n.Load())
 	}
@@ -735,7 +735,7 @@ func TestRelayRateLimitRetryAfter(t *testing.T) {
 	if rl := rateLimitError(t, err); rl.RetryAfter != 2*time.Second {
 		t.Errorf("RetryAfter = %v, want 2s", rl.RetryAfter)
 	}
-	backendError(t, err, r, opPublish, 0)
+	backendError(t, err, r, OpPublish, 0)
 	clock.Advance(1500 * time.Millisecond)
 	_, err = r.Publish(ctx, p)
 	if rl := rateLimitError(t, err); rl.RetryAfter != 500*time.Millisecond {
@@ -801,8 +801,8 @@ func TestRelayRateLimitOwnBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A success resets the backoff.
-	r.noteRateLimit(opResolve, 0)
-	if got := r.rateLimitRemaining(opResolve); got != time.Second {
+	r.noteRateLimit(OpResolve, 0)
+	if got := r.rateLimitRemaining(OpResolve); got != time.Second {
 		t.Fatalf("after a success the next backoff is %v, want 1s", got)
 	}
 }

@@ -13,7 +13,8 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline/mainlinetest"
 )
 
 // TestRelaysShareOnlyTheDHT runs two relays whose only link is a private
@@ -22,7 +23,7 @@ import (
 // to the DHT replaces B's copy once that copy is older than its TTL; a key
 // nobody published is 404 on B.
 func TestRelaysShareOnlyTheDHT(t *testing.T) {
-	nw := dhttest.New(t, 10)
+	nw := mainlinetest.New(t, 10)
 	published := make(publishWatch, 10)
 	a := newRelay(t, NewMemoryStore(100), WithUpstream(nw.NewClient()), published.option())
 	b := newRelay(t, NewMemoryStore(100), WithUpstream(nw.NewClient()))
@@ -88,11 +89,11 @@ func TestDHTPublishOutlivesThePUT(t *testing.T) {
 	for _, trouble := range []string{"dead node", "stranger"} {
 		t.Run(trouble, func(t *testing.T) {
 			t.Parallel()
-			nw := dhttest.New(t, 10)
+			nw := mainlinetest.New(t, 10)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			// The library's default resend delay, as `relay --dht` runs.
-			up := nw.NewClient(pkarrclient.DHTResendDelay(2 * time.Second))
+			up := nw.NewClient(mainline.WithResendDelay(2 * time.Second))
 			if _, err := up.Bootstrap(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
 )
 
 // The DHT settings every command that touches the Mainline DHT shares:
@@ -90,7 +91,7 @@ func bootstrapAddrs(flagged []string, e env) ([]string, error) {
 			}
 			return nil, nil
 		case "public":
-			out = append(out, pkarrclient.DefaultDHTBootstrap()...)
+			out = append(out, mainline.DefaultBootstrap()...)
 			continue
 		}
 		host, port, err := net.SplitHostPort(a)
@@ -106,9 +107,9 @@ func bootstrapAddrs(flagged []string, e env) ([]string, error) {
 }
 
 // open starts a DHT node listening on listen with the bootstrap nodes and
-// snapshot file of f; extra options (DHTServe for dht-node) come last. A
+// snapshot file of f; extra options (WithServing for dht-node) come last. A
 // nil logger keeps the library quiet.
-func (f *dhtFlags) open(e env, listen string, logger *slog.Logger, extra ...pkarrclient.DHTOption) (*pkarrclient.DHT, error) {
+func (f *dhtFlags) open(e env, listen string, logger *slog.Logger, extra ...mainline.Option) (*mainline.DHT, error) {
 	addrs, err := bootstrapAddrs(f.bootstrap, e)
 	if err != nil {
 		return nil, err
@@ -117,20 +118,20 @@ func (f *dhtFlags) open(e env, listen string, logger *slog.Logger, extra ...pkar
 	if err != nil {
 		return nil, fmt.Errorf("DHT: %w", err)
 	}
-	opts := []pkarrclient.DHTOption{
-		pkarrclient.DHTConn(conn),
-		pkarrclient.DHTBootstrap(addrs...),
+	opts := []mainline.Option{
+		mainline.WithConn(conn),
+		mainline.WithBootstrap(addrs...),
 	}
 	if f.nodesFile != "" {
-		opts = append(opts, pkarrclient.DHTNodesFile(f.nodesFile))
+		opts = append(opts, mainline.WithNodesFile(f.nodesFile))
 	}
 	if e.resolver != nil {
-		opts = append(opts, pkarrclient.DHTResolver(e.resolver))
+		opts = append(opts, mainline.WithResolver(e.resolver))
 	}
 	if logger != nil {
-		opts = append(opts, pkarrclient.DHTLogger(logger))
+		opts = append(opts, mainline.WithLogger(logger))
 	}
-	d, err := pkarrclient.NewDHT(append(opts, extra...)...)
+	d, err := mainline.New(append(opts, extra...)...)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -141,7 +142,7 @@ func (f *dhtFlags) open(e env, listen string, logger *slog.Logger, extra ...pkar
 // clientBackends returns what publish and resolve talk to: the relays
 // (none with --relay none) and, with --dht, a passive DHT client, last.
 // The DHT, when there is one, is returned too so the caller can close it.
-func clientBackends(e env, relays []string, f *dhtFlags) ([]pkarrclient.Backend, *pkarrclient.DHT, error) {
+func clientBackends(e env, relays []string, f *dhtFlags) ([]pkarrclient.Backend, *mainline.DHT, error) {
 	urls, err := relayURLs(relays, e)
 	if err != nil {
 		return nil, nil, err
@@ -166,7 +167,7 @@ func clientBackends(e env, relays []string, f *dhtFlags) ([]pkarrclient.Backend,
 // closeDHT closes a client's DHT. Its only possible failure is saving the
 // routing table snapshot, which does not undo what the command did, so it
 // is a warning, not an exit status.
-func closeDHT(e env, command string, d *pkarrclient.DHT) {
+func closeDHT(e env, command string, d *mainline.DHT) {
 	if d == nil {
 		return
 	}

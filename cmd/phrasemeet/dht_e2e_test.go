@@ -16,7 +16,8 @@ import (
 
 	"github.com/phrasemeet/discovery/internal/proctest"
 	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline/mainlinetest"
 )
 
 // These tests run private Mainline DHT networks of real `phrasemeet
@@ -90,7 +91,7 @@ func startDHTNetwork(t *testing.T, n int) []string {
 // leave loopback nor look up a name.
 func waitForDHT(t *testing.T, addrs []string) {
 	t.Helper()
-	guard := &dhttest.Guard{}
+	guard := &mainlinetest.Guard{}
 	defer guard.Check(t)
 	deadline := time.Now().Add(readyTimeout)
 	for {
@@ -98,9 +99,9 @@ func waitForDHT(t *testing.T, addrs []string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := pkarrclient.NewDHT(pkarrclient.DHTConn(conn), pkarrclient.DHTBootstrap(addrs...),
-			pkarrclient.DHTResolver(guard), pkarrclient.DHTResendDelay(500*time.Millisecond),
-			pkarrclient.DHTSendLimit(0, 0), pkarrclient.DHTRefreshInterval(0))
+		d, err := mainline.New(mainline.WithConn(conn), mainline.WithBootstrap(addrs...),
+			mainline.WithResolver(guard), mainline.WithResendDelay(500*time.Millisecond),
+			mainline.WithSendLimit(0, 0), mainline.WithRefreshInterval(0))
 		if err != nil {
 			t.Fatal(err)
 		}

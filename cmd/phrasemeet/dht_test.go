@@ -18,12 +18,13 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline/mainlinetest"
 	"github.com/phrasemeet/discovery/pkarrrelay"
 )
 
 // In-process tests of the DHT flags and commands. Every command runs
-// through runCLI's loopback guard; the networks come from dhttest, whose
+// through runCLI's loopback guard; the networks come from mainlinetest, whose
 // own guard covers the nodes.
 
 // sentLog records where a socket sent datagrams.
@@ -105,7 +106,7 @@ func TestDHTUsageErrors(t *testing.T) {
 
 func TestBootstrapAddrs(t *testing.T) {
 	env := func(v string) env { return env{getenv: func(string) string { return v }} }
-	public := pkarrclient.DefaultDHTBootstrap()
+	public := mainline.DefaultBootstrap()
 	for _, tc := range []struct {
 		flags []string
 		env   string
@@ -189,9 +190,9 @@ func TestForgottenBootstrapStaysOnLoopback(t *testing.T) {
 
 // newDHTNetwork starts n in-process DHT nodes and returns them with the
 // --bootstrap value that names them all.
-func newDHTNetwork(t *testing.T, n int) (*dhttest.Network, string) {
+func newDHTNetwork(t *testing.T, n int) (*mainlinetest.Network, string) {
 	t.Helper()
-	nw := dhttest.New(t, n)
+	nw := mainlinetest.New(t, n)
 	return nw, strings.Join(nw.Addrs(), ",")
 }
 

@@ -7,7 +7,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/phrasemeet/discovery/pkarrclient"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
 )
 
 // maxSourceLimit bounds --source-limit; above it, 0 (unlimited) says it.
@@ -35,10 +35,10 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 	fs.StringVar(&f.nodesFile, "nodes-file", "",
 		"keep a snapshot of the routing table in this file, read at start and written periodically and at exit; "+
 			"a file that is not such a snapshot (earlier versions' format included) stops the command and is left untouched")
-	refresh := fs.Duration("refresh-interval", pkarrclient.DefaultDHTRefreshInterval,
+	refresh := fs.Duration("refresh-interval", mainline.DefaultRefreshInterval,
 		"how often to refresh the routing table (asking its nodes, which makes them ones this node hands out) and save the snapshot; 0: never")
-	capacity := fs.Int("capacity", pkarrclient.DefaultDHTStoreCapacity, "items stored for others; the least recently used are evicted beyond it")
-	sourceLimit := fs.Float64("source-limit", pkarrclient.DefaultDHTSourceLimit,
+	capacity := fs.Int("capacity", mainline.DefaultStoreCapacity, "items stored for others; the least recently used are evicted beyond it")
+	sourceLimit := fs.Float64("source-limit", mainline.DefaultSourceLimit,
 		"queries per second answered per source (an IPv4 address or an IPv6 /64), with bursts of twice that; "+
 			"the rest are dropped, so one flooding source cannot starve the others; 0: unlimited")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -71,8 +71,8 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	d, err := f.open(e, *listen, logger, pkarrclient.DHTServe(*capacity), pkarrclient.DHTRefreshInterval(*refresh),
-		pkarrclient.DHTSourceLimit(*sourceLimit, sourceBurst))
+	d, err := f.open(e, *listen, logger, mainline.WithServing(*capacity), mainline.WithRefreshInterval(*refresh),
+		mainline.WithSourceLimit(*sourceLimit, sourceBurst))
 	if err != nil {
 		return err
 	}
@@ -86,7 +86,7 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 	logger.Info("dht-node started", "addr", d.Addr().String(), "id", hex.EncodeToString(id[:]),
 		"bootstrap", bootstrapText, "capacity", *capacity, "source_limit", *sourceLimit, "table", d.RoutingTableSize())
 
-	// NewDHT bootstraps once in the background; a second round, logged,
+	// mainline.New bootstraps once in the background; a second round, logged,
 	// tells the operator (and scripts) that the node has joined, and helps
 	// small networks converge.
 	joined := make(chan struct{})

@@ -45,7 +45,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/phrasemeet/discovery/pkarrclient"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
 )
 
 // env is the process environment the commands may read; tests supply their
@@ -60,7 +60,7 @@ type env struct {
 	listenUDP func(network, addr string) (net.PacketConn, error)
 	// resolver looks up DHT bootstrap host names; nil means the system's.
 	// Tests pass one that refuses, proving no DNS is asked.
-	resolver pkarrclient.HostResolver
+	resolver mainline.HostResolver
 	// buildInfo reports how the binary was built; nil means
 	// debug.ReadBuildInfo. Tests pass the stamps of other builds.
 	buildInfo func() (*debug.BuildInfo, bool)

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline/mainlinetest"
 )
 
 // deadRelay is the relay every test command falls back to: a loopback port
@@ -52,7 +52,7 @@ func testEnv(t *testing.T, vars map[string]string, sent *sentLog) (env, *bytes.B
 		}
 		return ""
 	}
-	guard := &dhttest.Guard{}
+	guard := &mainlinetest.Guard{}
 	t.Cleanup(func() { guard.Check(t) })
 	listen := func(network, addr string) (net.PacketConn, error) {
 		c, err := net.ListenPacket(network, addr)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
 )
 
 func runPublish(ctx context.Context, e env, args []string) error {
@@ -89,7 +90,7 @@ func runPublish(ctx context.Context, e env, args []string) error {
 // how many DHT nodes stored it, and a failure's kind first when it is one a
 // user acts on (stale, too large).
 func publishStatus(o pkarrclient.Outcome, p *pkarrclient.SignedPacket) string {
-	isDHT := o.Backend == pkarrclient.DHTName
+	isDHT := o.Backend == mainline.BackendName
 	if o.Err != nil {
 		msg := oneLine(o.Err.Error())
 		switch {
@@ -116,7 +117,7 @@ func publishSummary(outcomes []pkarrclient.Outcome) string {
 	relays, accepted := 0, 0
 	var dht *pkarrclient.Outcome
 	for i, o := range outcomes {
-		if o.Backend == pkarrclient.DHTName {
+		if o.Backend == mainline.BackendName {
 			dht = &outcomes[i]
 			continue
 		}

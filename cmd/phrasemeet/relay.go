@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
 	"github.com/phrasemeet/discovery/pkarrrelay"
 )
 
@@ -97,7 +98,7 @@ func runRelay(ctx context.Context, e env, args []string) error {
 			logger.Info("circuit relay key created", "file", circuitCfg.keyFile)
 		}
 	}
-	var dht *pkarrclient.DHT
+	var dht *mainline.DHT
 	if dhtf.on {
 		if dht, err = dhtf.open(e, dhtf.listen, logger); err != nil {
 			return err
@@ -140,7 +141,7 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	}
 	upstream := ""
 	if dht != nil {
-		upstream = fmt.Sprintf(", upstream: %s on udp %s", pkarrclient.DHTName, dht.Addr())
+		upstream = fmt.Sprintf(", upstream: %s on udp %s", mainline.BackendName, dht.Addr())
 	}
 	// Printed only once the listener exists, so a script that waits for
 	// this line can connect immediately.

@@ -11,7 +11,8 @@ import (
 	"testing"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline/mainlinetest"
 	"github.com/phrasemeet/discovery/pkarrrelay"
 )
 
@@ -66,11 +67,11 @@ func probeGet(t testing.TB, js *driver, from string, key pkarrclient.PublicKey, 
 	return out
 }
 
-// mixedNet is our DHT nodes (pkarrclient.DHT serving, through dhttest) and
+// mixedNet is our DHT nodes (mainline.DHT serving, through mainlinetest) and
 // a bittorrent-dht full node, "control", bootstrapped from ours: the
 // reference for what BEP44 storage answers to the same messages.
 type mixedNet struct {
-	nw      *dhttest.Network
+	nw      *mainlinetest.Network
 	js      *driver
 	control jsNode
 }
@@ -78,7 +79,7 @@ type mixedNet struct {
 func newMixedNet(t testing.TB, ours int) *mixedNet {
 	t.Helper()
 	js := startDriver(t)
-	nw := dhttest.New(t, ours)
+	nw := mainlinetest.New(t, ours)
 	m := &mixedNet{nw: nw, js: js, control: startJSNode(t, js, "control", "bittorrent", nw.Addrs())}
 	// The control queried our nodes while bootstrapping; a bootstrap round
 	// of theirs asks it in turn, which makes it a node they hand out.
@@ -123,7 +124,7 @@ func casText(c *int64) string {
 // the bittorrent-dht node alone and learns our other nodes through it.
 func TestDHTBootstrapBothWays(t *testing.T) {
 	js := startDriver(t)
-	nw := dhttest.New(t, 3)
+	nw := mainlinetest.New(t, 3)
 	j := startJSNode(t, js, "j", "bittorrent", nw.Addrs())
 
 	var table []string
@@ -138,14 +139,14 @@ func TestDHTBootstrapBothWays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := pkarrclient.NewDHT(
-		pkarrclient.DHTConn(conn),
-		pkarrclient.DHTServe(0),
-		pkarrclient.DHTBootstrap(j.Addr),
-		pkarrclient.DHTResolver(nw.Guard()),
-		pkarrclient.DHTResendDelay(dhttest.DefaultResendDelay),
-		pkarrclient.DHTSendLimit(0, 0),
-		pkarrclient.DHTRefreshInterval(0),
+	d, err := mainline.New(
+		mainline.WithConn(conn),
+		mainline.WithServing(0),
+		mainline.WithBootstrap(j.Addr),
+		mainline.WithResolver(nw.Guard()),
+		mainline.WithResendDelay(mainlinetest.DefaultResendDelay),
+		mainline.WithSendLimit(0, 0),
+		mainline.WithRefreshInterval(0),
 	)
 	if err != nil {
 		conn.Close()
@@ -173,7 +174,7 @@ func TestDHTBootstrapBothWays(t *testing.T) {
 //   - "bittorrent-dht": bittorrent-dht's public put() with a signature.
 func TestDHTJSPublishesOursResolves(t *testing.T) {
 	js := startDriver(t)
-	nw := dhttest.New(t, 3)
+	nw := mainlinetest.New(t, 3)
 	startJSNode(t, js, "p", "pkarr", nw.Addrs())
 	startJSNode(t, js, "b", "bittorrent", nw.Addrs())
 	client := nw.NewClient()
@@ -458,13 +459,13 @@ func TestDHT1000ByteValues(t *testing.T) {
 //     identical republish with 409.
 func TestDHTRepublishToBittorrentDHT(t *testing.T) {
 	js := startDriver(t)
-	guard := dhttest.New(t, 1) // for its loopback guard and client options only
+	guard := mainlinetest.New(t, 1) // for its loopback guard and client options only
 	j1 := startJSNode(t, js, "j1", "bittorrent", nil)
 	j2 := startJSNode(t, js, "j2", "bittorrent", []string{j1.Addr})
 	jsNodes := []string{j1.Addr, j2.Addr}
 
 	t.Run("our client", func(t *testing.T) {
-		client := guard.NewClient(pkarrclient.DHTBootstrap(jsNodes...))
+		client := guard.NewClient(mainline.WithBootstrap(jsNodes...))
 		sk := secretKey(t, seed(t, "go"))
 		p := goPacket(t, sk, pkarrclient.Now())
 		if _, err := client.Publish(opContext(t), p); err != nil {
@@ -483,7 +484,7 @@ func TestDHTRepublishToBittorrentDHT(t *testing.T) {
 	})
 
 	t.Run("our relay", func(t *testing.T) {
-		url := startOurRelay(t, pkarrrelay.WithUpstream(guard.NewClient(pkarrclient.DHTBootstrap(jsNodes...))))
+		url := startOurRelay(t, pkarrrelay.WithUpstream(guard.NewClient(mainline.WithBootstrap(jsNodes...))))
 		args := signArgs{URL: url, Seed: seed(t, "js"), Timestamp: ts(pkarrclient.Now()), Records: jsRecords()}
 		for i := range 2 {
 			var put struct {

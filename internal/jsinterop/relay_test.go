@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline/mainlinetest"
 )
 
 // TestSameKeys: a seed gives the same public key and the same signed packet
@@ -115,7 +115,7 @@ func TestRelayOursPublishesJSResolves(t *testing.T) {
 //     and our DHT client straight from our nodes.
 func TestJSRelay(t *testing.T) {
 	js := startDriver(t)
-	nw := dhttest.New(t, 3)
+	nw := mainlinetest.New(t, 3)
 	var relay struct {
 		URL     string `json:"url"`
 		DHTAddr string `json:"dhtAddr"`

@@ -1,4 +1,4 @@
-package pkarrclient_test
+package mainline_test
 
 // Hostile input for the DHT backend. A stranger's node is a raw UDP socket
 // here that answers KRPC queries with hand-crafted bencode; the DHT under
@@ -23,7 +23,8 @@ import (
 	"github.com/anacrolix/torrent/bencode"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline/mainlinetest"
 )
 
 // crashDatagrams are queries without arguments. Each dereferences nil in an
@@ -174,21 +175,21 @@ func (h *hostileNode) serve() {
 
 // hostileClient is a passive DHT whose only bootstrap nodes are addrs, on a
 // socket guarded to loopback.
-func hostileClient(t *testing.T, addrs ...string) *pkarrclient.DHT {
+func hostileClient(t *testing.T, addrs ...string) *mainline.DHT {
 	t.Helper()
-	g := &dhttest.Guard{}
+	g := &mainlinetest.Guard{}
 	conn, err := g.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := pkarrclient.NewDHT(
-		pkarrclient.DHTConn(conn),
-		pkarrclient.DHTBootstrap(addrs...),
-		pkarrclient.DHTResolver(g),
-		pkarrclient.DHTResendDelay(dhttest.DefaultResendDelay),
-		pkarrclient.DHTSendLimit(0, 0),
-		pkarrclient.DHTRefreshInterval(0),
-		pkarrclient.DHTTimeout(20*time.Second),
+	d, err := mainline.New(
+		mainline.WithConn(conn),
+		mainline.WithBootstrap(addrs...),
+		mainline.WithResolver(g),
+		mainline.WithResendDelay(mainlinetest.DefaultResendDelay),
+		mainline.WithSendLimit(0, 0),
+		mainline.WithRefreshInterval(0),
+		mainline.WithTimeout(20*time.Second),
 	)
 	if err != nil {
 		conn.Close()
@@ -221,7 +222,7 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 // test binary dies with a nil dereference.
 func TestDHTCrashDatagrams(t *testing.T) {
 	t.Parallel()
-	nw := dhttest.New(t, 5)
+	nw := mainlinetest.New(t, 5)
 	passive := nw.NewClient()
 	target := nw.Node(0)
 	ctx := testCtx(t, time.Minute)
@@ -272,8 +273,8 @@ func TestDHTCrashDatagrams(t *testing.T) {
 	// Publish and resolve through both: the passive client publishes, a
 	// client that knows only the attacked node resolves, and the attacked
 	// node resolves for itself.
-	sk := pkarrclient.NewTestSecretKey(t)
-	p := pkarrclient.TXTPacket(t, sk, 1_000_000, "after the crash datagrams", 300)
+	sk := newTestSecretKey(t)
+	p := txtPacket(t, sk, 1_000_000, "after the crash datagrams", 300)
 	if _, err := passive.Publish(ctx, p); err != nil {
 		t.Fatalf("the attacked passive client cannot publish: %v", err)
 	}
@@ -282,11 +283,11 @@ func TestDHTCrashDatagrams(t *testing.T) {
 	// reached (anacrolix nodes answer lookups with the nodes of one side
 	// of their table only, so in a five-node network a lookup entered
 	// through one node need not find the others).
-	viaTarget := nw.NewClient(pkarrclient.DHTBootstrap(target.AddrPort().String()))
+	viaTarget := nw.NewClient(mainline.WithBootstrap(target.AddrPort().String()))
 	if _, err := viaTarget.Publish(ctx, p); err != nil {
 		t.Fatalf("the attacked node does not take puts: %v", err)
 	}
-	for name, d := range map[string]*pkarrclient.DHT{"via the attacked node": viaTarget, "the attacked node": target, "the attacked client": passive} {
+	for name, d := range map[string]*mainline.DHT{"via the attacked node": viaTarget, "the attacked node": target, "the attacked client": passive} {
 		got, err := d.Resolve(ctx, pkarrclient.Query{Key: sk.PublicKey(), MostRecent: true})
 		if err != nil || !got.Equal(p) {
 			t.Fatalf("resolve %s: %v, %v", name, got, err)
@@ -298,12 +299,12 @@ func TestDHTCrashDatagrams(t *testing.T) {
 // every get with a crafted reply. No reply may yield a packet.
 func TestDHTHostileGetReplies(t *testing.T) {
 	t.Parallel()
-	sk := pkarrclient.NewTestSecretKey(t)
-	other := pkarrclient.NewTestSecretKey(t)
+	sk := newTestSecretKey(t)
+	other := newTestSecretKey(t)
 	key := sk.PublicKey()
 	const ts = 1_700_000_000_000_000
-	p := pkarrclient.TXTPacket(t, sk, ts, "genuine", 300)
-	theirs := pkarrclient.TXTPacket(t, other, ts, "theirs", 300)
+	p := txtPacket(t, sk, ts, "genuine", 300)
+	theirs := txtPacket(t, other, ts, "theirs", 300)
 	big := string(bytes.Repeat([]byte{'x'}, pkarrclient.MaxDNSSize+1))
 	bigSig := string(sk.Sign(pkarrclient.SignableBytes(ts, []byte(big))))
 	var asList bytes.Buffer
@@ -406,15 +407,15 @@ func merge(a, b fields) fields {
 // a publish look stale.
 func TestDHTHostileAmongHonest(t *testing.T) {
 	t.Parallel()
-	nw := dhttest.New(t, 8)
+	nw := mainlinetest.New(t, 8)
 	ctx := testCtx(t, time.Minute)
-	sk := pkarrclient.NewTestSecretKey(t)
+	sk := newTestSecretKey(t)
 	key := sk.PublicKey()
 	const ts = 1_700_000_000_000_000
-	old := pkarrclient.TXTPacket(t, sk, ts, "old", 300)
-	cur := pkarrclient.TXTPacket(t, sk, ts+1, "current", 300)
-	forged := itemFields(pkarrclient.TXTPacket(t, sk, ts+1000, "forged", 300))
-	forged["v"] = bstr(string(pkarrclient.TXTPacket(t, sk, ts+1000, "forgeD", 300).DNS())) // signature no longer matches
+	old := txtPacket(t, sk, ts, "old", 300)
+	cur := txtPacket(t, sk, ts+1, "current", 300)
+	forged := itemFields(txtPacket(t, sk, ts+1000, "forged", 300))
+	forged["v"] = bstr(string(txtPacket(t, sk, ts+1000, "forgeD", 300).DNS())) // signature no longer matches
 
 	forger := startHostile(t, nearID(key, 1), func(tid string, b fields) []byte { return reply(tid, merge(b, forged)) })
 	replayer := startHostile(t, nearID(key, 2), func(tid string, b fields) []byte { return reply(tid, merge(b, itemFields(old))) })
@@ -424,7 +425,7 @@ func TestDHTHostileAmongHonest(t *testing.T) {
 	}
 
 	// First valid: the forger alone among honest nodes never wins.
-	d := nw.NewClient(pkarrclient.DHTBootstrap(append([]string{forger.addr()}, nw.Addrs()...)...))
+	d := nw.NewClient(mainline.WithBootstrap(append([]string{forger.addr()}, nw.Addrs()...)...))
 	got, err := d.Resolve(ctx, pkarrclient.Query{Key: key})
 	if err != nil || !got.Equal(cur) {
 		t.Fatalf("first-valid resolve with a forger: %v, %v; want the current packet", got, err)
@@ -432,7 +433,7 @@ func TestDHTHostileAmongHonest(t *testing.T) {
 
 	// Most recent, with both: the genuine newest wins over the forgery and
 	// the replay, which were both asked.
-	d = nw.NewClient(pkarrclient.DHTBootstrap(append([]string{forger.addr(), replayer.addr()}, nw.Addrs()...)...))
+	d = nw.NewClient(mainline.WithBootstrap(append([]string{forger.addr(), replayer.addr()}, nw.Addrs()...)...))
 	got, err = d.Resolve(ctx, pkarrclient.Query{Key: key, MostRecent: true})
 	if err != nil || !got.Equal(cur) {
 		t.Fatalf("most-recent resolve with a forger and a replayer: %v, %v; want the current packet", got, err)
@@ -443,7 +444,7 @@ func TestDHTHostileAmongHonest(t *testing.T) {
 
 	// The forged "newer" value does not block a publish: it fails
 	// verification, so it proves nothing stale.
-	next := pkarrclient.TXTPacket(t, sk, ts+2, "next", 300)
+	next := txtPacket(t, sk, ts+2, "next", 300)
 	rcpt, err := d.Publish(ctx, next)
 	if err != nil {
 		t.Fatalf("publish beside a forger: %v", err)
@@ -464,9 +465,9 @@ func TestDHTHostileAmongHonest(t *testing.T) {
 // node stored the packet.
 func TestDHTLying302(t *testing.T) {
 	t.Parallel()
-	nw := dhttest.New(t, 8)
+	nw := mainlinetest.New(t, 8)
 	ctx := testCtx(t, time.Minute)
-	sk := pkarrclient.NewTestSecretKey(t)
+	sk := newTestSecretKey(t)
 	key := sk.PublicKey()
 	liar := startHostileWith(t, nearID(key, 1), func(h *hostileNode) {
 		h.onGet = func(tid string, b fields) []byte { return reply(tid, b) }
@@ -475,8 +476,8 @@ func TestDHTLying302(t *testing.T) {
 		}
 	})
 
-	p := pkarrclient.TXTPacket(t, sk, 1_700_000_000_000_000, "mine", 300)
-	d := nw.NewClient(pkarrclient.DHTBootstrap(append([]string{liar.addr()}, nw.Addrs()...)...))
+	p := txtPacket(t, sk, 1_700_000_000_000_000, "mine", 300)
+	d := nw.NewClient(mainline.WithBootstrap(append([]string{liar.addr()}, nw.Addrs()...)...))
 	// The liar is known to the client alone (it hands out no nodes and
 	// nobody else has heard of it), so a publish that starts while the
 	// background bootstrap has answers from some nodes but not yet from
@@ -503,10 +504,10 @@ func TestDHTLying302(t *testing.T) {
 	}
 
 	alone := hostileClient(t, liar.addr())
-	_, err = alone.Publish(ctx, pkarrclient.TXTPacket(t, sk, 1_700_000_000_000_001, "again", 300))
-	var perr *pkarrclient.DHTPublishError
+	_, err = alone.Publish(ctx, txtPacket(t, sk, 1_700_000_000_000_001, "again", 300))
+	var perr *mainline.PublishError
 	if !errors.Is(err, pkarrclient.ErrNotMostRecent) || !errors.As(err, &perr) || perr.Stale != 1 || perr.Closest != 1 {
-		t.Fatalf("publish to the liar alone: %v; want a DHTPublishError with 1 of 1 stale", err)
+		t.Fatalf("publish to the liar alone: %v; want a PublishError with 1 of 1 stale", err)
 	}
 }
 
@@ -518,9 +519,9 @@ func TestDHTLying302(t *testing.T) {
 func TestDHTRepublishToANodeThatRefusesEqualSeq(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t, time.Minute)
-	sk := pkarrclient.NewTestSecretKey(t)
+	sk := newTestSecretKey(t)
 	key := sk.PublicKey()
-	p := pkarrclient.TXTPacket(t, sk, 1_700_000_000_000_000, "mine", 300)
+	p := txtPacket(t, sk, 1_700_000_000_000_000, "mine", 300)
 	refuse := func(tid string) []byte {
 		return []byte(fields{"e": "l" + bint(302) + bstr("sequence number less than current") + "e", "t": bstr(tid), "y": bstr("e")}.dict())
 	}
@@ -544,13 +545,13 @@ func TestDHTRepublishToANodeThatRefusesEqualSeq(t *testing.T) {
 	}
 
 	// One that holds only an older packet, and says 302 all the same.
-	older := pkarrclient.TXTPacket(t, sk, 1_700_000_000_000_000-1, "older", 300)
+	older := txtPacket(t, sk, 1_700_000_000_000_000-1, "older", 300)
 	claimer := startHostileWith(t, nearID(key, 1), func(h *hostileNode) {
 		h.onGet = func(tid string, b fields) []byte { return reply(tid, merge(b, itemFields(older))) }
 		h.onPut = refuse
 	})
 	_, err = hostileClient(t, claimer.addr()).Publish(ctx, p)
-	var perr *pkarrclient.DHTPublishError
+	var perr *mainline.PublishError
 	if !errors.Is(err, pkarrclient.ErrNotMostRecent) || !errors.As(err, &perr) || perr.Stale != 1 {
 		t.Fatalf("publish to a node holding an older packet and saying 302: %v; want 1 stale", err)
 	}

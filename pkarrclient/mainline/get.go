@@ -1,4 +1,4 @@
-package pkarrclient
+package mainline
 
 import (
 	"context"
@@ -12,18 +12,20 @@ import (
 	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/dht/v2/traversal"
 	"github.com/anacrolix/torrent/bencode"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
 // mutableTarget is the BEP44 target of a pkarr key: SHA-1 of the key, no salt.
-func mutableTarget(key PublicKey) bep44.Target { return sha1.Sum(key[:]) }
+func mutableTarget(key pkarrclient.PublicKey) bep44.Target { return sha1.Sum(key[:]) }
 
 // Resolve looks the key up in the DHT. Without q.MostRecent it returns the
 // first valid packet any node sends; with it, it waits for the lookup to
 // settle (bounded by the timeout) and returns the newest. q.NewerThan is
 // passed as BEP44's seq, so nodes holding nothing newer send nothing.
-func (d *DHT) Resolve(ctx context.Context, q Query) (*SignedPacket, error) {
+func (d *DHT) Resolve(ctx context.Context, q pkarrclient.Query) (*pkarrclient.SignedPacket, error) {
 	if err := d.ctx.Err(); err != nil {
-		return nil, d.fail(opResolve, fmt.Errorf("%w: DHT closed", ErrUnavailable))
+		return nil, d.fail(pkarrclient.OpResolve, fmt.Errorf("%w: DHT closed", pkarrclient.ErrUnavailable))
 	}
 	ctx, cancel := d.opContext(ctx)
 	defer cancel()
@@ -36,7 +38,7 @@ func (d *DHT) Resolve(ctx context.Context, q Query) (*SignedPacket, error) {
 
 	// Room for every query in flight, so no verified packet is left
 	// blocked in a sender when the loop below stops reading.
-	found := make(chan *SignedPacket, d.cfg.alpha)
+	found := make(chan *pkarrclient.SignedPacket, d.cfg.alpha)
 	var mu sync.Mutex
 	var tally getTally
 	op, err := d.startTraversal(krpc.ID(target), dhtK, nil, func(qctx context.Context, addr krpc.NodeAddr) traversal.QueryResult {
@@ -54,11 +56,11 @@ func (d *DHT) Resolve(ctx context.Context, q Query) (*SignedPacket, error) {
 		return tokenOnly(res.TraversalQueryResult(addr))
 	})
 	if err != nil {
-		return nil, d.fail(opResolve, err)
+		return nil, d.fail(pkarrclient.OpResolve, err)
 	}
 	defer op.Stop()
 
-	var best *SignedPacket
+	var best *pkarrclient.SignedPacket
 	stalled := false
 	for {
 		select {
@@ -98,12 +100,12 @@ func (d *DHT) Resolve(ctx context.Context, q Query) (*SignedPacket, error) {
 	if !stalled {
 		cut = ctx.Err()
 	}
-	return nil, d.fail(opResolve, t.resolveError(cut, q.NewerThan > 0))
+	return nil, d.fail(pkarrclient.OpResolve, t.resolveError(cut, q.NewerThan > 0))
 }
 
 // maxSeq is the largest timestamp a BEP44 seq (a signed 64-bit integer)
 // can carry.
-const maxSeq = Timestamp(1<<63 - 1)
+const maxSeq = pkarrclient.Timestamp(1<<63 - 1)
 
 // getVerdict classifies one node's answer to a get query.
 type getVerdict int
@@ -139,26 +141,26 @@ func (t getTally) resolveError(cut error, hinted bool) error {
 	switch {
 	case answered == 0 && cut != nil:
 		return fmt.Errorf("%w: no DHT node answered before the deadline (%d queried): %w",
-			ErrUnavailable, t.noAnswer, cut)
+			pkarrclient.ErrUnavailable, t.noAnswer, cut)
 	case cut != nil:
 		return fmt.Errorf("%w: DHT lookup cut short after %d answers, none with a valid packet: %w",
-			ErrUnavailable, answered, cut)
+			pkarrclient.ErrUnavailable, answered, cut)
 	case answered == 0:
-		return fmt.Errorf("%w: no DHT node answered (%d queried)", ErrUnavailable, t.noAnswer)
+		return fmt.Errorf("%w: no DHT node answered (%d queried)", pkarrclient.ErrUnavailable, t.noAnswer)
 	case t.malformed > 0:
 		return fmt.Errorf("%w: %d DHT nodes answered, none with a valid packet (%d sent invalid values)",
-			ErrNotFound, answered, t.malformed)
+			pkarrclient.ErrNotFound, answered, t.malformed)
 	case hinted:
-		return fmt.Errorf("%w: none newer on %d DHT nodes", ErrNotFound, answered)
+		return fmt.Errorf("%w: none newer on %d DHT nodes", pkarrclient.ErrNotFound, answered)
 	}
-	return fmt.Errorf("%w: on %d DHT nodes", ErrNotFound, answered)
+	return fmt.Errorf("%w: on %d DHT nodes", pkarrclient.ErrNotFound, answered)
 }
 
 // packetFromGet extracts and verifies a packet from a get reply. Nothing in
 // the reply is trusted: the key must be the one asked for, seq must be
 // present and non-negative, v must be one bencoded string, and the
 // signature must verify over pkarr's signable bytes.
-func packetFromGet(key PublicKey, res dht.QueryResult) (*SignedPacket, getVerdict) {
+func packetFromGet(key pkarrclient.PublicKey, res dht.QueryResult) (*pkarrclient.SignedPacket, getVerdict) {
 	if res.Err != nil || res.Reply.Y != "r" || res.Reply.R == nil {
 		return nil, getNoAnswer
 	}
@@ -176,11 +178,11 @@ func packetFromGet(key PublicKey, res dht.QueryResult) (*SignedPacket, getVerdic
 	if err := bencode.Unmarshal(r.V, &v); err != nil {
 		return nil, getMalformed
 	}
-	payload := make([]byte, 0, SignatureSize+8+len(v))
+	payload := make([]byte, 0, pkarrclient.SignatureSize+8+len(v))
 	payload = append(payload, r.Sig[:]...)
 	payload = binary.BigEndian.AppendUint64(payload, uint64(*r.Seq))
 	payload = append(payload, v...)
-	p, err := ParseRelayPayload(key, payload)
+	p, err := pkarrclient.ParseRelayPayload(key, payload)
 	if err != nil {
 		return nil, getMalformed
 	}

@@ -1,4 +1,4 @@
-package pkarrclient_test
+package mainline_test
 
 import (
 	"context"
@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline/mainlinetest"
 )
 
 // TestDHTPublishResolveAcrossNodes publishes from one client and resolves
@@ -18,14 +19,14 @@ func TestDHTPublishResolveAcrossNodes(t *testing.T) {
 	for _, n := range []int{10, 30} {
 		t.Run(fmt.Sprintf("nodes=%d", n), func(t *testing.T) {
 			t.Parallel()
-			nw := dhttest.New(t, n)
+			nw := mainlinetest.New(t, n)
 			pub := nw.NewClient()
 			res := nw.NewClient()
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 
-			sk := pkarrclient.NewTestSecretKey(t)
-			p1 := pkarrclient.TXTPacket(t, sk, 1_000_000, "one", 300)
+			sk := newTestSecretKey(t)
+			p1 := txtPacket(t, sk, 1_000_000, "one", 300)
 			rcpt, err := pub.Publish(ctx, p1)
 			if err != nil {
 				t.Fatalf("publish: %v", err)
@@ -43,7 +44,7 @@ func TestDHTPublishResolveAcrossNodes(t *testing.T) {
 				t.Fatalf("resolved %v, want %v", got.Timestamp(), p1.Timestamp())
 			}
 
-			p2 := pkarrclient.TXTPacket(t, sk, 2_000_000, "two", 300)
+			p2 := txtPacket(t, sk, 2_000_000, "two", 300)
 			if _, err := pub.Publish(ctx, p2); err != nil {
 				t.Fatalf("publish newer: %v", err)
 			}
@@ -56,9 +57,9 @@ func TestDHTPublishResolveAcrossNodes(t *testing.T) {
 			}
 
 			_, err = pub.Publish(ctx, p1)
-			var perr *pkarrclient.DHTPublishError
+			var perr *mainline.PublishError
 			if !errors.Is(err, pkarrclient.ErrNotMostRecent) || !errors.As(err, &perr) || perr.Stale == 0 {
-				t.Fatalf("republishing the older packet: got %v, want a DHTPublishError with stale nodes", err)
+				t.Fatalf("republishing the older packet: got %v, want a PublishError with stale nodes", err)
 			}
 			t.Logf("stale publish: %v", err)
 

@@ -1,4 +1,4 @@
-package pkarrclient_test
+package mainline_test
 
 // Faults around the DHT backend on real loopback networks: nodes killed
 // mid-run, a routing table snapshot standing in for the routers, the
@@ -26,12 +26,13 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline/mainlinetest"
 )
 
 // closestNodes returns the network's node indexes ordered by XOR distance
 // of their ids to key's BEP44 target, closest first.
-func closestNodes(nw *dhttest.Network, key pkarrclient.PublicKey) []int {
+func closestNodes(nw *mainlinetest.Network, key pkarrclient.PublicKey) []int {
 	target := sha1.Sum(key.Bytes())
 	idx := make([]int, nw.Len())
 	dist := make([][20]byte, nw.Len())
@@ -85,7 +86,7 @@ func rawSocket(t *testing.T) net.PacketConn {
 
 // holders asks every live node of the network directly whether it stores
 // a value for key, and returns those that do.
-func holders(t *testing.T, nw *dhttest.Network, key pkarrclient.PublicKey) []int {
+func holders(t *testing.T, nw *mainlinetest.Network, key pkarrclient.PublicKey) []int {
 	t.Helper()
 	raw := rawSocket(t)
 	target := sha1.Sum(key.Bytes())
@@ -103,7 +104,7 @@ func holders(t *testing.T, nw *dhttest.Network, key pkarrclient.PublicKey) []int
 }
 
 // rawPut stores p on node i alone, as a BEP44 put with a token from a get.
-func rawPut(t *testing.T, nw *dhttest.Network, i int, p *pkarrclient.SignedPacket) {
+func rawPut(t *testing.T, nw *mainlinetest.Network, i int, p *pkarrclient.SignedPacket) {
 	t.Helper()
 	raw := rawSocket(t)
 	target := sha1.Sum(p.PublicKey().Bytes())
@@ -123,7 +124,7 @@ func rawPut(t *testing.T, nw *dhttest.Network, i int, p *pkarrclient.SignedPacke
 // clients still resolve both keys, and a client that knew the dead nodes
 // still publishes.
 func TestDHTThirtyPercentKilled(t *testing.T) {
-	nw := dhttest.New(t, 30)
+	nw := mainlinetest.New(t, 30)
 	ctx := testCtx(t, 2*time.Minute)
 	pub := nw.NewClient()
 	const ts = 1_700_000_000_000_000
@@ -131,14 +132,14 @@ func TestDHTThirtyPercentKilled(t *testing.T) {
 	// Keys whose targets lie in opposite halves of the id space, so that
 	// (on 30 nodes) their closest nodes hardly overlap and killing A's
 	// does not leave B with a single copy, which a lookup need not find.
-	skA := pkarrclient.NewTestSecretKey(t)
-	skB := pkarrclient.NewTestSecretKey(t)
+	skA := newTestSecretKey(t)
+	skB := newTestSecretKey(t)
 	for (sha1.Sum(skA.PublicKey().Bytes())[0]^sha1.Sum(skB.PublicKey().Bytes())[0])&0x80 == 0 {
-		skB = pkarrclient.NewTestSecretKey(t)
+		skB = newTestSecretKey(t)
 	}
-	pA := pkarrclient.TXTPacket(t, skA, ts, "first valid", 300)
-	pB1 := pkarrclient.TXTPacket(t, skB, ts, "older", 300)
-	pB2 := pkarrclient.TXTPacket(t, skB, ts+1, "newest", 300)
+	pA := txtPacket(t, skA, ts, "first valid", 300)
+	pB1 := txtPacket(t, skB, ts, "older", 300)
+	pB2 := txtPacket(t, skB, ts+1, "newest", 300)
 	for _, p := range []*pkarrclient.SignedPacket{pA, pB1, pB2} {
 		rcpt, err := pub.Publish(ctx, p)
 		if err != nil {
@@ -207,7 +208,7 @@ func TestDHTThirtyPercentKilled(t *testing.T) {
 		holders(t, nw, skA.PublicKey()), holders(t, nw, skB.PublicKey()))
 
 	t.Run("first valid", func(t *testing.T) {
-		clients := map[string]*pkarrclient.DHT{
+		clients := map[string]*mainline.DHT{
 			"started before the kill": early,
 			"started after the kill":  nw.NewClient(), // bootstraps from all 30 addresses, 9 dead
 		}
@@ -250,8 +251,8 @@ func TestDHTThirtyPercentKilled(t *testing.T) {
 	})
 
 	t.Run("publish", func(t *testing.T) {
-		skC := pkarrclient.NewTestSecretKey(t)
-		pC := pkarrclient.TXTPacket(t, skC, ts, "published among the dead", 300)
+		skC := newTestSecretKey(t)
+		pC := txtPacket(t, skC, ts, "published among the dead", 300)
 		start := time.Now()
 		rcpt, err := pub.Publish(ctx, pC)
 		if err != nil {
@@ -286,21 +287,21 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// TestDHTRoutingTableSnapshot: a client with DHTNodesFile saves its table at
+// TestDHTRoutingTableSnapshot: a client with WithNodesFile saves its table at
 // Close; a client with that file and no bootstrap address resolves from it,
 // where one with neither cannot start; a damaged one is logged and ignored.
 func TestDHTRoutingTableSnapshot(t *testing.T) {
 	t.Parallel()
-	nw := dhttest.New(t, 10)
+	nw := mainlinetest.New(t, 10)
 	ctx := testCtx(t, time.Minute)
-	sk := pkarrclient.NewTestSecretKey(t)
-	p := pkarrclient.TXTPacket(t, sk, 1_000_000, "from the snapshot", 300)
+	sk := newTestSecretKey(t)
+	p := txtPacket(t, sk, 1_000_000, "from the snapshot", 300)
 	if _, err := nw.NewClient().Publish(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 
 	path := filepath.Join(t.TempDir(), "dht-nodes")
-	first := nw.NewClient(pkarrclient.DHTNodesFile(path))
+	first := nw.NewClient(mainline.WithNodesFile(path))
 	if _, err := first.Bootstrap(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +319,7 @@ func TestDHTRoutingTableSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes, err := pkarrclient.ParseNodesSnapshot(b)
+	nodes, err := mainline.ParseNodesSnapshot(b)
 	if err != nil || len(nodes) == 0 {
 		t.Fatalf("snapshot unreadable: %d nodes, %v", len(nodes), err)
 	}
@@ -330,12 +331,12 @@ func TestDHTRoutingTableSnapshot(t *testing.T) {
 	t.Logf("snapshot: %d nodes, %d bytes", len(nodes), st.Size())
 
 	// No routers: without the snapshot there is nowhere to start...
-	lost := nw.NewClient(pkarrclient.DHTBootstrap())
+	lost := nw.NewClient(mainline.WithBootstrap())
 	if _, err := lost.Resolve(ctx, pkarrclient.Query{Key: sk.PublicKey()}); !errors.Is(err, pkarrclient.ErrUnavailable) {
 		t.Fatalf("a client without bootstrap or snapshot: %v, want ErrUnavailable", err)
 	}
 	// ...with it, the table is filled before the first lookup.
-	second := nw.NewClient(pkarrclient.DHTNodesFile(path), pkarrclient.DHTBootstrap())
+	second := nw.NewClient(mainline.WithNodesFile(path), mainline.WithBootstrap())
 	if n := second.RoutingTableSize(); n == 0 {
 		t.Fatal("the snapshot added no node to the routing table")
 	}
@@ -345,15 +346,15 @@ func TestDHTRoutingTableSnapshot(t *testing.T) {
 	}
 
 	// A damaged snapshot of ours: logged, ignored, and replaced at Close.
-	// (A file that is not ours fails NewDHT: TestDHTNodesFileGarbage.)
+	// (A file that is not ours fails New: TestDHTNodesFileGarbage.)
 	bad := filepath.Join(t.TempDir(), "dht-nodes")
 	b[len(b)/2] ^= 1
 	if err := os.WriteFile(bad, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
-	third := nw.NewClient(pkarrclient.DHTNodesFile(bad),
-		pkarrclient.DHTLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	third := nw.NewClient(mainline.WithNodesFile(bad),
+		mainline.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	if !strings.Contains(logs.String(), "snapshot damaged") {
 		t.Fatalf("a corrupt snapshot was not logged; log:\n%s", logs.String())
 	}
@@ -371,7 +372,7 @@ func TestDHTRoutingTableSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nodes, err := pkarrclient.ParseNodesSnapshot(b); err != nil || len(nodes) == 0 {
+	if nodes, err := mainline.ParseNodesSnapshot(b); err != nil || len(nodes) == 0 {
 		t.Fatalf("the corrupt snapshot was not replaced: %d nodes, %v", len(nodes), err)
 	}
 }
@@ -402,11 +403,11 @@ func sizedPacket(t *testing.T, sk *pkarrclient.SecretKey, n int) *pkarrclient.Si
 // 997-1000 bytes with 205).
 func TestDHTPacketSizeLimit(t *testing.T) {
 	t.Parallel()
-	nw := dhttest.New(t, 5)
+	nw := mainlinetest.New(t, 5)
 	ctx := testCtx(t, time.Minute)
 	c := nw.NewClient()
 	for n := 996; n <= pkarrclient.MaxDNSSize; n++ {
-		sk := pkarrclient.NewTestSecretKey(t)
+		sk := newTestSecretKey(t)
 		p := sizedPacket(t, sk, n)
 		rcpt, err := c.Publish(ctx, p)
 		if err != nil || rcpt.DHTNodes < 1 {
@@ -424,12 +425,12 @@ func TestDHTPacketSizeLimit(t *testing.T) {
 // wait a minute.
 func TestDHTClose(t *testing.T) {
 	t.Parallel()
-	nw := dhttest.New(t, 5)
+	nw := mainlinetest.New(t, 5)
 	ctx := testCtx(t, 2*time.Minute)
-	sk := pkarrclient.NewTestSecretKey(t)
-	p := pkarrclient.TXTPacket(t, sk, 1_000_000, "closed", 300)
+	sk := newTestSecretKey(t)
+	p := txtPacket(t, sk, 1_000_000, "closed", 300)
 
-	c := nw.NewClient(pkarrclient.DHTTimeout(time.Minute))
+	c := nw.NewClient(mainline.WithTimeout(time.Minute))
 	if _, err := c.Publish(ctx, p); err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +446,7 @@ func TestDHTClose(t *testing.T) {
 	}
 	_, err = c.Publish(ctx, p)
 	var be *pkarrclient.BackendError
-	if !errors.Is(err, pkarrclient.ErrUnavailable) || !errors.As(err, &be) || be.Backend != pkarrclient.DHTName {
+	if !errors.Is(err, pkarrclient.ErrUnavailable) || !errors.As(err, &be) || be.Backend != mainline.BackendName {
 		t.Fatalf("publish after close: %v; want a DHT BackendError wrapping ErrUnavailable", err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
@@ -473,8 +474,8 @@ func TestDHTClose(t *testing.T) {
 			}
 		}
 	}()
-	stuck := nw.NewClient(pkarrclient.DHTBootstrap(hole.LocalAddr().String()),
-		pkarrclient.DHTResendDelay(time.Minute), pkarrclient.DHTTimeout(time.Minute))
+	stuck := nw.NewClient(mainline.WithBootstrap(hole.LocalAddr().String()),
+		mainline.WithResendDelay(time.Minute), mainline.WithTimeout(time.Minute))
 	done := make(chan error, 1)
 	go func() {
 		_, err := stuck.Resolve(ctx, pkarrclient.Query{Key: sk.PublicKey(), MostRecent: true})
@@ -505,17 +506,17 @@ func TestDHTClose(t *testing.T) {
 // is down, and the most-recent resolve finds what only the DHT holds.
 func TestDHTClientWithRelay(t *testing.T) {
 	t.Parallel()
-	nw := dhttest.New(t, 8)
+	nw := mainlinetest.New(t, 8)
 	ctx := testCtx(t, time.Minute)
 	relay := serveRelay(t, relayServerOptions{})
 	r := newTestRelay(t, relay.URL)
 	d := nw.NewClient()
 	backends := []pkarrclient.Backend{r, d}
 	c := newTestClient(t, backends)
-	sk := pkarrclient.NewTestSecretKey(t)
+	sk := newTestSecretKey(t)
 	key := sk.PublicKey()
 
-	p1 := pkarrclient.TXTPacket(t, sk, testEpoch, "one", 300)
+	p1 := txtPacket(t, sk, testEpoch, "one", 300)
 	res, err := c.Publish(ctx, p1)
 	if err != nil {
 		t.Fatalf("publish: %v", err)
@@ -526,7 +527,7 @@ func TestDHTClientWithRelay(t *testing.T) {
 	if o := res.Outcomes[0]; o.Backend != r.Name() || o.Err != nil {
 		t.Fatalf("relay outcome: %+v", o)
 	}
-	if o := res.Outcomes[1]; o.Backend != pkarrclient.DHTName || o.Err != nil || o.Receipt.DHTNodes < 1 || o.Receipt.DHTNodes > 8 {
+	if o := res.Outcomes[1]; o.Backend != mainline.BackendName || o.Err != nil || o.Receipt.DHTNodes < 1 || o.Receipt.DHTNodes > 8 {
 		t.Fatalf("DHT outcome: %+v", o)
 	}
 	t.Logf("publish: relay in %v, DHT stored on %d nodes in %v",
@@ -540,7 +541,7 @@ func TestDHTClientWithRelay(t *testing.T) {
 
 	// A newer packet only in the DHT: the most-recent resolve finds it
 	// although the relay answers with the older one.
-	p2 := pkarrclient.TXTPacket(t, sk, testEpoch+1, "two", 300)
+	p2 := txtPacket(t, sk, testEpoch+1, "two", 300)
 	if _, err := d.Publish(ctx, p2); err != nil {
 		t.Fatal(err)
 	}
@@ -551,7 +552,7 @@ func TestDHTClientWithRelay(t *testing.T) {
 	if err != nil || !got.Equal(p2) {
 		t.Fatalf("most-recent resolve: %q, %v; want %q", txtOf(got), err, txtOf(p2))
 	}
-	if seen[r.Name()] != "one" || seen[pkarrclient.DHTName] != "two" {
+	if seen[r.Name()] != "one" || seen[mainline.BackendName] != "two" {
 		t.Fatalf("outcomes %v, want the relay's one and the DHT's two", seen)
 	}
 
@@ -591,7 +592,7 @@ func TestDHTClientWithRelay(t *testing.T) {
 func TestDHTBootstrapRetries(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t, time.Minute)
-	g := &dhttest.Guard{}
+	g := &mainlinetest.Guard{}
 	defer g.Check(t)
 	nodeConn, err := g.Listen() // bound, but nobody reads it yet
 	if err != nil {
@@ -602,14 +603,14 @@ func TestDHTBootstrapRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := clockwork.NewFakeClock()
-	client, err := pkarrclient.NewDHT(
-		pkarrclient.DHTConn(clientConn),
-		pkarrclient.DHTBootstrap(nodeConn.LocalAddr().String()),
-		pkarrclient.DHTResolver(g),
-		pkarrclient.DHTResendDelay(200*time.Millisecond),
-		pkarrclient.DHTSendLimit(0, 0),
-		pkarrclient.DHTRefreshInterval(0),
-		pkarrclient.DHTClock(clock),
+	client, err := mainline.New(
+		mainline.WithConn(clientConn),
+		mainline.WithBootstrap(nodeConn.LocalAddr().String()),
+		mainline.WithResolver(g),
+		mainline.WithResendDelay(200*time.Millisecond),
+		mainline.WithSendLimit(0, 0),
+		mainline.WithRefreshInterval(0),
+		mainline.WithClock(clock),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -622,13 +623,13 @@ func TestDHTBootstrapRetries(t *testing.T) {
 	if n := client.RoutingTableSize(); n != 0 {
 		t.Fatalf("routing table holds %d nodes before any node answered", n)
 	}
-	node, err := pkarrclient.NewDHT(
-		pkarrclient.DHTConn(nodeConn),
-		pkarrclient.DHTServe(0),
-		pkarrclient.DHTBootstrap(),
-		pkarrclient.DHTResolver(g),
-		pkarrclient.DHTSendLimit(0, 0),
-		pkarrclient.DHTRefreshInterval(0),
+	node, err := mainline.New(
+		mainline.WithConn(nodeConn),
+		mainline.WithServing(0),
+		mainline.WithBootstrap(),
+		mainline.WithResolver(g),
+		mainline.WithSendLimit(0, 0),
+		mainline.WithRefreshInterval(0),
 	)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package pkarrclient
+package mainline
 
 import (
 	"context"
@@ -43,21 +43,21 @@ const (
 
 // Defaults of a serving node, exported so commands can show them.
 const (
-	// DefaultDHTStoreCapacity bounds a serving node's item store so that
+	// DefaultStoreCapacity bounds a serving node's item store so that
 	// strangers cannot fill its memory (BEP44 items are at most ~1.2 kB).
-	DefaultDHTStoreCapacity = 100_000
-	// DefaultDHTRefreshInterval is how often a serving node refreshes its
+	DefaultStoreCapacity = 100_000
+	// DefaultRefreshInterval is how often a serving node refreshes its
 	// routing table (and any node saves its snapshot file).
-	DefaultDHTRefreshInterval = 15 * time.Minute
-	// DefaultDHTSourceLimit is a serving node's answer budget per source,
-	// in queries per second (burst twice that); see DHTSourceLimit.
-	DefaultDHTSourceLimit = defaultDHTSourceRate
+	DefaultRefreshInterval = 15 * time.Minute
+	// DefaultSourceLimit is a serving node's answer budget per source,
+	// in queries per second (burst twice that); see WithSourceLimit.
+	DefaultSourceLimit = defaultDHTSourceRate
 )
 
-// DefaultDHTBootstrap returns the routers a new DHT node asks first: the
+// DefaultBootstrap returns the routers a new DHT node asks first: the
 // long-running BitTorrent ones and pkarr's own. The slice is new on every
 // call; callers may modify it.
-func DefaultDHTBootstrap() []string {
+func DefaultBootstrap() []string {
 	return []string{
 		"router.bittorrent.com:6881",
 		"dht.transmissionbt.com:6881",
@@ -93,37 +93,37 @@ type dhtConfig struct {
 	logger        *slog.Logger
 }
 
-// DHTOption configures a [DHT].
-type DHTOption func(*dhtConfig) error
+// Option configures a [DHT].
+type Option func(*dhtConfig) error
 
-// DHTListen sets the UDP address the node listens on (default ":0", every
-// interface, a random port). Ignored when [DHTConn] is given.
-func DHTListen(addr string) DHTOption {
+// WithListen sets the UDP address the node listens on (default ":0", every
+// interface, a random port). Ignored when [WithConn] is given.
+func WithListen(addr string) Option {
 	return func(c *dhtConfig) error {
 		c.listen = addr
 		return nil
 	}
 }
 
-// DHTConn makes the node use conn instead of opening its own socket. The
+// WithConn makes the node use conn instead of opening its own socket. The
 // DHT takes ownership: Close closes it. Tests wrap a loopback socket to
 // watch every datagram.
-func DHTConn(conn net.PacketConn) DHTOption {
+func WithConn(conn net.PacketConn) Option {
 	return func(c *dhtConfig) error {
 		if conn == nil {
-			return errors.New("pkarr: DHTConn: nil conn")
+			return errors.New("pkarr: WithConn: nil conn")
 		}
 		c.conn = conn
 		return nil
 	}
 }
 
-// DHTBootstrap replaces the routers asked when the routing table is empty
-// (default [DefaultDHTBootstrap]). Each is "host:port"; numeric addresses
+// WithBootstrap replaces the routers asked when the routing table is empty
+// (default [DefaultBootstrap]). Each is "host:port"; numeric addresses
 // need no DNS. Passing none leaves the node with only its snapshot file
 // and nodes that contact it, which suits the first node of a private
 // network.
-func DHTBootstrap(addrs ...string) DHTOption {
+func WithBootstrap(addrs ...string) Option {
 	return func(c *dhtConfig) error {
 		for _, a := range addrs {
 			if _, _, err := net.SplitHostPort(a); err != nil {
@@ -135,20 +135,20 @@ func DHTBootstrap(addrs ...string) DHTOption {
 	}
 }
 
-// DHTResolver sets how bootstrap host names are looked up (default
+// WithResolver sets how bootstrap host names are looked up (default
 // net.DefaultResolver).
-func DHTResolver(r HostResolver) DHTOption {
+func WithResolver(r HostResolver) Option {
 	return func(c *dhtConfig) error {
 		if r == nil {
-			return errors.New("pkarr: DHTResolver: nil resolver")
+			return errors.New("pkarr: WithResolver: nil resolver")
 		}
 		c.resolver = r
 		return nil
 	}
 }
 
-// DHTServe makes the node a full DHT node: it answers queries, stores up to
-// capacity BEP44 items for others (0 means DefaultDHTStoreCapacity; the
+// WithServing makes the node a full DHT node: it answers queries, stores up to
+// capacity BEP44 items for others (0 means DefaultStoreCapacity; the
 // least recently used go first) and refreshes its routing table. Without
 // it the node is passive. Only run a serving node where other nodes can
 // reach it; behind NAT it only adds unanswered traffic.
@@ -160,11 +160,11 @@ func DHTResolver(r HostResolver) DHTOption {
 // an equal seq only with the same value, which renews the item). Items
 // expire two hours after their last put. An absent cas and a cas of 0
 // are the same to the library's decoder, so "cas 0" is taken as none.
-// Each source of queries has its own answer budget ([DHTSourceLimit]).
-func DHTServe(capacity int) DHTOption {
+// Each source of queries has its own answer budget ([WithSourceLimit]).
+func WithServing(capacity int) Option {
 	return func(c *dhtConfig) error {
 		if capacity < 0 {
-			return fmt.Errorf("pkarr: DHTServe: negative capacity %d", capacity)
+			return fmt.Errorf("pkarr: WithServing: negative capacity %d", capacity)
 		}
 		c.serve = true
 		if capacity > 0 {
@@ -174,121 +174,121 @@ func DHTServe(capacity int) DHTOption {
 	}
 }
 
-// DHTNodesFile keeps a snapshot of the routing table in path: read at
+// WithNodesFile keeps a snapshot of the routing table in path: read at
 // start so a restart does not cold-bootstrap from the routers, written
 // atomically after bootstrapping, periodically and at Close. A missing or
 // empty file is not an error. A snapshot of ours that fails its check is
 // logged and ignored, and replaced at the next save. Any other file,
-// including the headerless format of earlier versions, makes NewDHT fail
+// including the headerless format of earlier versions, makes New fail
 // with a *[SnapshotError] (errors.Is ErrSnapshotUnrecognized) and is never
 // written to: it may be a file named by mistake.
-func DHTNodesFile(path string) DHTOption {
+func WithNodesFile(path string) Option {
 	return func(c *dhtConfig) error {
 		c.nodesFile = path
 		return nil
 	}
 }
 
-// DHTResendDelay sets how long a query waits for its answer before the
+// WithResendDelay sets how long a query waits for its answer before the
 // node is given up on (the library's default is 2 s). Loopback test
 // networks use about 100 ms.
-func DHTResendDelay(d time.Duration) DHTOption {
+func WithResendDelay(d time.Duration) Option {
 	return func(c *dhtConfig) error {
 		if d <= 0 {
-			return fmt.Errorf("pkarr: DHTResendDelay: %v is not positive", d)
+			return fmt.Errorf("pkarr: WithResendDelay: %v is not positive", d)
 		}
 		c.resendDelay = d
 		return nil
 	}
 }
 
-// DHTTimeout bounds each Publish and Resolve (default 10 s). A most-recent
+// WithTimeout bounds each Publish and Resolve (default 10 s). A most-recent
 // resolve that reaches it returns the newest packet found so far.
-func DHTTimeout(d time.Duration) DHTOption {
+func WithTimeout(d time.Duration) Option {
 	return func(c *dhtConfig) error {
 		if d <= 0 {
-			return fmt.Errorf("pkarr: DHTTimeout: %v is not positive", d)
+			return fmt.Errorf("pkarr: WithTimeout: %v is not positive", d)
 		}
 		c.timeout = d
 		return nil
 	}
 }
 
-// DHTConcurrency sets how many queries one lookup keeps in flight
+// WithConcurrency sets how many queries one lookup keeps in flight
 // (default 15).
-func DHTConcurrency(n int) DHTOption {
+func WithConcurrency(n int) Option {
 	return func(c *dhtConfig) error {
 		if n < 1 {
-			return fmt.Errorf("pkarr: DHTConcurrency: %d is below 1", n)
+			return fmt.Errorf("pkarr: WithConcurrency: %d is below 1", n)
 		}
 		c.alpha = n
 		return nil
 	}
 }
 
-// DHTSendLimit sets this node's own limit on outgoing datagrams (default
+// WithSendLimit sets this node's own limit on outgoing datagrams (default
 // 250 per second, burst 25). A perSecond of 0 means unlimited.
-func DHTSendLimit(perSecond float64, burst int) DHTOption {
+func WithSendLimit(perSecond float64, burst int) Option {
 	return func(c *dhtConfig) error {
 		if perSecond < 0 || burst < 0 {
-			return fmt.Errorf("pkarr: DHTSendLimit: negative limit")
+			return fmt.Errorf("pkarr: WithSendLimit: negative limit")
 		}
 		if perSecond > 0 && burst < 1 {
 			// A limiter with no burst refuses every datagram.
-			return fmt.Errorf("pkarr: DHTSendLimit: burst must be at least 1 with a rate")
+			return fmt.Errorf("pkarr: WithSendLimit: burst must be at least 1 with a rate")
 		}
 		c.sendRate, c.sendBurst = perSecond, burst
 		return nil
 	}
 }
 
-// DHTSourceLimit sets a serving node's answer budget per source of
+// WithSourceLimit sets a serving node's answer budget per source of
 // queries (default 20 per second, burst 40): queries beyond it are dropped
 // unanswered, so one source flooding the node uses up its own budget and
 // not the node's. A source is an IPv4 address or an IPv6 /64. A perSecond
 // of 0 means unlimited (a private network whose nodes share one address,
 // as tests on 127.0.0.1 do). Passive nodes answer nothing and ignore it.
-func DHTSourceLimit(perSecond float64, burst int) DHTOption {
+func WithSourceLimit(perSecond float64, burst int) Option {
 	return func(c *dhtConfig) error {
 		if perSecond < 0 || burst < 0 {
-			return fmt.Errorf("pkarr: DHTSourceLimit: negative limit")
+			return fmt.Errorf("pkarr: WithSourceLimit: negative limit")
 		}
 		if perSecond > 0 && burst < 1 {
-			return fmt.Errorf("pkarr: DHTSourceLimit: burst must be at least 1 with a rate")
+			return fmt.Errorf("pkarr: WithSourceLimit: burst must be at least 1 with a rate")
 		}
 		c.sourceRate, c.sourceBurst = perSecond, burst
 		return nil
 	}
 }
 
-// DHTRefreshInterval sets how often a serving node refreshes its routing
+// WithRefreshInterval sets how often a serving node refreshes its routing
 // table and the snapshot file is saved (default 15 minutes; 0 turns the
 // periodic work off).
-func DHTRefreshInterval(d time.Duration) DHTOption {
+func WithRefreshInterval(d time.Duration) Option {
 	return func(c *dhtConfig) error {
 		if d < 0 {
-			return fmt.Errorf("pkarr: DHTRefreshInterval: negative %v", d)
+			return fmt.Errorf("pkarr: WithRefreshInterval: negative %v", d)
 		}
 		c.refresh = d
 		return nil
 	}
 }
 
-// DHTClock sets the clock that drives the periodic refresh (default the
+// WithClock sets the clock that drives the periodic refresh (default the
 // real clock).
-func DHTClock(clock clockwork.Clock) DHTOption {
+func WithClock(clock clockwork.Clock) Option {
 	return func(c *dhtConfig) error {
 		if clock == nil {
-			return errors.New("pkarr: DHTClock: nil clock")
+			return errors.New("pkarr: WithClock: nil clock")
 		}
 		c.clock = clock
 		return nil
 	}
 }
 
-// DHTLogger sets where the node logs (default: nowhere). The library's own
+// WithLogger sets where the node logs (default: nowhere). The library's own
 // warnings and errors are forwarded to it.
-func DHTLogger(l *slog.Logger) DHTOption {
+func WithLogger(l *slog.Logger) Option {
 	return func(c *dhtConfig) error {
 		c.logger = l
 		return nil

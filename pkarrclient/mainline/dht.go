@@ -1,4 +1,4 @@
-package pkarrclient
+package mainline
 
 import (
 	"context"
@@ -9,16 +9,18 @@ import (
 	"time"
 
 	"github.com/anacrolix/dht/v2"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
-// DHTName is the name a [DHT] backend reports in outcomes and errors.
-const DHTName = "mainline-dht"
+// BackendName is the name a [DHT] backend reports in outcomes and errors.
+const BackendName = "mainline-dht"
 
-// DHT is a [Backend] on the BitTorrent Mainline DHT: a signed packet is a
-// BEP44 mutable item with k = the public key, seq = the packet's timestamp,
-// v = its raw DNS message, no salt and no cas, stored at target SHA-1(k).
-// That is exactly the buffer pkarr signs, so packets travel unchanged
-// between relays, this backend and pkarr's own clients.
+// DHT is a [pkarrclient.Backend] on the BitTorrent Mainline DHT: a signed
+// packet is a BEP44 mutable item with k = the public key, seq = the
+// packet's timestamp, v = its raw DNS message, no salt and no cas, stored
+// at target SHA-1(k). That is exactly the buffer pkarr signs, so packets
+// travel unchanged between relays, this backend and pkarr's own clients.
 //
 // Publish and Resolve run their own lookups on the library's traversal
 // and single-query calls rather than anacrolix's exts/getput, which waits
@@ -27,8 +29,8 @@ const DHTName = "mainline-dht"
 // verified here: its key, its seq and its Ed25519 signature.
 //
 // A DHT is passive by default: it asks, it never answers, which is what a
-// client behind NAT should be. [DHTServe] makes it a full node that answers
-// queries and stores items for others (the dht-node command).
+// client behind NAT should be. [WithServing] makes it a full node that
+// answers queries and stores items for others (the dht-node command).
 type DHT struct {
 	srv    *dht.Server
 	conn   net.PacketConn
@@ -48,10 +50,10 @@ type DHT struct {
 	closeErr  error
 }
 
-var _ Backend = (*DHT)(nil)
+var _ pkarrclient.Backend = (*DHT)(nil)
 
-// Name returns [DHTName].
-func (d *DHT) Name() string { return DHTName }
+// Name returns [BackendName].
+func (d *DHT) Name() string { return BackendName }
 
 // Addr is the node's UDP address.
 func (d *DHT) Addr() net.Addr { return d.conn.LocalAddr() }
@@ -71,7 +73,7 @@ func (d *DHT) ID() [20]byte { return d.srv.ID() }
 // RoutingTableSize is the number of nodes in the routing table.
 func (d *DHT) RoutingTableSize() int { return d.srv.NumNodes() }
 
-// Serving reports whether the node answers queries ([DHTServe]).
+// Serving reports whether the node answers queries ([WithServing]).
 func (d *DHT) Serving() bool { return d.cfg.serve }
 
 // opContext bounds one publish or resolve by the DHT's timeout and ends it
@@ -95,5 +97,5 @@ func remaining(ctx context.Context) time.Duration {
 }
 
 func (d *DHT) fail(op string, err error) error {
-	return &BackendError{Backend: DHTName, Op: op, Err: err}
+	return &pkarrclient.BackendError{Backend: BackendName, Op: op, Err: err}
 }

@@ -1,4 +1,4 @@
-package pkarrclient_test
+package mainline_test
 
 import (
 	"context"
@@ -7,17 +7,18 @@ import (
 	"time"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
 )
 
 // Publish a record on the Mainline DHT and resolve it from another node.
 // Here the "DHT" is one serving node on 127.0.0.1, the first node of a
-// private network; with no DHTBootstrap option a DHT joins the public
-// network through DefaultDHTBootstrap.
-func ExampleNewDHT() {
-	node, err := pkarrclient.NewDHT(
-		pkarrclient.DHTListen("127.0.0.1:0"),
-		pkarrclient.DHTServe(0),
-		pkarrclient.DHTBootstrap(), // the first node: nobody to ask
+// private network; with no WithBootstrap option a DHT joins the public
+// network through DefaultBootstrap.
+func ExampleNew() {
+	node, err := mainline.New(
+		mainline.WithListen("127.0.0.1:0"),
+		mainline.WithServing(0),
+		mainline.WithBootstrap(), // the first node: nobody to ask
 	)
 	if err != nil {
 		log.Fatal(err)
@@ -25,10 +26,10 @@ func ExampleNewDHT() {
 	defer node.Close()
 
 	// Clients are passive: they ask and never answer.
-	newClient := func() *pkarrclient.DHT {
-		c, err := pkarrclient.NewDHT(
-			pkarrclient.DHTListen("127.0.0.1:0"),
-			pkarrclient.DHTBootstrap(node.AddrPort().String()),
+	newClient := func() *mainline.DHT {
+		c, err := mainline.New(
+			mainline.WithListen("127.0.0.1:0"),
+			mainline.WithBootstrap(node.AddrPort().String()),
 		)
 		if err != nil {
 			log.Fatal(err)

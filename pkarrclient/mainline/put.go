@@ -1,4 +1,4 @@
-package pkarrclient
+package mainline
 
 import (
 	"context"
@@ -12,11 +12,13 @@ import (
 	k_nearest_nodes "github.com/anacrolix/dht/v2/k-nearest-nodes"
 	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/dht/v2/traversal"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
-// DHTPublishError tells why a publish failed: no node stored the packet,
+// PublishError tells why a publish failed: no node stored the packet,
 // or the lookup found a more recent one.
-type DHTPublishError struct {
+type PublishError struct {
 	// Closest is the number of closest nodes the put was sent to (0 when
 	// the lookup already found a more recent packet and nothing was put).
 	Closest int
@@ -33,7 +35,7 @@ type DHTPublishError struct {
 	Other int
 }
 
-func (e *DHTPublishError) Error() string {
+func (e *PublishError) Error() string {
 	switch {
 	case e.Closest == 0 && e.Stale > 0:
 		return fmt.Sprintf("pkarr: %d DHT nodes hold a more recent packet; nothing was published", e.Stale)
@@ -58,37 +60,37 @@ func (e *DHTPublishError) Error() string {
 // Unwrap makes errors.Is match ErrNotMostRecent when some node holds a more
 // recent packet, ErrPacketTooLarge when some node refused the size, and
 // ErrUnavailable otherwise.
-func (e *DHTPublishError) Unwrap() []error {
+func (e *PublishError) Unwrap() []error {
 	var errs []error
 	if e.Stale > 0 {
-		errs = append(errs, ErrNotMostRecent)
+		errs = append(errs, pkarrclient.ErrNotMostRecent)
 	}
 	if e.TooLarge > 0 {
-		errs = append(errs, ErrPacketTooLarge)
+		errs = append(errs, pkarrclient.ErrPacketTooLarge)
 	}
 	if len(errs) == 0 {
-		errs = append(errs, ErrUnavailable)
+		errs = append(errs, pkarrclient.ErrUnavailable)
 	}
 	return errs
 }
 
 // Publish stores p on the nodes closest to its key: a get lookup collects
 // write tokens from the closest nodes, then each gets a put. It reports
-// how many stored it in the receipt. It fails with a *[DHTPublishError]
-// (inside a *[BackendError]) when none did, or when the lookup met a more
+// how many stored it in the receipt. It fails with a *[PublishError]
+// (inside a *[pkarrclient.BackendError]) when none did, or when the lookup met a more
 // recent packet, verified, on some node (errors.Is ErrNotMostRecent; then
 // nothing is put). Unverifiable 302 answers fail a publish only when no
 // node stored it, so one lying node cannot block a key.
-func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, error) {
+func (d *DHT) Publish(ctx context.Context, p *pkarrclient.SignedPacket) (pkarrclient.PublishReceipt, error) {
 	if p == nil {
-		return PublishReceipt{}, d.fail(opPublish, fmt.Errorf("%w: nil packet", ErrBadRequest))
+		return pkarrclient.PublishReceipt{}, d.fail(pkarrclient.OpPublish, fmt.Errorf("%w: nil packet", pkarrclient.ErrBadRequest))
 	}
 	if p.Timestamp() > maxSeq {
-		return PublishReceipt{}, d.fail(opPublish, fmt.Errorf("%w: timestamp %d does not fit a BEP44 seq",
-			ErrBadRequest, p.Timestamp()))
+		return pkarrclient.PublishReceipt{}, d.fail(pkarrclient.OpPublish, fmt.Errorf("%w: timestamp %d does not fit a BEP44 seq",
+			pkarrclient.ErrBadRequest, p.Timestamp()))
 	}
 	if err := d.ctx.Err(); err != nil {
-		return PublishReceipt{}, d.fail(opPublish, fmt.Errorf("%w: DHT closed", ErrUnavailable))
+		return pkarrclient.PublishReceipt{}, d.fail(pkarrclient.OpPublish, fmt.Errorf("%w: DHT closed", pkarrclient.ErrUnavailable))
 	}
 	ctx, cancel := d.opContext(ctx)
 	defer cancel()
@@ -122,7 +124,7 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 		return tokenOnly(res.TraversalQueryResult(addr))
 	})
 	if err != nil {
-		return PublishReceipt{}, d.fail(opPublish, err)
+		return pkarrclient.PublishReceipt{}, d.fail(pkarrclient.OpPublish, err)
 	}
 	// The lookup may use most of the time, not all of it: a put to the
 	// nodes found so far beats a lookup that ran out the clock.
@@ -135,15 +137,15 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 	op.Stop()
 	<-op.Stopped() // Closest is only safe to read once no query can add to it
 	if n := int(newer.Load()); n > 0 {
-		return PublishReceipt{}, d.fail(opPublish, &DHTPublishError{Stale: n})
+		return pkarrclient.PublishReceipt{}, d.fail(pkarrclient.OpPublish, &PublishError{Stale: n})
 	}
 	var closest []k_nearest_nodes.Elem
 	op.Closest().Range(func(e k_nearest_nodes.Elem) { closest = append(closest, e) })
 	if len(closest) == 0 {
 		if err := ctx.Err(); err != nil {
-			return PublishReceipt{}, d.fail(opPublish, fmt.Errorf("%w: DHT lookup: %w", ErrUnavailable, err))
+			return pkarrclient.PublishReceipt{}, d.fail(pkarrclient.OpPublish, fmt.Errorf("%w: DHT lookup: %w", pkarrclient.ErrUnavailable, err))
 		}
-		return PublishReceipt{}, d.fail(opPublish, &DHTPublishError{})
+		return pkarrclient.PublishReceipt{}, d.fail(pkarrclient.OpPublish, &PublishError{})
 	}
 
 	args := krpc.MsgArgs{
@@ -181,7 +183,7 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 			}
 		}()
 	}
-	perr := DHTPublishError{Closest: len(closest)}
+	perr := PublishError{Closest: len(closest)}
 	stored := 0
 	for range closest {
 		switch r := <-results; {
@@ -198,7 +200,7 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 		}
 	}
 	if stored == 0 {
-		return PublishReceipt{}, d.fail(opPublish, &perr)
+		return pkarrclient.PublishReceipt{}, d.fail(pkarrclient.OpPublish, &perr)
 	}
 	if perr.Stale > 0 {
 		// A 302 is only a claim: one stranger among the closest nodes
@@ -208,5 +210,5 @@ func (d *DHT) Publish(ctx context.Context, p *SignedPacket) (PublishReceipt, err
 		d.logger.Debug("pkarr DHT: some nodes claim a more recent packet",
 			slog.String("key", key.String()), slog.Int("stored", stored), slog.Int("stale", perr.Stale))
 	}
-	return PublishReceipt{DHTNodes: stored}, nil
+	return pkarrclient.PublishReceipt{DHTNodes: stored}, nil
 }

@@ -1,6 +1,6 @@
-package pkarrclient_test
+package mainline_test
 
-// The routing table snapshot file (DHTNodesFile): what is in a file the
+// The routing table snapshot file (WithNodesFile): what is in a file the
 // node did not write must never become an address it sends to.
 
 import (
@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline/mainlinetest"
 )
 
 // legacyRecord is one node in the headerless format of earlier versions
@@ -32,26 +32,26 @@ func legacyRecord(id byte, addr string, port uint16) []byte {
 
 // startWithNodesFile starts a serving node on a guarded loopback socket
 // whose only source of nodes is the snapshot at path, and lets it try to
-// bootstrap from it. It returns NewDHT's error (the node is closed).
-func startWithNodesFile(t *testing.T, g *dhttest.Guard, path string, logs *syncBuffer) error {
+// bootstrap from it. It returns New's error (the node is closed).
+func startWithNodesFile(t *testing.T, g *mainlinetest.Guard, path string, logs *syncBuffer) error {
 	t.Helper()
 	conn, err := g.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := []pkarrclient.DHTOption{
-		pkarrclient.DHTConn(conn),
-		pkarrclient.DHTServe(0),
-		pkarrclient.DHTNodesFile(path),
-		pkarrclient.DHTBootstrap(),
-		pkarrclient.DHTResolver(g),
-		pkarrclient.DHTResendDelay(dhttest.DefaultResendDelay),
-		pkarrclient.DHTRefreshInterval(0),
+	opts := []mainline.Option{
+		mainline.WithConn(conn),
+		mainline.WithServing(0),
+		mainline.WithNodesFile(path),
+		mainline.WithBootstrap(),
+		mainline.WithResolver(g),
+		mainline.WithResendDelay(mainlinetest.DefaultResendDelay),
+		mainline.WithRefreshInterval(0),
 	}
 	if logs != nil {
-		opts = append(opts, pkarrclient.DHTLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+		opts = append(opts, mainline.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	}
-	d, err := pkarrclient.NewDHT(opts...)
+	d, err := mainline.New(opts...)
 	if err != nil {
 		conn.Close()
 		return err
@@ -66,7 +66,7 @@ func startWithNodesFile(t *testing.T, g *dhttest.Guard, path string, logs *syncB
 }
 
 // TestDHTNodesFileGarbage: a file that is not a snapshot of ours, 38
-// random bytes or the old headerless format among them, makes NewDHT fail
+// random bytes or the old headerless format among them, makes New fail
 // with ErrSnapshotUnrecognized; nothing is sent anywhere, and the file is
 // left as it was. Earlier versions read any 38 bytes as a node and sent it
 // datagrams.
@@ -87,11 +87,11 @@ func TestDHTNodesFileGarbage(t *testing.T) {
 			if err := os.WriteFile(path, content, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			g := &dhttest.Guard{}
+			g := &mainlinetest.Guard{}
 			err := startWithNodesFile(t, g, path, nil)
-			var serr *pkarrclient.SnapshotError
-			if !errors.Is(err, pkarrclient.ErrSnapshotUnrecognized) || !errors.As(err, &serr) || serr.Path != path {
-				t.Errorf("NewDHT: %v; want a *SnapshotError for %s, ErrSnapshotUnrecognized", err, path)
+			var serr *mainline.SnapshotError
+			if !errors.Is(err, mainline.ErrSnapshotUnrecognized) || !errors.As(err, &serr) || serr.Path != path {
+				t.Errorf("New: %v; want a *SnapshotError for %s, ErrSnapshotUnrecognized", err, path)
 			} else if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, path) {
 				t.Errorf("error %q: want one line naming the file", msg)
 			}
@@ -104,9 +104,9 @@ func TestDHTNodesFileGarbage(t *testing.T) {
 		})
 	}
 	t.Run("a directory", func(t *testing.T) {
-		err := startWithNodesFile(t, &dhttest.Guard{}, t.TempDir(), nil)
-		if !errors.Is(err, pkarrclient.ErrSnapshotUnrecognized) {
-			t.Errorf("NewDHT: %v; want ErrSnapshotUnrecognized", err)
+		err := startWithNodesFile(t, &mainlinetest.Guard{}, t.TempDir(), nil)
+		if !errors.Is(err, mainline.ErrSnapshotUnrecognized) {
+			t.Errorf("New: %v; want ErrSnapshotUnrecognized", err)
 		}
 	})
 }
@@ -116,8 +116,8 @@ func TestDHTNodesFileGarbage(t *testing.T) {
 // and the node replaces it with a good snapshot once it has nodes.
 func TestDHTNodesFileDamaged(t *testing.T) {
 	t.Parallel()
-	nw := dhttest.New(t, 3)
-	good := pkarrclient.EncodeNodesSnapshot(t, []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::7]:6881")})
+	nw := mainlinetest.New(t, 3)
+	good := mainline.EncodeNodesSnapshot(t, []netip.AddrPort{netip.MustParseAddrPort("[2001:db8::7]:6881")})
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)-10] ^= 0x04
 	for name, content := range map[string][]byte{
@@ -132,20 +132,20 @@ func TestDHTNodesFileDamaged(t *testing.T) {
 			if err := os.WriteFile(path, content, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			g := &dhttest.Guard{}
+			g := &mainlinetest.Guard{}
 			conn, err := g.Listen()
 			if err != nil {
 				t.Fatal(err)
 			}
 			var logs syncBuffer
-			d, err := pkarrclient.NewDHT(pkarrclient.DHTConn(conn), pkarrclient.DHTServe(0),
-				pkarrclient.DHTNodesFile(path), pkarrclient.DHTBootstrap(nw.Addrs()...),
-				pkarrclient.DHTResolver(g), pkarrclient.DHTResendDelay(dhttest.DefaultResendDelay),
-				pkarrclient.DHTSendLimit(0, 0), pkarrclient.DHTRefreshInterval(0),
-				pkarrclient.DHTLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+			d, err := mainline.New(mainline.WithConn(conn), mainline.WithServing(0),
+				mainline.WithNodesFile(path), mainline.WithBootstrap(nw.Addrs()...),
+				mainline.WithResolver(g), mainline.WithResendDelay(mainlinetest.DefaultResendDelay),
+				mainline.WithSendLimit(0, 0), mainline.WithRefreshInterval(0),
+				mainline.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 			if err != nil {
 				conn.Close()
-				t.Fatalf("NewDHT with a damaged snapshot: %v", err)
+				t.Fatalf("New with a damaged snapshot: %v", err)
 			}
 			if !strings.Contains(logs.String(), "snapshot damaged") {
 				t.Errorf("not logged; log:\n%s", logs.String())
@@ -161,7 +161,7 @@ func TestDHTNodesFileDamaged(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			nodes, err := pkarrclient.ParseNodesSnapshot(b)
+			nodes, err := mainline.ParseNodesSnapshot(b)
 			if err != nil || len(nodes) == 0 {
 				t.Fatalf("not replaced by a good snapshot: %d nodes, %v", len(nodes), err)
 			}

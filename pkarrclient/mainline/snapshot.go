@@ -1,4 +1,4 @@
-package pkarrclient
+package mainline
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"github.com/anacrolix/dht/v2/krpc"
 )
 
-// The routing table snapshot ([DHTNodesFile]) is a file this package
+// The routing table snapshot ([WithNodesFile]) is a file this package
 // writes and reads back, nothing else. Earlier versions wrote anacrolix's
 // headerless compact node list, in which any 38 bytes read as a node: a
 // stray or corrupt file made the node send datagrams to whatever address
@@ -37,7 +37,7 @@ import (
 // ignored, and overwritten by the next snapshot, so a node restarting
 // after a bad write keeps working. Anything else (the old format
 // included, which cannot be told apart from garbage safely) may be a file
-// named by mistake: NewDHT fails, and the file is never written to.
+// named by mistake: New fails, and the file is never written to.
 
 const (
 	snapshotMagic = "phrasemeet dht nodes v1\n"
@@ -56,15 +56,15 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // ErrSnapshotUnrecognized is the reason a routing table snapshot file is
 // refused when it is not one this package writes: another format (the
 // headerless one of earlier versions included), another version, or not a
-// regular file. NewDHT fails and leaves the file alone.
+// regular file. New fails and leaves the file alone.
 var ErrSnapshotUnrecognized = errors.New("not a DHT routing table snapshot of this version")
 
 // ErrSnapshotDamaged is the reason a routing table snapshot of ours is
-// refused when it fails its check or its structure. NewDHT logs it, starts
+// refused when it fails its check or its structure. New logs it, starts
 // without the snapshot and overwrites the file at the next save.
 var ErrSnapshotDamaged = errors.New("damaged DHT routing table snapshot")
 
-// SnapshotError tells why a routing table snapshot file ([DHTNodesFile])
+// SnapshotError tells why a routing table snapshot file ([WithNodesFile])
 // was not used. errors.Is matches ErrSnapshotUnrecognized,
 // ErrSnapshotDamaged, or the error reading the file.
 type SnapshotError struct {

@@ -1,7 +1,7 @@
-// Package dhttest runs private Mainline DHT networks on 127.0.0.1 for tests
+// Package mainlinetest runs private Mainline DHT networks on 127.0.0.1 for tests
 // and benchmarks, in the way net/http/httptest runs HTTP servers.
 //
-// A [Network] is N full (serving) pkarrclient.DHT nodes with the settings
+// A [Network] is N full (serving) mainline.DHT nodes with the settings
 // that make anacrolix nodes converge on loopback: each its own unlimited
 // send limiter and no answer budget per source (they all share 127.0.0.1),
 // an in-memory item store, a short resend delay, every other node as a
@@ -11,7 +11,7 @@
 // a resolver that refuses to look anything up; each refusal fails the test
 // when the network is cleaned up. So a test built on this package cannot
 // leak traffic to the public DHT or its routers, and proves it.
-package dhttest
+package mainlinetest
 
 import (
 	"context"
@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phrasemeet/discovery/pkarrclient"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
 )
 
 // DefaultResendDelay is the query resend delay of test nodes and clients:
@@ -55,7 +55,7 @@ func (g *Guard) record(format string, args ...any) {
 
 // ErrNotLoopback is returned by a guarded socket asked to send elsewhere,
 // and by the guard's resolver for any lookup.
-var ErrNotLoopback = errors.New("dhttest: refused to leave loopback")
+var ErrNotLoopback = errors.New("mainlinetest: refused to leave loopback")
 
 // Conn wraps c so that a datagram to any non-loopback address is refused
 // and recorded instead of sent.
@@ -82,7 +82,7 @@ func isLoopback(addr net.Addr) bool {
 	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
 
-// LookupNetIP implements pkarrclient.HostResolver by refusing: test
+// LookupNetIP implements mainline.HostResolver by refusing: test
 // networks use numeric addresses only.
 func (g *Guard) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
 	g.record("DNS lookup of %q", host)
@@ -93,7 +93,7 @@ func (g *Guard) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, er
 func (g *Guard) Check(t testing.TB) {
 	t.Helper()
 	for _, v := range g.Violations() {
-		t.Errorf("dhttest: traffic tried to leave loopback: %s", v)
+		t.Errorf("mainlinetest: traffic tried to leave loopback: %s", v)
 	}
 }
 
@@ -111,7 +111,7 @@ type Option func(*config)
 
 type config struct {
 	resendDelay time.Duration
-	nodeOpts    []pkarrclient.DHTOption
+	nodeOpts    []mainline.Option
 	rounds      int
 }
 
@@ -120,7 +120,7 @@ type config struct {
 func WithResendDelay(d time.Duration) Option { return func(c *config) { c.resendDelay = d } }
 
 // WithNodeOptions adds options to every node (after the package's own).
-func WithNodeOptions(opts ...pkarrclient.DHTOption) Option {
+func WithNodeOptions(opts ...mainline.Option) Option {
 	return func(c *config) { c.nodeOpts = append(c.nodeOpts, opts...) }
 }
 
@@ -136,7 +136,7 @@ type Network struct {
 	addrs []string
 
 	mu     sync.Mutex
-	nodes  []*pkarrclient.DHT
+	nodes  []*mainline.DHT
 	killed []bool
 }
 
@@ -145,7 +145,7 @@ type Network struct {
 func New(t testing.TB, n int, opts ...Option) *Network {
 	t.Helper()
 	if n < 1 {
-		t.Fatalf("dhttest: a network needs at least one node, got %d", n)
+		t.Fatalf("mainlinetest: a network needs at least one node, got %d", n)
 	}
 	cfg := config{resendDelay: DefaultResendDelay, rounds: 2}
 	for _, o := range opts {
@@ -161,7 +161,7 @@ func New(t testing.TB, n int, opts ...Option) *Network {
 			for _, c := range conns[:i] {
 				c.Close()
 			}
-			t.Fatalf("dhttest: listen: %v", err)
+			t.Fatalf("mainlinetest: listen: %v", err)
 		}
 		conns[i] = c
 		nw.addrs = append(nw.addrs, c.LocalAddr().String())
@@ -173,22 +173,22 @@ func New(t testing.TB, n int, opts ...Option) *Network {
 				others = append(others, a)
 			}
 		}
-		nodeOpts := append([]pkarrclient.DHTOption{
-			pkarrclient.DHTConn(c),
-			pkarrclient.DHTServe(0),
-			pkarrclient.DHTBootstrap(others...),
-			pkarrclient.DHTResolver(nw.guard),
-			pkarrclient.DHTResendDelay(cfg.resendDelay),
-			pkarrclient.DHTSendLimit(0, 0),
-			pkarrclient.DHTSourceLimit(0, 0), // every node and client is 127.0.0.1
-			pkarrclient.DHTRefreshInterval(0),
+		nodeOpts := append([]mainline.Option{
+			mainline.WithConn(c),
+			mainline.WithServing(0),
+			mainline.WithBootstrap(others...),
+			mainline.WithResolver(nw.guard),
+			mainline.WithResendDelay(cfg.resendDelay),
+			mainline.WithSendLimit(0, 0),
+			mainline.WithSourceLimit(0, 0), // every node and client is 127.0.0.1
+			mainline.WithRefreshInterval(0),
 		}, cfg.nodeOpts...)
-		d, err := pkarrclient.NewDHT(nodeOpts...)
+		d, err := mainline.New(nodeOpts...)
 		if err != nil {
 			for _, c := range conns[i:] {
 				c.Close()
 			}
-			t.Fatalf("dhttest: node %d: %v", i, err)
+			t.Fatalf("mainlinetest: node %d: %v", i, err)
 		}
 		nw.nodes = append(nw.nodes, d)
 	}
@@ -228,7 +228,7 @@ func (nw *Network) Len() int { return len(nw.addrs) }
 func (nw *Network) Addrs() []string { return append([]string(nil), nw.addrs...) }
 
 // Node returns node i.
-func (nw *Network) Node(i int) *pkarrclient.DHT {
+func (nw *Network) Node(i int) *mainline.DHT {
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
 	return nw.nodes[i]
@@ -254,35 +254,35 @@ func (nw *Network) Alive(i int) bool {
 	return !nw.killed[i]
 }
 
-// ClientOptions returns the options that point a pkarrclient.DHT at this
+// ClientOptions returns the options that point a mainline.DHT at this
 // network: a guarded socket on 127.0.0.1, the nodes as bootstrap, the
 // guard's resolver, the network's resend delay and no send limit. The
-// socket is opened here; a client built with them owns it (NewDHT's Close
-// closes it), and if NewDHT is never called the test's cleanup does.
-func (nw *Network) ClientOptions() []pkarrclient.DHTOption {
+// socket is opened here; a client built with them owns it (New's Close
+// closes it), and if New is never called the test's cleanup does.
+func (nw *Network) ClientOptions() []mainline.Option {
 	nw.t.Helper()
 	c, err := nw.guard.Listen()
 	if err != nil {
-		nw.t.Fatalf("dhttest: listen: %v", err)
+		nw.t.Fatalf("mainlinetest: listen: %v", err)
 	}
 	nw.t.Cleanup(func() { c.Close() })
-	return []pkarrclient.DHTOption{
-		pkarrclient.DHTConn(c),
-		pkarrclient.DHTBootstrap(nw.addrs...),
-		pkarrclient.DHTResolver(nw.guard),
-		pkarrclient.DHTResendDelay(nw.cfg.resendDelay),
-		pkarrclient.DHTSendLimit(0, 0),
-		pkarrclient.DHTRefreshInterval(0),
+	return []mainline.Option{
+		mainline.WithConn(c),
+		mainline.WithBootstrap(nw.addrs...),
+		mainline.WithResolver(nw.guard),
+		mainline.WithResendDelay(nw.cfg.resendDelay),
+		mainline.WithSendLimit(0, 0),
+		mainline.WithRefreshInterval(0),
 	}
 }
 
 // NewClient starts a passive client on the network, with extra options
 // applied after [Network.ClientOptions]. It is closed when the test ends.
-func (nw *Network) NewClient(opts ...pkarrclient.DHTOption) *pkarrclient.DHT {
+func (nw *Network) NewClient(opts ...mainline.Option) *mainline.DHT {
 	nw.t.Helper()
-	d, err := pkarrclient.NewDHT(append(nw.ClientOptions(), opts...)...)
+	d, err := mainline.New(append(nw.ClientOptions(), opts...)...)
 	if err != nil {
-		nw.t.Fatalf("dhttest: client: %v", err)
+		nw.t.Fatalf("mainlinetest: client: %v", err)
 	}
 	nw.t.Cleanup(func() { d.Close() })
 	return d

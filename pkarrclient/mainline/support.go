@@ -1,4 +1,4 @@
-package pkarrclient
+package mainline
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package pkarrclient
+package mainline
 
 // Unit tests and fuzz targets of the DHT backend's unexported helpers:
 // packetFromGet, which must turn any get reply a stranger's node can send
@@ -24,10 +24,12 @@ import (
 	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/torrent/bencode"
 	"github.com/jonboulle/clockwork"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
 // getReplyFor is the get reply an honest node holding p sends.
-func getReplyFor(p *SignedPacket) krpc.Msg {
+func getReplyFor(p *pkarrclient.SignedPacket) krpc.Msg {
 	seq := int64(p.Timestamp())
 	r := &krpc.Return{ID: krpc.ID{0x42}, Token: ptrTo("tok")}
 	r.V = bencode.MustMarshal(p.DNS())
@@ -59,18 +61,18 @@ func TestPacketFromGet(t *testing.T) {
 	sk := testKey(t, 0x31)
 	other := testKey(t, 0x32)
 	key := sk.PublicKey()
-	p := mustSign(t, sk, 1_700_000_000_000_000, NewBuilder().TXT("_dht", 300, "genuine"))
+	p := mustSign(t, sk, 1_700_000_000_000_000, pkarrclient.NewBuilder().TXT("_dht", 300, "genuine"))
 	good := getReplyFor(p)
-	theirs := getReplyFor(mustSign(t, other, 1_700_000_000_000_000, NewBuilder().TXT("_dht", 300, "theirs")))
+	theirs := getReplyFor(mustSign(t, other, 1_700_000_000_000_000, pkarrclient.NewBuilder().TXT("_dht", 300, "theirs")))
 
 	// A value over 1000 bytes, validly signed by the key: only the size
 	// is wrong.
-	big := bytes.Repeat([]byte{'x'}, MaxDNSSize+1)
-	bigSig := sk.Sign(SignableBytes(p.Timestamp(), big))
+	big := bytes.Repeat([]byte{'x'}, pkarrclient.MaxDNSSize+1)
+	bigSig := sk.Sign(pkarrclient.SignableBytes(p.Timestamp(), big))
 
 	// Bytes that are no DNS message, validly signed.
 	junk := []byte("not a dns message")
-	junkSig := sk.Sign(SignableBytes(p.Timestamp(), junk))
+	junkSig := sk.Sign(pkarrclient.SignableBytes(p.Timestamp(), junk))
 
 	// The genuine DNS bytes re-encoded as a bencode list of integers,
 	// which anacrolix's decoder turns into the same []byte.
@@ -185,20 +187,20 @@ func TestGetTallyResolveError(t *testing.T) {
 		want    error
 		wantCtx bool
 	}{
-		{getTally{noAnswer: 3}, nil, false, ErrUnavailable, false},
-		{getTally{noAnswer: 3}, ctxErr, false, ErrUnavailable, true},
-		{getTally{}, nil, false, ErrUnavailable, false},
-		{getTally{noValue: 2, noAnswer: 5}, nil, false, ErrNotFound, false},
-		{getTally{noValue: 2}, ctxErr, false, ErrUnavailable, true}, // cut short: not a verdict
-		{getTally{malformed: 1}, nil, false, ErrNotFound, false},
-		{getTally{noValue: 1}, nil, true, ErrNotFound, false},
+		{getTally{noAnswer: 3}, nil, false, pkarrclient.ErrUnavailable, false},
+		{getTally{noAnswer: 3}, ctxErr, false, pkarrclient.ErrUnavailable, true},
+		{getTally{}, nil, false, pkarrclient.ErrUnavailable, false},
+		{getTally{noValue: 2, noAnswer: 5}, nil, false, pkarrclient.ErrNotFound, false},
+		{getTally{noValue: 2}, ctxErr, false, pkarrclient.ErrUnavailable, true}, // cut short: not a verdict
+		{getTally{malformed: 1}, nil, false, pkarrclient.ErrNotFound, false},
+		{getTally{noValue: 1}, nil, true, pkarrclient.ErrNotFound, false},
 	}
 	for _, c := range cases {
 		err := c.tally.resolveError(c.ctxErr, c.hinted)
 		if !errors.Is(err, c.want) {
 			t.Errorf("%+v (ctx %v): %v, want %v", c.tally, c.ctxErr, err, c.want)
 		}
-		if errors.Is(err, ErrNotFound) && errors.Is(err, ErrUnavailable) {
+		if errors.Is(err, pkarrclient.ErrNotFound) && errors.Is(err, pkarrclient.ErrUnavailable) {
 			t.Errorf("%+v: %v is both not found and unavailable", c.tally, err)
 		}
 		if got := errors.Is(err, ctxErr); got != c.wantCtx {
@@ -209,18 +211,18 @@ func TestGetTallyResolveError(t *testing.T) {
 
 func TestDHTPublishErrorUnwrap(t *testing.T) {
 	cases := []struct {
-		e    DHTPublishError
+		e    PublishError
 		is   []error
 		isnt []error
 	}{
-		{DHTPublishError{Closest: 8, Other: 8}, []error{ErrUnavailable}, []error{ErrNotMostRecent, ErrPacketTooLarge}},
-		{DHTPublishError{}, []error{ErrUnavailable}, []error{ErrNotMostRecent}},
-		{DHTPublishError{Stale: 2}, []error{ErrNotMostRecent}, []error{ErrUnavailable}},
-		{DHTPublishError{Closest: 8, Stale: 1, Other: 7}, []error{ErrNotMostRecent}, []error{ErrUnavailable}},
-		{DHTPublishError{Closest: 8, TooLarge: 8}, []error{ErrPacketTooLarge, ErrInvalidPacket}, []error{ErrUnavailable}},
+		{PublishError{Closest: 8, Other: 8}, []error{pkarrclient.ErrUnavailable}, []error{pkarrclient.ErrNotMostRecent, pkarrclient.ErrPacketTooLarge}},
+		{PublishError{}, []error{pkarrclient.ErrUnavailable}, []error{pkarrclient.ErrNotMostRecent}},
+		{PublishError{Stale: 2}, []error{pkarrclient.ErrNotMostRecent}, []error{pkarrclient.ErrUnavailable}},
+		{PublishError{Closest: 8, Stale: 1, Other: 7}, []error{pkarrclient.ErrNotMostRecent}, []error{pkarrclient.ErrUnavailable}},
+		{PublishError{Closest: 8, TooLarge: 8}, []error{pkarrclient.ErrPacketTooLarge, pkarrclient.ErrInvalidPacket}, []error{pkarrclient.ErrUnavailable}},
 	}
 	for _, c := range cases {
-		err := error(&BackendError{Backend: DHTName, Op: opPublish, Err: &c.e})
+		err := error(&pkarrclient.BackendError{Backend: BackendName, Op: pkarrclient.OpPublish, Err: &c.e})
 		for _, want := range c.is {
 			if !errors.Is(err, want) {
 				t.Errorf("%+v: %v does not match %v", c.e, err, want)
@@ -244,7 +246,7 @@ func FuzzPacketFromGet(f *testing.F) {
 	sk := testKey(f, 0x44)
 	other := testKey(f, 0x45)
 	key := sk.PublicKey()
-	p := mustSign(f, sk, 1_700_000_000_000_000, NewBuilder().TXT("_dht", 300, "fuzz").Record("@ 60 IN A 192.0.2.1"))
+	p := mustSign(f, sk, 1_700_000_000_000_000, pkarrclient.NewBuilder().TXT("_dht", 300, "fuzz").Record("@ 60 IN A 192.0.2.1"))
 	good := getReplyFor(p)
 	seed := func(m krpc.Msg) { f.Add(bencode.MustMarshal(m)) }
 	seed(good)
@@ -255,7 +257,7 @@ func FuzzPacketFromGet(f *testing.F) {
 	seed(withReturn(good, func(r *krpc.Return) { r.V = bencode.Bytes("li1ei2ee") }))
 	seed(withReturn(good, func(r *krpc.Return) { r.V = bencode.MustMarshal(bytes.Repeat([]byte{'x'}, 1001)) }))
 	seed(withReturn(good, func(r *krpc.Return) { r.V = nil }))
-	seed(getReplyFor(mustSign(f, other, 1_700_000_000_000_000, NewBuilder().TXT("_dht", 300, "other"))))
+	seed(getReplyFor(mustSign(f, other, 1_700_000_000_000_000, pkarrclient.NewBuilder().TXT("_dht", 300, "other"))))
 	seed(krpc.Msg{T: "aa", Y: "e", E: &krpc.Error{Code: 205, Msg: "too big"}})
 	full := bencode.MustMarshal(good)
 	f.Add(full[:len(full)/2])
@@ -280,16 +282,16 @@ func FuzzPacketFromGet(f *testing.F) {
 		if got.PublicKey() != key {
 			t.Fatalf("returned a packet for key %v, asked %v", got.PublicKey(), key)
 		}
-		if !key.Verify(SignableBytes(got.Timestamp(), got.DNS()), got.Signature()) {
+		if !key.Verify(pkarrclient.SignableBytes(got.Timestamp(), got.DNS()), got.Signature()) {
 			t.Fatalf("returned a packet whose signature does not verify")
 		}
-		if m.R.Seq == nil || Timestamp(*m.R.Seq) != got.Timestamp() {
+		if m.R.Seq == nil || pkarrclient.Timestamp(*m.R.Seq) != got.Timestamp() {
 			t.Fatalf("timestamp %d is not the reply's seq %v", got.Timestamp(), m.R.Seq)
 		}
 		if !bytes.Equal(m.R.V, bencodeString(got.DNS())) {
 			t.Fatalf("DNS bytes are not the reply's v: v=%q", m.R.V)
 		}
-		if q, err := ParseRelayPayload(key, got.RelayPayload()); err != nil || !q.Equal(got) {
+		if q, err := pkarrclient.ParseRelayPayload(key, got.RelayPayload()); err != nil || !q.Equal(got) {
 			t.Fatalf("an accepted packet does not re-parse: %v", err)
 		}
 	})
@@ -308,14 +310,14 @@ func FuzzServingNodeDatagram(f *testing.F) {
 		f.Fatal(err)
 	}
 	var strayed atomic.Int64
-	node, err := NewDHT(
-		DHTConn(loopbackOnlyConn{PacketConn: conn, strayed: &strayed}),
-		DHTServe(1000),
-		DHTBootstrap(),
-		DHTResolver(refusingResolver{}),
-		DHTSendLimit(0, 0),
-		DHTSourceLimit(0, 0), // one sender, two queries per input
-		DHTRefreshInterval(0),
+	node, err := New(
+		WithConn(loopbackOnlyConn{PacketConn: conn, strayed: &strayed}),
+		WithServing(1000),
+		WithBootstrap(),
+		WithResolver(refusingResolver{}),
+		WithSendLimit(0, 0),
+		WithSourceLimit(0, 0), // one sender, two queries per input
+		WithRefreshInterval(0),
 	)
 	if err != nil {
 		f.Fatal(err)
@@ -377,7 +379,7 @@ func FuzzServingNodeDatagram(f *testing.F) {
 	tokenField := []byte(strconv.Itoa(len(token)) + ":" + token)
 
 	sk := testKey(f, 0x46)
-	p := mustSign(f, sk, 1_700_000_000_000_000, NewBuilder().TXT("_dht", 300, "put"))
+	p := mustSign(f, sk, 1_700_000_000_000_000, pkarrclient.NewBuilder().TXT("_dht", 300, "put"))
 	args := func(extra string) string {
 		return "d2:id20:" + string(bytes.Repeat([]byte{'p'}, 20)) + extra + "e"
 	}
@@ -420,7 +422,7 @@ func FuzzServingNodeDatagram(f *testing.F) {
 }
 
 // loopbackOnlyConn refuses, and counts, datagrams to anything but loopback
-// (dhttest's guard cannot be used here: dhttest imports this package).
+// (mainlinetest's guard cannot be used here: mainlinetest imports this package).
 type loopbackOnlyConn struct {
 	net.PacketConn
 	strayed *atomic.Int64
@@ -475,7 +477,7 @@ func TestUnknownQueriesDoNotGrowExpvars(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := NewDHT(DHTConn(conn), DHTServe(0), DHTBootstrap(), DHTSendLimit(0, 0), DHTRefreshInterval(0))
+	d, err := New(WithConn(conn), WithServing(0), WithBootstrap(), WithSendLimit(0, 0), WithRefreshInterval(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -587,4 +589,25 @@ func TestSourceLimits(t *testing.T) {
 	if n := s.budgets.Len(); n > maxLimitedSources {
 		t.Errorf("%d budgets remembered, want at most %d", n, maxLimitedSources)
 	}
+}
+
+// testKey is a fixed key from a seed of one repeated byte, as package
+// pkarrclient's internal tests make theirs.
+func testKey(t testing.TB, seedByte byte) *pkarrclient.SecretKey {
+	t.Helper()
+	sk, err := pkarrclient.SecretKeyFromSeed(bytes.Repeat([]byte{seedByte}, pkarrclient.SeedSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sk
+}
+
+// mustSign signs b with sk at ts.
+func mustSign(t testing.TB, sk *pkarrclient.SecretKey, ts pkarrclient.Timestamp, b *pkarrclient.Builder) *pkarrclient.SignedPacket {
+	t.Helper()
+	p, err := b.Timestamp(ts).Sign(sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

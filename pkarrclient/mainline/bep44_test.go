@@ -1,4 +1,4 @@
-package pkarrclient_test
+package mainline_test
 
 // BEP44 put rules of a serving node, checked on the wire: hand-signed
 // mutable items sent as raw KRPC puts to a real node on 127.0.0.1. The
@@ -21,7 +21,8 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline/mainlinetest"
 )
 
 // bep44Key signs hand-made BEP44 mutable items, optionally salted.
@@ -123,7 +124,7 @@ func stored(t *testing.T, addr string, k bep44Key) (seq int64, v string, ok bool
 // TestDHTNodeBEP44Put runs each BEP44 put rule against a real serving node.
 func TestDHTNodeBEP44Put(t *testing.T) {
 	t.Parallel()
-	nw := dhttest.New(t, 1, dhttest.WithBootstrapRounds(0))
+	nw := mainlinetest.New(t, 1, mainlinetest.WithBootstrapRounds(0))
 	addr := nw.Addrs()[0]
 
 	type step struct {
@@ -225,11 +226,11 @@ func fmtCas(c *int64) string {
 // until the item expired).
 func TestDHTPublishAfterCasWrite(t *testing.T) {
 	t.Parallel()
-	nw := dhttest.New(t, 3)
+	nw := mainlinetest.New(t, 3)
 	ctx := testCtx(t, time.Minute)
-	sk := pkarrclient.NewTestSecretKey(t)
-	first := pkarrclient.TXTPacket(t, sk, 1_000_000, "first", 300)
-	second := pkarrclient.TXTPacket(t, sk, 2_000_000, "second", 300)
+	sk := newTestSecretKey(t)
+	first := txtPacket(t, sk, 1_000_000, "first", 300)
+	second := txtPacket(t, sk, 2_000_000, "second", 300)
 	for i := range nw.Len() {
 		rawPut(t, nw, i, first)
 		code := putCode(t, nw.Addrs()[i], keyTarget{first.PublicKey().Bytes()},
@@ -238,7 +239,7 @@ func TestDHTPublishAfterCasWrite(t *testing.T) {
 			t.Fatalf("node %d refused a correct cas write: %d", i, code)
 		}
 	}
-	third := pkarrclient.TXTPacket(t, sk, 3_000_000, "third", 300)
+	third := txtPacket(t, sk, 3_000_000, "third", 300)
 	rcpt, err := nw.NewClient().Publish(ctx, third)
 	if err != nil || rcpt.DHTNodes != nw.Len() {
 		t.Fatalf("publish after a cas write: stored on %d of %d, %v", rcpt.DHTNodes, nw.Len(), err)
@@ -296,8 +297,8 @@ func TestDHTPublishSendsNoCas(t *testing.T) {
 		}
 	}()
 	c := hostileClient(t, conn.LocalAddr().String())
-	sk := pkarrclient.NewTestSecretKey(t)
-	p := pkarrclient.TXTPacket(t, sk, 1_000_000, "no cas", 300)
+	sk := newTestSecretKey(t)
+	p := txtPacket(t, sk, 1_000_000, "no cas", 300)
 	if _, err := c.Publish(testCtx(t, time.Minute), p); err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +318,7 @@ func TestDHTPublishSendsNoCas(t *testing.T) {
 func TestDHTNodeItemsExpire(t *testing.T) {
 	t.Parallel()
 	clock := clockwork.NewFakeClock()
-	nw := dhttest.New(t, 1, dhttest.WithBootstrapRounds(0), dhttest.WithNodeOptions(pkarrclient.DHTClock(clock)))
+	nw := mainlinetest.New(t, 1, mainlinetest.WithBootstrapRounds(0), mainlinetest.WithNodeOptions(mainline.WithClock(clock)))
 	addr := nw.Addrs()[0]
 	k := newBEP44Key(t, 0xe0, "")
 	if code := putCode(t, addr, k, k.put(5, "five", nil)); code != 0 {

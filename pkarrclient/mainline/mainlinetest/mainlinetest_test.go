@@ -1,4 +1,4 @@
-package dhttest_test
+package mainlinetest_test
 
 import (
 	"context"
@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline/mainlinetest"
 )
 
 // recordingTB collects what a helper reports instead of failing the test
@@ -36,20 +37,20 @@ func (r *recordingTB) Fatalf(format string, args ...any) {
 // guardedDHT is a passive DHT on a socket of g, with g as its resolver:
 // the way Network wires its clients, but with a guard of the test's own,
 // so refusals are inspected here instead of failing the test.
-func guardedDHT(t *testing.T, g *dhttest.Guard, bootstrap ...string) *pkarrclient.DHT {
+func guardedDHT(t *testing.T, g *mainlinetest.Guard, bootstrap ...string) *mainline.DHT {
 	t.Helper()
 	conn, err := g.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := pkarrclient.NewDHT(
-		pkarrclient.DHTConn(conn),
-		pkarrclient.DHTBootstrap(bootstrap...),
-		pkarrclient.DHTResolver(g),
-		pkarrclient.DHTResendDelay(200*time.Millisecond),
-		pkarrclient.DHTSendLimit(0, 0),
-		pkarrclient.DHTRefreshInterval(0),
-		pkarrclient.DHTTimeout(10*time.Second),
+	d, err := mainline.New(
+		mainline.WithConn(conn),
+		mainline.WithBootstrap(bootstrap...),
+		mainline.WithResolver(g),
+		mainline.WithResendDelay(200*time.Millisecond),
+		mainline.WithSendLimit(0, 0),
+		mainline.WithRefreshInterval(0),
+		mainline.WithTimeout(10*time.Second),
 	)
 	if err != nil {
 		conn.Close()
@@ -65,7 +66,7 @@ func (a oddAddr) Network() string { return "udp" }
 func (a oddAddr) String() string  { return string(a) }
 
 func TestGuardConn(t *testing.T) {
-	g := &dhttest.Guard{}
+	g := &mainlinetest.Guard{}
 	c, err := g.Listen()
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +89,7 @@ func TestGuardConn(t *testing.T) {
 		oddAddr("router.bittorrent.com:6881"),
 	}
 	for _, a := range refused {
-		if n, err := c.WriteTo([]byte("x"), a); !errors.Is(err, dhttest.ErrNotLoopback) || n != 0 {
+		if n, err := c.WriteTo([]byte("x"), a); !errors.Is(err, mainlinetest.ErrNotLoopback) || n != 0 {
 			t.Errorf("write to %v: %d, %v; want ErrNotLoopback", a, n, err)
 		}
 	}
@@ -124,7 +125,7 @@ func TestGuardConn(t *testing.T) {
 // numeric address off loopback (TEST-NET-1) sends nothing there; the guard
 // refuses the datagrams and records them.
 func TestGuardNonLoopbackBootstrap(t *testing.T) {
-	g := &dhttest.Guard{}
+	g := &mainlinetest.Guard{}
 	d := guardedDHT(t, g, "192.0.2.1:6881")
 	if _, err := d.Bootstrap(t.Context()); !errors.Is(err, pkarrclient.ErrUnavailable) {
 		t.Fatalf("bootstrap from TEST-NET: %v, want ErrUnavailable", err)
@@ -143,8 +144,8 @@ func TestGuardNonLoopbackBootstrap(t *testing.T) {
 // TestGuardRefusesLookups: a host name in the bootstrap list reaches the
 // guard's resolver, which refuses and records it.
 func TestGuardRefusesLookups(t *testing.T) {
-	g := &dhttest.Guard{}
-	if _, err := g.LookupNetIP(context.Background(), "ip", "example.com"); !errors.Is(err, dhttest.ErrNotLoopback) {
+	g := &mainlinetest.Guard{}
+	if _, err := g.LookupNetIP(context.Background(), "ip", "example.com"); !errors.Is(err, mainlinetest.ErrNotLoopback) {
 		t.Fatalf("LookupNetIP: %v, want ErrNotLoopback", err)
 	}
 	d := guardedDHT(t, g, "router.bittorrent.com:6881")
@@ -164,11 +165,11 @@ func TestGuardRefusesLookups(t *testing.T) {
 
 func TestGuardCheck(t *testing.T) {
 	var clean, dirty recordingTB
-	(&dhttest.Guard{}).Check(&clean)
+	(&mainlinetest.Guard{}).Check(&clean)
 	if len(clean.errs) != 0 {
 		t.Fatalf("a clean guard reported %q", clean.errs)
 	}
-	g := &dhttest.Guard{}
+	g := &mainlinetest.Guard{}
 	g.LookupNetIP(context.Background(), "ip", "one.example")
 	g.LookupNetIP(context.Background(), "ip", "two.example")
 	g.Check(&dirty)
@@ -184,13 +185,13 @@ func TestNewRejectsEmptyNetwork(t *testing.T) {
 			t.Fatal("New(0) did not fail the test")
 		}
 	}()
-	dhttest.New(&rec, 0)
+	mainlinetest.New(&rec, 0)
 }
 
 // TestNetwork: five nodes come up bootstrapped on loopback, serve a
 // publish and a resolve, and pass their own guard.
 func TestNetwork(t *testing.T) {
-	nw := dhttest.New(t, 5)
+	nw := mainlinetest.New(t, 5)
 	if nw.Len() != 5 || len(nw.Addrs()) != 5 {
 		t.Fatalf("Len %d, %d addresses", nw.Len(), len(nw.Addrs()))
 	}
@@ -235,7 +236,7 @@ func TestNetwork(t *testing.T) {
 // TestKillAlive: a killed node is reported dead, stops answering and
 // refuses work; killing twice is harmless; the rest carry on.
 func TestKillAlive(t *testing.T) {
-	nw := dhttest.New(t, 5)
+	nw := mainlinetest.New(t, 5)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	for i := range nw.Len() {

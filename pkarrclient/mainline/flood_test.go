@@ -1,4 +1,4 @@
-package pkarrclient_test
+package mainline_test
 
 // A serving node under a flood of queries from one source: the flooder
 // spends its own answer budget, not everyone's.
@@ -15,8 +15,8 @@ import (
 	"github.com/anacrolix/dht/v2/krpc"
 	"github.com/anacrolix/torrent/bencode"
 
-	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline/mainlinetest"
 )
 
 // pingFrom is a ping query with transaction id tid.
@@ -129,13 +129,13 @@ func readMsg(conn net.PacketConn, buf []byte) (krpc.Msg, error) {
 func TestDHTNodeFloodedByOneSource(t *testing.T) {
 	// Not parallel: the flood loads the machine, and other tests'
 	// lookups on loopback should not have to run through it.
-	g := &dhttest.Guard{}
+	g := &mainlinetest.Guard{}
 	conn, err := g.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
-	node, err := pkarrclient.NewDHT(pkarrclient.DHTConn(conn), pkarrclient.DHTServe(0),
-		pkarrclient.DHTBootstrap(), pkarrclient.DHTResolver(g), pkarrclient.DHTRefreshInterval(0))
+	node, err := mainline.New(mainline.WithConn(conn), mainline.WithServing(0),
+		mainline.WithBootstrap(), mainline.WithResolver(g), mainline.WithRefreshInterval(0))
 	if err != nil {
 		conn.Close()
 		t.Fatal(err)

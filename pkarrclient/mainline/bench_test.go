@@ -1,6 +1,6 @@
-package pkarrclient_test
+package mainline_test
 
-// DHT benchmarks: pkarrclient.DHT against anacrolix's own exts/getput on the
+// DHT benchmarks: mainline.DHT against anacrolix's own exts/getput on the
 // same private loopback network, with the same keys, in the same run.
 //
 // Latency percentiles and memory per client, the tables in BENCHMARKS.md
@@ -21,7 +21,7 @@ package pkarrclient_test
 // The network runs in a child process (this test binary again, running
 // TestDHTBenchNetworkProcess), so the heap, goroutine and allocation figures
 // of this process are the clients' alone, not the serving nodes'. The child
-// is a dhttest.Network: every node's socket is guarded to loopback, and the
+// is a mainlinetest.Network: every node's socket is guarded to loopback, and the
 // clients here use guarded sockets too, checked at the end.
 
 import (
@@ -53,7 +53,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/pkarrclient/dhttest"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline"
+	"github.com/phrasemeet/discovery/pkarrclient/mainline/mainlinetest"
 )
 
 const (
@@ -70,12 +71,12 @@ const (
 	dhtBenchKeys = 20
 	// dhtBenchDeadPercent of the nodes are killed for the "dead" cells.
 	dhtBenchDeadPercent = 30
-	// dhtBenchOpTimeout bounds each getput call, as DHTTimeout's default
+	// dhtBenchOpTimeout bounds each getput call, as WithTimeout's default
 	// bounds ours.
 	dhtBenchOpTimeout = 10 * time.Second
 	// dhtBenchFixedResend is the resend delay of the memory figures and
 	// the go test -bench benchmarks, pinned rather than taken from
-	// dhttest.DefaultResendDelay so that their figures stay comparable.
+	// mainlinetest.DefaultResendDelay so that their figures stay comparable.
 	dhtBenchFixedResend = 100 * time.Millisecond
 	// The packet is the shape iroh publishes, as in the codec benchmarks.
 	dhtBenchRelay = "relay=https://euw1-1.relay.iroh.network./"
@@ -85,7 +86,7 @@ const (
 // The network, in a child process.
 
 // TestDHTBenchNetworkProcess is not a test: it is the child process that
-// startBenchNetwork runs. It starts a dhttest network, prints the nodes'
+// startBenchNetwork runs. It starts a mainlinetest network, prints the nodes'
 // addresses, kills the nodes it is told to on stdin and exits at EOF.
 func TestDHTBenchNetworkProcess(t *testing.T) {
 	spec := os.Getenv(dhtBenchNetworkEnv)
@@ -101,7 +102,7 @@ func TestDHTBenchNetworkProcess(t *testing.T) {
 	if err != nil {
 		t.Fatalf("network spec %q: %v", spec, err)
 	}
-	nw := dhttest.New(t, nodes, dhttest.WithResendDelay(resend))
+	nw := mainlinetest.New(t, nodes, mainlinetest.WithResendDelay(resend))
 	for _, a := range nw.Addrs() {
 		fmt.Printf("dhtbench node %s\n", a)
 	}
@@ -121,7 +122,7 @@ func TestDHTBenchNetworkProcess(t *testing.T) {
 	}
 }
 
-// benchNetwork is a dhttest network running in a child process.
+// benchNetwork is a mainlinetest network running in a child process.
 type benchNetwork struct {
 	addrs  []string
 	resend time.Duration
@@ -222,19 +223,19 @@ func (bn *benchNetwork) kill(tb testing.TB, i int) {
 // The two clients.
 
 // newBenchClient starts our passive client with the options
-// dhttest.Network.ClientOptions gives.
-func newBenchClient(guard *dhttest.Guard, bn *benchNetwork) (*pkarrclient.DHT, error) {
+// mainlinetest.Network.ClientOptions gives.
+func newBenchClient(guard *mainlinetest.Guard, bn *benchNetwork) (*mainline.DHT, error) {
 	c, err := guard.Listen()
 	if err != nil {
 		return nil, err
 	}
-	d, err := pkarrclient.NewDHT(
-		pkarrclient.DHTConn(c),
-		pkarrclient.DHTBootstrap(bn.addrs...),
-		pkarrclient.DHTResolver(guard),
-		pkarrclient.DHTResendDelay(bn.resend),
-		pkarrclient.DHTSendLimit(0, 0),
-		pkarrclient.DHTRefreshInterval(0),
+	d, err := mainline.New(
+		mainline.WithConn(c),
+		mainline.WithBootstrap(bn.addrs...),
+		mainline.WithResolver(guard),
+		mainline.WithResendDelay(bn.resend),
+		mainline.WithSendLimit(0, 0),
+		mainline.WithRefreshInterval(0),
 	)
 	if err != nil {
 		c.Close()
@@ -247,7 +248,7 @@ func newBenchClient(guard *dhttest.Guard, bn *benchNetwork) (*pkarrclient.DHT, e
 // all of which our client gets too: a guarded socket, the nodes as numeric
 // starting nodes, passive, its own unlimited send limiter and the
 // network's resend delay.
-func newGetputServer(guard *dhttest.Guard, bn *benchNetwork, logger alog.Logger) (*dht.Server, error) {
+func newGetputServer(guard *mainlinetest.Guard, bn *benchNetwork, logger alog.Logger) (*dht.Server, error) {
 	starting := make([]dht.Addr, 0, len(bn.addrs))
 	for _, a := range bn.addrs {
 		ap, err := netip.ParseAddrPort(a)
@@ -548,7 +549,7 @@ func envList(t *testing.T, name, def string) []string {
 // also returns findings that are not latencies, as sentences.
 func benchLatency(t *testing.T, nodes int, resend time.Duration, n int) ([]*cell, []string) {
 	bn := startBenchNetwork(t, nodes, resend)
-	guard := &dhttest.Guard{}
+	guard := &mainlinetest.Guard{}
 	defer guard.Check(t)
 	ctx := context.Background()
 
@@ -805,7 +806,7 @@ func benchLatency(t *testing.T, nodes int, resend time.Duration, n int) ([]*cell
 // and prints what each costs once bootstrapped.
 func benchMemory(t *testing.T, nodes, count int) {
 	bn := startBenchNetwork(t, nodes, dhtBenchFixedResend)
-	guard := &dhttest.Guard{}
+	guard := &mainlinetest.Guard{}
 	defer guard.Check(t)
 
 	type client struct {
@@ -869,12 +870,12 @@ func benchMemory(t *testing.T, nodes, count int) {
 			float64(g1-g0)/float64(count))
 	}
 
-	measure("pkarrclient.DHT (NewDHT; its own background bootstrap)", func() (client, error) {
+	measure("mainline.DHT (New; its own background bootstrap)", func() (client, error) {
 		d, err := newBenchClient(guard, bn)
 		if err != nil {
 			return client{}, err
 		}
-		// NewDHT bootstraps in the background; wait for the table to fill.
+		// New bootstraps in the background; wait for the table to fill.
 		deadline := time.Now().Add(5 * time.Second)
 		for d.RoutingTableSize() < min(nodes, 8) && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
@@ -899,9 +900,9 @@ func benchMemory(t *testing.T, nodes, count int) {
 
 // benchClients starts a live network and both clients, bootstrapped, with
 // one key published.
-func benchClients(b *testing.B, nodes int) (*pkarrclient.DHT, *dht.Server, *benchKey, *benchStamper) {
+func benchClients(b *testing.B, nodes int) (*mainline.DHT, *dht.Server, *benchKey, *benchStamper) {
 	bn := startBenchNetwork(b, nodes, dhtBenchFixedResend)
-	guard := &dhttest.Guard{}
+	guard := &mainlinetest.Guard{}
 	b.Cleanup(func() { guard.Check(b) })
 	ours, err := newBenchClient(guard, bn)
 	if err != nil {

@@ -1,4 +1,4 @@
-package pkarrclient
+package mainline
 
 import (
 	"context"
@@ -17,24 +17,26 @@ import (
 	"github.com/anacrolix/dht/v2/types"
 	"github.com/jonboulle/clockwork"
 	"golang.org/x/time/rate"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
-// NewDHT starts a DHT node. It returns once the socket is open; the first
+// New starts a DHT node. It returns once the socket is open; the first
 // bootstrap runs in the background, and lookups made before it finishes
 // start from the snapshot file or the routers. Close releases everything.
-func NewDHT(opts ...DHTOption) (*DHT, error) {
+func New(opts ...Option) (*DHT, error) {
 	cfg := dhtConfig{
 		listen:        ":0",
-		bootstrap:     DefaultDHTBootstrap(),
+		bootstrap:     DefaultBootstrap(),
 		resolver:      net.DefaultResolver,
-		storeCapacity: DefaultDHTStoreCapacity,
+		storeCapacity: DefaultStoreCapacity,
 		timeout:       defaultDHTTimeout,
 		alpha:         defaultDHTAlpha,
 		sendRate:      defaultDHTSendRate,
 		sendBurst:     defaultDHTSendBurst,
 		sourceRate:    defaultDHTSourceRate,
 		sourceBurst:   defaultDHTSourceBurst,
-		refresh:       DefaultDHTRefreshInterval,
+		refresh:       DefaultRefreshInterval,
 		clock:         clockwork.NewRealClock(),
 	}
 	for _, opt := range opts {
@@ -58,7 +60,7 @@ func NewDHT(opts ...DHTOption) (*DHT, error) {
 	}
 
 	// The snapshot is read before anything is sent: a file this package
-	// did not write fails NewDHT, and a damaged one of ours is ignored.
+	// did not write fails New, and a damaged one of ours is ignored.
 	var snapshot []krpc.NodeInfo
 	if cfg.nodesFile != "" {
 		var err error
@@ -221,7 +223,7 @@ func (d *DHT) initialBootstrap() {
 
 // Bootstrap fills the routing table with a find_node lookup of the node's
 // own ID, starting from the table, the snapshot or the routers. It returns
-// how many nodes answered. NewDHT already runs one in the background; call
+// how many nodes answered. New already runs one in the background; call
 // it to wait for a populated table.
 func (d *DHT) Bootstrap(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.timeout)
@@ -249,9 +251,9 @@ func (d *DHT) Bootstrap(ctx context.Context) (int, error) {
 	n := int(atomic.LoadUint32(&op.Stats().NumResponses))
 	if n == 0 {
 		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("%w: DHT bootstrap: %w", ErrUnavailable, err)
+			return 0, fmt.Errorf("%w: DHT bootstrap: %w", pkarrclient.ErrUnavailable, err)
 		}
-		return 0, fmt.Errorf("%w: DHT bootstrap: no node answered", ErrUnavailable)
+		return 0, fmt.Errorf("%w: DHT bootstrap: no node answered", pkarrclient.ErrUnavailable)
 	}
 	return n, nil
 }
@@ -264,10 +266,10 @@ func (d *DHT) startTraversal(target krpc.ID, k int, dataFilter func(any) bool,
 	query func(context.Context, krpc.NodeAddr) traversal.QueryResult) (*traversal.Operation, error) {
 	starting, err := d.srv.TraversalStartingNodes()
 	if err != nil {
-		return nil, fmt.Errorf("%w: no DHT nodes to start from: %w", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: no DHT nodes to start from: %w", pkarrclient.ErrUnavailable, err)
 	}
 	if len(starting) == 0 {
-		return nil, fmt.Errorf("%w: no DHT nodes to start from", ErrUnavailable)
+		return nil, fmt.Errorf("%w: no DHT nodes to start from", pkarrclient.ErrUnavailable)
 	}
 	// traversal.Start runs the lookup before its starting nodes are added,
 	// so its first round may offer a stall before any query was sent. It
@@ -291,13 +293,13 @@ func (d *DHT) startTraversal(target krpc.ID, k int, dataFilter func(any) bool,
 	}
 	if op.AddNodes(starting) == 0 {
 		op.Stop()
-		return nil, fmt.Errorf("%w: no usable DHT nodes to start from (%d filtered out)", ErrUnavailable, len(starting))
+		return nil, fmt.Errorf("%w: no usable DHT nodes to start from (%d filtered out)", pkarrclient.ErrUnavailable, len(starting))
 	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		op.Stop()
-		return nil, fmt.Errorf("%w: DHT closed", ErrUnavailable)
+		return nil, fmt.Errorf("%w: DHT closed", pkarrclient.ErrUnavailable)
 	}
 	d.wg.Add(1)
 	d.mu.Unlock()
