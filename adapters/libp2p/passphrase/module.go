@@ -254,6 +254,8 @@ type connectorIn struct {
 	Logger  *slog.Logger `optional:"true"`
 }
 
+// moduleClient is pkarrclient.NewRelayClient's client over Config.Relays,
+// or the default relays.
 func moduleClient(cfg Config) (*pkarrclient.Client, error) {
 	if cfg.Client != nil {
 		return cfg.Client, nil
@@ -262,19 +264,9 @@ func moduleClient(cfg Config) (*pkarrclient.Client, error) {
 	if len(urls) == 0 {
 		urls = pkarrclient.DefaultRelays()
 	}
-	backends := make([]pkarrclient.Backend, 0, len(urls))
-	for i, u := range urls {
-		r, err := pkarrclient.NewRelay(u)
-		if err != nil {
-			// By position, not by URL: a URL may carry a password, and
-			// NewRelay's error already shows what it can safely.
-			return nil, fmt.Errorf("passphrase: relay %d of %d: %w", i+1, len(urls), err)
-		}
-		backends = append(backends, r)
-	}
-	c, err := pkarrclient.NewClient(backends)
+	c, err := pkarrclient.NewRelayClient(urls)
 	if err != nil {
-		return nil, fmt.Errorf("passphrase: pkarr client: %w", err)
+		return nil, fmt.Errorf("passphrase: %w", err)
 	}
 	return c, nil
 }
