@@ -745,16 +745,20 @@ func drainClose(body io.ReadCloser) {
 
 // NewRelayClient returns a Client over one Relay per URL, each built with
 // relayOpts: the usual client for programs that only use HTTP relays,
-// such as pkarrclient.NewRelayClient(pkarrclient.DefaultRelays()).
+// such as pkarrclient.NewRelayClient(pkarrclient.DefaultRelays()). An
+// error about a URL names it by position ("relay 2 of 3").
 func NewRelayClient(urls []string, relayOpts ...RelayOption) (*Client, error) {
 	if len(urls) == 0 {
 		return nil, errors.New("pkarr: no relay URL")
 	}
 	backends := make([]Backend, 0, len(urls))
-	for _, u := range urls {
+	for i, u := range urls {
 		r, err := NewRelay(u, relayOpts...)
 		if err != nil {
-			return nil, err
+			// By position, not by URL: a URL may carry a password,
+			// and NewRelay's error shows what it safely can (for a
+			// URL that does not parse, not even which one).
+			return nil, fmt.Errorf("pkarr: relay %d of %d: %w", i+1, len(urls), err)
 		}
 		backends = append(backends, r)
 	}

@@ -19,7 +19,7 @@ func TestNewRelayClient(t *testing.T) {
 		t.Fatal("no URL accepted")
 	}
 	_, err = pkarrclient.NewRelayClient([]string{"https://relay.example", "ftp://user:secret@relay.example"})
-	if err == nil || !strings.Contains(err.Error(), "scheme") || strings.Contains(err.Error(), "secret") {
-		t.Fatalf("bad URL: err %v, want a scheme error without the password", err)
+	if err == nil || !strings.Contains(err.Error(), "scheme") || !strings.Contains(err.Error(), "relay 2 of 2") || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("bad URL: err %v, want a scheme error naming relay 2 of 2, without the password", err)
 	}
 }

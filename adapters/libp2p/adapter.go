@@ -390,7 +390,7 @@ type Members interface {
 
 // IsMember implements Members: id is in the cache of one of the open
 // namespaces, that is, a record announcing id, signed by id's key (with
-// SlotOpener), was found through the rendezvous and has not been lost
+// passphrase.SlotOpener), was found through the rendezvous and has not been lost
 // since. This host is never a member of its own adapter.
 func (a *Adapter) IsMember(id peer.ID) bool {
 	if id == "" {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/passphrase"
 	"github.com/phrasemeet/discovery/discoverytest"
 	"github.com/phrasemeet/discovery/internal/slottest"
 )
@@ -452,8 +453,8 @@ func TestRecordTooLargeDropsAddresses(t *testing.T) {
 		return out
 	}))
 	hb := newHost(t)
-	a := newAdapter(t, ha, libp2padapter.SlotOpener(ha, slottest.Client(t, url), g, slottest.FastSchedule()...))
-	b := newAdapter(t, hb, libp2padapter.SlotOpener(hb, slottest.Client(t, url), g, slottest.FastSchedule()...))
+	a := newAdapter(t, ha, passphrase.SlotOpener(ha, slottest.Client(t, url), g, slottest.FastSchedule()...))
+	b := newAdapter(t, hb, passphrase.SlotOpener(hb, slottest.Client(t, url), g, slottest.FastSchedule()...))
 	events := subscribe(t, ctx, b, "big")
 	if _, err := a.Advertise(ctx, "big"); err != nil {
 		t.Fatal(err)

@@ -398,7 +398,10 @@ type Connectivity struct {
 	punchReady chan struct{}
 	punchNoted bool // punchReady is closed or about to be
 	holdUntil  time.Time
-	own        ownNetworks // this host's networks, for rankDials
+	// settleClock times punchSettle: the real clock, whatever cfg.clock
+	// is (see notePunching); tests swap it.
+	settleClock clockwork.Clock
+	own         ownNetworks // this host's networks, for rankDials
 }
 
 type membersBox struct{ m Members }
@@ -449,8 +452,9 @@ func NewConnectivity(opts ...ConnectivityOption) (*Connectivity, error) {
 		punched: make(map[peer.ID]HolePunchEvent),
 		watch:   make(map[uint64]func(HolePunchEvent)),
 
-		punchReady: make(chan struct{}),
-		own:        ownNetworks{read: interfaceNetworks},
+		punchReady:  make(chan struct{}),
+		settleClock: clockwork.NewRealClock(),
+		own:         ownNetworks{read: interfaceNetworks},
 	}
 	c.ctx, c.stop = context.WithCancel(context.Background())
 	c.stop() // nothing runs until the host starts

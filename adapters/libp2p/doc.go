@@ -2,13 +2,16 @@
 // that share only a passphrase find each other through pkarr relays, and
 // go-libp2p sees a standard discovery service.
 //
-// The package has four parts, each usable alone:
+// The package has three parts, each usable alone. It links go-libp2p, the
+// root package and a clock, nothing else: the passphrase rendezvous (the
+// key derivation, pkarr) and the fx module are in the sub-package
+// [github.com/phrasemeet/discovery/adapters/libp2p/passphrase].
 //
 //   - [Adapter] implements go-libp2p's core/discovery.Discovery over any
 //     [github.com/phrasemeet/discovery.Discoverer]. Each libp2p namespace
 //     (pubsub's "floodsub:<topic>" included) gets a discoverer of its own,
-//     opened on first use through an [Opener]: [SlotOpener] for the
-//     passphrase rendezvous, [MemoryOpener] for tests and examples. It
+//     opened on first use through an [Opener]: passphrase.SlotOpener for
+//     the passphrase rendezvous, [MemoryOpener] for tests and examples. It
 //     works with pubsub.WithDiscovery, backoff.NewBackoffDiscovery and
 //     backoff.NewBackoffConnector.
 //   - [Connector] dials the peers a discoverer finds, with per-peer
@@ -18,17 +21,18 @@
 //     punching, AutoRelay over static circuit relays and the group's own,
 //     and a circuit relay for the group's members while the host is
 //     public. Attach an Adapter ([Members]) so that it knows who they are.
-//   - [Module] wires them into an fx application (one line plus a
-//     [Config]); [ProvideHost] builds its host.
+//
+// passphrase.Module wires them into an fx application (one line plus a
+// passphrase.Config); passphrase.ProvideHost builds its host.
 //
 // # Following one record
 //
-// The passphrase becomes a [slotdiscovery.Group] (Argon2id, once); each
-// namespace becomes a sub-group ([slotdiscovery.Group.Namespace]) and a slot
-// discoverer over it. [Adapter.Advertise] announces the host's record there:
-// the peer ID as the record's ID, the host's multiaddrs (filtered, see
-// [WithLoopback] and [WithAddrFilter]) as its Addrs, signed with the host's
-// identity key ([PeerIDScheme]: no other member of the group can announce
+// With passphrase.SlotOpener, the passphrase becomes a slotdiscovery.Group
+// (Argon2id, once); each namespace becomes a sub-group
+// (slotdiscovery.Group.Namespace) and a slot discoverer over it.
+// [Adapter.Advertise] announces the host's record there: the peer ID as
+// the record's ID, the host's multiaddrs (filtered, see [WithLoopback] and
+// [WithAddrFilter]) as its Addrs, signed with the host's identity key ([PeerIDScheme]: no other member of the group can announce
 // the host's peer ID). A host on loopback only, without [WithLoopback],
 // has nothing to publish and Advertise fails with [ErrNoAddrs]; a host
 // whose addresses may still come (a relay reservation) is advertised and
@@ -59,8 +63,8 @@
 // its namespace has gone unused (no advertisement, no FindPeers waiting,
 // no subscription open) for a grace ([WithIdleGrace]), so topics an
 // application left stop scanning, and the rest on [Adapter.Close]; a
-// closed namespace opens again on its next use. The pkarr client and group given to [SlotOpener] stay
-// the caller's. A [Connector] owns nothing but its goroutines: closing it
+// closed namespace opens again on its next use. The pkarr client and group
+// given to passphrase.SlotOpener stay the caller's. A [Connector] owns nothing but its goroutines: closing it
 // neither closes its source nor disconnects anyone.
 //
 // # With go-libp2p's helpers

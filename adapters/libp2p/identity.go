@@ -15,7 +15,8 @@ import (
 // PeerIDScheme is the discovery.IDScheme of libp2p peer IDs: a record
 // whose ID is a peer ID is proven by a signature of that peer's key, so a
 // member of the group cannot announce another host's peer ID with its own
-// addresses, or a tombstone for it. [SlotOpener] applies it by default.
+// addresses, or a tombstone for it. passphrase.SlotOpener applies it by
+// default.
 //
 // It owns every string that decodes as a peer ID, in any of its text
 // forms (base58, or a CID in any multibase), so no other spelling of a

@@ -17,6 +17,7 @@ import (
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/passphrase"
 	"github.com/phrasemeet/discovery/internal/slottest"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
@@ -172,8 +173,8 @@ func TestForgedPeerIDIgnored(t *testing.T) {
 	// republish lags (a Lost of that kind failed this test once in CI):
 	// what is tested is the forgery, not the schedule.
 	schedule := append(slottest.FastSchedule(), slotdiscovery.WithStaleAfter(time.Minute))
-	a := newAdapter(t, ha, libp2padapter.SlotOpener(ha, slottest.Client(t, url), g, schedule...))
-	b := newAdapter(t, hb, libp2padapter.SlotOpener(hb, slottest.Client(t, url), g, schedule...))
+	a := newAdapter(t, ha, passphrase.SlotOpener(ha, slottest.Client(t, url), g, schedule...))
+	b := newAdapter(t, hb, passphrase.SlotOpener(hb, slottest.Client(t, url), g, schedule...))
 	const ns = "hide"
 	events := subscribe(t, ctx, a, ns)
 	if _, err := b.Advertise(ctx, ns); err != nil {

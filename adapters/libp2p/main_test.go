@@ -7,7 +7,7 @@ import (
 )
 
 // Every test closes what it starts; goleak checks that nothing the
-// adapter, the connector, the fx module or the hosts started outlives the
+// adapter, the connector, the connectivity or the hosts started outlives the
 // tests.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)

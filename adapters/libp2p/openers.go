@@ -7,48 +7,14 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/libp2p/go-libp2p/core/host"
-
 	"github.com/phrasemeet/discovery"
-	"github.com/phrasemeet/discovery/pkarrclient"
-	"github.com/phrasemeet/discovery/slotdiscovery"
 )
 
-// SlotOpener opens each namespace as the passphrase rendezvous of its own
-// sub-group, group.Namespace(ns), over client's relays. Namespaces share
-// nothing on the wire: their slot keys are unrelated, so relays cannot tell
-// two namespaces of one group apart from two groups. Each open namespace
-// scans its slots on its own schedule and rate budget, so an application
-// with many pubsub topics makes as many times the requests; opts apply to
-// every namespace.
-//
-// Entries about peer IDs are signed with h's identity key, and entries
-// about peer IDs (or Ed25519 keys in hex) without a valid signature are
-// ignored: the discoverers get slotdiscovery.WithIDSchemes(
-// discovery.Ed25519Hex{}, PeerIDScheme{}) and WithSigner(HostSigner(h))
-// before opts, which may replace them. So a member who knows the
-// passphrase cannot hide h, or send others to its own address under h's
-// ID. h must be the host whose ID the Adapter announces.
-//
-// The client is shared and stays the caller's; the discoverers are the
-// Adapter's.
-func SlotOpener(h host.Host, client *pkarrclient.Client, group *slotdiscovery.Group, opts ...slotdiscovery.Option) Opener {
-	return func(ns string) (discovery.Discoverer, error) {
-		if h == nil || client == nil || group == nil {
-			return nil, fmt.Errorf("%w: nil host, pkarr client or group", ErrInvalidOption)
-		}
-		all := append([]slotdiscovery.Option{
-			slotdiscovery.WithIDSchemes(IDSchemes()...),
-			slotdiscovery.WithSigner(HostSigner(h)),
-		}, opts...)
-		return slotdiscovery.New(client, group.Namespace(ns), all...)
-	}
-}
-
-// IDSchemes are the schemes SlotOpener applies: Ed25519 keys in hex
-// (iroh endpoint IDs), then libp2p peer IDs. Give the same to every
-// program that shares a group with adapters (slotdiscovery.WithIDSchemes,
-// slotdiscovery.TableIDSchemes), so all judge entries alike.
+// IDSchemes are the schemes the passphrase rendezvous applies
+// (passphrase.SlotOpener): Ed25519 keys in hex (iroh endpoint IDs), then
+// libp2p peer IDs. Give the same to every program that shares a group
+// with adapters (slotdiscovery.WithIDSchemes, slotdiscovery.TableIDSchemes),
+// so all judge entries alike.
 func IDSchemes() []discovery.IDScheme {
 	return []discovery.IDScheme{discovery.Ed25519Hex{}, PeerIDScheme{}}
 }

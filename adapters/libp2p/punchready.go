@@ -148,9 +148,9 @@ func (c *Connectivity) notePunching(protocols []protocol.ID) {
 	}
 	c.punchNoted = true
 	ready := c.punchReady
-	// Real time, whatever the clock: this waits for a goroutine, not
-	// for a deadline.
-	time.AfterFunc(punchSettle, func() {
+	// Real time, whatever cfg.clock is: this waits for a goroutine, not
+	// for a deadline, and a test's frozen clock must not stop it.
+	c.settleClock.AfterFunc(punchSettle, func() {
 		close(ready)
 		c.cfg.logger.Debug("hole punching ready")
 	})

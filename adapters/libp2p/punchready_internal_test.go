@@ -85,6 +85,50 @@ func TestAwaitHolePunching(t *testing.T) {
 	}
 }
 
+// Hole punching counts as ready punchSettle after the host starts serving
+// DCUtR, not before (go-libp2p starts watching connections a moment after
+// it sets the handler), and the settle is counted from that readiness, not
+// from the host's start: a host that took a second to get its first
+// observed address still waits the settle out. The settle runs on its own
+// clock (real time in use, since it waits for a goroutine rather than a
+// deadline), faked here; the hold's deadline is an hour away.
+func TestPunchSettle(t *testing.T) {
+	clock, settle := clockwork.NewFakeClock(), clockwork.NewFakeClock()
+	c, err := NewConnectivity(ConnectivityClock(clock), PunchWait(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.settleClock = settle
+	c.mu.Lock()
+	c.ctx, c.holdUntil = t.Context(), clock.Now().Add(time.Hour)
+	c.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		c.awaitHolePunching("")
+		close(done)
+	}()
+	if err := clock.BlockUntilContext(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	// The host has run for a second, several settles, before it serves
+	// DCUtR.
+	clock.Advance(time.Second)
+	settle.Advance(time.Second)
+	c.notePunching([]protocol.ID{holepunch.Protocol})
+	settle.Advance(punchSettle - time.Nanosecond)
+	select {
+	case <-done:
+		t.Fatalf("the hold ended %v after hole punching was ready, before the %v settle", punchSettle-time.Nanosecond, punchSettle)
+	case <-time.After(200 * time.Millisecond):
+	}
+	settle.Advance(time.Nanosecond)
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the hold did not end once the %v settle had passed after readiness", punchSettle)
+	}
+}
+
 // refuseAll is a user's gater that refuses everything.
 type refuseAll struct{}
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/passphrase"
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
@@ -300,7 +301,7 @@ func (d *demo) opener(dh *demoHost) libp2padapter.Opener {
 			return &canSyncHosts{cs: cs, book: d.book}, nil
 		}
 	}
-	open := libp2padapter.SlotOpener(dh.h, dh.client, d.group, slotdiscovery.WithPutBudget(demoPutRate, demoPutBurst))
+	open := passphrase.SlotOpener(dh.h, dh.client, d.group, slotdiscovery.WithPutBudget(demoPutRate, demoPutBurst))
 	return func(ns string) (discovery.Discoverer, error) {
 		disc, err := open(ns)
 		if err != nil {

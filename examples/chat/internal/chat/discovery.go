@@ -10,6 +10,7 @@ import (
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/passphrase"
 	"github.com/phrasemeet/discovery/mdnsdiscovery"
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/slotdiscovery"
@@ -64,11 +65,11 @@ func (s *Slots) add(ns string, d discovery.Discoverer) {
 }
 
 // SlotOpener opens each namespace as the slot rendezvous of its sub-group
-// (libp2padapter.SlotOpener, so any adapter user with the same passphrase
+// (passphrase.SlotOpener, so any adapter user with the same passphrase
 // and application name meets the chat, and h's entries are signed with
 // its key), and records it in slots.
 func SlotOpener(h host.Host, client *pkarrclient.Client, g *slotdiscovery.Group, slots *Slots, opts ...slotdiscovery.Option) libp2padapter.Opener {
-	open := libp2padapter.SlotOpener(h, client, g, opts...)
+	open := passphrase.SlotOpener(h, client, g, opts...)
 	return func(ns string) (discovery.Discoverer, error) {
 		d, err := open(ns)
 		if err == nil {
@@ -82,7 +83,7 @@ func SlotOpener(h host.Host, client *pkarrclient.Client, g *slotdiscovery.Group,
 // sub-group's own key: the passphrase never reaches the LAN, and two
 // namespaces are two unrelated service names. h's records are signed with
 // its identity key and records about peer IDs without a valid signature
-// are ignored, as in the slot rendezvous (libp2padapter.SlotOpener), so
+// are ignored, as in the slot rendezvous (passphrase.SlotOpener), so
 // no member on the LAN can hide or impersonate another. It fails with
 // mdnsdiscovery.ErrNoInterface on a machine without a multicast
 // interface.

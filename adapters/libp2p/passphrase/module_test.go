@@ -1,4 +1,4 @@
-package libp2padapter_test
+package passphrase_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/passphrase"
 	"github.com/phrasemeet/discovery/internal/slottest"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
@@ -80,7 +81,7 @@ func TestModuleWithMemoryOpener(t *testing.T) {
 		apps[i] = newApp(t,
 			fxLogs(&logs),
 			fx.Supply(debugLogger(&logs)),
-			libp2padapter.Module(libp2padapter.Config{
+			passphrase.Module(passphrase.Config{
 				Passphrase:    []byte("memory passphrase never used"),
 				AutoConnect:   true,
 				AllowLoopback: true,
@@ -106,7 +107,7 @@ func TestModuleWithMemoryOpener(t *testing.T) {
 func TestModuleReplacedOpenerSkipsKDF(t *testing.T) {
 	ctx := testContext(t)
 	a := newApp(t, fx.NopLogger,
-		libp2padapter.Module(libp2padapter.Config{AutoConnect: true, AllowLoopback: true}),
+		passphrase.Module(passphrase.Config{AutoConnect: true, AllowLoopback: true}),
 		fx.Replace(libp2padapter.MemoryOpener(discovery.NewMemory())))
 	a.start(t, ctx)
 }
@@ -118,7 +119,7 @@ func TestModuleMeetsThroughRelay(t *testing.T) {
 	url := slottest.Relay(t)
 	const pass = "correct horse battery staple"
 	var logs safeBuffer
-	cfg := libp2padapter.Config{
+	cfg := passphrase.Config{
 		Passphrase:    []byte(pass),
 		App:           "phrasemeet-fx-test",
 		KDF:           &slottest.CheapKDF,
@@ -130,7 +131,7 @@ func TestModuleMeetsThroughRelay(t *testing.T) {
 	}
 	apps := make([]*app, 2)
 	for i := range apps {
-		apps[i] = newApp(t, fxLogs(&logs), fx.Supply(debugLogger(&logs)), libp2padapter.Module(cfg))
+		apps[i] = newApp(t, fxLogs(&logs), fx.Supply(debugLogger(&logs)), passphrase.Module(cfg))
 	}
 	conns := connectedness(t, apps[0].host)
 	for _, a := range apps {
@@ -155,12 +156,12 @@ func TestModuleMeetsThroughRelay(t *testing.T) {
 func TestModuleNeverShowsPassphrase(t *testing.T) {
 	const pass = "Tr0ub4dor&3" // too short: DeriveGroup refuses it
 	var logs safeBuffer
-	cfg := libp2padapter.Config{Passphrase: []byte(pass), AutoConnect: true, Relays: []string{"http://127.0.0.1:1"}}
+	cfg := passphrase.Config{Passphrase: []byte(pass), AutoConnect: true, Relays: []string{"http://127.0.0.1:1"}}
 	// The host comes from outside the app: fx.New fails, so no OnStop hook
 	// would ever close one made inside.
 	h := newHost(t)
 	app := fx.New(fxLogs(&logs), fx.Supply(debugLogger(&logs)),
-		fx.Provide(func() host.Host { return h }), libp2padapter.Module(cfg))
+		fx.Provide(func() host.Host { return h }), passphrase.Module(cfg))
 	err := app.Err()
 	if !errors.Is(err, slotdiscovery.ErrWeakPassphrase) {
 		t.Fatalf("weak passphrase: %v, want ErrWeakPassphrase", err)
@@ -193,7 +194,7 @@ func TestModuleNeverShowsPassphrase(t *testing.T) {
 // test's two peers): each gets the group of the passphrase, although the
 // Module's copy of it is wiped after the first KDF.
 func TestModuleOptionBuildsTwoApps(t *testing.T) {
-	module := libp2padapter.Module(libp2padapter.Config{
+	module := passphrase.Module(passphrase.Config{
 		Passphrase: []byte("one option, two applications"),
 		KDF:        &slottest.CheapKDF,
 	})
@@ -222,7 +223,7 @@ func TestModuleOptionBuildsTwoApps(t *testing.T) {
 func TestModuleRelayErrorHidesCredentials(t *testing.T) {
 	var opener libp2padapter.Opener
 	app := fx.New(fx.NopLogger,
-		libp2padapter.Module(libp2padapter.Config{
+		passphrase.Module(passphrase.Config{
 			Passphrase: []byte("a passphrase that is fine"),
 			KDF:        &slottest.CheapKDF,
 			Relays:     []string{"https://user:hunter2@/"},
@@ -245,7 +246,7 @@ func TestModuleFailedBuildLeavesNothingRunning(t *testing.T) {
 	before := ourGoroutines()
 	app := fx.New(fx.NopLogger,
 		fx.Provide(func() host.Host { return h }),
-		libp2padapter.Module(libp2padapter.Config{
+		passphrase.Module(passphrase.Config{
 			AutoConnect:      true,
 			ConnectorOptions: []libp2padapter.ConnectorOption{libp2padapter.ConnectTimeout(0)},
 		}),
@@ -296,12 +297,12 @@ func TestModuleConnectivity(t *testing.T) {
 		var h host.Host
 		var c *libp2padapter.Connectivity
 		a := fx.New(fx.NopLogger,
-			libp2padapter.Module(libp2padapter.Config{
+			passphrase.Module(passphrase.Config{
 				AutoConnect:   true,
 				AllowLoopback: true,
 				Connectivity:  append([]libp2padapter.ConnectivityOption{loopbackTCPQUIC, libp2padapter.RelayACLGrace(0)}, opts...),
 			}),
-			libp2padapter.ProvideHost(libp2p.UserAgent("fx-connectivity-test")),
+			passphrase.ProvideHost(libp2p.UserAgent("fx-connectivity-test")),
 			fx.Replace(libp2padapter.MemoryOpener(mem)),
 			fx.Populate(&h, &c),
 		)

@@ -1,4 +1,4 @@
-package libp2padapter
+package passphrase
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"go.uber.org/fx"
 
+	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
@@ -85,19 +86,19 @@ type Config struct {
 	SlotOptions []slotdiscovery.Option
 	// AdapterOptions apply to the Adapter, after those Module derives from
 	// the fields above.
-	AdapterOptions []Option
+	AdapterOptions []libp2padapter.Option
 	// ConnectorOptions apply to the Connector when AutoConnect is set.
-	ConnectorOptions []ConnectorOption
-	// Connectivity configures the *Connectivity the module provides for
-	// the application's host (see ProvideHost): static circuit relays,
-	// the group relay, reachability, public ranges.
-	Connectivity []ConnectivityOption
+	ConnectorOptions []libp2padapter.ConnectorOption
+	// Connectivity configures the *libp2padapter.Connectivity the module
+	// provides for the application's host (see ProvideHost): static
+	// circuit relays, the group relay, reachability, public ranges.
+	Connectivity []libp2padapter.ConnectivityOption
 }
 
 // String describes c with the passphrase redacted.
 func (c Config) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "libp2padapter.Config{Passphrase: %s, App: %q, Namespace: %q, Relays: %q, AutoConnect: %t, AllowLoopback: %t}",
+	fmt.Fprintf(&b, "passphrase.Config{Passphrase: %s, App: %q, Namespace: %q, Relays: %q, AutoConnect: %t, AllowLoopback: %t}",
 		redacted, c.App, c.Namespace, c.Relays, c.AutoConnect, c.AllowLoopback)
 	return b.String()
 }
@@ -116,8 +117,8 @@ func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 // ideally with ProvideHost:
 //
 //	fx.New(
-//		libp2padapter.ProvideHost(), // or fx.Provide(newHost), your own host.Host
-//		libp2padapter.Module(libp2padapter.Config{Passphrase: pass, App: "myapp", AutoConnect: true}),
+//		passphrase.ProvideHost(), // or fx.Provide(newHost), your own host.Host
+//		passphrase.Module(passphrase.Config{Passphrase: pass, App: "myapp", AutoConnect: true}),
 //		...
 //	)
 //
@@ -126,21 +127,23 @@ func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 //   - *slotdiscovery.Group, the passphrase's keys (the KDF runs in its
 //     constructor), for instance to derive a secret pubsub topic name with
 //     Group.DeriveKey;
-//   - Opener, the slot opener over the configured relays, which signs
-//     the host's entries with its identity key (see SlotOpener);
-//   - *Adapter and core/discovery.Discovery (the same adapter), for
+//   - libp2padapter.Opener, the slot opener over the configured relays,
+//     which signs the host's entries with its identity key (see
+//     SlotOpener);
+//   - *libp2padapter.Adapter and core/discovery.Discovery (the same adapter), for
 //     pubsub.WithDiscovery and the like, closed on stop; the Discovery is
 //     unnamed unless Config.DiscoveryName names it;
-//   - with AutoConnect, *Connector, started on start (after advertising
+//   - with AutoConnect, *libp2padapter.Connector, started on start (after advertising
 //     the host in Config.Namespace) and closed on stop;
-//   - *Connectivity, from Config.Connectivity, with the adapter attached
+//   - *libp2padapter.Connectivity, from Config.Connectivity, with the adapter attached
 //     as its members once the adapter is built: build the host from its
 //     Options, as ProvideHost does, so that it reaches members behind
 //     NATs and serves the group relay. A host built otherwise simply does
 //     without.
 //
-// Tests swap the rendezvous with fx.Replace(MemoryOpener(m)), or
-// fx.Decorate a different Opener; the KDF and relay client then never run.
+// Tests swap the rendezvous with
+// fx.Replace(libp2padapter.MemoryOpener(m)), or fx.Decorate a different
+// Opener; the KDF and relay client then never run.
 // Module accepts an optional *slog.Logger from the application, for the
 // adapter's and connector's debug logs.
 func Module(cfg Config) fx.Option {
@@ -169,28 +172,30 @@ func Module(cfg Config) fx.Option {
 		if err != nil {
 			// DeriveGroup's errors describe the passphrase (too
 			// short...) but never quote it.
-			return nil, fmt.Errorf("libp2padapter: deriving the group: %w", err)
+			return nil, fmt.Errorf("passphrase: deriving the group: %w", err)
 		}
 		return g, nil
 	})
 	// A quote or backslash would end or escape the struct tag fx reads
 	// the name from: refuse it here rather than with fx's parse error.
 	if strings.ContainsAny(cfg.DiscoveryName, "\"`\\") {
-		return fx.Error(fmt.Errorf("%w: Config.DiscoveryName %q has a quote or backslash", ErrInvalidOption, cfg.DiscoveryName))
+		return fx.Error(fmt.Errorf("%w: Config.DiscoveryName %q has a quote or backslash", libp2padapter.ErrInvalidOption, cfg.DiscoveryName))
 	}
-	asDiscovery := any(func(a *Adapter) coredisc.Discovery { return a })
+	asDiscovery := any(func(a *libp2padapter.Adapter) coredisc.Discovery { return a })
 	if cfg.DiscoveryName != "" {
 		asDiscovery = fx.Annotate(asDiscovery, fx.ResultTags(`name:"`+cfg.DiscoveryName+`"`))
 	}
 	opts := []fx.Option{
 		fx.Provide(
 			group,
-			func(h host.Host, c *pkarrclient.Client, g *slotdiscovery.Group) Opener {
+			func(h host.Host, c *pkarrclient.Client, g *slotdiscovery.Group) libp2padapter.Opener {
 				return SlotOpener(h, c, g, cfg.SlotOptions...)
 			},
-			func(in adapterIn) (*Adapter, error) { return moduleAdapter(in, cfg) },
+			func(in adapterIn) (*libp2padapter.Adapter, error) { return moduleAdapter(in, cfg) },
 			asDiscovery,
-			func() (*Connectivity, error) { return NewConnectivity(cfg.Connectivity...) },
+			func() (*libp2padapter.Connectivity, error) {
+				return libp2padapter.NewConnectivity(cfg.Connectivity...)
+			},
 		),
 
 		// Private: an application may well have a pkarr client of its own.
@@ -198,33 +203,33 @@ func Module(cfg Config) fx.Option {
 	}
 	if cfg.AutoConnect {
 		opts = append(opts,
-			fx.Provide(func(in connectorIn) (*Connector, error) {
+			fx.Provide(func(in connectorIn) (*libp2padapter.Connector, error) {
 				copts := cfg.ConnectorOptions
 				if in.Logger != nil {
-					copts = append([]ConnectorOption{ConnectLogger(in.Logger)}, copts...)
+					copts = append([]libp2padapter.ConnectorOption{libp2padapter.ConnectLogger(in.Logger)}, copts...)
 				}
-				return NewConnector(in.Host, in.Adapter.Subscriber(ns), copts...)
+				return libp2padapter.NewConnector(in.Host, in.Adapter.Subscriber(ns), copts...)
 			}),
-			fx.Invoke(func(lc fx.Lifecycle, a *Adapter, c *Connector) { autoConnect(lc, a, c, ns) }),
+			fx.Invoke(func(lc fx.Lifecycle, a *libp2padapter.Adapter, c *libp2padapter.Connector) { autoConnect(lc, a, c, ns) }),
 		)
 	}
 	return fx.Module("phrasemeet", opts...)
 }
 
 // ProvideHost provides the host.Host that Module needs: a libp2p host
-// built from the module's *Connectivity (TCP and QUIC, hole punching,
+// built from the module's *libp2padapter.Connectivity (TCP and QUIC, hole punching,
 // AutoRelay over the group's relays, the group relay), with extra options
 // after those, closed on stop.
 //
 //	fx.New(
-//		libp2padapter.Module(libp2padapter.Config{Passphrase: pass, App: "myapp", AutoConnect: true}),
-//		libp2padapter.ProvideHost(libp2p.UserAgent("myapp")),
+//		passphrase.Module(passphrase.Config{Passphrase: pass, App: "myapp", AutoConnect: true}),
+//		passphrase.ProvideHost(libp2p.UserAgent("myapp")),
 //	)
 func ProvideHost(extra ...libp2p.Option) fx.Option {
-	return fx.Provide(func(lc fx.Lifecycle, c *Connectivity) (host.Host, error) {
+	return fx.Provide(func(lc fx.Lifecycle, c *libp2padapter.Connectivity) (host.Host, error) {
 		h, err := libp2p.New(append(c.Options(), extra...)...)
 		if err != nil {
-			return nil, fmt.Errorf("libp2padapter: starting the libp2p host: %w", err)
+			return nil, fmt.Errorf("passphrase: starting the libp2p host: %w", err)
 		}
 		lc.Append(fx.StopHook(h.Close))
 		return h, nil
@@ -235,20 +240,22 @@ type adapterIn struct {
 	fx.In
 	Lifecycle fx.Lifecycle
 	Host      host.Host
-	Opener    Opener
+	Opener    libp2padapter.Opener
 	// The adapter's members are the ones the group relay admits and
 	// AutoRelay picks relays from.
-	Connectivity *Connectivity
+	Connectivity *libp2padapter.Connectivity
 	Logger       *slog.Logger `optional:"true"`
 }
 
 type connectorIn struct {
 	fx.In
 	Host    host.Host
-	Adapter *Adapter
+	Adapter *libp2padapter.Adapter
 	Logger  *slog.Logger `optional:"true"`
 }
 
+// moduleClient is pkarrclient.NewRelayClient's client over Config.Relays,
+// or the default relays.
 func moduleClient(cfg Config) (*pkarrclient.Client, error) {
 	if cfg.Client != nil {
 		return cfg.Client, nil
@@ -257,32 +264,22 @@ func moduleClient(cfg Config) (*pkarrclient.Client, error) {
 	if len(urls) == 0 {
 		urls = pkarrclient.DefaultRelays()
 	}
-	backends := make([]pkarrclient.Backend, 0, len(urls))
-	for i, u := range urls {
-		r, err := pkarrclient.NewRelay(u)
-		if err != nil {
-			// By position, not by URL: a URL may carry a password, and
-			// NewRelay's error already shows what it can safely.
-			return nil, fmt.Errorf("libp2padapter: relay %d of %d: %w", i+1, len(urls), err)
-		}
-		backends = append(backends, r)
-	}
-	c, err := pkarrclient.NewClient(backends)
+	c, err := pkarrclient.NewRelayClient(urls)
 	if err != nil {
-		return nil, fmt.Errorf("libp2padapter: pkarr client: %w", err)
+		return nil, fmt.Errorf("passphrase: %w", err)
 	}
 	return c, nil
 }
 
-func moduleAdapter(in adapterIn, cfg Config) (*Adapter, error) {
-	var opts []Option
+func moduleAdapter(in adapterIn, cfg Config) (*libp2padapter.Adapter, error) {
+	var opts []libp2padapter.Option
 	if cfg.AllowLoopback {
-		opts = append(opts, WithLoopback())
+		opts = append(opts, libp2padapter.WithLoopback())
 	}
 	if in.Logger != nil {
-		opts = append(opts, WithLogger(in.Logger))
+		opts = append(opts, libp2padapter.WithLogger(in.Logger))
 	}
-	a, err := New(in.Host, in.Opener, append(opts, cfg.AdapterOptions...)...)
+	a, err := libp2padapter.New(in.Host, in.Opener, append(opts, cfg.AdapterOptions...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +292,7 @@ func moduleAdapter(in adapterIn, cfg Config) (*Adapter, error) {
 // stop. Both get a context of their own, cancelled on stop: OnStart's
 // context only bounds starting, and an advertisement tied to it would end
 // as soon as start returned.
-func autoConnect(lc fx.Lifecycle, a *Adapter, c *Connector, ns string) {
+func autoConnect(lc fx.Lifecycle, a *libp2padapter.Adapter, c *libp2padapter.Connector, ns string) {
 	var cancel context.CancelFunc
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {

@@ -1,4 +1,4 @@
-package libp2padapter_test
+package passphrase_test
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/passphrase"
 )
 
 // An app that already has a core/discovery.Discovery (a DHT routing
@@ -25,7 +26,7 @@ func TestModuleNamedDiscovery(t *testing.T) {
 	a := newAppWith(t, []fx.Option{
 		fx.NopLogger,
 		fx.Provide(func() coredisc.Discovery { return mine }),
-		libp2padapter.Module(libp2padapter.Config{DiscoveryName: "phrasemeet", AllowLoopback: true, AutoConnect: true}),
+		passphrase.Module(passphrase.Config{DiscoveryName: "phrasemeet", AllowLoopback: true, AutoConnect: true}),
 		fx.Replace(libp2padapter.MemoryOpener(discovery.NewMemory())),
 		fx.Populate(&got),
 	})
@@ -41,7 +42,7 @@ func TestModuleNamedDiscovery(t *testing.T) {
 // A name that cannot be a struct tag value is refused with a clear error.
 func TestModuleBadDiscoveryName(t *testing.T) {
 	app := fx.New(fx.NopLogger, provideHost(),
-		libp2padapter.Module(libp2padapter.Config{DiscoveryName: `a"b`}),
+		passphrase.Module(passphrase.Config{DiscoveryName: `a"b`}),
 		fx.Replace(libp2padapter.MemoryOpener(discovery.NewMemory())),
 		fx.Invoke(func(*libp2padapter.Adapter) {}))
 	if err := app.Err(); !errors.Is(err, libp2padapter.ErrInvalidOption) {
