@@ -74,8 +74,10 @@ func TestHostileNickOneSafeLine(t *testing.T) {
 		publish(fmt.Sprintf(`{"k":"msg","n":"%s","t":"%s","j":%d,"q":%d}`, nick, text, joined, 2*seq+1))
 		time.Sleep(200 * time.Millisecond)
 	}
-	mh.Close()                                                        // gone without a goodbye: a status line names it
-	shownNick := regexp.QuoteMeta("???[31mevil?]0;pwned??forged_lin") // cut to 32 characters
+	// Gone without a goodbye: a status line names it, by its nick cut to
+	// 32 characters.
+	mh.Close()
+	shownNick := regexp.QuoteMeta("???[31mevil?]0;pwned??forged_lin")
 	alice.status.wait(t, "alice's status", line(`^-- lost contact with %s, retrying quietly$`, shownNick))
 
 	for what, text := range map[string]string{"room": alice.out.String(), "status": alice.status.String()} {
