@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -166,8 +167,12 @@ func (f *Farewells) back(p peer.ID) {
 	}
 }
 
+// addLocked queues e for every subscription, in place of an event for
+// the same peer still queued: only the newest matters, and the queue
+// stays bounded by the peers listed, whatever a member sends.
 func (f *Farewells) addLocked(e discovery.Event) {
 	for sub := range f.subs {
+		sub.pending = slices.DeleteFunc(sub.pending, func(q discovery.Event) bool { return q.Peer.ID == e.Peer.ID })
 		sub.pending = append(sub.pending, e)
 		select {
 		case sub.kick <- struct{}{}:

@@ -159,3 +159,20 @@ func TestRoomTellsFarewells(t *testing.T) {
 		t.Errorf("shown:\n%s", shown.String())
 	}
 }
+
+// TestFarewellsQueueBounded: goodbyes and returns that the connector has
+// not read yet leave one event per member queued, the newest.
+func TestFarewellsQueueBounded(t *testing.T) {
+	bob, _ := peer.Decode(relayID)
+	f := newFarewells()
+	sub := &farewellSub{kick: make(chan struct{}, 1)}
+	f.subs[sub] = struct{}{}
+	f.last[bob] = discovery.Peer{Record: discovery.Record{ID: bob.String(), Addrs: []string{"/ip4/127.0.0.1/tcp/1"}}}
+	for range 1000 {
+		f.said(bob)
+		f.back(bob)
+	}
+	if len(sub.pending) != 1 || sub.pending[0].Type != discovery.Found {
+		t.Errorf("queued %d events, the last %v; want one, Found", len(sub.pending), sub.pending[len(sub.pending)-1].Type)
+	}
+}
