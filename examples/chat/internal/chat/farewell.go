@@ -108,8 +108,11 @@ func (f *Farewells) forward(ctx context.Context, sub *farewellSub, in <-chan dis
 // then.
 func (f *Farewells) pass(e discovery.Event) bool {
 	id, err := peer.Decode(e.Peer.ID)
-	if err != nil {
-		return true // not a libp2p peer: the connector ignores it
+	if err != nil || id.String() != e.Peer.ID {
+		// Not a libp2p peer ID as the connector takes it (canonical):
+		// the connector ignores it, and a Lost made of it would be lost
+		// on the connector too.
+		return true
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

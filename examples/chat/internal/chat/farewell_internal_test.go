@@ -103,6 +103,18 @@ func TestFarewellsRules(t *testing.T) {
 
 	f.said(carol) // never listed: nothing to drop
 	hidden("a goodbye from a member never listed")
+
+	// bob listed under another spelling of his ID (a CIDv1), which the
+	// connector does not take: it is not bob's listing to drop.
+	f.back(bob)
+	feed(listing(discovery.Updated, bob, "/ip4/127.0.0.1/tcp/3"))
+	next()
+	other := listing(discovery.Found, bob, "/ip4/127.0.0.1/tcp/4")
+	other.Peer.ID = peer.ToCid(bob).String()
+	feed(other)
+	next()
+	f.said(bob)
+	expect("his goodbye, after a listing under another spelling", listing(discovery.Lost, bob, "/ip4/127.0.0.1/tcp/3"))
 }
 
 // TestRoomTellsFarewells: the room tells Farewells of a goodbye, and of a
