@@ -41,7 +41,7 @@ func Options(cfg Config, io IO) fx.Option {
 		fx.Module("host", fx.Provide(newHost)),
 		fx.Module("adapter", fx.Provide(newAdapter)),
 		fx.Module("pubsub", fx.Provide(newPubSub)),
-		fx.Module("room", fx.Provide(newRoom, newMonitor)),
+		fx.Module("room", fx.Provide(newRoom, newMonitor, newFarewells)),
 		fx.Module("ui", fx.Provide(newUI), fx.Invoke(func(*UI) {})),
 		// Last, so it starts once the room listens and stops first.
 		fx.Module("connect", fx.Provide(newConnector), fx.Invoke(func(*libp2padapter.Connector) {})),

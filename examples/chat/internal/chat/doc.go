@@ -31,7 +31,10 @@
 //   - a libp2padapter.Connector that announces this peer in the room's
 //     namespace ("floodsub:" + topic, as pubsub.WithDiscovery would) and
 //     dials every member found there, the lower peer ID first; pubsub
-//     finds the room's members among those connections. (Given the
+//     finds the room's members among those connections. It reads
+//     discovery through [Farewells], which hides a member that said
+//     goodbye until it is listed with a new session, so no redial goes
+//     to someone who left on purpose. (Given the
 //     adapter itself, pubsub's own dialer has both ends of a pair dial at
 //     once, which over TCP can fail both dials for minutes.) Its redials
 //     are timed by the graph's clockwork.Clock, which tests decorate with

@@ -107,7 +107,8 @@ func readFrames(t *testing.T, b []byte) [][]byte {
 // shown, by rules of its own rather than sanitize's: a known kind; nick
 // and text valid UTF-8, within their bounds, with nothing a terminal acts
 // on (C0 and C1 controls, DEL, format characters such as bidi overrides,
-// line and paragraph separators, private use, unassigned code points);
+// line and paragraph separators, private use, unassigned code points) and
+// no U+FFFD;
 // a nick without spaces; a bounded Knows.
 func checkDisarmed(t *testing.T, m wireMessage) {
 	t.Helper()
@@ -150,6 +151,8 @@ func terminalSafe(r rune) bool {
 	switch {
 	case r == ' ':
 		return true
+	case r == utf8.RuneError:
+		return false // what a terminal shows of invalid UTF-8: no one's name
 	case r < 0x20, r == 0x7f, 0x80 <= r && r < 0xa0:
 		return false
 	case unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Co, unicode.Cs):

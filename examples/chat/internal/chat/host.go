@@ -127,11 +127,12 @@ const (
 // redial. The namespace is the one pubsub.WithDiscovery would use for the
 // room's topic ("floodsub:" + topic), so any go-libp2p program with the
 // same passphrase and application name that finds its pubsub peers
-// through the adapter meets the chat. The clock times its retries (tests
-// step through them with a fake one).
-func newConnector(lc fx.Lifecycle, h host.Host, a *libp2padapter.Adapter, room *Room, mon *Monitor, clock clockwork.Clock) (*libp2padapter.Connector, error) {
+// through the adapter meets the chat. It reads discovery through
+// Farewells, so a member that said goodbye is not redialed. The clock
+// times its retries (tests step through them with a fake one).
+func newConnector(lc fx.Lifecycle, h host.Host, a *libp2padapter.Adapter, room *Room, mon *Monitor, fw *Farewells, clock clockwork.Clock) (*libp2padapter.Connector, error) {
 	ns := pubsubNamespace(room.Topic())
-	c, err := libp2padapter.NewConnector(h, a.Subscriber(ns),
+	c, err := libp2padapter.NewConnector(h, fw.Subscriber(a.Subscriber(ns)),
 		libp2padapter.ConnectClock(clock),
 		libp2padapter.ConnectBackoff(connectBackoff, connectBackoffMax),
 		libp2padapter.ConnectNotify(mon.dialed))

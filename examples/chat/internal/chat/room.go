@@ -40,6 +40,7 @@ type Room struct {
 	ps     *pubsub.PubSub
 	con    *Console
 	mon    *Monitor
+	fw     *Farewells // nil in tests that build a Room by hand
 	name   string
 	nick   string
 	linger time.Duration
@@ -134,13 +135,14 @@ type Member struct {
 	Left bool
 }
 
-func newRoom(lc fx.Lifecycle, cfg Config, h host.Host, ps *pubsub.PubSub, g *slotdiscovery.Group, con *Console, mon *Monitor) *Room {
+func newRoom(lc fx.Lifecycle, cfg Config, h host.Host, ps *pubsub.PubSub, g *slotdiscovery.Group, con *Console, mon *Monitor, fw *Farewells) *Room {
 	seen, _ := lru.New[msgKey, struct{}](seenMessages) // fails only for a size <= 0
 	r := &Room{
 		h:       h,
 		ps:      ps,
 		con:     con,
 		mon:     mon,
+		fw:      fw,
 		name:    TopicName(g),
 		nick:    cfg.Nick,
 		linger:  cfg.QuitLinger,
@@ -372,6 +374,7 @@ func (r *Room) handle(from peer.ID, m wireMessage) {
 		mb.gone = session
 		mb.leaving = false
 		r.mon.noteGoodbye(from)
+		r.fw.said(from) // no redial: it left on purpose
 		if mb.greeted {
 			mb.greeted = false
 			r.con.Say("* %s left", r.displayLocked(mb))
@@ -385,6 +388,11 @@ func (r *Room) handle(from peer.ID, m wireMessage) {
 				r.con.Say("<%s> %s", r.displayLocked(mb), m.Text)
 			}
 			return
+		}
+		if !mb.gone.IsZero() {
+			// A new session of a member that said goodbye: it may be
+			// dialed again.
+			r.fw.back(from)
 		}
 		if m.Kind == kindHello {
 			acked := slices.Contains(m.Knows, r.h.ID().String())

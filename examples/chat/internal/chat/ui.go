@@ -14,8 +14,9 @@ import (
 	"go.uber.org/fx"
 )
 
-// sendTimeout bounds one publish; pubsub only queues the message, so it
-// takes long only when pubsub is stuck.
+// sendTimeout bounds sending one line: the publish (pubsub only queues
+// the message, so it takes long only when pubsub is stuck) and Room.Send's
+// wait for a path to a member shown as here that none reaches yet.
 const sendTimeout = 10 * time.Second
 
 // UI is the line mode: every line read from the input is sent to the room,
@@ -29,13 +30,16 @@ type UI struct {
 	room *Room
 	mon  *Monitor
 	shut fx.Shutdowner
+	// sendWait bounds a line's send, its wait for a path included
+	// (sendTimeout; tests shorten it).
+	sendWait time.Duration
 
 	mu      sync.Mutex
 	stopped bool
 }
 
 func newUI(lc fx.Lifecycle, io IO, con *Console, room *Room, mon *Monitor, shut fx.Shutdowner) *UI {
-	u := &UI{in: io.In, con: con, room: room, mon: mon, shut: shut}
+	u := &UI{in: io.In, con: con, room: room, mon: mon, shut: shut, sendWait: sendTimeout}
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error {
 			go u.read()
@@ -96,7 +100,7 @@ func (u *UI) line(s string) bool {
 		return true
 	}
 	s = strings.TrimPrefix(s, "/") // "//text" sends "/text"
-	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), u.sendWait)
 	defer cancel()
 	n, err := u.room.Send(ctx, sanitize(s, maxText))
 	switch {

@@ -115,9 +115,14 @@ func (m wireMessage) joinedAt() time.Time {
 	return time.UnixMilli(m.Joined)
 }
 
-// sanitize returns s cut to max characters, with every character that is
-// not printable (controls, invalid UTF-8) replaced by U+FFFD, and tabs by
-// spaces.
+// sanitize returns s cut to max characters, safe to print as part of one
+// line: tabs become spaces, and every character a terminal would act on
+// or cannot show becomes '?': controls (a newline would forge a line, ESC
+// starts an escape sequence that could take over the terminal), format
+// characters such as bidi overrides, line separators, private use and
+// unassigned code points, invalid UTF-8, and U+FFFD itself, which is what
+// JSON decoding makes of invalid UTF-8 and which reads as a broken
+// terminal rather than as a name.
 func sanitize(s string, max int) string {
 	var b strings.Builder
 	n := 0
@@ -127,14 +132,17 @@ func sanitize(s string, max int) string {
 		switch {
 		case r == '\t':
 			r = ' '
-		case r == utf8.RuneError || !unicode.IsPrint(r) && r != ' ':
-			r = utf8.RuneError
+		case r == utf8.RuneError || !unicode.IsPrint(r):
+			r = unsafeChar
 		}
 		b.WriteRune(r)
 		n++
 	}
 	return b.String()
 }
+
+// unsafeChar stands for a character sanitize took out.
+const unsafeChar = '?'
 
 // shortID is the tail of a peer ID: every Ed25519 peer ID begins with
 // "12D3KooW", so the end is what tells two apart.
