@@ -95,7 +95,7 @@ func lingeringOpener(t *testing.T, m *discovery.Memory) (open libp2padapter.Open
 		if err != nil {
 			return nil, err
 		}
-		t.Cleanup(func() { announcer.Close() })
+		t.Cleanup(func() { announcer.Close(context.Background()) })
 		return lingering{Discoverer: d, announcer: announcer, got: func(a discovery.Announcement) {
 			mu.Lock()
 			defer mu.Unlock()
