@@ -742,5 +742,5 @@ func TestCanSyncConformance(t *testing.T) {
 			ds[i] = d
 		}
 		return ds
-	}, discoverytest.IDsOnly(csID), discoverytest.WithTimeout(60*time.Second))
+	}, discoverytest.WithIDsOnly(csID), discoverytest.WithTimeout(60*time.Second))
 }
