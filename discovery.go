@@ -88,6 +88,8 @@ const (
 	Lost
 )
 
+// String is the event's name as logs and the command line print it
+// ("found", "updated", "lost").
 func (t EventType) String() string {
 	switch t {
 	case Found:
@@ -102,6 +104,7 @@ func (t EventType) String() string {
 
 // Event is one change in what a discoverer knows.
 type Event struct {
+	// Type says what changed: Found, Updated or Lost.
 	Type EventType
 	// Peer is the peer as known after the change; for Lost, as it was
 	// last known.

@@ -62,7 +62,7 @@ func WithStall(makeGroup StallableGroup) Option { return func(c *config) { c.sta
 // period, and above their ageing period for the cancellation test.
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
-// IDsOnly adapts the suite to a mechanism whose wire carries only a peer's
+// WithIDsOnly adapts the suite to a mechanism whose wire carries only a peer's
 // ID, such as the can-sync slot rendezvous, which also dictates the form of
 // an ID. The suite then names each peer it announces through makeID (the
 // peer "leaver" is announced as makeID("leaver")) and announces records
@@ -72,7 +72,7 @@ func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = 
 // With nothing but an ID to announce there is no record change to observe,
 // so UpdatedOnRecordChange only checks that Update accepts the same record
 // and refuses another ID, then skips. Every other case runs unchanged.
-func IDsOnly(makeID func(name string) string) Option {
+func WithIDsOnly(makeID func(name string) string) Option {
 	return func(c *config) { c.makeID = makeID }
 }
 
@@ -394,7 +394,7 @@ func (s *suite) updated(t *testing.T) {
 		if got := a.Record(); !got.Equal(rec) {
 			t.Errorf("Announcement.Record after Update = %+v, want %+v", got, rec)
 		}
-		t.Skip("IDsOnly: the mechanism's wire carries only the ID, so a record cannot change and no Updated event can be observed")
+		t.Skip("WithIDsOnly: the mechanism's wire carries only the ID, so a record cannot change and no Updated event can be observed")
 	}
 	ds := s.group(t, 2)
 	sub := s.subscribe(t, ctx, ds[1])

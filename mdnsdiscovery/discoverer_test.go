@@ -21,7 +21,7 @@ import (
 // registration (0.75-1 s after it starts) before it is replaced.
 func fastSchedule() []mdnsdiscovery.Option {
 	return []mdnsdiscovery.Option{
-		mdnsdiscovery.WithReannounceInterval(1500 * time.Millisecond),
+		mdnsdiscovery.WithRepublishInterval(1500 * time.Millisecond),
 		mdnsdiscovery.WithStaleAfter(5 * time.Second),
 		mdnsdiscovery.WithLeaveLinger(1500 * time.Millisecond),
 	}
@@ -171,7 +171,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 func TestPromptWithoutRefreshes(t *testing.T) {
 	const timeout = 30 * time.Second
 	slow := []mdnsdiscovery.Option{
-		mdnsdiscovery.WithReannounceInterval(3 * time.Minute),
+		mdnsdiscovery.WithRepublishInterval(3 * time.Minute),
 		mdnsdiscovery.WithStaleAfter(10 * time.Minute),
 		mdnsdiscovery.WithLeaveLinger(time.Second),
 	}
@@ -232,7 +232,7 @@ func TestReannounceRightAfterCancel(t *testing.T) {
 	ctx := ctxFor(t, 2*time.Minute)
 	secret := newSecret(t)
 	slow := []mdnsdiscovery.Option{
-		mdnsdiscovery.WithReannounceInterval(3 * time.Minute),
+		mdnsdiscovery.WithRepublishInterval(3 * time.Minute),
 		mdnsdiscovery.WithStaleAfter(10 * time.Minute),
 		mdnsdiscovery.WithLeaveLinger(2 * time.Second),
 	}
@@ -352,9 +352,9 @@ func TestNewRefusesBadSettings(t *testing.T) {
 		"nil clock":                 {mdnsdiscovery.WithClock(nil)},
 		"no interfaces named":       {mdnsdiscovery.WithInterfaces()},
 		"empty interface name":      {mdnsdiscovery.WithInterfaces("")},
-		"re-announce under 1 s":     {mdnsdiscovery.WithReannounceInterval(500 * time.Millisecond)},
+		"re-announce under 1 s":     {mdnsdiscovery.WithRepublishInterval(500 * time.Millisecond)},
 		"stale bound zero":          {mdnsdiscovery.WithStaleAfter(0)},
-		"stale under two refreshes": {mdnsdiscovery.WithReannounceInterval(10 * time.Second), mdnsdiscovery.WithStaleAfter(15 * time.Second)},
+		"stale under two refreshes": {mdnsdiscovery.WithRepublishInterval(10 * time.Second), mdnsdiscovery.WithStaleAfter(15 * time.Second)},
 		"negative skew":             {mdnsdiscovery.WithMaxClockSkew(-time.Second)},
 		"negative linger":           {mdnsdiscovery.WithLeaveLinger(-time.Second)},
 	} {

@@ -20,7 +20,7 @@ import (
 
 func lanOptions() []Option {
 	return []Option{
-		WithReannounceInterval(1500 * time.Millisecond),
+		WithRepublishInterval(1500 * time.Millisecond),
 		WithStaleAfter(5 * time.Second),
 		WithLeaveLinger(time.Second),
 	}

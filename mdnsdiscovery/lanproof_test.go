@@ -24,7 +24,7 @@ func TestSignedOnTheLAN(t *testing.T) {
 	bPriv, bID := key(2)
 	// A stale bound far longer than the test: a Lost can only come from
 	// the tombstone.
-	slow := []mdnsdiscovery.Option{mdnsdiscovery.WithReannounceInterval(1500 * time.Millisecond), mdnsdiscovery.WithStaleAfter(time.Minute)}
+	slow := []mdnsdiscovery.Option{mdnsdiscovery.WithRepublishInterval(1500 * time.Millisecond), mdnsdiscovery.WithStaleAfter(time.Minute)}
 	a := newOrSkip(t, secret, append(slow, mdnsdiscovery.WithSigner(discovery.Ed25519Signer(aPriv)))...)
 	defer a.Close(context.Background())
 	b := newOrSkip(t, secret, append(slow, mdnsdiscovery.WithSigner(discovery.Ed25519Signer(bPriv)))...)

@@ -145,11 +145,13 @@ func WithInterfaces(names ...string) Option {
 	}
 }
 
-// WithReannounceInterval sets how often an announcement seals its record
-// afresh and registers it again under a new instance name (default 20 s,
-// jittered by 10%, at least 1 s). Each registration announces itself to
-// the LAN, which is how browsing peers learn that it is still alive.
-func WithReannounceInterval(d time.Duration) Option {
+// WithRepublishInterval sets how often an announcement seals its record
+// afresh and registers it again under a new instance name: the re-announce
+// period (default 20 s, jittered by 10%, at least 1 s). Each registration
+// announces itself to the LAN, which is how browsing peers learn that it
+// is still alive. The slot rendezvous calls the same thing by the same
+// name, so a program that runs both sets them alike.
+func WithRepublishInterval(d time.Duration) Option {
 	return func(c *config) error {
 		if d < minReannounce {
 			return fmt.Errorf("mdnsdiscovery: re-announce period %v is under %v", d, minReannounce)

@@ -34,7 +34,7 @@ func newHarness(t *testing.T) *harness {
 	clock := clockwork.NewFakeClockAt(t0)
 	secret := secretOf(1)
 	d, err := newDiscoverer(secret, []Option{
-		WithClock(clock), WithReannounceInterval(10 * time.Second),
+		WithClock(clock), WithRepublishInterval(10 * time.Second),
 		WithStaleAfter(testStale), WithMaxClockSkew(testSkew),
 	})
 	if err != nil {

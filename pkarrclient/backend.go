@@ -71,5 +71,7 @@ type Query struct {
 // backend for going back (see WithDistrust). A relay keeps the newest
 // packet per key, so relays do not implement it.
 type MayServeOlder interface {
+	// MayServeOlder reports whether the backend may serve a packet
+	// older than one it accepted without being at fault.
 	MayServeOlder() bool
 }

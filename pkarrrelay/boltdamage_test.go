@@ -48,7 +48,7 @@ func damagedFixture(t *testing.T) *damageFixture {
 	damageOnce.Do(func() {
 		path := filepath.Join(os.TempDir(), fmt.Sprintf("pkarrrelay-damage-%d.db", rand.Uint64()))
 		defer os.Remove(path)
-		s, err := OpenBoltStore(path, WithBatchDelay(time.Millisecond), WithRecencyFlushInterval(time.Hour))
+		s, err := OpenBoltStore(path, BoltBatchDelay(time.Millisecond), BoltRecencyFlushInterval(time.Hour))
 		if err != nil {
 			damageErr = err
 			return
@@ -214,8 +214,8 @@ func TestBoltStoreDamagedFile(t *testing.T) {
 			if err := os.WriteFile(path, tc.damage(bytes.Clone(f.file)), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			s, err := OpenBoltStore(path, WithBatchDelay(time.Millisecond), WithRecencyFlushInterval(time.Hour),
-				WithLockTimeout(time.Second))
+			s, err := OpenBoltStore(path, BoltBatchDelay(time.Millisecond), BoltRecencyFlushInterval(time.Hour),
+				BoltLockTimeout(time.Second))
 			if tc.refuse != "" && (err == nil || !strings.Contains(err.Error(), tc.refuse)) {
 				t.Errorf("open: %v, want an error with %q", err, tc.refuse)
 			}
@@ -231,7 +231,7 @@ func TestBoltStoreDamagedFile(t *testing.T) {
 				}
 				// The file is not held: a second try fails the same way,
 				// not on the lock.
-				if _, err2 := OpenBoltStore(path, WithLockTimeout(100*time.Millisecond)); err2 == nil ||
+				if _, err2 := OpenBoltStore(path, BoltLockTimeout(100*time.Millisecond)); err2 == nil ||
 					strings.Contains(err2.Error(), "locked") {
 					t.Errorf("second open: %v", err2)
 				}
@@ -489,7 +489,7 @@ func wedgeScenario(t *testing.T, lockHeld bool) {
 func FuzzBoltFile(f *testing.F) {
 	dir := f.TempDir()
 	seedPath := filepath.Join(dir, "seed.db")
-	s, err := OpenBoltStore(seedPath, WithBatchDelay(time.Millisecond), WithRecencyFlushInterval(time.Hour))
+	s, err := OpenBoltStore(seedPath, BoltBatchDelay(time.Millisecond), BoltRecencyFlushInterval(time.Hour))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -527,8 +527,8 @@ func FuzzBoltFile(f *testing.F) {
 		if err := os.WriteFile(path, file, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		s, err := OpenBoltStore(path, WithBatchDelay(time.Millisecond), WithRecencyFlushInterval(time.Hour),
-			WithLockTimeout(time.Second))
+		s, err := OpenBoltStore(path, BoltBatchDelay(time.Millisecond), BoltRecencyFlushInterval(time.Hour),
+			BoltLockTimeout(time.Second))
 		if err != nil {
 			if !errors.Is(err, ErrDamaged) && !errors.Is(err, ErrSchemaVersion) {
 				t.Fatalf("refused with %v, want ErrDamaged or ErrSchemaVersion", err)

@@ -73,10 +73,10 @@ type boltConfig struct {
 	logger        *slog.Logger
 }
 
-// WithCapacity sets the most packets the store holds (default
+// BoltMaxPackets sets the most packets the store holds (default
 // DefaultCapacity). Reopening a store with a smaller capacity evicts the
 // least recently used packets down to it.
-func WithCapacity(n int) BoltOption {
+func BoltMaxPackets(n int) BoltOption {
 	return func(c *boltConfig) error {
 		if n < 1 {
 			return fmt.Errorf("%w: capacity %d, want at least 1", ErrInvalidConfig, n)
@@ -86,10 +86,10 @@ func WithCapacity(n int) BoltOption {
 	}
 }
 
-// WithRecencyFlushInterval sets how often reads are written back to the file
+// BoltRecencyFlushInterval sets how often reads are written back to the file
 // as recency updates (default 5s). A crash loses at most this much recency,
 // never a packet.
-func WithRecencyFlushInterval(d time.Duration) BoltOption {
+func BoltRecencyFlushInterval(d time.Duration) BoltOption {
 	return func(c *boltConfig) error {
 		if d <= 0 {
 			return fmt.Errorf("%w: flush interval %v", ErrInvalidConfig, d)
@@ -99,13 +99,13 @@ func WithRecencyFlushInterval(d time.Duration) BoltOption {
 	}
 }
 
-// WithBatchDelay sets how long a Put waits for other Puts to join its
+// BoltBatchDelay sets how long a Put waits for other Puts to join its
 // commit (default 1ms). Puts that arrive while a commit is fsyncing queue
 // for the next one anyway, so on a slow disk
 // batches grow by themselves; the delay only adds latency to every Put, and
 // bbolt's 10ms default cut throughput by a factor of four in this package's
 // benchmark.
-func WithBatchDelay(d time.Duration) BoltOption {
+func BoltBatchDelay(d time.Duration) BoltOption {
 	return func(c *boltConfig) error {
 		if d <= 0 {
 			return fmt.Errorf("%w: batch delay %v", ErrInvalidConfig, d)
@@ -115,10 +115,10 @@ func WithBatchDelay(d time.Duration) BoltOption {
 	}
 }
 
-// WithLockTimeout sets how long OpenBoltStore waits for the file lock held by
+// BoltLockTimeout sets how long OpenBoltStore waits for the file lock held by
 // another process (default 1s). bbolt would otherwise wait forever, and a
 // second relay started on the same file would hang instead of failing.
-func WithLockTimeout(d time.Duration) BoltOption {
+func BoltLockTimeout(d time.Duration) BoltOption {
 	return func(c *boltConfig) error {
 		if d <= 0 {
 			return fmt.Errorf("%w: lock timeout %v", ErrInvalidConfig, d)
@@ -128,9 +128,9 @@ func WithLockTimeout(d time.Duration) BoltOption {
 	}
 }
 
-// WithStoreLogger sets where the store reports background failures, such as
+// BoltLogger sets where the store reports background failures, such as
 // a recency flush that could not be written (default: discarded).
-func WithStoreLogger(l *slog.Logger) BoltOption {
+func BoltLogger(l *slog.Logger) BoltOption {
 	return func(c *boltConfig) error {
 		if l == nil {
 			return fmt.Errorf("%w: nil logger", ErrInvalidConfig)

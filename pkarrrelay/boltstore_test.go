@@ -71,7 +71,7 @@ func TestBoltStoreEvictsLeastRecentlyUsedAcrossReopen(t *testing.T) {
 		return out
 	}
 
-	s := openBolt(t, path, WithCapacity(5))
+	s := openBolt(t, path, BoltMaxPackets(5))
 	for i := range 5 {
 		put(s, i)
 	}
@@ -85,7 +85,7 @@ func TestBoltStoreEvictsLeastRecentlyUsedAcrossReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s = openBolt(t, path, WithCapacity(5))
+	s = openBolt(t, path, BoltMaxPackets(5))
 	put(s, 5) // evicts 2
 	put(s, 6) // evicts 3
 	if s.Len() != 5 {
@@ -94,7 +94,7 @@ func TestBoltStoreEvictsLeastRecentlyUsedAcrossReopen(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = openBolt(t, path, WithCapacity(5))
+	s = openBolt(t, path, BoltMaxPackets(5))
 	got := present(s) // reads everything present: order among them is now 0 1 4 5 6
 	want := []bool{true, true, false, false, true, true, true, false}
 	for i := range want {
@@ -122,7 +122,7 @@ func TestBoltStoreEvictsLeastRecentlyUsedAcrossReopen(t *testing.T) {
 	}
 
 	// Reopening with a smaller capacity trims the least recently used.
-	s = openBolt(t, path, WithCapacity(2))
+	s = openBolt(t, path, BoltMaxPackets(2))
 	if s.Len() != 2 {
 		t.Fatalf("Len after shrinking = %d, want 2", s.Len())
 	}
@@ -137,7 +137,7 @@ func TestBoltStoreEvictsLeastRecentlyUsedAcrossReopen(t *testing.T) {
 func TestBoltStoreRecencyFlusher(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "relay.db")
 	ctx := context.Background()
-	s, err := OpenBoltStore(path, WithCapacity(2), WithRecencyFlushInterval(10*time.Millisecond))
+	s, err := OpenBoltStore(path, BoltMaxPackets(2), BoltRecencyFlushInterval(10*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestBoltStoreLockedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "relay.db")
 	openBolt(t, path)
 	start := time.Now()
-	_, err := OpenBoltStore(path, WithLockTimeout(100*time.Millisecond))
+	_, err := OpenBoltStore(path, BoltLockTimeout(100*time.Millisecond))
 	if err == nil {
 		t.Fatal("a second store opened a locked file")
 	}
@@ -295,11 +295,11 @@ func TestBoltStoreLockedFile(t *testing.T) {
 func TestBoltStoreOptionErrors(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "relay.db")
 	for name, opt := range map[string]BoltOption{
-		"capacity":       WithCapacity(0),
-		"flush interval": WithRecencyFlushInterval(0),
-		"batch delay":    WithBatchDelay(-1),
-		"lock timeout":   WithLockTimeout(0),
-		"logger":         WithStoreLogger(nil),
+		"capacity":       BoltMaxPackets(0),
+		"flush interval": BoltRecencyFlushInterval(0),
+		"batch delay":    BoltBatchDelay(-1),
+		"lock timeout":   BoltLockTimeout(0),
+		"logger":         BoltLogger(nil),
 	} {
 		if _, err := OpenBoltStore(path, opt); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
@@ -313,7 +313,7 @@ func TestBoltStoreOptionErrors(t *testing.T) {
 // TestBoltStoreConcurrentUse mixes Puts to many keys, Gets and evictions
 // under the race detector.
 func TestBoltStoreConcurrentUse(t *testing.T) {
-	s := openBolt(t, filepath.Join(t.TempDir(), "relay.db"), WithCapacity(20))
+	s := openBolt(t, filepath.Join(t.TempDir(), "relay.db"), BoltMaxPackets(20))
 	ctx := context.Background()
 	keys := make([]*pkarrclient.SecretKey, 40)
 	for i := range keys {

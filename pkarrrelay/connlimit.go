@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Defaults of the Server's connection limits (see WithConnLimits).
+// Defaults of the Server's connection limits (see ServerMaxConns).
 const (
 	// DefaultMaxConns caps the connections a Server holds in all. Each
 	// costs a file descriptor, a goroutine and about 10 KB of buffers, so

@@ -43,7 +43,7 @@ func TestServerClosesConnectionAfter429(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs := startServer(t, h, WithTimeouts(Timeouts{Idle: time.Hour}))
+	rs := startServer(t, h, ServerTimeouts(Timeouts{Idle: time.Hour}))
 	c, err := net.Dial("tcp", rs.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func TestServerConnectionLimitPerIP(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			h := newTestHandler(t, NewMemoryStore(10))
-			rs := startServer(t, h, WithConnLimits(100, 8), WithTimeouts(Timeouts{Idle: time.Hour, ReadHeader: time.Hour}))
+			rs := startServer(t, h, ServerMaxConns(100, 8), ServerTimeouts(Timeouts{Idle: time.Hour, ReadHeader: time.Hour}))
 			held := holdConns(t, "127.0.0.2", rs.addr, 40, request)
 			if n := open(held); n > 8 {
 				t.Errorf("127.0.0.2 holds %d connections, cap 8", n)
@@ -184,7 +184,7 @@ func TestServerConnectionLimitPerIP(t *testing.T) {
 // many clients over its connections, so it is not capped per address.
 func TestServerConnectionLimitTrustedProxy(t *testing.T) {
 	h := newTestHandler(t, NewMemoryStore(10), WithTrustedProxies(netip.MustParsePrefix("127.0.0.4/32")))
-	rs := startServer(t, h, WithConnLimits(100, 4), WithTimeouts(Timeouts{Idle: time.Hour}))
+	rs := startServer(t, h, ServerMaxConns(100, 4), ServerTimeouts(Timeouts{Idle: time.Hour}))
 	held := holdConns(t, "127.0.0.4", rs.addr, 12, true)
 	if n := open(held); n != 12 {
 		t.Errorf("the trusted proxy holds %d of its 12 connections", n)
@@ -199,7 +199,7 @@ func TestServerConnectionLimitTrustedProxy(t *testing.T) {
 // cap; a newcomer still gets in, in place of the connection idle longest.
 func TestServerConnectionLimitTotal(t *testing.T) {
 	h := newTestHandler(t, NewMemoryStore(10))
-	rs := startServer(t, h, WithConnLimits(20, 5), WithTimeouts(Timeouts{Idle: time.Hour, ReadHeader: time.Hour}))
+	rs := startServer(t, h, ServerMaxConns(20, 5), ServerTimeouts(Timeouts{Idle: time.Hour, ReadHeader: time.Hour}))
 	var held []net.Conn
 	for i := 2; i < 10; i++ {
 		held = append(held, holdConns(t, "127.0.0."+strconv.Itoa(i), rs.addr, 5, true)...)
@@ -232,7 +232,7 @@ func TestServerConnectionLimitRefusesWhenAllBusy(t *testing.T) {
 		return Record{}, ErrNotFound
 	}}
 	h := newTestHandler(t, store)
-	rs := startServer(t, h, WithConnLimits(100, 2))
+	rs := startServer(t, h, ServerMaxConns(100, 2))
 	defer close(release) // before the server stops: its handlers are waiting
 	key := "/" + newSecretKey(t).PublicKey().String()
 	for range 2 {
@@ -272,8 +272,8 @@ func TestServerConnectionLimitRefusesWhenAllBusy(t *testing.T) {
 func TestConnLimitOptions(t *testing.T) {
 	h := newTestHandler(t, NewMemoryStore(10))
 	for _, bad := range [][2]int{{-1, 0}, {0, -1}, {10, 11}} {
-		if _, err := NewServer(h, WithConnLimits(bad[0], bad[1])); !errors.Is(err, ErrInvalidConfig) {
-			t.Errorf("WithConnLimits(%d, %d): %v, want ErrInvalidConfig", bad[0], bad[1], err)
+		if _, err := NewServer(h, ServerMaxConns(bad[0], bad[1])); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("ServerMaxConns(%d, %d): %v, want ErrInvalidConfig", bad[0], bad[1], err)
 		}
 	}
 	srv, err := NewServer(h)

@@ -10,7 +10,7 @@
 //     without any cryptography or DNS parsing. Mount it anywhere.
 //   - [Server] wraps a Handler with the timeouts and limits a public server
 //     needs against slow or hostile clients (connection caps per client
-//     address and in all, see [WithConnLimits]), serves Prometheus metrics
+//     address and in all, see [ServerMaxConns]), serves Prometheus metrics
 //     beside the API, and shuts down gracefully when its context ends.
 //   - [Store] holds the packets. [NewMemoryStore] keeps them in memory;
 //     [OpenBoltStore] keeps them durably in a bbolt file. Both evict the

@@ -70,9 +70,9 @@ func TestCacheControlClampsTTL(t *testing.T) {
 		{"smallest of several", nil, []uint32{5000, 700, 9000}, "700"},
 		{"zero TTL", nil, []uint32{0}, "300"},
 		{"no records", nil, nil, "300"},
-		{"custom bounds", []Option{WithTTLBounds(10, 20)}, []uint32{5}, "10"},
-		{"custom bounds max", []Option{WithTTLBounds(10, 20)}, []uint32{50}, "20"},
-		{"custom bounds no records", []Option{WithTTLBounds(10, 20)}, nil, "10"},
+		{"custom bounds", []Option{WithTTLClamp(10, 20)}, []uint32{5}, "10"},
+		{"custom bounds max", []Option{WithTTLClamp(10, 20)}, []uint32{50}, "20"},
+		{"custom bounds no records", []Option{WithTTLClamp(10, 20)}, nil, "10"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -501,7 +501,7 @@ func TestNewHandlerRejectsBadOptions(t *testing.T) {
 		"base path with double /":    {WithBasePath("//x")},
 		"nil clock":                  {WithClock(nil)},
 		"negative margin":            {WithFutureMargin(-time.Second)},
-		"inverted TTL bounds":        {WithTTLBounds(10, 5)},
+		"inverted TTL bounds":        {WithTTLClamp(10, 5)},
 		"zero write rate":            {WithWriteRateLimit(0, 10)},
 		"zero read burst":            {WithReadRateLimit(5, 0)},
 		"zero table size":            {WithLimiterTableSize(0)},

@@ -203,7 +203,7 @@ var storeKinds = []struct {
 		return s
 	}},
 	{"bolt", func(t testing.TB, capacity int) Store {
-		return openBolt(t, filepath.Join(t.TempDir(), "relay.db"), WithCapacity(capacity))
+		return openBolt(t, filepath.Join(t.TempDir(), "relay.db"), BoltMaxPackets(capacity))
 	}},
 }
 
@@ -211,7 +211,7 @@ func openBolt(t testing.TB, path string, opts ...BoltOption) *BoltStore {
 	t.Helper()
 	// Short batches keep the tests quick; a long flush interval makes
 	// recency writes happen only where a test causes them.
-	all := append([]BoltOption{WithBatchDelay(2 * time.Millisecond), WithRecencyFlushInterval(time.Hour)}, opts...)
+	all := append([]BoltOption{BoltBatchDelay(2 * time.Millisecond), BoltRecencyFlushInterval(time.Hour)}, opts...)
 	s, err := OpenBoltStore(path, all...)
 	if err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ const (
 	// MetricConnections is the number of connections a Server holds open;
 	// MetricConnectionsRefused counts those it refused at a cap (labelled
 	// reason: per_ip or total) and MetricConnectionsEvicted those it
-	// closed, idle, to make room (see WithConnLimits). They stay at zero
+	// closed, idle, to make room (see ServerMaxConns). They stay at zero
 	// for a Handler that no Server runs.
 	MetricConnections        = "pkarr_relay_connections"
 	MetricConnectionsRefused = "pkarr_relay_connections_refused_total"

@@ -187,9 +187,10 @@ func WithFutureMargin(d time.Duration) Option {
 	}
 }
 
-// WithTTLBounds sets the clamp applied to a packet's smallest record TTL for
-// Cache-Control max-age (default 300 and 86400 seconds).
-func WithTTLBounds(minTTL, maxTTL uint32) Option {
+// WithTTLClamp sets the clamp applied to a packet's smallest record TTL for
+// Cache-Control max-age (default 300 and 86400 seconds): the same range,
+// under the same name, as pkarrclient.WithTTLClamp applies to its cache.
+func WithTTLClamp(minTTL, maxTTL uint32) Option {
 	return func(c *handlerConfig) error {
 		if minTTL > maxTTL {
 			return fmt.Errorf("%w: TTL bounds %d > %d", ErrInvalidConfig, minTTL, maxTTL)
@@ -322,7 +323,7 @@ func WithVersion(v string) Option {
 //     come.
 //   - GET, stored packet: answered from the store at once. When the packet
 //     is older than its smallest record TTL (clamped as for Cache-Control,
-//     see WithTTLBounds) counted from when the relay last knew it to be
+//     see WithTTLClamp) counted from when the relay last knew it to be
 //     current, a background refresh asks the upstream for a newer one
 //     (pkarrclient.Query.NewerThan); a newer, valid packet replaces it, and
 //     "nothing newer" marks the key current for another TTL.

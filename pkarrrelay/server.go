@@ -67,8 +67,8 @@ type serverConfig struct {
 	maxConnsPerIP  int // 0: the default
 }
 
-// WithTimeouts overrides the defaults with the non-zero fields of t.
-func WithTimeouts(t Timeouts) ServerOption {
+// ServerTimeouts overrides the defaults with the non-zero fields of t.
+func ServerTimeouts(t Timeouts) ServerOption {
 	return func(c *serverConfig) error {
 		for _, d := range []time.Duration{t.ReadHeader, t.Read, t.Write, t.Idle, t.Shutdown} {
 			if d < 0 {
@@ -89,7 +89,7 @@ func WithTimeouts(t Timeouts) ServerOption {
 	}
 }
 
-// WithConnLimits caps the connections the Server holds open: total in
+// ServerMaxConns caps the connections the Server holds open: total in
 // all, and perIP from one client address (IPv6 addresses by /64, as the
 // rate limits count them). Zero keeps a default: DefaultMaxConns, or three
 // quarters of the process's open-file limit when that is lower, and
@@ -101,7 +101,7 @@ func WithTimeouts(t Timeouts) ServerOption {
 // longest, the address's own for the per-address cap and anyone's for the
 // total; when all of those are in the middle of a request it is answered
 // 429 (per address) or 503 (in all) and closed.
-func WithConnLimits(total, perIP int) ServerOption {
+func ServerMaxConns(total, perIP int) ServerOption {
 	return func(c *serverConfig) error {
 		if total < 0 || perIP < 0 || total > 0 && perIP > total {
 			return fmt.Errorf("%w: connection limits %d in all, %d per address", ErrInvalidConfig, total, perIP)
@@ -125,9 +125,9 @@ func defaultConnLimits(total, perIP int) (int, int) {
 	return total, min(perIP, total)
 }
 
-// WithMaxHeaderBytes limits the size of request headers (default
+// ServerMaxHeaderBytes limits the size of request headers (default
 // DefaultMaxHeaderBytes).
-func WithMaxHeaderBytes(n int) ServerOption {
+func ServerMaxHeaderBytes(n int) ServerOption {
 	return func(c *serverConfig) error {
 		if n < 1 {
 			return fmt.Errorf("%w: max header bytes %d", ErrInvalidConfig, n)
@@ -137,10 +137,10 @@ func WithMaxHeaderBytes(n int) ServerOption {
 	}
 }
 
-// WithMetrics serves g in the Prometheus text format at path (default: the
+// ServerMetrics serves g in the Prometheus text format at path (default: the
 // Handler's registry at "/metrics"). An empty path turns the endpoint off.
 // A nil g keeps the Handler's registry.
-func WithMetrics(path string, g prometheus.Gatherer) ServerOption {
+func ServerMetrics(path string, g prometheus.Gatherer) ServerOption {
 	return func(c *serverConfig) error {
 		if path != "" && !strings.HasPrefix(path, "/") {
 			return fmt.Errorf("%w: metrics path %q must start with /", ErrInvalidConfig, path)
@@ -229,7 +229,7 @@ func NewServer(h *Handler, opts ...ServerOption) (*Server, error) {
 }
 
 // ConnLimits returns the connection caps in force: in all, and per client
-// address (see WithConnLimits).
+// address (see ServerMaxConns).
 func (s *Server) ConnLimits() (total, perIP int) { return s.conns.total, s.conns.perIP }
 
 // Listen opens a TCP listener on addr (such as ":8080" or "127.0.0.1:0")

@@ -72,7 +72,7 @@ func TestServerCutsOffSlowLoris(t *testing.T) {
 	h := newTestHandler(t, NewMemoryStore(10))
 	// Read and Write are far longer than the drip below, so only
 	// ReadHeader can end it early.
-	rs := startServer(t, h, WithTimeouts(Timeouts{ReadHeader: 200 * time.Millisecond, Read: time.Minute, Write: time.Minute}))
+	rs := startServer(t, h, ServerTimeouts(Timeouts{ReadHeader: 200 * time.Millisecond, Read: time.Minute, Write: time.Minute}))
 	conn, err := net.Dial("tcp", rs.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func TestServerCutsOffSlowLoris(t *testing.T) {
 
 func TestServerRejectsHugeHeaders(t *testing.T) {
 	h := newTestHandler(t, NewMemoryStore(10))
-	rs := startServer(t, h, WithMaxHeaderBytes(1024))
+	rs := startServer(t, h, ServerMaxHeaderBytes(1024))
 	req, _ := http.NewRequest(http.MethodGet, rs.url+"/", nil)
 	req.Header.Set("X-Big", strings.Repeat("b", 64<<10))
 	resp, err := http.DefaultClient.Do(req)
@@ -188,7 +188,7 @@ func TestServerShutdownGraceExpires(t *testing.T) {
 	store, entered, release := blockingStore(NewMemoryStore(10))
 	defer close(release)
 	h := newTestHandler(t, store)
-	rs := startServer(t, h, WithTimeouts(Timeouts{Shutdown: 100 * time.Millisecond}))
+	rs := startServer(t, h, ServerTimeouts(Timeouts{Shutdown: 100 * time.Millisecond}))
 	clientErr := make(chan error, 1)
 	go func() {
 		resp, err := http.Get(rs.url + "/" + newSecretKey(t).PublicKey().String())
@@ -265,7 +265,7 @@ func TestServerMetrics(t *testing.T) {
 
 func TestServerMetricsOptions(t *testing.T) {
 	h := newTestHandler(t, NewMemoryStore(10), WithBasePath("/pkarr"))
-	rs := startServer(t, h, WithMetrics("/internal/metrics", nil))
+	rs := startServer(t, h, ServerMetrics("/internal/metrics", nil))
 	if !strings.HasSuffix(rs.url, "/pkarr") {
 		t.Errorf("URL %s lacks the base path", rs.url)
 	}
@@ -281,7 +281,7 @@ func TestServerMetricsOptions(t *testing.T) {
 		}
 	}
 
-	off := startServer(t, newTestHandler(t, NewMemoryStore(10)), WithMetrics("", nil))
+	off := startServer(t, newTestHandler(t, NewMemoryStore(10)), ServerMetrics("", nil))
 	resp, err := http.Get(off.url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -296,11 +296,11 @@ func TestServerMetricsOptions(t *testing.T) {
 func TestNewServerRejectsBadOptions(t *testing.T) {
 	h := newTestHandler(t, NewMemoryStore(10), WithBasePath("/pkarr"))
 	for name, opt := range map[string]ServerOption{
-		"negative timeout":         WithTimeouts(Timeouts{Read: -1}),
-		"zero header bytes":        WithMaxHeaderBytes(0),
-		"relative metrics path":    WithMetrics("metrics", nil),
-		"metrics over index":       WithMetrics("/pkarr", nil),
-		"metrics over index slash": WithMetrics("/pkarr/", nil),
+		"negative timeout":         ServerTimeouts(Timeouts{Read: -1}),
+		"zero header bytes":        ServerMaxHeaderBytes(0),
+		"relative metrics path":    ServerMetrics("metrics", nil),
+		"metrics over index":       ServerMetrics("/pkarr", nil),
+		"metrics over index slash": ServerMetrics("/pkarr/", nil),
 	} {
 		if _, err := NewServer(h, opt); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
@@ -309,7 +309,7 @@ func TestNewServerRejectsBadOptions(t *testing.T) {
 	if _, err := NewServer(nil); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("nil handler: %v", err)
 	}
-	srv, err := NewServer(h, WithTimeouts(Timeouts{Idle: time.Minute}))
+	srv, err := NewServer(h, ServerTimeouts(Timeouts{Idle: time.Minute}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -743,7 +743,7 @@ func TestCanSyncConformance(t *testing.T) {
 			ds[i] = d
 		}
 		return ds
-	}, discoverytest.IDsOnly(csID), discoverytest.WithTimeout(60*time.Second),
+	}, discoverytest.WithIDsOnly(csID), discoverytest.WithTimeout(60*time.Second),
 		// Leave and Close clear the slot through a relay that stops
 		// answering: the leave bound (5 s) is far above their 100 ms ctx.
 		discoverytest.WithStall(func(t *testing.T, n int) ([]discovery.Discoverer, func()) {

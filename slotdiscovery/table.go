@@ -34,6 +34,7 @@ const (
 
 // Member is one entry of a slot, decrypted.
 type Member struct {
+	// Record is what the peer announced: its ID, addresses and metadata.
 	Record discovery.Record
 	// Time is the entry's signed time; Since when the peer first claimed.
 	Time, Since time.Time
@@ -45,8 +46,13 @@ type Member struct {
 
 // SlotInfo is one slot of a table.
 type SlotInfo struct {
+	// Index is the slot's number, counted across levels from 0.
 	Index int
-	Key   pkarrclient.PublicKey
+	// Key is the slot's public key: where relays and the DHT hold it,
+	// so a slot can be looked at with any pkarr tool.
+	Key pkarrclient.PublicKey
+	// State is what the read found, and says which fields below mean
+	// anything (an unreadable slot has no Packet).
 	State SlotState
 	// Packet is the packet's timestamp, zero when there is none; exact at
 	// any value (a slot locked at 2^63 µs or beyond is dated after the

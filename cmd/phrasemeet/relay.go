@@ -188,7 +188,7 @@ func (f *relayFlags) build(logger *slog.Logger) (*pkarrrelay.Server, pkarrrelay.
 		store = pkarrrelay.NewMemoryStore(f.maxPackets)
 	} else {
 		bolt, err := pkarrrelay.OpenBoltStore(f.store,
-			pkarrrelay.WithCapacity(f.maxPackets), pkarrrelay.WithStoreLogger(logger))
+			pkarrrelay.BoltMaxPackets(f.maxPackets), pkarrrelay.BoltLogger(logger))
 		if errors.Is(err, pkarrrelay.ErrDamaged) {
 			return nil, nil, fmt.Errorf("%w; move the file aside (the relay then starts empty and clients republish) or restore a backup", err)
 		}
@@ -215,7 +215,7 @@ func (f *relayFlags) build(logger *slog.Logger) (*pkarrrelay.Server, pkarrrelay.
 	h, err := pkarrrelay.NewHandler(store, opts...)
 	if err == nil {
 		var srv *pkarrrelay.Server
-		if srv, err = pkarrrelay.NewServer(h, pkarrrelay.WithConnLimits(f.maxConns, f.maxConnsPerIP)); err == nil {
+		if srv, err = pkarrrelay.NewServer(h, pkarrrelay.ServerMaxConns(f.maxConns, f.maxConnsPerIP)); err == nil {
 			return srv, store, nil
 		}
 	}

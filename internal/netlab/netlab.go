@@ -88,6 +88,7 @@ const (
 	Symmetric
 )
 
+// String is the NAT kind as test names and logs print it.
 func (n NAT) String() string {
 	switch n {
 	case PortPreserving:

@@ -74,6 +74,7 @@ var (
 // FileError reports a passphrase file that could not be read or was
 // refused. It names the file and never holds any of its content.
 type FileError struct {
+	// Path is the file as it was given, so the message points at it.
 	Path string
 	// Perm is the file's permission bits, for ErrFileTooOpen.
 	Perm fs.FileMode

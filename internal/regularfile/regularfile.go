@@ -24,6 +24,7 @@ var ErrNotRegular = errors.New("not a regular file")
 // NotRegularError reports a path that is not a regular file. It names the
 // path and its kind, and never holds anything read from it.
 type NotRegularError struct {
+	// Path is the path as it was given, so the message points at it.
 	Path string
 	// Mode is the file's mode as stat reported it; its type bits say
 	// what it is.

@@ -134,7 +134,10 @@ func (s *IPStats) add(o IPStats) {
 
 // Stats is a snapshot of a Relay's counters.
 type Stats struct {
+	// Total sums every client's counters.
 	Total IPStats
+	// PerIP are the counters per client IP, since the limits a relay
+	// applies are per IP.
 	PerIP map[string]IPStats
 }
 

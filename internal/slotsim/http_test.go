@@ -256,7 +256,7 @@ func runHTTP(ctx context.Context, sc slotsim.Scenario, g *slotdiscovery.Group, l
 	if err != nil {
 		return sample{}, err
 	}
-	srv, err := pkarrrelay.NewServer(h, pkarrrelay.WithMetrics("", nil))
+	srv, err := pkarrrelay.NewServer(h, pkarrrelay.ServerMetrics("", nil))
 	if err != nil {
 		return sample{}, err
 	}

@@ -42,9 +42,12 @@ const (
 
 // Scenario is one run.
 type Scenario struct {
-	Name    string
+	// Name labels the run in tables and figures.
+	Name string
+	// Profile is the rendezvous every peer runs.
 	Profile Profile
-	Peers   int
+	// Peers is how many peers take part.
+	Peers int
 	// Start spreads the peers' start times uniformly over [0, Start).
 	Start time.Duration
 	// Duration is how long the run lasts from the first start.
@@ -54,13 +57,15 @@ type Scenario struct {
 	// Crash and Leave name peers (by index) that crash (go silent, no
 	// tombstone) or leave gracefully at the given time after the start.
 	Crash, Leave []int
-	EndAt        time.Duration
+	// EndAt is when those peers crash or leave, after the start.
+	EndAt time.Duration
 	// Attack stamps packets a year ahead on the first slots before anyone
 	// starts (all 8 for can-sync, levels 0-2 for the default profile).
 	Attack bool
 	// Checkpoint, when set, records each peer's known set at that time.
 	Checkpoint time.Duration
-	Seed       uint64
+	// Seed makes the run repeatable: the same seed, the same run.
+	Seed uint64
 	// Options are extra slotdiscovery options for every peer.
 	Options []slotdiscovery.Option
 	// Logger, when set, receives the debug log of peer LogPeer (every
@@ -88,6 +93,8 @@ type Env struct {
 
 // Result holds what a run measured.
 type Result struct {
+	// Scenario, Profile and Peers repeat the scenario's, so a result
+	// read alone says what it measured.
 	Scenario string
 	Profile  Profile
 	Peers    int

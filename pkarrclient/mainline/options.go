@@ -70,6 +70,8 @@ func DefaultBootstrap() []string {
 // satisfies it; tests pass one that fails on any call to prove that nothing
 // asks DNS.
 type HostResolver interface {
+	// LookupNetIP resolves a bootstrap host name, as
+	// [net.Resolver.LookupNetIP] does.
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 

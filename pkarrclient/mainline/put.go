@@ -35,6 +35,8 @@ type PublishError struct {
 	Other int
 }
 
+// Error says first why nothing was stored when that is one reason
+// (a more recent packet, or no node found), else the counts by reason.
 func (e *PublishError) Error() string {
 	switch {
 	case e.Closest == 0 && e.Stale > 0:

@@ -74,6 +74,8 @@ type SnapshotError struct {
 	Detail string
 }
 
+// Error names the file and the reason and, for a file that is not a
+// snapshot of ours, says it was left alone and what to do.
 func (e *SnapshotError) Error() string {
 	msg := fmt.Sprintf("pkarr: DHT nodes file %s: %v", e.Path, e.Err)
 	if e.Detail != "" {
@@ -85,6 +87,8 @@ func (e *SnapshotError) Error() string {
 	return msg
 }
 
+// Unwrap gives errors.Is the reason, one of the sentinels or the I/O
+// error.
 func (e *SnapshotError) Unwrap() error { return e.Err }
 
 // snapshotFault is a parse failure: which of the two kinds, and why.

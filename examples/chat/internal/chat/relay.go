@@ -193,7 +193,7 @@ func (r *LocalRelay) serve() error {
 		store.Close()
 		return err
 	}
-	srv, err := pkarrrelay.NewServer(h, pkarrrelay.WithMetrics("", nil))
+	srv, err := pkarrrelay.NewServer(h, pkarrrelay.ServerMetrics("", nil))
 	if err != nil {
 		store.Close()
 		return err

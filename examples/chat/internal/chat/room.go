@@ -122,6 +122,8 @@ const (
 
 // Member is another peer of the room as /peers shows it.
 type Member struct {
+	// ID is the member's peer ID: what stays the same when its nick
+	// changes or collides with another's.
 	ID   peer.ID
 	Nick string // the name shown, disambiguated if two share it
 	// Here: its hello came and it has not left since.
