@@ -64,11 +64,9 @@ func Between(src Source, lo, hi time.Duration) time.Duration {
 
 // Jitter returns d scaled by a factor drawn uniformly from [1-f, 1+f],
 // with f clamped to [0, 1] (NaN counts as 0) and the result to
-// [0, math.MaxInt64]. A d that is not positive gives 0.
+// [0, math.MaxInt64]. A d that is not positive gives 0 (Between clamps
+// both bounds), without drawing.
 func Jitter(src Source, d time.Duration, f float64) time.Duration {
-	if d <= 0 {
-		return 0
-	}
 	if !(f > 0) {
 		f = 0
 	}
