@@ -46,6 +46,7 @@ func TestExp(t *testing.T) {
 		{"far past the cap", s, 10 * s, 500, 10 * s},
 		{"an odd cap", 3, 7, 1, 6},
 		{"an odd cap, passed", 3, 7, 2, 7},
+		{"past the top of the range", time.Hour, maxDuration, 100, maxDuration},
 		{"large counts do not overflow", time.Hour, 1 << 62, 1 << 30, 1 << 62},
 		{"the largest cap", time.Hour, maxDuration, math.MaxInt, maxDuration},
 		{"a base over the cap", 20 * s, 10 * s, 0, 10 * s},
@@ -56,7 +57,7 @@ func TestExp(t *testing.T) {
 		{"negative cap", s, -s, 3, 0},
 	} {
 		if got := Exp(c.base, c.limit, c.n); got != c.want {
-			t.Errorf("%s: Exp(%v, %v, %d) = %v, want %v", c.name, c.base, c.limit, c.n, got, c.want)
+			t.Fatalf("%s: Exp(%v, %v, %d) = %v, want %v", c.name, c.base, c.limit, c.n, got, c.want)
 		}
 	}
 }
