@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jonboulle/clockwork"
 
 	"github.com/phrasemeet/discovery"
+	"github.com/phrasemeet/discovery/internal/backoff"
 )
 
 // Option configures a Discoverer. An invalid value makes New fail rather
@@ -209,12 +209,7 @@ func WithLeaveLinger(d time.Duration) Option {
 // jitter returns d scaled by a uniform factor in [1-f, 1+f], so peers
 // that started together do not refresh and query together for ever.
 func jitter(d time.Duration, f float64) time.Duration {
-	lo := time.Duration(float64(d) * (1 - f))
-	hi := time.Duration(float64(d) * (1 + f))
-	if hi <= lo {
-		return lo
-	}
-	return lo + rand.N(hi-lo+1)
+	return backoff.Jitter(backoff.Runtime, d, f)
 }
 
 // WithIDSchemes sets the schemes that tell which IDs are public keys

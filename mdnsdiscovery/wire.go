@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/phrasemeet/discovery"
+	"github.com/phrasemeet/discovery/internal/recordcodec"
 )
 
 // BLAKE3 derive-key contexts: hard-coded, dated and unique to their use,
@@ -94,8 +95,9 @@ func randomLabel() string {
 // owner's own records, which the version order already defeats. Version
 // 1 had no proof field; readers of either refuse the other's records.
 //
-// Every varint is minimally encoded and nothing may trail, so a record
-// has exactly one encoding.
+// The fields after the header are recordcodec's, shared with
+// slotdiscovery's entries. Every varint is minimally encoded and nothing
+// may trail, so a record has exactly one encoding.
 //
 // Sealed: 24-byte random nonce | ciphertext and 16-byte tag; the
 // additional data names the format. The sealed bytes are base64-encoded
@@ -197,11 +199,7 @@ func (w *wireRecord) encodeBody() ([]byte, error) {
 	if us < 0 || us > maxMicros {
 		return nil, fmt.Errorf("mdnsdiscovery: time %v out of range", w.time)
 	}
-	n := plainHeader + uvarintLen(uint64(len(w.rec.ID))) + len(w.rec.ID) +
-		uvarintLen(uint64(len(w.rec.Addrs))) + uvarintLen(uint64(len(w.rec.Meta))) + len(w.rec.Meta)
-	for _, a := range w.rec.Addrs {
-		n += uvarintLen(uint64(len(a))) + len(a)
-	}
+	n := plainHeader + recordcodec.BodySize(len(w.rec.ID), w.rec.Addrs, len(w.rec.Meta))
 	if n > maxPlain {
 		return nil, fmt.Errorf("%w: %d bytes", ErrRecordTooLarge, n)
 	}
@@ -210,35 +208,24 @@ func (w *wireRecord) encodeBody() ([]byte, error) {
 	out = append(out, w.origin[:]...)
 	out = binary.BigEndian.AppendUint64(out, w.seq)
 	out = binary.BigEndian.AppendUint64(out, uint64(us))
-	out = appendBytes(out, w.rec.ID)
-	out = binary.AppendUvarint(out, uint64(len(w.rec.Addrs)))
-	for _, a := range w.rec.Addrs {
-		out = appendBytes(out, a)
-	}
-	return appendBytes(out, string(w.rec.Meta)), nil
+	return recordcodec.AppendBody(out, []byte(w.rec.ID), w.rec.Addrs, w.rec.Meta), nil
 }
 
 // maxMicros keeps a sealed time where time.UnixMicro and comparisons
-// behave: about 146,000 years.
-const maxMicros = 1 << 62
+// behave.
+const maxMicros = recordcodec.MaxMicros
 
+// appendBytes appends the last field, the proof.
 func appendBytes(out []byte, s string) []byte {
-	out = binary.AppendUvarint(out, uint64(len(s)))
-	return append(out, s...)
+	return recordcodec.AppendProof(out, []byte(s))
 }
 
-func uvarintLen(n uint64) int {
-	l := 1
-	for n >= 0x80 {
-		n >>= 7
-		l++
-	}
-	return l
-}
+func uvarintLen(n uint64) int { return recordcodec.UvarintLen(n) }
 
-// decodeRecord parses a plaintext. Every length is checked against what
-// remains before it is used, so no input reads out of bounds or makes it
-// allocate more than the input's size.
+// decodeRecord parses a plaintext: the header here, the record's fields
+// with recordcodec, which checks every length against what remains before
+// using it, so no input reads out of bounds or makes it allocate more
+// than the input's size.
 func decodeRecord(b []byte) (wireRecord, error) {
 	var w wireRecord
 	if len(b) < plainHeader || len(b) > maxPlain {
@@ -253,75 +240,17 @@ func decodeRecord(b []byte) (wireRecord, error) {
 	}
 	copy(w.origin[:], b[2:10])
 	w.seq = binary.BigEndian.Uint64(b[10:18])
-	us := binary.BigEndian.Uint64(b[18:26])
-	if us > maxMicros {
-		return w, rejected("time out of range")
-	}
-	w.time = time.UnixMicro(int64(us))
-	rest := b[plainHeader:]
-	uvarint := func() (uint64, error) {
-		n, k := binary.Uvarint(rest)
-		if k <= 0 || k != uvarintLen(n) {
-			return 0, rejected("bad varint")
-		}
-		rest = rest[k:]
-		return n, nil
-	}
-	field := func() ([]byte, error) {
-		n, err := uvarint()
-		if err != nil {
-			return nil, err
-		}
-		if n > uint64(len(rest)) {
-			return nil, rejected("truncated")
-		}
-		v := rest[:n]
-		rest = rest[n:]
-		return v, nil
-	}
-	id, err := field()
+	t, err := recordcodec.DecodeTime(binary.BigEndian.Uint64(b[18:26]))
 	if err != nil {
-		return w, err
+		return w, rejected("%w", err)
 	}
-	if len(id) == 0 {
-		return w, rejected("empty ID")
-	}
-	w.rec.ID = string(id)
-	count, err := uvarint()
+	w.time = t
+	f, err := recordcodec.Decode(b, plainHeader, w.kind == kindGone)
 	if err != nil {
-		return w, err
+		return w, rejected("%w", err)
 	}
-	if count > uint64(len(rest)) { // each address takes at least its length byte
-		return w, rejected("%d addresses in %d bytes", count, len(rest))
-	}
-	for range count {
-		a, err := field()
-		if err != nil {
-			return w, err
-		}
-		w.rec.Addrs = append(w.rec.Addrs, string(a))
-	}
-	meta, err := field()
-	if err != nil {
-		return w, err
-	}
-	if len(meta) > 0 {
-		w.rec.Meta = slices.Clone(meta)
-	}
-	w.signed = slices.Clone(b[:len(b)-len(rest)])
-	proof, err := field()
-	if err != nil {
-		return w, err
-	}
-	if len(proof) > 0 {
-		w.proof = slices.Clone(proof)
-	}
-	if len(rest) != 0 {
-		return w, rejected("%d trailing bytes", len(rest))
-	}
-	if w.kind == kindGone && (len(w.rec.Addrs) > 0 || len(w.rec.Meta) > 0) {
-		return w, rejected("tombstone with a record")
-	}
+	w.rec = discovery.Record{ID: string(f.ID), Addrs: f.Addrs, Meta: f.Meta}
+	w.proof, w.signed = f.Proof, f.Signed
 	return w, nil
 }
 

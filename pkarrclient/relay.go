@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jonboulle/clockwork"
+
+	"github.com/phrasemeet/discovery/internal/backoff"
 )
 
 // DefaultRelays returns the base URLs of the public relays this project
@@ -573,15 +574,11 @@ func (r *Relay) fail(op string, status int, err error) error {
 	return &BackendError{Backend: r.name, Op: op, Status: status, Err: err}
 }
 
-// backoff returns the jittered wait before retry number n+1.
+// backoff returns the jittered wait before retry number n+1: between
+// half and all of the doubled, capped wait.
 func (r *Relay) backoff(n int) time.Duration {
-	d := r.backoffBase
-	for i := 0; i < n && d < r.backoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, r.backoffMax)
-	half := d / 2
-	return half + rand.N(d-half+1)
+	d := backoff.Exp(r.backoffBase, r.backoffMax, n)
+	return backoff.Between(backoff.Runtime, d/2, d)
 }
 
 // sleep waits d on the relay's clock, or until ctx is done.

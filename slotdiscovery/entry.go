@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/phrasemeet/discovery"
+	"github.com/phrasemeet/discovery/internal/recordcodec"
 	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
@@ -25,6 +26,9 @@ import (
 //	version (1) | flags (1) | time µs (8, big-endian) | since µs (8) |
 //	uvarint len + id | uvarint count, then uvarint len + addr each |
 //	uvarint len + meta | uvarint len + proof
+//
+// The fields after the header are recordcodec's, shared with
+// mdnsdiscovery's records.
 //
 // Flags: bits 0-1 the kind (1 live, 2 tombstone); bit 7 set when the ID
 // is lowercase hex and stored as its bytes, which halves the usual
@@ -127,32 +131,24 @@ func (e *entry) marshalBody() []byte {
 	out = append(out, entryVersion, flags)
 	out = binary.BigEndian.AppendUint64(out, uint64(e.time.UnixMicro()))
 	out = binary.BigEndian.AppendUint64(out, uint64(e.since.UnixMicro()))
-	out = binary.AppendUvarint(out, uint64(len(id)))
-	out = append(out, id...)
-	out = binary.AppendUvarint(out, uint64(len(e.rec.Addrs)))
-	for _, a := range e.rec.Addrs {
-		out = binary.AppendUvarint(out, uint64(len(a)))
-		out = append(out, a...)
-	}
-	out = binary.AppendUvarint(out, uint64(len(e.rec.Meta)))
-	return append(out, e.rec.Meta...)
+	return recordcodec.AppendBody(out, id, e.rec.Addrs, e.rec.Meta)
 }
 
 // marshal encodes the plaintext, proof included.
 func (e *entry) marshal() ([]byte, error) {
-	out := e.marshalBody()
-	out = binary.AppendUvarint(out, uint64(len(e.proof)))
-	out = append(out, e.proof...)
+	out := recordcodec.AppendProof(e.marshalBody(), e.proof)
 	if len(out) > maxEntryPlain {
 		return nil, fmt.Errorf("%w: %d bytes encoded, at most %d", ErrRecordTooLarge, len(out), maxEntryPlain)
 	}
 	return out, nil
 }
 
-// unmarshalEntry decodes a plaintext; every length is checked against
-// what remains, so no input can make it read out of bounds or allocate
-// more than the input's size. A plaintext longer than maxEntryPlain, which
-// marshal never makes, is refused.
+// unmarshalEntry decodes a plaintext: the header here, the record's
+// fields with recordcodec, which checks every length against what
+// remains, so no input can make it read out of bounds or allocate more
+// than the input's size, and accepts only minimal varints and no
+// trailing bytes, so an entry has exactly one encoding. A plaintext
+// longer than maxEntryPlain, which marshal never makes, is refused.
 func unmarshalEntry(b []byte) (entry, error) {
 	var e entry
 	if len(b) < entryHeader || len(b) > maxEntryPlain {
@@ -166,66 +162,23 @@ func unmarshalEntry(b []byte) (entry, error) {
 	if e.kind != kindLive && e.kind != kindTombstone || flags&^(kindMask|flagHexID) != 0 {
 		return e, fmt.Errorf("%w: flags %#x", errEntry, flags)
 	}
-	t, s := binary.BigEndian.Uint64(b[2:]), binary.BigEndian.Uint64(b[10:])
-	if t > 1<<62 || s > 1<<62 {
-		return e, fmt.Errorf("%w: time out of range", errEntry)
+	var err error
+	if e.time, err = recordcodec.DecodeTime(binary.BigEndian.Uint64(b[2:])); err != nil {
+		return e, fmt.Errorf("%w: %w", errEntry, err)
 	}
-	e.time, e.since = time.UnixMicro(int64(t)), time.UnixMicro(int64(s))
-	rest := b[entryHeader:]
-	field := func() ([]byte, error) {
-		n, k := binary.Uvarint(rest)
-		if k <= 0 || n > uint64(len(rest)-k) {
-			return nil, fmt.Errorf("%w: truncated", errEntry)
-		}
-		v := rest[k : k+int(n)]
-		rest = rest[k+int(n):]
-		return v, nil
+	if e.since, err = recordcodec.DecodeTime(binary.BigEndian.Uint64(b[10:])); err != nil {
+		return e, fmt.Errorf("%w: %w", errEntry, err)
 	}
-	id, err := field()
+	f, err := recordcodec.Decode(b, entryHeader, e.kind == kindTombstone)
 	if err != nil {
-		return e, err
+		return e, fmt.Errorf("%w: %w", errEntry, err)
 	}
-	if len(id) == 0 {
-		return e, fmt.Errorf("%w: empty ID", errEntry)
-	}
+	id := string(f.ID)
 	if flags&flagHexID != 0 {
-		e.rec.ID = hex.EncodeToString(id)
-	} else {
-		e.rec.ID = string(id)
+		id = hex.EncodeToString(f.ID)
 	}
-	n, k := binary.Uvarint(rest)
-	if k <= 0 || n > uint64(len(rest)) { // each address takes at least a byte
-		return e, fmt.Errorf("%w: address count", errEntry)
-	}
-	rest = rest[k:]
-	for range n {
-		a, err := field()
-		if err != nil {
-			return e, err
-		}
-		e.rec.Addrs = append(e.rec.Addrs, string(a))
-	}
-	meta, err := field()
-	if err != nil {
-		return e, err
-	}
-	if len(meta) > 0 {
-		e.rec.Meta = slices.Clone(meta)
-	}
-	e.signed = slices.Clone(b[:len(b)-len(rest)])
-	proof, err := field()
-	if err != nil {
-		return e, err
-	}
-	if len(proof) > 0 {
-		e.proof = slices.Clone(proof)
-	}
-	if len(rest) != 0 {
-		return e, fmt.Errorf("%w: %d trailing bytes", errEntry, len(rest))
-	}
-	if e.kind == kindTombstone && (len(e.rec.Addrs) > 0 || len(e.rec.Meta) > 0) {
-		return e, fmt.Errorf("%w: tombstone with a record", errEntry)
-	}
+	e.rec = discovery.Record{ID: id, Addrs: f.Addrs, Meta: f.Meta}
+	e.proof, e.signed = f.Proof, f.Signed
 	return e, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/phrasemeet/discovery"
+	"github.com/phrasemeet/discovery/internal/backoff"
 )
 
 // Option configures a Discoverer of either profile. An invalid value makes
@@ -315,19 +316,22 @@ func newLockedRand(seed uint64) *lockedRand {
 	return &lockedRand{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
-// between returns a uniform duration in [lo, hi].
-func (l *lockedRand) between(lo, hi time.Duration) time.Duration {
-	if hi <= lo {
-		return lo
-	}
+// Int64N draws from the seeded source under the lock, which makes l a
+// backoff.Source.
+func (l *lockedRand) Int64N(n int64) int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return lo + time.Duration(l.r.Int64N(int64(hi-lo)+1))
+	return l.r.Int64N(n)
+}
+
+// between returns a uniform duration in [lo, hi].
+func (l *lockedRand) between(lo, hi time.Duration) time.Duration {
+	return backoff.Between(l, lo, hi)
 }
 
 // jitter returns d scaled by a uniform factor in [1-f, 1+f].
 func (l *lockedRand) jitter(d time.Duration, f float64) time.Duration {
-	return l.between(time.Duration(float64(d)*(1-f)), time.Duration(float64(d)*(1+f)))
+	return backoff.Jitter(l, d, f)
 }
 
 func (l *lockedRand) intN(n int) int {

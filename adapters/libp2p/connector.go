@@ -17,6 +17,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/phrasemeet/discovery"
+	"github.com/phrasemeet/discovery/internal/backoff"
 )
 
 // ConnectEventType says how a dial ended.
@@ -518,19 +519,23 @@ func (c *Connector) delay(attempts int) time.Duration {
 // then scales it by a factor in [1-jitter, 1+jitter] chosen by u in [0, 1),
 // capped again.
 func backoffDelay(base, max time.Duration, jitter float64, attempts int, u float64) time.Duration {
-	d := base
-	for i := 1; i < attempts && d < max; i++ {
-		if d > max/2 {
-			d = max
-			break
-		}
-		d *= 2
+	return backoff.Delay(unitDraw(u), base, max, attempts-1, jitter)
+}
+
+// unitDraw is a backoff.Source that answers with a uniform value in
+// [0, 1) drawn beforehand, scaled to the range asked for: the connector
+// draws one Float64 per delay from its seeded source.
+type unitDraw float64
+
+func (u unitDraw) Int64N(n int64) int64 {
+	x := float64(u) * float64(n)
+	switch {
+	case !(x > 0):
+		return 0
+	case x >= float64(n):
+		return n - 1
 	}
-	d = min(d, max)
-	if jitter > 0 {
-		d = time.Duration(float64(d) * (1 - jitter + 2*jitter*u))
-	}
-	return min(d, max)
+	return int64(x)
 }
 
 func (c *Connector) report(e ConnectEvent) {
