@@ -68,7 +68,7 @@ type Query struct {
 // packet older than one it accepted, and says so by returning true: the
 // Mainline DHT (subpackage mainline), where every node keeps its own copy
 // and a lookup may reach nodes a publish did not. The Client never distrusts such a
-// backend for going back (see WithDistrust). A relay keeps the newest
+// backend for going back (see WithDistrustTTL). A relay keeps the newest
 // packet per key, so relays do not implement it.
 type MayServeOlder interface {
 	// MayServeOlder reports whether the backend may serve a packet

@@ -122,7 +122,7 @@ func WithMostRecentTimeout(d time.Duration) ClientOption {
 	}
 }
 
-// WithDistrust sets how long a backend stays distrusted after it served a
+// WithDistrustTTL sets how long a backend stays distrusted after it served a
 // packet older than one it had accepted from this Client (default 10
 // min). A relay keeps the newest packet per key, so going back means it
 // lied about the PUT, lost the packet, or sits behind a stale cache; while
@@ -130,10 +130,10 @@ func WithMostRecentTimeout(d time.Duration) ClientOption {
 // never end a resolve's wait for the others (see Resolve). A backend that
 // implements MayServeOlder, such as the DHT, is never distrusted. Zero
 // turns the check off.
-func WithDistrust(d time.Duration) ClientOption {
+func WithDistrustTTL(d time.Duration) ClientOption {
 	return func(c *clientConfig) error {
 		if d < 0 {
-			return fmt.Errorf("pkarr: WithDistrust: negative duration %v", d)
+			return fmt.Errorf("pkarr: WithDistrustTTL: negative duration %v", d)
 		}
 		c.distrust = d
 		return nil
@@ -222,7 +222,7 @@ func (c *Client) Backends() []Backend { return slices.Clone(c.backends) }
 
 // Distrusted returns the names of the backends distrusted now: each served
 // a packet older than one it had accepted from this Client (see
-// WithDistrust).
+// WithDistrustTTL).
 func (c *Client) Distrusted() []string {
 	now := c.clock.Now()
 	var out []string
@@ -252,7 +252,7 @@ type Outcome struct {
 	Packet *SignedPacket
 	// Distrusted is set when the backend was distrusted as it answered
 	// (resolve only): it had served a packet older than one it accepted
-	// from this Client, now or within the WithDistrust period.
+	// from this Client, now or within the WithDistrustTTL period.
 	Distrusted bool
 }
 
@@ -337,24 +337,24 @@ func Uncached() ResolveOption {
 	return func(c *resolveConfig) { c.networkOnly, c.uncached = true, true }
 }
 
-// Settle makes Resolve wait, after the first valid answer of a trusted
+// SettleWait makes Resolve wait, after the first valid answer of a trusted
 // backend, up to d for the other backends, and return the most recent
 // packet among the answers in by then, instead of the first. It costs at
 // most d when a backend hangs, nothing when all answer; it is for callers
 // that write back what they read, or that one fast relay serving an old
 // packet must not mislead. ResolveMostRecent waits for every backend
 // anyway.
-func Settle(d time.Duration) ResolveOption {
+func SettleWait(d time.Duration) ResolveOption {
 	return func(c *resolveConfig) { c.settle = max(d, 0) }
 }
 
-// WithOutcomes calls f once per backend as each finishes, including those
+// ReportOutcomes calls f once per backend as each finishes, including those
 // cancelled because another backend answered first, so a caller can report
 // what every relay said. The calls are made one at a time, from the
 // resolving goroutine, before Resolve returns; f needs no locking but must
 // not block. A resolve answered from the cache asks no backend and calls f
 // not at all.
-func WithOutcomes(f func(Outcome)) ResolveOption {
+func ReportOutcomes(f func(Outcome)) ResolveOption {
 	return func(c *resolveConfig) { c.onOutcome = f }
 }
 
@@ -364,13 +364,13 @@ func WithOutcomes(f func(Outcome)) ResolveOption {
 // A cached packet younger than its TTL (clamped, see WithTTLClamp) is
 // returned at once, unless NetworkOnly is given. Otherwise every backend is
 // asked concurrently and the first valid packet ends the wait (or, with
-// Settle, starts a short window for the others): the other requests are
+// SettleWait, starts a short window for the others): the other requests are
 // cancelled, Resolve waits for them to return, and the newest valid packet
 // among the answers in by then (usually just the first) is the network's
 // answer. An invalid, forged or wrong-key answer never wins; it only
 // becomes that backend's outcome error. A distrusted backend (one that
 // served a packet older than one it accepted from this Client, see
-// WithDistrust) never ends the wait: its packet counts only if it is the
+// WithDistrustTTL) never ends the wait: its packet counts only if it is the
 // most recent once the others have answered. If the cache holds a packet more recent than the network's answer,
 // the cached packet is returned instead, so a backend replaying an old but
 // validly signed packet cannot roll the caller back. The newest packet seen

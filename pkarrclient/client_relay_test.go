@@ -237,7 +237,7 @@ func TestResolveJunkFastHonestSlow(t *testing.T) {
 		newTestRelay(t, junk.URL), newTestRelay(t, evil.URL), newTestRelay(t, honest.URL),
 	})
 	var outcomes []pkarrclient.Outcome
-	got, err := c.Resolve(ctxFor(t), sk.PublicKey(), pkarrclient.WithOutcomes(func(o pkarrclient.Outcome) {
+	got, err := c.Resolve(ctxFor(t), sk.PublicKey(), pkarrclient.ReportOutcomes(func(o pkarrclient.Outcome) {
 		outcomes = append(outcomes, o)
 		if len(outcomes) == 2 {
 			close(gate)
@@ -318,7 +318,7 @@ func TestResolveRollbackProtection(t *testing.T) {
 		clock.Advance(time.Hour) // expired: the network is asked
 		for _, opts := range [][]pkarrclient.ResolveOption{nil, {pkarrclient.NetworkOnly()}} {
 			var outcomes []pkarrclient.Outcome
-			opts = append(opts, pkarrclient.WithOutcomes(func(o pkarrclient.Outcome) { outcomes = append(outcomes, o) }))
+			opts = append(opts, pkarrclient.ReportOutcomes(func(o pkarrclient.Outcome) { outcomes = append(outcomes, o) }))
 			got, err := c.Resolve(ctx, sk.PublicKey(), opts...)
 			if err != nil || !got.Equal(v2) {
 				t.Fatalf("got %s, %v; want new", txtOf(got), err)

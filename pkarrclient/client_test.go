@@ -312,7 +312,7 @@ func TestResolveFirstValidWins(t *testing.T) {
 		mu.Unlock()
 	}
 	c := newTestClient(t, backends)
-	got, err := c.Resolve(testContext(t), sk.PublicKey(), WithOutcomes(onOutcome))
+	got, err := c.Resolve(testContext(t), sk.PublicKey(), ReportOutcomes(onOutcome))
 	if err != nil || !got.Equal(p) {
 		t.Fatalf("got %v, %v", got, err)
 	}
@@ -457,7 +457,7 @@ func TestResolveMostRecentTimeout(t *testing.T) {
 		&fakeBackend{name: "hangs", resolve: hang},
 	}, WithMostRecentTimeout(50*time.Millisecond))
 	var outcomes []Outcome
-	got, err := c.ResolveMostRecent(testContext(t), sk.PublicKey(), WithOutcomes(func(o Outcome) { outcomes = append(outcomes, o) }))
+	got, err := c.ResolveMostRecent(testContext(t), sk.PublicKey(), ReportOutcomes(func(o Outcome) { outcomes = append(outcomes, o) }))
 	if err != nil || !got.Equal(p) {
 		t.Fatalf("got %v, %v", got, err)
 	}

@@ -63,13 +63,13 @@ func TestResolveSettleTakesTheMostRecent(t *testing.T) {
 	v2 := txtPacket(t, sk, testEpoch+1, "v2", 300)
 	ctx := testContext(t)
 
-	// Without Settle the first valid answer ends the wait, as in pkarr.
+	// Without SettleWait the first valid answer ends the wait, as in pkarr.
 	c := newTestClient(t, []Backend{
 		&fakeBackend{name: "fast", resolve: answer(v1)},
 		&fakeBackend{name: "slow", resolve: after(make(chan struct{}), v2)},
 	})
 	if got, err := c.Resolve(ctx, sk.PublicKey(), NetworkOnly()); err != nil || !got.Equal(v1) {
-		t.Fatalf("without Settle: %s, %v; want the first answer v1", txtOf(got), err)
+		t.Fatalf("without SettleWait: %s, %v; want the first answer v1", txtOf(got), err)
 	}
 
 	// With it, the slower backend's newer packet, answered after the
@@ -82,8 +82,8 @@ func TestResolveSettleTakesTheMostRecent(t *testing.T) {
 		&fakeBackend{name: "between", resolve: after(gates["between"], nil)},
 		&fakeBackend{name: "slow", resolve: after(gates["slow"], v2)},
 	})
-	if got, err := c.Resolve(ctx, sk.PublicKey(), NetworkOnly(), Settle(time.Minute), WithOutcomes(onOutcome)); err != nil || !got.Equal(v2) {
-		t.Fatalf("with Settle: %s, %v; want the most recent v2", txtOf(got), err)
+	if got, err := c.Resolve(ctx, sk.PublicKey(), NetworkOnly(), SettleWait(time.Minute), ReportOutcomes(onOutcome)); err != nil || !got.Equal(v2) {
+		t.Fatalf("with SettleWait: %s, %v; want the most recent v2", txtOf(got), err)
 	}
 
 	// The window is a bound: a hanging backend is cancelled when it ends,
@@ -93,8 +93,8 @@ func TestResolveSettleTakesTheMostRecent(t *testing.T) {
 		&fakeBackend{name: "fast", resolve: answer(v1)},
 		&fakeBackend{name: "hangs", resolve: hang},
 	})
-	got, err := c.Resolve(ctx, sk.PublicKey(), NetworkOnly(), Settle(20*time.Millisecond),
-		WithOutcomes(func(o Outcome) { outcomes = append(outcomes, o) }))
+	got, err := c.Resolve(ctx, sk.PublicKey(), NetworkOnly(), SettleWait(20*time.Millisecond),
+		ReportOutcomes(func(o Outcome) { outcomes = append(outcomes, o) }))
 	if err != nil || !got.Equal(v1) {
 		t.Fatalf("with a hanging backend: %s, %v", txtOf(got), err)
 	}
@@ -124,7 +124,7 @@ func TestResolveDistrustsABackendThatGoesBack(t *testing.T) {
 	// The liar accepted v2 and serves v1: its answer no longer ends the
 	// wait, although it came first.
 	var outcomes []Outcome
-	got, err := c.Resolve(ctx, sk.PublicKey(), WithOutcomes(func(o Outcome) {
+	got, err := c.Resolve(ctx, sk.PublicKey(), ReportOutcomes(func(o Outcome) {
 		outcomes = append(outcomes, o)
 		onOutcome(o)
 	}))
@@ -147,7 +147,7 @@ func TestResolveDistrustsABackendThatGoesBack(t *testing.T) {
 	w2 := txtPacket(t, sk2, testEpoch+1, "w2", 300)
 	onOutcome, gates = sequence("liar", "between", "honest")
 	liar.resolve, between.resolve, honest.resolve = answer(w1), after(gates["between"], nil), after(gates["honest"], w2)
-	if got, err := c.Resolve(ctx, sk2.PublicKey(), WithOutcomes(onOutcome)); err != nil || !got.Equal(w2) {
+	if got, err := c.Resolve(ctx, sk2.PublicKey(), ReportOutcomes(onOutcome)); err != nil || !got.Equal(w2) {
 		t.Fatalf("while distrusted: %s, %v; want w2", txtOf(got), err)
 	}
 
@@ -158,7 +158,7 @@ func TestResolveDistrustsABackendThatGoesBack(t *testing.T) {
 	}
 	onOutcome, gates = sequence("liar", "between", "honest")
 	between.resolve, honest.resolve = after(gates["between"], nil), after(gates["honest"], w2)
-	if got, err := c.Resolve(ctx, sk2.PublicKey(), WithOutcomes(onOutcome)); err != nil || !got.Equal(w1) {
+	if got, err := c.Resolve(ctx, sk2.PublicKey(), ReportOutcomes(onOutcome)); err != nil || !got.Equal(w1) {
 		t.Fatalf("after the period: %s, %v; want the first answer w1 again", txtOf(got), err)
 	}
 
@@ -176,16 +176,16 @@ func TestResolveDistrustsABackendThatGoesBack(t *testing.T) {
 		t.Fatalf("a backend that refused the newer packet: %v, distrusted %v", err, c.Distrusted())
 	}
 
-	// WithDistrust(0) turns the check off.
+	// WithDistrustTTL(0) turns the check off.
 	liar.resolve, honest.resolve = answer(v1), after(make(chan struct{}), v2)
-	c = newTestClient(t, []Backend{liar, honest}, WithCacheSize(0), WithDistrust(0))
+	c = newTestClient(t, []Backend{liar, honest}, WithCacheSize(0), WithDistrustTTL(0))
 	if _, err := c.Publish(ctx, v2); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := c.Resolve(ctx, sk.PublicKey()); !got.Equal(v1) || len(c.Distrusted()) != 0 {
-		t.Fatalf("WithDistrust(0): got %s, distrusted %v", txtOf(got), c.Distrusted())
+		t.Fatalf("WithDistrustTTL(0): got %s, distrusted %v", txtOf(got), c.Distrusted())
 	}
-	if _, err := NewClient([]Backend{liar}, WithDistrust(-time.Second)); err == nil {
+	if _, err := NewClient([]Backend{liar}, WithDistrustTTL(-time.Second)); err == nil {
 		t.Fatal("a negative distrust period was accepted")
 	}
 }
@@ -198,7 +198,7 @@ func TestResolveUncachedIgnoresTheCache(t *testing.T) {
 	// The backend accepts v2 and keeps serving v1: without the distrust
 	// check, only ignoring the cache tells.
 	b := &fakeBackend{name: "b", resolve: answer(v1)}
-	c := newTestClient(t, []Backend{b}, WithClock(clockwork.NewFakeClock()), WithDistrust(0))
+	c := newTestClient(t, []Backend{b}, WithClock(clockwork.NewFakeClock()), WithDistrustTTL(0))
 	if _, err := c.Publish(ctx, v2); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestResolveNeverDistrustsABackendThatMayServeOlder(t *testing.T) {
 		t.Fatal(err)
 	}
 	var outcome Outcome
-	if _, err := c.Resolve(ctx, sk.PublicKey(), WithOutcomes(func(o Outcome) { outcome = o })); err != nil {
+	if _, err := c.Resolve(ctx, sk.PublicKey(), ReportOutcomes(func(o Outcome) { outcome = o })); err != nil {
 		t.Fatal(err)
 	}
 	if d := c.Distrusted(); len(d) != 0 || outcome.Distrusted {

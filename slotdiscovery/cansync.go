@@ -323,9 +323,9 @@ func checkCanSyncRecord(rec discovery.Record) ([]byte, error) {
 // client's cache) and returns the ID it holds, in lowercase hex, and the
 // packet's timestamp. It takes the most recent packet the backends serve
 // within a short window after the first answer (300 ms, see
-// pkarrclient.Settle), not the first: one fast relay serving an old packet
+// pkarrclient.SettleWait), not the first: one fast relay serving an old packet
 // would otherwise hide every later claim. opts are passed on to the
-// resolve after those defaults, so Settle(0) restores first-answer reads.
+// resolve after those defaults, so SettleWait(0) restores first-answer reads.
 //
 // The slot is read as can-sync reads it: the first TXT record named
 // [CanSyncRecordName] whose value, trimmed of white space, is hex (either
@@ -340,7 +340,7 @@ func checkCanSyncRecord(rec discovery.Record) ([]byte, error) {
 // ts may lie anywhere up to 2^64-1 µs: judge whether it locks the slot in
 // the timestamp domain, ts.After(now.Add(bound)).
 func ReadCanSyncSlot(ctx context.Context, client *pkarrclient.Client, key pkarrclient.PublicKey, opts ...pkarrclient.ResolveOption) (id string, ts pkarrclient.Timestamp, err error) {
-	opts = append([]pkarrclient.ResolveOption{pkarrclient.Uncached(), pkarrclient.Settle(defaultConfig().readSettle)}, opts...)
+	opts = append([]pkarrclient.ResolveOption{pkarrclient.Uncached(), pkarrclient.SettleWait(defaultConfig().readSettle)}, opts...)
 	p, err := client.Resolve(ctx, key, opts...)
 	if err != nil {
 		return "", 0, err
@@ -394,7 +394,7 @@ func canSyncFallbackSlot(id []byte) int {
 // readSlot is can-sync's read_slot: the ID in slot i, or an error, which
 // claims treat as an empty slot.
 func (c *CanSync) readSlot(ctx context.Context, i int) (string, pkarrclient.Timestamp, error) {
-	return ReadCanSyncSlot(ctx, c.client, c.pubs[i], pkarrclient.Settle(c.cfg.readSettle))
+	return ReadCanSyncSlot(ctx, c.client, c.pubs[i], pkarrclient.SettleWait(c.cfg.readSettle))
 }
 
 // locked reports whether a slot packet stamped ts can never be replaced

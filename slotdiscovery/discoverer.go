@@ -402,7 +402,7 @@ func (d *Discoverer) readSlot(ctx context.Context, i int, budget *rate.Limiter, 
 		return err
 	}
 	key := d.group.SlotKey(i).PublicKey()
-	p, err := d.client.Resolve(ctx, key, mode, pkarrclient.Settle(d.cfg.readSettle))
+	p, err := d.client.Resolve(ctx, key, mode, pkarrclient.SettleWait(d.cfg.readSettle))
 	d.mu.Lock()
 	d.stats.Gets++
 	d.mu.Unlock()

@@ -102,7 +102,7 @@ func DefaultListenAddrs() []ma.Multiaddr {
 // it relays their connections without a limit. A static relay run by
 // someone else keeps its own limits; through one with limits, members
 // that cannot connect directly can still hole punch, but not talk.
-func GroupRelayResources() relay.Resources {
+func DefaultGroupRelayResources() relay.Resources {
 	r := relay.DefaultResources()
 	r.Limit = nil
 	return r
@@ -206,7 +206,7 @@ func ParseCircuitRelays(addrs []string) ([]peer.AddrInfo, error) {
 // while it is publicly reachable (default true). Only members found
 // through the rendezvous may reserve a slot on it or open a circuit
 // through it (see Connectivity.AllowReserve); its limits are
-// GroupRelayResources unless GroupRelayLimits says otherwise.
+// GroupRelayResources unless GroupRelayResources says otherwise.
 func GroupRelay(on bool) ConnectivityOption {
 	return func(c *connConfig) error {
 		c.groupRelay = on
@@ -214,10 +214,10 @@ func GroupRelay(on bool) ConnectivityOption {
 	}
 }
 
-// GroupRelayLimits replaces the group relay's resources (default
-// GroupRelayResources()). A non-nil Limit marks every connection through
+// GroupRelayResources replaces the group relay's resources (default
+// DefaultGroupRelayResources()). A non-nil Limit marks every connection through
 // the relay as limited (see GroupRelayResources for what that costs).
-func GroupRelayLimits(r relay.Resources) ConnectivityOption {
+func GroupRelayResources(r relay.Resources) ConnectivityOption {
 	return func(c *connConfig) error {
 		if r.MaxReservations <= 0 || r.MaxCircuits <= 0 || r.BufferSize <= 0 || r.ReservationTTL <= 0 ||
 			r.MaxReservationsPerIP <= 0 || r.MaxReservationsPerASN <= 0 {
@@ -280,9 +280,9 @@ func ListenAddrs(addrs ...ma.Multiaddr) ConnectivityOption {
 	}
 }
 
-// RelayRetry sets how soon a relay that refused a reservation, or could
+// RelayRetryDelay sets how soon a relay that refused a reservation, or could
 // not be reached, is tried again (default DefaultRelayRetry).
-func RelayRetry(d time.Duration) ConnectivityOption {
+func RelayRetryDelay(d time.Duration) ConnectivityOption {
 	return func(c *connConfig) error {
 		if d < time.Second {
 			return fmt.Errorf("%w: relay retry %v under a second", ErrInvalidOption, d)
@@ -292,10 +292,10 @@ func RelayRetry(d time.Duration) ConnectivityOption {
 	}
 }
 
-// RelayACLGrace sets how long the group relay waits for the rendezvous to
+// RelayACLWait sets how long the group relay waits for the rendezvous to
 // find an unknown peer asking for a reservation or a circuit before
 // refusing it (default DefaultRelayACLGrace). Zero refuses at once.
-func RelayACLGrace(d time.Duration) ConnectivityOption {
+func RelayACLWait(d time.Duration) ConnectivityOption {
 	return func(c *connConfig) error {
 		if d < 0 {
 			return fmt.Errorf("%w: negative ACL grace %v", ErrInvalidOption, d)
@@ -421,7 +421,7 @@ var (
 func NewConnectivity(opts ...ConnectivityOption) (*Connectivity, error) {
 	cfg := connConfig{
 		groupRelay: true,
-		resources:  GroupRelayResources(),
+		resources:  DefaultGroupRelayResources(),
 		reach:      ReachabilityAuto,
 		listen:     DefaultListenAddrs(),
 		retry:      DefaultRelayRetry,
@@ -497,8 +497,8 @@ func (c *Connectivity) Options() []libp2p.Option {
 		// and ask the peer source every 30 s. A group has one relay or
 		// two, found within a second or so: take the first, at once. The
 		// peer source paces itself (see peerSource), and the backoff
-		// after a refused reservation is shorter than RelayRetry, so a
-		// relay offered again after RelayRetry is tried again.
+		// after a refused reservation is shorter than RelayRetryDelay, so a
+		// relay offered again after RelayRetryDelay is tried again.
 		libp2p.EnableAutoRelayWithPeerSource(c.peerSource,
 			autorelay.WithMinCandidates(1),
 			autorelay.WithBootDelay(0),
@@ -816,7 +816,7 @@ func (c *Connectivity) AllowConnect(src peer.ID, srcAddr ma.Multiaddr, dest peer
 // it whenever it has fewer candidates than it wants and closes nothing
 // itself; a source that answered at once every time would have it
 // re-examine the same peers once a second. So each candidate is offered
-// once per RelayRetry (again sooner if it has since been found to serve a
+// once per RelayRetryDelay (again sooner if it has since been found to serve a
 // relay), relays already in use are not offered, and when there is
 // nothing to offer the channel stays open until there is.
 func (c *Connectivity) peerSource(ctx context.Context, num int) <-chan peer.AddrInfo {

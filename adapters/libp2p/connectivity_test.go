@@ -128,7 +128,7 @@ func dialThrough(t *testing.T, ctx context.Context, h, r host.Host, p peer.ID) e
 func TestGroupRelayACL(t *testing.T) {
 	ctx := testContext(t)
 	mem := discovery.NewMemory()
-	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic), libp2padapter.RelayACLGrace(0))
+	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic), libp2padapter.RelayACLWait(0))
 	rc.Attach(member(t, ctx, r, mem))
 	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(r) })
 	rinfo := peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}
@@ -183,7 +183,7 @@ func TestGroupRelayACL(t *testing.T) {
 func TestGroupRelayACLGrace(t *testing.T) {
 	ctx := testContext(t)
 	mem := discovery.NewMemory()
-	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic), libp2padapter.RelayACLGrace(timeout))
+	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic), libp2padapter.RelayACLWait(timeout))
 	rc.Attach(member(t, ctx, r, mem))
 	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(r) })
 	late := clientHost(t)
@@ -313,19 +313,19 @@ func TestConnectivityOptionsRefused(t *testing.T) {
 		"invalid CIDR":            libp2padapter.PublicCIDRs(netip.Prefix{}),
 		"private IPv6 CIDR":       libp2padapter.PublicCIDRs(netip.MustParsePrefix("fd00::/8")),
 		"no listen address":       libp2padapter.ListenAddrs(),
-		"retry under a second":    libp2padapter.RelayRetry(time.Millisecond),
-		"negative grace":          libp2padapter.RelayACLGrace(-time.Second),
+		"retry under a second":    libp2padapter.RelayRetryDelay(time.Millisecond),
+		"negative grace":          libp2padapter.RelayACLWait(-time.Second),
 		"nil clock":               libp2padapter.ConnectivityClock(nil),
 		"nil logger":              libp2padapter.ConnectivityLogger(nil),
-		"zero relay resources":    libp2padapter.GroupRelayLimits(relay.Resources{}),
-		"zero per-circuit limits": libp2padapter.GroupRelayLimits(func() relay.Resources { r := relay.DefaultResources(); r.Limit.Data = 0; return r }()),
+		"zero relay resources":    libp2padapter.GroupRelayResources(relay.Resources{}),
+		"zero per-circuit limits": libp2padapter.GroupRelayResources(func() relay.Resources { r := relay.DefaultResources(); r.Limit.Data = 0; return r }()),
 	}
 	for name, o := range bad {
 		if _, err := libp2padapter.NewConnectivity(o); !errors.Is(err, libp2padapter.ErrInvalidOption) {
 			t.Errorf("%s: %v, want ErrInvalidOption", name, err)
 		}
 	}
-	if _, err := libp2padapter.NewConnectivity(libp2padapter.GroupRelayLimits(relay.DefaultResources()), nil); err != nil {
+	if _, err := libp2padapter.NewConnectivity(libp2padapter.GroupRelayResources(relay.DefaultResources()), nil); err != nil {
 		t.Errorf("valid options refused: %v", err)
 	}
 }

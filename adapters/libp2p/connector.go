@@ -147,7 +147,7 @@ func ConnectTimeout(d time.Duration) ConnectorOption {
 	}
 }
 
-// ConnectYield sets how long the connector waits before first dialing a
+// ConnectYieldDelay sets how long the connector waits before first dialing a
 // peer whose ID sorts below its own host's (default DefaultConnectYield);
 // if that peer has connected by then, there is nothing to dial. Two peers
 // usually find each other at the same moment, and dialing each other at
@@ -155,7 +155,7 @@ func ConnectTimeout(d time.Duration) ConnectorOption {
 // merge into one connection on which both ends act as the client) and put
 // both into libp2p's dial backoff. With the yield, the lower ID dials and
 // the higher one only steps in if that did not work. Zero dials at once.
-func ConnectYield(d time.Duration) ConnectorOption {
+func ConnectYieldDelay(d time.Duration) ConnectorOption {
 	return func(cfg *connectorConfig) error {
 		if d < 0 {
 			return fmt.Errorf("%w: negative yield %v", ErrInvalidOption, d)
@@ -208,7 +208,7 @@ func ConnectLogger(l *slog.Logger) ConnectorOption {
 
 // Connector dials the peers a discoverer finds. On Found, and on Updated
 // with new addresses, it dials the peer unless already connected (a peer
-// within its ConnectYield is dialed when the yield ends, at its newest
+// within its ConnectYieldDelay is dialed when the yield ends, at its newest
 // addresses); a failed peer is retried with exponential backoff and
 // jitter until it connects or is Lost; a peer whose last connection
 // closes is dialed again while it is known (ConnectRedial). It never

@@ -113,7 +113,7 @@ func TestConnectorConnectsOnFound(t *testing.T) {
 	}
 	src := announcer(t, open, "c")
 	events, notify := notifyChannel()
-	c, err := libp2padapter.NewConnector(hb, announcer(t, open, "c"), notify, libp2padapter.ConnectYield(0))
+	c, err := libp2padapter.NewConnector(hb, announcer(t, open, "c"), notify, libp2padapter.ConnectYieldDelay(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestConnectorBacksOffUnreachablePeer(t *testing.T) {
 		libp2padapter.ConnectClock(clock),
 		libp2padapter.ConnectJitter(0),
 		libp2padapter.ConnectBackoff(time.Second, 4*time.Second),
-		libp2padapter.ConnectYield(yield))
+		libp2padapter.ConnectYieldDelay(yield))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestConnectorCloseCancelsDial(t *testing.T) {
 
 	events, notify := notifyChannel()
 	c, err := libp2padapter.NewConnector(hb, announcer(t, open, "s"), notify,
-		libp2padapter.ConnectTimeout(time.Hour), libp2padapter.ConnectYield(0))
+		libp2padapter.ConnectTimeout(time.Hour), libp2padapter.ConnectYieldDelay(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestConnectorOverAdapterNamespace(t *testing.T) {
 	a := newAdapter(t, ha, libp2padapter.MemoryOpener(mem))
 	b := newAdapter(t, hb, libp2padapter.MemoryOpener(mem))
 	events, notify := notifyChannel()
-	c, err := libp2padapter.NewConnector(hb, b.Subscriber("mesh"), notify, libp2padapter.ConnectYield(0))
+	c, err := libp2padapter.NewConnector(hb, b.Subscriber("mesh"), notify, libp2padapter.ConnectYieldDelay(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +337,7 @@ func TestConnectorIgnoresOtherSpellings(t *testing.T) {
 		libp2padapter.ConnectClock(clock),
 		libp2padapter.ConnectJitter(0),
 		libp2padapter.ConnectBackoff(time.Second, 4*time.Second),
-		libp2padapter.ConnectYield(0))
+		libp2padapter.ConnectYieldDelay(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +394,7 @@ func TestConnectorYieldSurvivesUpdate(t *testing.T) {
 	c, err := libp2padapter.NewConnector(hb, announcer(t, open, "y"), notify,
 		libp2padapter.ConnectClock(clock),
 		libp2padapter.ConnectJitter(0),
-		libp2padapter.ConnectYield(yield))
+		libp2padapter.ConnectYieldDelay(yield))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,7 +443,7 @@ func TestConnectorRedialsClosedConnection(t *testing.T) {
 				libp2padapter.ConnectClock(clock),
 				libp2padapter.ConnectJitter(0),
 				libp2padapter.ConnectBackoff(time.Second, 4*time.Second),
-				libp2padapter.ConnectYield(0),
+				libp2padapter.ConnectYieldDelay(0),
 				libp2padapter.ConnectRedial(redial))
 			if err != nil {
 				t.Fatal(err)

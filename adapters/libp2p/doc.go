@@ -80,6 +80,6 @@
 //   - backoff.NewBackoffConnector and [Connector] both dial what is found;
 //     the Connector follows Found, Updated and Lost events instead of
 //     polling, and lets the lower of two peer IDs dial first
-//     ([ConnectYield]), since two hosts dialing each other at the same
+//     ([ConnectYieldDelay]), since two hosts dialing each other at the same
 //     instant over TCP can fail both dials.
 package libp2padapter

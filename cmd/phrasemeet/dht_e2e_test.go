@@ -101,7 +101,7 @@ func waitForDHT(t *testing.T, addrs []string) {
 		}
 		d, err := mainline.New(mainline.WithConn(conn), mainline.WithBootstrap(addrs...),
 			mainline.WithResolver(guard), mainline.WithResendDelay(500*time.Millisecond),
-			mainline.WithSendLimit(0, 0), mainline.WithRefreshInterval(0))
+			mainline.WithSendBudget(0, 0), mainline.WithRefreshInterval(0))
 		if err != nil {
 			t.Fatal(err)
 		}

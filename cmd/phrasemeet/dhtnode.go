@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"golang.org/x/time/rate"
 	"math"
 	"strings"
 
@@ -72,7 +73,7 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	d, err := f.open(e, *listen, logger, mainline.WithServing(*capacity), mainline.WithRefreshInterval(*refresh),
-		mainline.WithSourceLimit(*sourceLimit, sourceBurst))
+		mainline.WithSourceRateLimit(rate.Limit(*sourceLimit), sourceBurst))
 	if err != nil {
 		return err
 	}

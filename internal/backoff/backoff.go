@@ -18,6 +18,7 @@ import (
 // Source draws uniform integers in [0, n) for n > 0; *math/rand/v2.Rand
 // is one. A Source used from several goroutines must lock itself.
 type Source interface {
+	// Int64N returns a uniform integer in [0, n); n > 0.
 	Int64N(n int64) int64
 }
 

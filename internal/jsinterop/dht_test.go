@@ -145,7 +145,7 @@ func TestDHTBootstrapBothWays(t *testing.T) {
 		mainline.WithBootstrap(j.Addr),
 		mainline.WithResolver(nw.Guard()),
 		mainline.WithResendDelay(mainlinetest.DefaultResendDelay),
-		mainline.WithSendLimit(0, 0),
+		mainline.WithSendBudget(0, 0),
 		mainline.WithRefreshInterval(0),
 	)
 	if err != nil {

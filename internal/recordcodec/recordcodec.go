@@ -54,6 +54,8 @@ type MalformedError struct {
 	Reason string
 }
 
+// Error returns the reason alone: the wrapping format's error says what
+// was malformed.
 func (e *MalformedError) Error() string { return e.Reason }
 
 func malformed(format string, args ...any) error {

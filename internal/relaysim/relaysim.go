@@ -221,19 +221,19 @@ func WithRand(rng *rand.Rand) Option {
 	return func(c *config) { c.rng = rng }
 }
 
-// WithPutLimit sets a per-IP token bucket on PUTs: burst tokens, refilled
+// WithPutRateLimit sets a per-IP token bucket on PUTs: burst tokens, refilled
 // at perSecond. It is N0's limit (0.25 per second, burst 2); a PkarrRelay
 // has none unless given one.
-func WithPutLimit(perSecond float64, burst int) Option {
-	l := newLimit("WithPutLimit", perSecond, burst)
+func WithPutRateLimit(perSecond rate.Limit, burst int) Option {
+	l := newLimit("WithPutRateLimit", float64(perSecond), burst)
 	return func(c *config) { c.putLimit = l }
 }
 
-// WithRequestLimit sets a per-IP token bucket on every request, GET or PUT.
+// WithRequestRateLimit sets a per-IP token bucket on every request, GET or PUT.
 // It is PkarrRelay's limit (2 per second, burst 10); an N0 has none unless
 // given one.
-func WithRequestLimit(perSecond float64, burst int) Option {
-	l := newLimit("WithRequestLimit", perSecond, burst)
+func WithRequestRateLimit(perSecond rate.Limit, burst int) Option {
+	l := newLimit("WithRequestRateLimit", float64(perSecond), burst)
 	return func(c *config) { c.reqLimit = l }
 }
 
@@ -244,9 +244,15 @@ func newLimit(name string, perSecond float64, burst int) *limit {
 	return &limit{perSecond: perSecond, burst: burst}
 }
 
-// WithoutLimits removes both rate limits (later options may set them again).
-func WithoutLimits() Option {
-	return func(c *config) { c.putLimit, c.reqLimit = nil, nil }
+// WithRateLimits(false) removes both rate limits (later options may set
+// them again); true keeps the mode's, as by default, so that a harness can
+// pass a flag through.
+func WithRateLimits(on bool) Option {
+	return func(c *config) {
+		if !on {
+			c.putLimit, c.reqLimit = nil, nil
+		}
+	}
 }
 
 // WithObserver calls f for every request that reaches the relay, at its

@@ -68,7 +68,7 @@ func wantRateLimit(t *testing.T, err error, op string, retryAfter time.Duration)
 
 func TestN0DropsOlderPacketSilently(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := relaysim.New(relaysim.N0, relaysim.WithoutLimits(), relaysim.WithRTT(100*time.Millisecond, 0))
+		r := relaysim.New(relaysim.N0, relaysim.WithRateLimits(false), relaysim.WithRTT(100*time.Millisecond, 0))
 		b := r.Backend("10.0.0.1")
 		sk := newKey(t)
 		older, newer := sign(t, sk, epoch, "old"), sign(t, sk, epoch+1, "new")
@@ -213,7 +213,7 @@ func TestPkarrRelayRequestLimit(t *testing.T) {
 
 func TestLimitOptions(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := relaysim.New(relaysim.PkarrRelay, relaysim.WithoutLimits(), relaysim.WithPutLimit(1, 1))
+		r := relaysim.New(relaysim.PkarrRelay, relaysim.WithRateLimits(false), relaysim.WithPutRateLimit(1, 1))
 		b := r.Backend("10.0.0.1")
 		sk := newKey(t)
 		for range 30 { // GETs unlimited now

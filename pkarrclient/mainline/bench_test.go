@@ -234,7 +234,7 @@ func newBenchClient(guard *mainlinetest.Guard, bn *benchNetwork) (*mainline.DHT,
 		mainline.WithBootstrap(bn.addrs...),
 		mainline.WithResolver(guard),
 		mainline.WithResendDelay(bn.resend),
-		mainline.WithSendLimit(0, 0),
+		mainline.WithSendBudget(0, 0),
 		mainline.WithRefreshInterval(0),
 	)
 	if err != nil {

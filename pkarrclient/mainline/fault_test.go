@@ -546,7 +546,7 @@ func TestDHTClientWithRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string]string{}
-	got, err := c.ResolveMostRecent(ctx, key, pkarrclient.WithOutcomes(func(o pkarrclient.Outcome) {
+	got, err := c.ResolveMostRecent(ctx, key, pkarrclient.ReportOutcomes(func(o pkarrclient.Outcome) {
 		seen[o.Backend] = txtOf(o.Packet)
 	}))
 	if err != nil || !got.Equal(p2) {
@@ -563,7 +563,7 @@ func TestDHTClientWithRelay(t *testing.T) {
 	for _, mostRecent := range []bool{false, true} {
 		var relayErr error
 		var relayPacket *pkarrclient.SignedPacket
-		outcomes := pkarrclient.WithOutcomes(func(o pkarrclient.Outcome) {
+		outcomes := pkarrclient.ReportOutcomes(func(o pkarrclient.Outcome) {
 			if o.Backend == r.Name() {
 				relayErr, relayPacket = o.Err, o.Packet
 			}
@@ -608,7 +608,7 @@ func TestDHTBootstrapRetries(t *testing.T) {
 		mainline.WithBootstrap(nodeConn.LocalAddr().String()),
 		mainline.WithResolver(g),
 		mainline.WithResendDelay(200*time.Millisecond),
-		mainline.WithSendLimit(0, 0),
+		mainline.WithSendBudget(0, 0),
 		mainline.WithRefreshInterval(0),
 		mainline.WithClock(clock),
 	)
@@ -628,7 +628,7 @@ func TestDHTBootstrapRetries(t *testing.T) {
 		mainline.WithServing(0),
 		mainline.WithBootstrap(),
 		mainline.WithResolver(g),
-		mainline.WithSendLimit(0, 0),
+		mainline.WithSendBudget(0, 0),
 		mainline.WithRefreshInterval(0),
 	)
 	if err != nil {

@@ -187,7 +187,7 @@ func hostileClient(t *testing.T, addrs ...string) *mainline.DHT {
 		mainline.WithBootstrap(addrs...),
 		mainline.WithResolver(g),
 		mainline.WithResendDelay(mainlinetest.DefaultResendDelay),
-		mainline.WithSendLimit(0, 0),
+		mainline.WithSendBudget(0, 0),
 		mainline.WithRefreshInterval(0),
 		mainline.WithTimeout(20*time.Second),
 	)

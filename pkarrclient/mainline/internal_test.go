@@ -315,8 +315,8 @@ func FuzzServingNodeDatagram(f *testing.F) {
 		WithServing(1000),
 		WithBootstrap(),
 		WithResolver(refusingResolver{}),
-		WithSendLimit(0, 0),
-		WithSourceLimit(0, 0), // one sender, two queries per input
+		WithSendBudget(0, 0),
+		WithSourceRateLimit(0, 0), // one sender, two queries per input
 		WithRefreshInterval(0),
 	)
 	if err != nil {
@@ -477,7 +477,7 @@ func TestUnknownQueriesDoNotGrowExpvars(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(WithConn(conn), WithServing(0), WithBootstrap(), WithSendLimit(0, 0), WithRefreshInterval(0))
+	d, err := New(WithConn(conn), WithServing(0), WithBootstrap(), WithSendBudget(0, 0), WithRefreshInterval(0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -50,7 +51,7 @@ const (
 	// routing table (and any node saves its snapshot file).
 	DefaultRefreshInterval = 15 * time.Minute
 	// DefaultSourceLimit is a serving node's answer budget per source,
-	// in queries per second (burst twice that); see WithSourceLimit.
+	// in queries per second (burst twice that); see WithSourceRateLimit.
 	DefaultSourceLimit = defaultDHTSourceRate
 )
 
@@ -162,7 +163,7 @@ func WithResolver(r HostResolver) Option {
 // an equal seq only with the same value, which renews the item). Items
 // expire two hours after their last put. An absent cas and a cas of 0
 // are the same to the library's decoder, so "cas 0" is taken as none.
-// Each source of queries has its own answer budget ([WithSourceLimit]).
+// Each source of queries has its own answer budget ([WithSourceRateLimit]).
 func WithServing(capacity int) Option {
 	return func(c *dhtConfig) error {
 		if capacity < 0 {
@@ -216,47 +217,56 @@ func WithTimeout(d time.Duration) Option {
 	}
 }
 
-// WithConcurrency sets how many queries one lookup keeps in flight
+// WithMaxInFlight sets how many queries one lookup keeps in flight
 // (default 15).
-func WithConcurrency(n int) Option {
+func WithMaxInFlight(n int) Option {
 	return func(c *dhtConfig) error {
 		if n < 1 {
-			return fmt.Errorf("pkarr: WithConcurrency: %d is below 1", n)
+			return fmt.Errorf("pkarr: WithMaxInFlight: %d is below 1", n)
 		}
 		c.alpha = n
 		return nil
 	}
 }
 
-// WithSendLimit sets this node's own limit on outgoing datagrams (default
-// 250 per second, burst 25). A perSecond of 0 means unlimited.
-func WithSendLimit(perSecond float64, burst int) Option {
+// WithSendBudget sets this node's own limit on outgoing datagrams (default
+// 250 per second, burst 25). A rate of 0 or rate.Inf means unlimited.
+// A budget, not a rate limit: our own queries wait for it.
+func WithSendBudget(r rate.Limit, burst int) Option {
 	return func(c *dhtConfig) error {
+		perSecond := float64(r)
+		if r == rate.Inf {
+			perSecond = 0
+		}
 		if perSecond < 0 || burst < 0 {
-			return fmt.Errorf("pkarr: WithSendLimit: negative limit")
+			return fmt.Errorf("pkarr: WithSendBudget: negative limit")
 		}
 		if perSecond > 0 && burst < 1 {
 			// A limiter with no burst refuses every datagram.
-			return fmt.Errorf("pkarr: WithSendLimit: burst must be at least 1 with a rate")
+			return fmt.Errorf("pkarr: WithSendBudget: burst must be at least 1 with a rate")
 		}
 		c.sendRate, c.sendBurst = perSecond, burst
 		return nil
 	}
 }
 
-// WithSourceLimit sets a serving node's answer budget per source of
+// WithSourceRateLimit sets a serving node's answer budget per source of
 // queries (default 20 per second, burst 40): queries beyond it are dropped
 // unanswered, so one source flooding the node uses up its own budget and
-// not the node's. A source is an IPv4 address or an IPv6 /64. A perSecond
-// of 0 means unlimited (a private network whose nodes share one address,
+// not the node's. A source is an IPv4 address or an IPv6 /64. A rate of 0
+// or rate.Inf means unlimited (a private network whose nodes share one address,
 // as tests on 127.0.0.1 do). Passive nodes answer nothing and ignore it.
-func WithSourceLimit(perSecond float64, burst int) Option {
+func WithSourceRateLimit(r rate.Limit, burst int) Option {
 	return func(c *dhtConfig) error {
+		perSecond := float64(r)
+		if r == rate.Inf {
+			perSecond = 0
+		}
 		if perSecond < 0 || burst < 0 {
-			return fmt.Errorf("pkarr: WithSourceLimit: negative limit")
+			return fmt.Errorf("pkarr: WithSourceRateLimit: negative limit")
 		}
 		if perSecond > 0 && burst < 1 {
-			return fmt.Errorf("pkarr: WithSourceLimit: burst must be at least 1 with a rate")
+			return fmt.Errorf("pkarr: WithSourceRateLimit: burst must be at least 1 with a rate")
 		}
 		c.sourceRate, c.sourceBurst = perSecond, burst
 		return nil

@@ -141,7 +141,7 @@ func TestDHTNodesFileDamaged(t *testing.T) {
 			d, err := mainline.New(mainline.WithConn(conn), mainline.WithServing(0),
 				mainline.WithNodesFile(path), mainline.WithBootstrap(nw.Addrs()...),
 				mainline.WithResolver(g), mainline.WithResendDelay(mainlinetest.DefaultResendDelay),
-				mainline.WithSendLimit(0, 0), mainline.WithRefreshInterval(0),
+				mainline.WithSendBudget(0, 0), mainline.WithRefreshInterval(0),
 				mainline.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 			if err != nil {
 				conn.Close()

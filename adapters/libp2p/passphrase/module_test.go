@@ -300,7 +300,7 @@ func TestModuleConnectivity(t *testing.T) {
 			passphrase.Module(passphrase.Config{
 				AutoConnect:   true,
 				AllowLoopback: true,
-				Connectivity:  append([]libp2padapter.ConnectivityOption{loopbackTCPQUIC, libp2padapter.RelayACLGrace(0)}, opts...),
+				Connectivity:  append([]libp2padapter.ConnectivityOption{loopbackTCPQUIC, libp2padapter.RelayACLWait(0)}, opts...),
 			}),
 			passphrase.ProvideHost(libp2p.UserAgent("fx-connectivity-test")),
 			fx.Replace(libp2padapter.MemoryOpener(mem)),

@@ -179,8 +179,8 @@ func New(t testing.TB, n int, opts ...Option) *Network {
 			mainline.WithBootstrap(others...),
 			mainline.WithResolver(nw.guard),
 			mainline.WithResendDelay(cfg.resendDelay),
-			mainline.WithSendLimit(0, 0),
-			mainline.WithSourceLimit(0, 0), // every node and client is 127.0.0.1
+			mainline.WithSendBudget(0, 0),
+			mainline.WithSourceRateLimit(0, 0), // every node and client is 127.0.0.1
 			mainline.WithRefreshInterval(0),
 		}, cfg.nodeOpts...)
 		d, err := mainline.New(nodeOpts...)
@@ -271,7 +271,7 @@ func (nw *Network) ClientOptions() []mainline.Option {
 		mainline.WithBootstrap(nw.addrs...),
 		mainline.WithResolver(nw.guard),
 		mainline.WithResendDelay(nw.cfg.resendDelay),
-		mainline.WithSendLimit(0, 0),
+		mainline.WithSendBudget(0, 0),
 		mainline.WithRefreshInterval(0),
 	}
 }

@@ -48,7 +48,7 @@ func guardedDHT(t *testing.T, g *mainlinetest.Guard, bootstrap ...string) *mainl
 		mainline.WithBootstrap(bootstrap...),
 		mainline.WithResolver(g),
 		mainline.WithResendDelay(200*time.Millisecond),
-		mainline.WithSendLimit(0, 0),
+		mainline.WithSendBudget(0, 0),
 		mainline.WithRefreshInterval(0),
 		mainline.WithTimeout(10*time.Second),
 	)
