@@ -17,24 +17,13 @@ import (
 // "package.Name". The test tolerates them, and fails once one of them is
 // gone, so that its entry goes too.
 var pendingRenames = map[string]string{
-	"slotdiscovery.WithFutureBound":     "WithFutureMargin",
-	"slotdiscovery.WithReadSettle":      "WithSettleWait",
-	"slotdiscovery.WithGetBudget":       "rate.Limit rates",
-	"slotdiscovery.WithPutBudget":       "rate.Limit rate",
-	"slotdiscovery.TableBudget":         "rate.Limit rate",
-	"slotdiscovery.TableClock":          "a clockwork.Clock",
-	"slotdiscovery.TableBounds":         "TableStaleAfter, TableFutureMargin",
-	"libp2padapter.CircuitRelays":       "Connectivity's own package, or the Connectivity prefix",
-	"libp2padapter.GroupRelay":          "Connectivity's own package, or the Connectivity prefix",
-	"libp2padapter.ReachabilityMode":    "Connectivity's own package, or the Connectivity prefix",
-	"libp2padapter.PublicCIDRs":         "Connectivity's own package, or the Connectivity prefix",
-	"libp2padapter.ListenAddrs":         "Connectivity's own package, or the Connectivity prefix",
-	"libp2padapter.HolePunchTracer":     "Connectivity's own package, or the Connectivity prefix",
-	"libp2padapter.PunchWait":           "Connectivity's own package, or the Connectivity prefix",
-	"libp2padapter.ConnectionGater":     "Connectivity's own package, or the Connectivity prefix",
-	"libp2padapter.RelayRetryDelay":     "Connectivity's own package, or the Connectivity prefix",
-	"libp2padapter.RelayACLWait":        "Connectivity's own package, or the Connectivity prefix",
-	"libp2padapter.GroupRelayResources": "Connectivity's own package, or the Connectivity prefix",
+	"slotdiscovery.WithFutureBound": "WithFutureMargin",
+	"slotdiscovery.WithReadSettle":  "WithSettleWait",
+	"slotdiscovery.WithGetBudget":   "rate.Limit rates",
+	"slotdiscovery.WithPutBudget":   "rate.Limit rate",
+	"slotdiscovery.TableBudget":     "rate.Limit rate",
+	"slotdiscovery.TableClock":      "a clockwork.Clock",
+	"slotdiscovery.TableBounds":     "TableStaleAfter, TableFutureMargin",
 }
 
 // principalOptions are the option types whose options start with With

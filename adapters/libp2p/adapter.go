@@ -68,10 +68,7 @@ type Adapter struct {
 	members chan struct{}
 }
 
-var (
-	_ coredisc.Discovery = (*Adapter)(nil)
-	_ Members            = (*Adapter)(nil)
-)
+var _ coredisc.Discovery = (*Adapter)(nil)
 
 // space is one namespace: its discoverer, the peers it knows, and this
 // host's advertisement in it.
@@ -374,21 +371,7 @@ func (s *space) forget(id string) {
 	s.onChange()
 }
 
-// Members is who a group's discovery has found: the peers a
-// [Connectivity] lets use this host's circuit relay and offers to
-// AutoRelay as relays. An [Adapter] is one.
-type Members interface {
-	// IsMember reports whether id is among the peers found now.
-	IsMember(id peer.ID) bool
-	// Members returns the peers found now, with the addresses their
-	// records give.
-	Members() []peer.AddrInfo
-	// MembersChanged returns a channel closed at the next change to
-	// what IsMember and Members report.
-	MembersChanged() <-chan struct{}
-}
-
-// IsMember implements Members: id is in the cache of one of the open
+// IsMember implements connectivity.Members: id is in the cache of one of the open
 // namespaces, that is, a record announcing id, signed by id's key (with
 // passphrase.SlotOpener), was found through the rendezvous and has not been lost
 // since. This host is never a member of its own adapter.
@@ -410,7 +393,7 @@ func (a *Adapter) IsMember(id peer.ID) bool {
 	return false
 }
 
-// Members implements Members: the peers of every open namespace, each
+// Members implements connectivity.Members: the peers of every open namespace, each
 // once, its addresses merged from every namespace it was found in, in
 // no particular order.
 func (a *Adapter) Members() []peer.AddrInfo {
@@ -438,7 +421,7 @@ func (a *Adapter) Members() []peer.AddrInfo {
 	return out
 }
 
-// MembersChanged implements Members.
+// MembersChanged implements connectivity.Members.
 func (a *Adapter) MembersChanged() <-chan struct{} {
 	a.memMu.Lock()
 	defer a.memMu.Unlock()

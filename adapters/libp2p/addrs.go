@@ -120,7 +120,7 @@ type addrRank struct {
 	class int
 	// scope: 0 public, 1 private (reaches the same network only), 2
 	// loopback (the same machine only). Public is as go-multiaddr judges
-	// it, so TreatAsPublic applies.
+	// it, so connectivity.TreatAsPublic applies.
 	scope int
 	// transport: 0 QUIC, which connects in one round trip and is the one
 	// that hole punching uses when both are there, 1 TCP, 2 other.

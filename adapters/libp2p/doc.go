@@ -2,7 +2,7 @@
 // that share only a passphrase find each other through pkarr relays, and
 // go-libp2p sees a standard discovery service.
 //
-// The package has three parts, each usable alone. It links go-libp2p, the
+// The package has two parts, each usable alone. It links go-libp2p, the
 // root package and a clock, nothing else: the passphrase rendezvous (the
 // key derivation, pkarr) and the fx module are in the sub-package
 // [github.com/phrasemeet/discovery/adapters/libp2p/passphrase].
@@ -16,11 +16,12 @@
 //     backoff.NewBackoffConnector.
 //   - [Connector] dials the peers a discoverer finds, with per-peer
 //     exponential backoff, and reports each success and failure.
-//   - [Connectivity] gives a host what it takes to reach members behind
-//     NATs ([Connectivity.Options]): TCP and QUIC, AutoNAT v2, hole
-//     punching, AutoRelay over static circuit relays and the group's own,
-//     and a circuit relay for the group's members while the host is
-//     public. Attach an Adapter ([Members]) so that it knows who they are.
+//
+// What a host needs to reach members behind NATs (relays, hole punching,
+// the group's own relay) is the sub-package
+// [github.com/phrasemeet/discovery/adapters/libp2p/connectivity]: it needs
+// no rendezvous, and this package does not import it. An [Adapter] is
+// what its Manager takes as the group's members (connectivity.Members).
 //
 // passphrase.Module wires them into an fx application (one line plus a
 // passphrase.Config); passphrase.ProvideHost builds its host.

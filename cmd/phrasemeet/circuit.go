@@ -24,7 +24,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/prometheus/client_golang/prometheus"
 
-	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/connectivity"
 	"github.com/phrasemeet/discovery/internal/regularfile"
 	"github.com/phrasemeet/discovery/pkarrclient"
 )
@@ -300,7 +300,7 @@ type circuitRelay struct {
 // then served.
 func startCircuitRelay(cfg *circuitConfig, key crypto.PrivKey, reg prometheus.Registerer, version string) (*circuitRelay, error) {
 	// Before the host exists: go-multiaddr's lists are read unlocked.
-	if err := libp2padapter.TreatAsPublic(cfg.public...); err != nil {
+	if err := connectivity.TreatAsPublic(cfg.public...); err != nil {
 		return nil, fmt.Errorf("circuit relay: %w", err)
 	}
 	opts := []libp2p.Option{
@@ -345,7 +345,7 @@ func startCircuitRelay(cfg *circuitConfig, key crypto.PrivKey, reg prometheus.Re
 // publicAddrFilter keeps what go-multiaddr calls public, and addresses in
 // the given ranges. It decides which of the relay's own addresses go into
 // reservations: by default a relay hands out only public ones.
-// libp2padapter.TreatAsPublic, called before the host starts, makes the
+// connectivity.TreatAsPublic, called before the host starts, makes the
 // ranges public to go-multiaddr too (for AutoNAT and hole punching); the
 // filter keeps working for a relay built without it.
 func publicAddrFilter(ranges []netip.Prefix) relay.ReservationAddressFilterFunc {

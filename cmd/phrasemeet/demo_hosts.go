@@ -17,6 +17,7 @@ import (
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/connectivity"
 	"github.com/phrasemeet/discovery/adapters/libp2p/passphrase"
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/slotdiscovery"
@@ -87,7 +88,7 @@ type demoHost struct {
 	n int // 1 to --peers
 	h host.Host
 	// connectivity built h and follows the adapter's members.
-	connectivity *libp2padapter.Connectivity
+	connectivity *connectivity.Manager
 	client       *pkarrclient.Client
 	adapter      *libp2padapter.Adapter
 	conn         *libp2padapter.Connector
@@ -112,7 +113,7 @@ type demoNote struct {
 	err     error
 	retryIn time.Duration
 	text    string
-	link    libp2padapter.Link // connected: how, when the dial ended
+	link    connectivity.Link // connected: how, when the dial ended
 	at      time.Time
 }
 
@@ -187,23 +188,23 @@ func (d *demo) run(ctx context.Context) error {
 }
 
 // newHost starts host i: a libp2p host on loopback, built with the
-// adapter's Connectivity (as the chat's is), its own pkarr client over the
+// connectivity.Manager (as the chat's is), its own pkarr client over the
 // relay, the adapter, a connector dialing what the adapter finds, and
 // gossipsub joined to the demo's topic.
 func (d *demo) newHost(ctx context.Context, i int) (*demoHost, error) {
-	copts := []libp2padapter.ConnectivityOption{libp2padapter.ListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0"))}
+	copts := []connectivity.Option{connectivity.WithListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0"))}
 	if d.cfg.relayed {
 		// AutoRelay keeps only a relay's public addresses, so on loopback
 		// there is no relayed address unless 127.0.0.1 counts as public.
-		copts = append(copts, libp2padapter.PublicCIDRs(netip.MustParsePrefix("127.0.0.1/32")))
+		copts = append(copts, connectivity.WithPublicCIDRs(netip.MustParsePrefix("127.0.0.1/32")))
 		if i == 1 {
-			copts = append(copts, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
+			copts = append(copts, connectivity.WithReachability(connectivity.ReachabilityPublic))
 		} else {
-			copts = append(copts, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false),
-				libp2padapter.ConnectionGater(behindNAT{}))
+			copts = append(copts, connectivity.WithReachability(connectivity.ReachabilityPrivate), connectivity.WithGroupRelay(false),
+				connectivity.WithConnectionGater(behindNAT{}))
 		}
 	}
-	dc, err := libp2padapter.NewConnectivity(copts...)
+	dc, err := connectivity.New(copts...)
 	if err != nil {
 		return nil, fmt.Errorf("host %d: %w", i, err)
 	}
@@ -217,9 +218,9 @@ func (d *demo) newHost(ctx context.Context, i int) (*demoHost, error) {
 	// members before the connector gets to it (and the connector reports
 	// no dial to a host already connected).
 	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
-		link := libp2padapter.LinkDirect
-		if libp2padapter.IsRelayed(c) {
-			link = libp2padapter.LinkRelayed
+		link := connectivity.LinkDirect
+		if connectivity.IsRelayed(c) {
+			link = connectivity.LinkRelayed
 		}
 		d.note(ctx, demoNote{kind: "connected", host: i, other: c.RemotePeer(), link: link})
 	}})
@@ -251,7 +252,7 @@ func (d *demo) newHost(ctx context.Context, i int) (*demoHost, error) {
 	dh.conn, err = libp2padapter.NewConnector(h, dh.adapter.Subscriber(demoNamespace),
 		libp2padapter.ConnectBackoff(250*time.Millisecond, 5*time.Second),
 		libp2padapter.ConnectNotify(func(e libp2padapter.ConnectEvent) {
-			kind, link := "connected", libp2padapter.LinkTo(h.Network(), e.Peer.ID)
+			kind, link := "connected", connectivity.LinkTo(h.Network(), e.Peer.ID)
 			if e.Type == libp2padapter.Failed {
 				kind = "failed"
 			}

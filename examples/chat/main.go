@@ -65,7 +65,7 @@ import (
 	"strings"
 	"syscall"
 
-	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/connectivity"
 	"github.com/phrasemeet/discovery/examples/chat/internal/chat"
 	"github.com/phrasemeet/discovery/internal/passphrase"
 	"github.com/phrasemeet/discovery/pkarrclient"
@@ -141,7 +141,7 @@ func runChat(ctx context.Context, args []string, stdin *os.File, stdout, stderr 
 	fs.Var(&circuitRelays, "circuit-relay", "circuit relay to use behind NAT: a multiaddr ending in /p2p/<peer ID> "+
 		"(repeatable; default $"+circuitRelaysEnv+")")
 	noGroupRelay := fs.Bool("no-group-relay", false, "do not serve a circuit relay for the room's members when this chat is reachable from the internet")
-	reach := fs.String("reachability", string(libp2padapter.ReachabilityAuto), "auto, private or public: whether this chat is reachable from the internet "+
+	reach := fs.String("reachability", string(connectivity.ReachabilityAuto), "auto, private or public: whether this chat is reachable from the internet "+
 		"(auto: private at once if it has no public address, else AutoNAT finds out)")
 	fs.Var(&publicCIDRs, "public-cidr", "treat addresses in this range as public, e.g. a campus or VPN 10.0.0.0/8 (repeatable)")
 	quiet := fs.Bool("quiet", false, "no discovery and connection status lines")
@@ -213,7 +213,7 @@ const circuitRelaysEnv = "PHRASEMEET_CIRCUIT_RELAYS"
 // connectivityFlags reads the flags about reaching members behind NATs
 // into cfg.
 func connectivityFlags(cfg *chat.Config, relays, cidrs []string, reach string, getenv func(string) string) error {
-	r, err := libp2padapter.ParseReachability(reach)
+	r, err := connectivity.ParseReachability(reach)
 	if err != nil {
 		return usageErrorf("--reachability: %s", optionText(err))
 	}
@@ -223,11 +223,11 @@ func connectivityFlags(cfg *chat.Config, relays, cidrs []string, reach string, g
 		relays = strings.FieldsFunc(getenv(circuitRelaysEnv), func(c rune) bool { return c == ',' || c == ' ' || c == '\t' || c == '\n' })
 		source = "$" + circuitRelaysEnv
 	}
-	if cfg.CircuitRelays, err = libp2padapter.ParseCircuitRelays(relays); err != nil {
+	if cfg.CircuitRelays, err = connectivity.ParseCircuitRelays(relays); err != nil {
 		return usageErrorf("%s: %s", source, optionText(err))
 	}
 	for _, s := range cidrs {
-		p, err := libp2padapter.ParsePublicCIDR(s)
+		p, err := connectivity.ParsePublicCIDR(s)
 		if err != nil {
 			return usageErrorf("--public-cidr: %s", optionText(err))
 		}
@@ -238,7 +238,7 @@ func connectivityFlags(cfg *chat.Config, relays, cidrs []string, reach string, g
 
 // optionText is an option error without the package's prefix.
 func optionText(err error) string {
-	return strings.TrimPrefix(err.Error(), libp2padapter.ErrInvalidOption.Error()+": ")
+	return strings.TrimPrefix(err.Error(), connectivity.ErrInvalidOption.Error()+": ")
 }
 
 // relayURLs returns the relays to use: the flags', else

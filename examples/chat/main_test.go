@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/connectivity"
 	"github.com/phrasemeet/discovery/examples/chat/internal/chat"
 	"github.com/phrasemeet/discovery/internal/passphrase"
 )
@@ -134,7 +134,7 @@ func TestConnectivityFlags(t *testing.T) {
 		cfg.CircuitRelays[1].ID.String() != id2 {
 		t.Errorf("relays from the environment: %v", cfg.CircuitRelays)
 	}
-	if cfg.Reachability != libp2padapter.ReachabilityPrivate || fmt.Sprint(cfg.PublicCIDRs) != "[198.51.100.0/24 10.1.0.0/16]" {
+	if cfg.Reachability != connectivity.ReachabilityPrivate || fmt.Sprint(cfg.PublicCIDRs) != "[198.51.100.0/24 10.1.0.0/16]" {
 		t.Errorf("reachability %q, CIDRs %v", cfg.Reachability, cfg.PublicCIDRs)
 	}
 	cfg = chat.Config{}

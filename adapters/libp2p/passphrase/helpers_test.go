@@ -18,7 +18,7 @@ import (
 	relayproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	ma "github.com/multiformats/go-multiaddr"
 
-	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/connectivity"
 )
 
 // The helpers below are those of the libp2padapter tests that the module's
@@ -105,7 +105,7 @@ func debugLogger(buf *safeBuffer) *slog.Logger {
 }
 
 // loopbackTCPQUIC listens on loopback only, TCP and QUIC.
-var loopbackTCPQUIC = libp2padapter.ListenAddrs(
+var loopbackTCPQUIC = connectivity.WithListenAddrs(
 	ma.StringCast("/ip4/127.0.0.1/tcp/0"), ma.StringCast("/ip4/127.0.0.1/udp/0/quic-v1"))
 
 // waitFor polls cond until it holds or ctx ends.

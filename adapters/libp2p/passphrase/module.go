@@ -14,6 +14,7 @@ import (
 	"go.uber.org/fx"
 
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/connectivity"
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
@@ -89,10 +90,10 @@ type Config struct {
 	AdapterOptions []libp2padapter.Option
 	// ConnectorOptions apply to the Connector when AutoConnect is set.
 	ConnectorOptions []libp2padapter.ConnectorOption
-	// Connectivity configures the *libp2padapter.Connectivity the module
+	// Connectivity configures the *connectivity.Manager the module
 	// provides for the application's host (see ProvideHost): static
 	// circuit relays, the group relay, reachability, public ranges.
-	Connectivity []libp2padapter.ConnectivityOption
+	Connectivity []connectivity.Option
 }
 
 // String describes c with the passphrase redacted.
@@ -135,7 +136,7 @@ func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 //     unnamed unless Config.DiscoveryName names it;
 //   - with AutoConnect, *libp2padapter.Connector, started on start (after advertising
 //     the host in Config.Namespace) and closed on stop;
-//   - *libp2padapter.Connectivity, from Config.Connectivity, with the adapter attached
+//   - *connectivity.Manager, from Config.Connectivity, with the adapter attached
 //     as its members once the adapter is built: build the host from its
 //     Options, as ProvideHost does, so that it reaches members behind
 //     NATs and serves the group relay. A host built otherwise simply does
@@ -193,8 +194,8 @@ func Module(cfg Config) fx.Option {
 			},
 			func(in adapterIn) (*libp2padapter.Adapter, error) { return moduleAdapter(in, cfg) },
 			asDiscovery,
-			func() (*libp2padapter.Connectivity, error) {
-				return libp2padapter.NewConnectivity(cfg.Connectivity...)
+			func() (*connectivity.Manager, error) {
+				return connectivity.New(cfg.Connectivity...)
 			},
 		),
 
@@ -217,7 +218,7 @@ func Module(cfg Config) fx.Option {
 }
 
 // ProvideHost provides the host.Host that Module needs: a libp2p host
-// built from the module's *libp2padapter.Connectivity (TCP and QUIC, hole punching,
+// built from the module's *connectivity.Manager (TCP and QUIC, hole punching,
 // AutoRelay over the group's relays, the group relay), with extra options
 // after those, closed on stop.
 //
@@ -226,7 +227,7 @@ func Module(cfg Config) fx.Option {
 //		passphrase.ProvideHost(libp2p.UserAgent("myapp")),
 //	)
 func ProvideHost(extra ...libp2p.Option) fx.Option {
-	return fx.Provide(func(lc fx.Lifecycle, c *libp2padapter.Connectivity) (host.Host, error) {
+	return fx.Provide(func(lc fx.Lifecycle, c *connectivity.Manager) (host.Host, error) {
 		h, err := libp2p.New(append(c.Options(), extra...)...)
 		if err != nil {
 			return nil, fmt.Errorf("passphrase: starting the libp2p host: %w", err)
@@ -243,7 +244,7 @@ type adapterIn struct {
 	Opener    libp2padapter.Opener
 	// The adapter's members are the ones the group relay admits and
 	// AutoRelay picks relays from.
-	Connectivity *libp2padapter.Connectivity
+	Connectivity *connectivity.Manager
 	Logger       *slog.Logger `optional:"true"`
 }
 

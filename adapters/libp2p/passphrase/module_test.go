@@ -18,6 +18,7 @@ import (
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/connectivity"
 	"github.com/phrasemeet/discovery/adapters/libp2p/passphrase"
 	"github.com/phrasemeet/discovery/internal/slottest"
 	"github.com/phrasemeet/discovery/slotdiscovery"
@@ -285,7 +286,7 @@ func ourGoroutines() map[string]string {
 	return out
 }
 
-// The module's Connectivity, used through ProvideHost, gives the host the
+// The module's connectivity.Manager, used through ProvideHost, gives the host the
 // group relay and AutoRelay over the members the module's adapter finds:
 // a public member's relay admits the other members and no stranger, and
 // a private member reserves a slot on it, through which a third member
@@ -293,14 +294,14 @@ func ourGoroutines() map[string]string {
 func TestModuleConnectivity(t *testing.T) {
 	ctx := testContext(t)
 	mem := discovery.NewMemory()
-	build := func(opts ...libp2padapter.ConnectivityOption) (host.Host, *libp2padapter.Connectivity) {
+	build := func(opts ...connectivity.Option) (host.Host, *connectivity.Manager) {
 		var h host.Host
-		var c *libp2padapter.Connectivity
+		var c *connectivity.Manager
 		a := fx.New(fx.NopLogger,
 			passphrase.Module(passphrase.Config{
 				AutoConnect:   true,
 				AllowLoopback: true,
-				Connectivity:  append([]libp2padapter.ConnectivityOption{loopbackTCPQUIC, libp2padapter.RelayACLWait(0)}, opts...),
+				Connectivity:  append([]connectivity.Option{loopbackTCPQUIC, connectivity.WithRelayACLWait(0)}, opts...),
 			}),
 			passphrase.ProvideHost(libp2p.UserAgent("fx-connectivity-test")),
 			fx.Replace(libp2padapter.MemoryOpener(mem)),
@@ -309,9 +310,9 @@ func TestModuleConnectivity(t *testing.T) {
 		(&app{App: a}).start(t, ctx)
 		return h, c
 	}
-	public, pubConn := build(libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
-	private, _ := build(libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false))
-	third, _ := build(libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false))
+	public, pubConn := build(connectivity.WithReachability(connectivity.ReachabilityPublic))
+	private, _ := build(connectivity.WithReachability(connectivity.ReachabilityPrivate), connectivity.WithGroupRelay(false))
+	third, _ := build(connectivity.WithReachability(connectivity.ReachabilityPrivate), connectivity.WithGroupRelay(false))
 	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(public) })
 	waitFor(t, ctx, "the relay admitting the members", func() bool {
 		return pubConn.AllowReserve(private.ID(), nil) && pubConn.AllowReserve(third.ID(), nil)

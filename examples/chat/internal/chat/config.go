@@ -10,7 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/connectivity"
 	"github.com/phrasemeet/discovery/mdnsdiscovery"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
@@ -79,10 +79,10 @@ type Config struct {
 	// room's members only).
 	NoGroupRelay bool
 	// Reachability overrides how the chat finds out whether it is
-	// reachable from the internet (default libp2padapter.ReachabilityAuto).
-	Reachability libp2padapter.Reachability
+	// reachable from the internet (default connectivity.ReachabilityAuto).
+	Reachability connectivity.Reachability
 	// PublicCIDRs are address ranges to treat as public, for a network
-	// whose "internet" is a private range (libp2padapter.TreatAsPublic:
+	// whose "internet" is a private range (connectivity.TreatAsPublic:
 	// it changes process-wide state).
 	PublicCIDRs []netip.Prefix
 	// Loopback publishes the host's loopback addresses, for chats on one
@@ -125,9 +125,9 @@ func (c *Config) check() error {
 		c.Loopback = true
 	}
 	if c.Reachability == "" {
-		c.Reachability = libp2padapter.ReachabilityAuto
+		c.Reachability = connectivity.ReachabilityAuto
 	}
-	if _, err := libp2padapter.ParseReachability(string(c.Reachability)); err != nil {
+	if _, err := connectivity.ParseReachability(string(c.Reachability)); err != nil {
 		return err
 	}
 	if c.QuitLinger <= 0 {

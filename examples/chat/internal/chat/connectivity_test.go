@@ -12,22 +12,23 @@ import (
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/connectivity"
 )
 
-// The chat's host is built with the adapter's Connectivity and the room
+// The chat's host is built with a connectivity.Manager and the room
 // as its members: a chat taken to be public serves the room's relay
 // (unless NoGroupRelay) and admits the room's members to it; a chat on a
 // private address knows at once that it is private.
 func TestRoomRelay(t *testing.T) {
 	m := discovery.NewMemory()
 	swap := fx.Replace(libp2padapter.MemoryOpener(m))
-	var aliceConn, bobConn, carolConn *libp2padapter.Connectivity
+	var aliceConn, bobConn, carolConn *connectivity.Manager
 	pub := testConfig("alice")
-	pub.Reachability = libp2padapter.ReachabilityPublic
+	pub.Reachability = connectivity.ReachabilityPublic
 	alice := start(t, pub, swap, fx.Populate(&aliceConn))
 	bob := start(t, testConfig("bob"), swap, fx.Populate(&bobConn))
 	quiet := testConfig("carol")
-	quiet.Reachability = libp2padapter.ReachabilityPublic
+	quiet.Reachability = connectivity.ReachabilityPublic
 	quiet.NoGroupRelay = true
 	carol := start(t, quiet, swap, fx.Populate(&carolConn))
 	meet(t, alice, bob, carol)

@@ -16,7 +16,7 @@
 //     discoverer, to report the slot it holds);
 //   - the [HolePunches] hook, built before the host so that the host's
 //     hole-punching service can report to it (the host constructor passes
-//     it on with libp2padapter.HolePunchTracer);
+//     it on with connectivity.WithHolePunchTracer);
 //   - the libp2p host (closed on stop) and the libp2padapter.Adapter that
 //     turns the opener into go-libp2p's discovery service;
 //   - floodsub (every member forwards to every member it knows: no mesh

@@ -13,22 +13,23 @@ import (
 	"go.uber.org/fx"
 
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/connectivity"
 )
 
 // newHost starts the libp2p host, with what it takes to reach members
-// behind NATs (libp2padapter.Connectivity: relays, hole punching, the
+// behind NATs (connectivity.Manager: relays, hole punching, the
 // room's own relay), and provides that Connectivity too. Its hole
 // punching reports to punches, for /peers. libp2p.New
 // returns a host that already listens, so there is nothing to start;
 // stopping closes it, after every component that uses it has stopped (fx
 // stops in reverse order of construction).
-func newHost(lc fx.Lifecycle, cfg Config, punches *HolePunches) (host.Host, *libp2padapter.Connectivity, error) {
-	copts := []libp2padapter.ConnectivityOption{
-		libp2padapter.HolePunchTracer(punches),
-		libp2padapter.GroupRelay(!cfg.NoGroupRelay),
-		libp2padapter.ReachabilityMode(cfg.Reachability),
-		libp2padapter.CircuitRelays(cfg.CircuitRelays...),
-		libp2padapter.PublicCIDRs(cfg.PublicCIDRs...),
+func newHost(lc fx.Lifecycle, cfg Config, punches *HolePunches) (host.Host, *connectivity.Manager, error) {
+	copts := []connectivity.Option{
+		connectivity.WithHolePunchTracer(punches),
+		connectivity.WithGroupRelay(!cfg.NoGroupRelay),
+		connectivity.WithReachability(cfg.Reachability),
+		connectivity.WithCircuitRelays(cfg.CircuitRelays...),
+		connectivity.WithPublicCIDRs(cfg.PublicCIDRs...),
 	}
 	if len(cfg.Listen) > 0 {
 		listen := make([]ma.Multiaddr, 0, len(cfg.Listen))
@@ -39,9 +40,9 @@ func newHost(lc fx.Lifecycle, cfg Config, punches *HolePunches) (host.Host, *lib
 			}
 			listen = append(listen, m)
 		}
-		copts = append(copts, libp2padapter.ListenAddrs(listen...))
+		copts = append(copts, connectivity.WithListenAddrs(listen...))
 	}
-	conn, err := libp2padapter.NewConnectivity(copts...)
+	conn, err := connectivity.New(copts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -58,7 +59,7 @@ func newHost(lc fx.Lifecycle, cfg Config, punches *HolePunches) (host.Host, *lib
 // and its AutoRelay picks relays from. Stopping it leaves every namespace,
 // so the others see this peer go at their next read rather than when its
 // entry ages out.
-func newAdapter(lc fx.Lifecycle, h host.Host, open libp2padapter.Opener, cfg Config, con *Console, conn *libp2padapter.Connectivity) (*libp2padapter.Adapter, error) {
+func newAdapter(lc fx.Lifecycle, h host.Host, open libp2padapter.Opener, cfg Config, con *Console, conn *connectivity.Manager) (*libp2padapter.Adapter, error) {
 	var opts []libp2padapter.Option
 	if cfg.Loopback {
 		opts = append(opts, libp2padapter.WithLoopback())

@@ -12,9 +12,9 @@ import (
 // a direct link came from a hole punch: go-libp2p has no host event for
 // it, only a tracer. The host constructor connects it by taking the
 // *HolePunches the chat's fx graph provides and passing it on to the
-// Connectivity, which owns the host's one tracer:
+// connectivity.Manager, which owns the host's one tracer:
 //
-//	libp2padapter.NewConnectivity(libp2padapter.HolePunchTracer(punches), ...)
+//	connectivity.New(connectivity.WithHolePunchTracer(punches), ...)
 //
 // The Monitor reads it: a link that turns direct while a punch is under
 // way is reported when the punch ends, "hole punched" if it worked, and

@@ -1,4 +1,4 @@
-package libp2padapter
+package connectivity
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ import (
 // ranker says. A member elsewhere behind NAT gets go-libp2p's ranking.
 func TestRankDialsLANFirst(t *testing.T) {
 	clock := clockwork.NewFakeClock()
-	c, err := NewConnectivity(ConnectivityClock(clock))
+	c, err := New(WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package libp2padapter
+package connectivity
 
 import (
 	"fmt"
@@ -50,7 +50,7 @@ func ParsePublicCIDR(s string) (netip.Prefix, error) {
 // host in the process sees the change, and it lasts until the process
 // ends. go-multiaddr reads those variables without a lock, so call it
 // before starting any libp2p host (as WithPublicCIDRs does, from
-// NewConnectivity, before the host exists). Calls are serialized with
+// New, before the host exists). Calls are serialized with
 // each other, and idempotent: ranges already public change nothing, and
 // then nothing is written at all.
 //
@@ -87,7 +87,7 @@ func TreatAsPublic(prefixes ...netip.Prefix) error {
 				// Not reached for the ranges accepted above; kept so a
 				// change in go-multiaddr's rules fails loudly, not
 				// silently.
-				return fmt.Errorf("libp2padapter: %v is still not public to go-multiaddr after TreatAsPublic(%v)", a, p)
+				return fmt.Errorf("connectivity: %v is still not public to go-multiaddr after TreatAsPublic(%v)", a, p)
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package libp2padapter
+package connectivity
 
 import (
 	"encoding/binary"

@@ -1,8 +1,7 @@
-package libp2padapter
+package connectivity
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -49,7 +48,7 @@ const (
 	// relays and never serves one.
 	ReachabilityPrivate Reachability = "private"
 	// ReachabilityPublic forces public: the host serves the group relay
-	// (unless GroupRelay(false)) and looks for none. For a host with a
+	// (unless WithGroupRelay(false)) and looks for none. For a host with a
 	// public address that no AutoNAT server can confirm, such as the
 	// first member of a group.
 	ReachabilityPublic Reachability = "public"
@@ -64,20 +63,20 @@ func ParseReachability(s string) (Reachability, error) {
 	return "", fmt.Errorf("%w: reachability %q: want auto, private or public", ErrInvalidOption, s)
 }
 
-// DefaultRelayRetry is how soon, by default, a relay that refused a
+// DefaultRelayRetryDelay is how soon, by default, a relay that refused a
 // reservation (or could not be reached) is tried again. A group member's
 // relay refuses a member it has not yet found through the rendezvous,
 // which happens when the newcomer finds the relay first; the relay finds
 // the newcomer at its next scan.
-const DefaultRelayRetry = 10 * time.Second
+const DefaultRelayRetryDelay = 10 * time.Second
 
-// DefaultRelayACLGrace is how long, by default, the group relay waits for
+// DefaultRelayACLWait is how long, by default, the group relay waits for
 // the rendezvous to find a peer that asks for a reservation or a circuit
 // before refusing it.
-const DefaultRelayACLGrace = 2 * time.Second
+const DefaultRelayACLWait = 2 * time.Second
 
-// DefaultListenAddrs are where a host built with Connectivity.Options
-// listens unless ListenAddrs says otherwise: every interface, IPv4 and
+// DefaultListenAddrs are where a host built with Manager.Options
+// listens unless WithListenAddrs says otherwise: every interface, IPv4 and
 // IPv6, TCP and QUIC, on ports the system picks.
 func DefaultListenAddrs() []ma.Multiaddr {
 	return []ma.Multiaddr{
@@ -88,7 +87,7 @@ func DefaultListenAddrs() []ma.Multiaddr {
 	}
 }
 
-// GroupRelayResources are the group relay's limits by default: go-libp2p's
+// DefaultGroupRelayResources are the group relay's limits by default: go-libp2p's
 // default resources (128 reservations of an hour, 16 circuits per peer, 8
 // reservations per IP), but no per-connection limit.
 //
@@ -98,7 +97,7 @@ func DefaultListenAddrs() []ma.Multiaddr {
 // with a limit as limited (Stat().Limited): streams are opened on it only
 // with network.WithAllowLimitedConn, which gossipsub does not use, so a
 // pubsub chat over a limited relayed connection carries nothing at all.
-// The group relay serves only the group's members (see Connectivity), so
+// The group relay serves only the group's members (see Manager), so
 // it relays their connections without a limit. A static relay run by
 // someone else keeps its own limits; through one with limits, members
 // that cannot connect directly can still hole punch, but not talk.
@@ -108,13 +107,9 @@ func DefaultGroupRelayResources() relay.Resources {
 	return r
 }
 
-// ErrConnectivityInUse is returned (by libp2p.New) when the options of a
-// Connectivity that already serves a host are used for another.
-var ErrConnectivityInUse = errors.New("libp2padapter: this Connectivity already serves a host")
-
-// ConnectivityOption configures a Connectivity. An invalid value makes
-// NewConnectivity fail.
-type ConnectivityOption func(*connConfig) error
+// Option configures a Manager. An invalid value makes
+// New fail.
+type Option func(*connConfig) error
 
 type connConfig struct {
 	static     []peer.AddrInfo
@@ -132,10 +127,10 @@ type connConfig struct {
 	gater      connmgr.ConnectionGater
 }
 
-// CircuitRelays adds static circuit relays (v2): always offered to
+// WithCircuitRelays adds static circuit relays (v2): always offered to
 // AutoRelay, before the group's own. Each needs a peer ID and at least one
 // address (ParseCircuitRelays reads them from multiaddrs).
-func CircuitRelays(relays ...peer.AddrInfo) ConnectivityOption {
+func WithCircuitRelays(relays ...peer.AddrInfo) Option {
 	return func(c *connConfig) error {
 		for _, r := range relays {
 			if err := r.ID.Validate(); err != nil {
@@ -202,22 +197,22 @@ func ParseCircuitRelays(addrs []string) ([]peer.AddrInfo, error) {
 	return out, nil
 }
 
-// GroupRelay sets whether the host serves a circuit relay for the group
+// WithGroupRelay sets whether the host serves a circuit relay for the group
 // while it is publicly reachable (default true). Only members found
 // through the rendezvous may reserve a slot on it or open a circuit
-// through it (see Connectivity.AllowReserve); its limits are
-// GroupRelayResources unless GroupRelayResources says otherwise.
-func GroupRelay(on bool) ConnectivityOption {
+// through it (see Manager.AllowReserve); its limits are
+// DefaultGroupRelayResources unless WithGroupRelayResources says otherwise.
+func WithGroupRelay(on bool) Option {
 	return func(c *connConfig) error {
 		c.groupRelay = on
 		return nil
 	}
 }
 
-// GroupRelayResources replaces the group relay's resources (default
+// WithGroupRelayResources replaces the group relay's resources (default
 // DefaultGroupRelayResources()). A non-nil Limit marks every connection through
-// the relay as limited (see GroupRelayResources for what that costs).
-func GroupRelayResources(r relay.Resources) ConnectivityOption {
+// the relay as limited (see DefaultGroupRelayResources for what that costs).
+func WithGroupRelayResources(r relay.Resources) Option {
 	return func(c *connConfig) error {
 		if r.MaxReservations <= 0 || r.MaxCircuits <= 0 || r.BufferSize <= 0 || r.ReservationTTL <= 0 ||
 			r.MaxReservationsPerIP <= 0 || r.MaxReservationsPerASN <= 0 {
@@ -235,9 +230,9 @@ func GroupRelayResources(r relay.Resources) ConnectivityOption {
 	}
 }
 
-// ReachabilityMode overrides how the host finds out whether it is
+// WithReachability overrides how the host finds out whether it is
 // reachable (default ReachabilityAuto).
-func ReachabilityMode(r Reachability) ConnectivityOption {
+func WithReachability(r Reachability) Option {
 	return func(c *connConfig) error {
 		if _, err := ParseReachability(string(r)); err != nil {
 			return err
@@ -247,10 +242,10 @@ func ReachabilityMode(r Reachability) ConnectivityOption {
 	}
 }
 
-// PublicCIDRs makes NewConnectivity call TreatAsPublic with these ranges,
+// WithPublicCIDRs makes New call TreatAsPublic with these ranges,
 // before any host exists. That changes process-wide state: read
 // TreatAsPublic.
-func PublicCIDRs(prefixes ...netip.Prefix) ConnectivityOption {
+func WithPublicCIDRs(prefixes ...netip.Prefix) Option {
 	return func(c *connConfig) error {
 		for _, p := range prefixes {
 			if !p.IsValid() {
@@ -262,10 +257,10 @@ func PublicCIDRs(prefixes ...netip.Prefix) ConnectivityOption {
 	}
 }
 
-// ListenAddrs sets where the host listens (default DefaultListenAddrs).
+// WithListenAddrs sets where the host listens (default DefaultListenAddrs).
 // Only TCP and QUIC addresses can be listened on: those are the
 // transports the host gets.
-func ListenAddrs(addrs ...ma.Multiaddr) ConnectivityOption {
+func WithListenAddrs(addrs ...ma.Multiaddr) Option {
 	return func(c *connConfig) error {
 		if len(addrs) == 0 {
 			return fmt.Errorf("%w: no listen address", ErrInvalidOption)
@@ -280,9 +275,9 @@ func ListenAddrs(addrs ...ma.Multiaddr) ConnectivityOption {
 	}
 }
 
-// RelayRetryDelay sets how soon a relay that refused a reservation, or could
-// not be reached, is tried again (default DefaultRelayRetry).
-func RelayRetryDelay(d time.Duration) ConnectivityOption {
+// WithRelayRetryDelay sets how soon a relay that refused a reservation, or could
+// not be reached, is tried again (default DefaultRelayRetryDelay).
+func WithRelayRetryDelay(d time.Duration) Option {
 	return func(c *connConfig) error {
 		if d < time.Second {
 			return fmt.Errorf("%w: relay retry %v under a second", ErrInvalidOption, d)
@@ -292,10 +287,10 @@ func RelayRetryDelay(d time.Duration) ConnectivityOption {
 	}
 }
 
-// RelayACLWait sets how long the group relay waits for the rendezvous to
+// WithRelayACLWait sets how long the group relay waits for the rendezvous to
 // find an unknown peer asking for a reservation or a circuit before
-// refusing it (default DefaultRelayACLGrace). Zero refuses at once.
-func RelayACLWait(d time.Duration) ConnectivityOption {
+// refusing it (default DefaultRelayACLWait). Zero refuses at once.
+func WithRelayACLWait(d time.Duration) Option {
 	return func(c *connConfig) error {
 		if d < 0 {
 			return fmt.Errorf("%w: negative ACL grace %v", ErrInvalidOption, d)
@@ -305,9 +300,9 @@ func RelayACLWait(d time.Duration) ConnectivityOption {
 	}
 }
 
-// ConnectivityClock sets the clock that times relay retries and the ACL
+// WithClock sets the clock that times relay retries and the ACL
 // grace (default the real clock).
-func ConnectivityClock(clk clockwork.Clock) ConnectivityOption {
+func WithClock(clk clockwork.Clock) Option {
 	return func(c *connConfig) error {
 		if clk == nil {
 			return fmt.Errorf("%w: nil clock", ErrInvalidOption)
@@ -317,10 +312,10 @@ func ConnectivityClock(clk clockwork.Clock) ConnectivityOption {
 	}
 }
 
-// ConnectivityLogger sets where the Connectivity logs, at debug level:
+// WithLogger sets where the Manager logs, at debug level:
 // peer IDs, addresses, reachability, relay and hole punching decisions.
 // The default discards.
-func ConnectivityLogger(l *slog.Logger) ConnectivityOption {
+func WithLogger(l *slog.Logger) Option {
 	return func(c *connConfig) error {
 		if l == nil {
 			return fmt.Errorf("%w: nil logger", ErrInvalidOption)
@@ -330,14 +325,14 @@ func ConnectivityLogger(l *slog.Logger) ConnectivityOption {
 	}
 }
 
-// HolePunchTracer passes every event of the host's hole punching
+// WithHolePunchTracer passes every event of the host's hole punching
 // service (a punch started, each attempt, its end) on to t as well. go-libp2p
-// takes one tracer per host and the Connectivity is it; this is how a
+// takes one tracer per host and the Manager is it; this is how a
 // program that wants more than OnHolePunch's ends (the chat, to tell a
 // link that is being punched from one that turned direct on its own) still
 // hears them. t is called from the hole punching goroutines and should
 // return quickly.
-func HolePunchTracer(t holepunch.EventTracer) ConnectivityOption {
+func WithHolePunchTracer(t holepunch.EventTracer) Option {
 	return func(c *connConfig) error {
 		if t == nil {
 			return fmt.Errorf("%w: nil hole punch tracer", ErrInvalidOption)
@@ -347,28 +342,28 @@ func HolePunchTracer(t holepunch.EventTracer) ConnectivityOption {
 	}
 }
 
-// Connectivity is what a phrasemeet host needs to reach members behind
+// Manager is what a phrasemeet host needs to reach members behind
 // NATs: the go-libp2p options for its host (Options), the relays it may
 // use, and the group relay it serves. It is the bridge between the host,
 // built first, and the group's discovery, built on the host: give it
 // the discovery's members with Attach once that exists.
 //
-//	conn, err := libp2padapter.NewConnectivity(libp2padapter.CircuitRelays(relays...))
+//	conn, err := connectivity.New(connectivity.WithCircuitRelays(relays...))
 //	h, err := libp2p.New(conn.Options()...)
 //	a, err := libp2padapter.New(h, opener)
 //	conn.Attach(a)
 //
-// Relays come from the static circuit relays given (CircuitRelays), and
+// Relays come from the static circuit relays given (WithCircuitRelays), and
 // from the group: a member that is publicly reachable serves a circuit
-// relay v2 for the group (GroupRelay, on by default), and members behind
+// relay v2 for the group (WithGroupRelay, on by default), and members behind
 // NAT find it among the members (an AutoRelay peer source over Members).
 // The group relay admits only members: a reservation or a circuit is
 // refused to any peer the rendezvous has not found (AllowReserve,
 // AllowConnect), so a stranger gets nothing from a member.
 //
-// One Connectivity serves one host; it is safe for concurrent
+// One Manager serves one host; it is safe for concurrent
 // use.
-type Connectivity struct {
+type Manager struct {
 	cfg connConfig
 	src atomic.Pointer[membersBox]
 
@@ -383,7 +378,7 @@ type Connectivity struct {
 	inUse   map[peer.ID]bool  // relays this host holds a reservation with
 	offered map[peer.ID]offer // when each candidate was last offered to AutoRelay
 	reach   network.Reachability
-	// ownReach: reach is what this Connectivity told the host (judge,
+	// ownReach: reach is what this Manager told the host (judge,
 	// confirm), not AutoNAT's word or a forced mode; ownEchoes are its
 	// emissions the subscription has not delivered back yet.
 	ownReach  bool
@@ -412,20 +407,20 @@ type offer struct {
 }
 
 var (
-	_ relay.ACLFilter       = (*Connectivity)(nil)
-	_ holepunch.EventTracer = (*Connectivity)(nil)
+	_ relay.ACLFilter       = (*Manager)(nil)
+	_ holepunch.EventTracer = (*Manager)(nil)
 )
 
-// NewConnectivity returns a Connectivity. With PublicCIDRs, it calls
+// New returns a Manager. With WithPublicCIDRs, it calls
 // TreatAsPublic first.
-func NewConnectivity(opts ...ConnectivityOption) (*Connectivity, error) {
+func New(opts ...Option) (*Manager, error) {
 	cfg := connConfig{
 		groupRelay: true,
 		resources:  DefaultGroupRelayResources(),
 		reach:      ReachabilityAuto,
 		listen:     DefaultListenAddrs(),
-		retry:      DefaultRelayRetry,
-		grace:      DefaultRelayACLGrace,
+		retry:      DefaultRelayRetryDelay,
+		grace:      DefaultRelayACLWait,
 		clock:      clockwork.NewRealClock(),
 		logger:     slog.New(slog.DiscardHandler),
 		punchWait:  DefaultPunchWait,
@@ -443,7 +438,7 @@ func NewConnectivity(opts ...ConnectivityOption) (*Connectivity, error) {
 			return nil, err
 		}
 	}
-	c := &Connectivity{
+	c := &Manager{
 		cfg:     cfg,
 		changed: make(chan struct{}),
 		inUse:   make(map[peer.ID]bool),
@@ -462,26 +457,26 @@ func NewConnectivity(opts ...ConnectivityOption) (*Connectivity, error) {
 }
 
 // Options returns the go-libp2p options of the host: TCP and QUIC
-// transports listening where ListenAddrs says, identify, AutoNAT v2 (and
+// transports listening where WithListenAddrs says, identify, AutoNAT v2 (and
 // the AutoNAT v1 service, so public members answer other members' AutoNAT
 // probes), hole punching (DCUtR, reported through OnHolePunch), the
-// circuit relay transport and AutoRelay over this Connectivity's relays,
-// the group relay service unless GroupRelay(false), and the reachability
-// the mode asks for, a connection gater (see PunchWait and
-// ConnectionGater) and a dial ranker that tries a member on this host's
+// circuit relay transport and AutoRelay over this Manager's relays,
+// the group relay service unless WithGroupRelay(false), and the reachability
+// the mode asks for, a connection gater (see WithPunchWait and
+// WithConnectionGater) and a dial ranker that tries a member on this host's
 // own network directly before its relay. Pass more options after them,
 // but no transport, listen address, connection gater or swarm options of
 // your own.
 //
-// The options serve one host: libp2p.New fails with ErrConnectivityInUse,
+// The options serve one host: libp2p.New fails with ErrInUse,
 // before it builds anything, if they are used again (also after a
 // libp2p.New that failed).
-func (c *Connectivity) Options() []libp2p.Option {
+func (c *Manager) Options() []libp2p.Option {
 	backoff := max(c.cfg.retry/3, time.Second)
 	opts := []libp2p.Option{
 		func(*libp2p.Config) error {
 			if !c.bound.CompareAndSwap(false, true) {
-				return ErrConnectivityInUse
+				return ErrInUse
 			}
 			return nil
 		},
@@ -497,8 +492,8 @@ func (c *Connectivity) Options() []libp2p.Option {
 		// and ask the peer source every 30 s. A group has one relay or
 		// two, found within a second or so: take the first, at once. The
 		// peer source paces itself (see peerSource), and the backoff
-		// after a refused reservation is shorter than RelayRetryDelay, so a
-		// relay offered again after RelayRetryDelay is tried again.
+		// after a refused reservation is shorter than WithRelayRetryDelay, so a
+		// relay offered again after WithRelayRetryDelay is tried again.
 		libp2p.EnableAutoRelayWithPeerSource(c.peerSource,
 			autorelay.WithMinCandidates(1),
 			autorelay.WithBootDelay(0),
@@ -525,8 +520,8 @@ func (c *Connectivity) Options() []libp2p.Option {
 }
 
 // bind runs inside the host's construction (libp2p.WithFxOption), so that
-// the host's start and stop start and stop this Connectivity's work.
-func (c *Connectivity) bind(h host.Host, lc fx.Lifecycle) {
+// the host's start and stop start and stop this Manager's work.
+func (c *Manager) bind(h host.Host, lc fx.Lifecycle) {
 	lc.Append(fx.Hook{
 		OnStart: func(context.Context) error { return c.start(h) },
 		OnStop:  func(context.Context) error { c.halt(); return nil },
@@ -535,7 +530,7 @@ func (c *Connectivity) bind(h host.Host, lc fx.Lifecycle) {
 
 // start runs after the host has started: it listens, and its addresses
 // are known.
-func (c *Connectivity) start(h host.Host) error {
+func (c *Manager) start(h host.Host) error {
 	sub, err := h.EventBus().Subscribe([]any{
 		new(event.EvtLocalAddressesUpdated),
 		new(event.EvtAutoRelayAddrsUpdated),
@@ -546,13 +541,13 @@ func (c *Connectivity) start(h host.Host) error {
 		new(event.EvtLocalProtocolsUpdated),
 	}, eventbus.Name("phrasemeet connectivity"), eventbus.BufSize(64))
 	if err != nil {
-		return fmt.Errorf("libp2padapter: connectivity: %w", err)
+		return fmt.Errorf("connectivity: %w", err)
 	}
 	var em event.Emitter
 	if c.cfg.reach == ReachabilityAuto {
 		if em, err = h.EventBus().Emitter(new(event.EvtLocalReachabilityChanged), eventbus.Stateful); err != nil {
 			sub.Close()
-			return fmt.Errorf("libp2padapter: connectivity: %w", err)
+			return fmt.Errorf("connectivity: %w", err)
 		}
 	}
 	c.mu.Lock()
@@ -568,7 +563,7 @@ func (c *Connectivity) start(h host.Host) error {
 }
 
 // halt stops what start started, before the host's own parts stop.
-func (c *Connectivity) halt() {
+func (c *Manager) halt() {
 	c.mu.Lock()
 	c.running = false
 	c.stop()
@@ -583,7 +578,7 @@ func (c *Connectivity) halt() {
 // is private), its reservations (relays in use are not offered again),
 // its reachability, and what other peers support (a member that starts
 // serving a relay becomes a candidate).
-func (c *Connectivity) run(h host.Host, sub event.Subscription, em event.Emitter) {
+func (c *Manager) run(h host.Host, sub event.Subscription, em event.Emitter) {
 	defer c.wg.Done()
 	defer sub.Close()
 	if em != nil {
@@ -643,7 +638,7 @@ func (c *Connectivity) run(h host.Host, sub event.Subscription, em event.Emitter
 // probes after 15 s, and only through AutoNAT servers) to start AutoRelay.
 // It never overrides a reachability already known: AutoNAT may find a
 // host public through a port mapping, and its word stands.
-func (c *Connectivity) judge(h host.Host, em event.Emitter) {
+func (c *Manager) judge(h host.Host, em event.Emitter) {
 	if em == nil {
 		return
 	}
@@ -665,7 +660,7 @@ func (c *Connectivity) judge(h host.Host, em event.Emitter) {
 // members behind NAT stop serving it once they find themselves private:
 // the first public member of a group of home users would never learn
 // that it is public. AutoNAT v1's own word, once it has one, stands.
-func (c *Connectivity) confirm(h host.Host, em event.Emitter, e event.EvtHostReachableAddrsChanged) {
+func (c *Manager) confirm(h host.Host, em event.Emitter, e event.EvtHostReachableAddrsChanged) {
 	if em == nil {
 		return
 	}
@@ -688,7 +683,7 @@ func (c *Connectivity) confirm(h host.Host, em event.Emitter, e event.EvtHostRea
 }
 
 // tell emits r as the host's reachability.
-func (c *Connectivity) tell(em event.Emitter, r network.Reachability) {
+func (c *Manager) tell(em event.Emitter, r network.Reachability) {
 	c.mu.Lock()
 	c.reach, c.ownReach = r, true
 	c.ownEchoes = append(c.ownEchoes, r)
@@ -721,18 +716,33 @@ func circuitRelayID(a ma.Multiaddr) (peer.ID, bool) {
 }
 
 // poke wakes whoever waits for candidates to change.
-func (c *Connectivity) poke() {
+func (c *Manager) poke() {
 	c.mu.Lock()
 	close(c.changed)
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
 }
 
+// Members is who a group's discovery has found: the peers a Manager lets
+// use this host's circuit relay and offers to AutoRelay as relays. A
+// libp2padapter.Adapter is one; so is anything else that knows the
+// group's members.
+type Members interface {
+	// IsMember reports whether id is among the peers found now.
+	IsMember(id peer.ID) bool
+	// Members returns the peers found now, with the addresses their
+	// records give.
+	Members() []peer.AddrInfo
+	// MembersChanged returns a channel closed at the next change to
+	// what IsMember and Members report.
+	MembersChanged() <-chan struct{}
+}
+
 // Attach makes m the group's members: the group relay admits them, and
 // AutoRelay is offered those that serve a relay. Until Attach, the group
 // relay admits nobody and only static relays are offered. A second
 // Attach replaces the first.
-func (c *Connectivity) Attach(m Members) {
+func (c *Manager) Attach(m Members) {
 	if m == nil {
 		c.src.Store(nil)
 	} else {
@@ -741,7 +751,7 @@ func (c *Connectivity) Attach(m Members) {
 	c.poke()
 }
 
-func (c *Connectivity) members() Members {
+func (c *Manager) members() Members {
 	if b := c.src.Load(); b != nil {
 		return b.m
 	}
@@ -749,14 +759,14 @@ func (c *Connectivity) members() Members {
 }
 
 // isMember reports whether the attached members include id.
-func (c *Connectivity) isMember(id peer.ID) bool {
+func (c *Manager) isMember(id peer.ID) bool {
 	m := c.members()
 	return m != nil && m.IsMember(id)
 }
 
 // admit reports whether id is a member, waiting up to the ACL grace for
 // the rendezvous to find it.
-func (c *Connectivity) admit(id peer.ID) bool {
+func (c *Manager) admit(id peer.ID) bool {
 	if c.isMember(id) {
 		return true
 	}
@@ -792,7 +802,7 @@ func (c *Connectivity) admit(id peer.ID) bool {
 
 // AllowReserve implements go-libp2p's relay.ACLFilter for the group
 // relay: only a member may reserve a slot.
-func (c *Connectivity) AllowReserve(p peer.ID, a ma.Multiaddr) bool {
+func (c *Manager) AllowReserve(p peer.ID, a ma.Multiaddr) bool {
 	ok := c.admit(p)
 	if !ok {
 		c.cfg.logger.Debug("group relay: reservation refused to a non-member", "peer", p, "addr", a)
@@ -802,7 +812,7 @@ func (c *Connectivity) AllowReserve(p peer.ID, a ma.Multiaddr) bool {
 
 // AllowConnect implements go-libp2p's relay.ACLFilter for the group
 // relay: a circuit is opened only from a member to a member.
-func (c *Connectivity) AllowConnect(src peer.ID, srcAddr ma.Multiaddr, dest peer.ID) bool {
+func (c *Manager) AllowConnect(src peer.ID, srcAddr ma.Multiaddr, dest peer.ID) bool {
 	ok := c.admit(src) && c.isMember(dest)
 	if !ok {
 		c.cfg.logger.Debug("group relay: circuit refused", "from", src, "addr", srcAddr, "to", dest)
@@ -816,10 +826,10 @@ func (c *Connectivity) AllowConnect(src peer.ID, srcAddr ma.Multiaddr, dest peer
 // it whenever it has fewer candidates than it wants and closes nothing
 // itself; a source that answered at once every time would have it
 // re-examine the same peers once a second. So each candidate is offered
-// once per RelayRetryDelay (again sooner if it has since been found to serve a
+// once per WithRelayRetryDelay (again sooner if it has since been found to serve a
 // relay), relays already in use are not offered, and when there is
 // nothing to offer the channel stays open until there is.
-func (c *Connectivity) peerSource(ctx context.Context, num int) <-chan peer.AddrInfo {
+func (c *Manager) peerSource(ctx context.Context, num int) <-chan peer.AddrInfo {
 	out := make(chan peer.AddrInfo, max(num, 0))
 	c.mu.Lock()
 	if !c.running {
@@ -874,7 +884,7 @@ func (c *Connectivity) peerSource(ctx context.Context, num int) <-chan peer.Addr
 
 // candidates picks at most num relays to offer now, and says when one
 // offered recently may be offered again (zero if none waits).
-func (c *Connectivity) candidates(num int) (out []peer.AddrInfo, wake time.Time) {
+func (c *Manager) candidates(num int) (out []peer.AddrInfo, wake time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := c.host
@@ -942,7 +952,7 @@ type HolePunchEvent struct {
 
 // Trace implements go-libp2p's holepunch.EventTracer; the host's hole
 // punching service calls it. It is not for other callers.
-func (c *Connectivity) Trace(evt *holepunch.Event) {
+func (c *Manager) Trace(evt *holepunch.Event) {
 	for _, t := range c.cfg.tracers {
 		t.Trace(evt)
 	}
@@ -969,7 +979,7 @@ func (c *Connectivity) Trace(evt *holepunch.Event) {
 // the hole punching goroutine (so f should return quickly), until the
 // returned stop is called. go-libp2p has no event for it on the host's
 // bus.
-func (c *Connectivity) OnHolePunch(f func(HolePunchEvent)) (stop func()) {
+func (c *Manager) OnHolePunch(f func(HolePunchEvent)) (stop func()) {
 	if f == nil {
 		return func() {}
 	}
@@ -987,7 +997,7 @@ func (c *Connectivity) OnHolePunch(f func(HolePunchEvent)) (stop func()) {
 
 // LastHolePunch returns how the last hole punch with id ended, if there
 // was one.
-func (c *Connectivity) LastHolePunch(id peer.ID) (HolePunchEvent, bool) {
+func (c *Manager) LastHolePunch(id peer.ID) (HolePunchEvent, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.punched[id]
@@ -997,7 +1007,7 @@ func (c *Connectivity) LastHolePunch(id peer.ID) (HolePunchEvent, bool) {
 // CurrentReachability returns what the host takes its reachability to be
 // now: from AutoNAT, a forced mode, or (in auto mode) private at once when
 // it has no public address. Unknown before the host has started.
-func (c *Connectivity) CurrentReachability() network.Reachability {
+func (c *Manager) CurrentReachability() network.Reachability {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.reach

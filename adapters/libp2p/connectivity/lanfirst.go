@@ -1,4 +1,4 @@
-package libp2padapter
+package connectivity
 
 import (
 	"net"
@@ -82,7 +82,7 @@ func (o *ownNetworks) get(now time.Time) []netip.Prefix {
 // rankDials is swarm.DefaultDialRanker, with relay addresses delayed by
 // swarm.RelayDelay when the peer has a direct address on one of this
 // host's networks (and no public one: then go-libp2p delays them already).
-func (c *Connectivity) rankDials(addrs []ma.Multiaddr) []network.AddrDelay {
+func (c *Manager) rankDials(addrs []ma.Multiaddr) []network.AddrDelay {
 	ranked := swarm.DefaultDialRanker(addrs)
 	if slices.ContainsFunc(addrs, rankedPublic) || !c.onOwnNetwork(addrs) {
 		return ranked
@@ -110,7 +110,7 @@ func rankedPublic(a ma.Multiaddr) bool {
 
 // onOwnNetwork reports whether a direct address among addrs is on one of
 // this host's networks.
-func (c *Connectivity) onOwnNetwork(addrs []ma.Multiaddr) bool {
+func (c *Manager) onOwnNetwork(addrs []ma.Multiaddr) bool {
 	var nets []netip.Prefix
 	for _, a := range addrs {
 		if isCircuit(a) {

@@ -1,4 +1,4 @@
-package libp2padapter
+package connectivity
 
 import (
 	"testing"
@@ -14,10 +14,10 @@ import (
 )
 
 // The hold on relayed connections ends when hole punching is ready, or at
-// PunchWait after the start, whichever comes first; with PunchWait 0, or
+// WithPunchWait after the start, whichever comes first; with WithPunchWait 0, or
 // before the host started, nothing is held.
 func TestAwaitHolePunching(t *testing.T) {
-	held := func(c *Connectivity, clock *clockwork.FakeClock, step time.Duration, ready bool) bool {
+	held := func(c *Manager, clock *clockwork.FakeClock, step time.Duration, ready bool) bool {
 		t.Helper()
 		done := make(chan struct{})
 		go func() {
@@ -46,9 +46,9 @@ func TestAwaitHolePunching(t *testing.T) {
 			return true
 		}
 	}
-	newConn := func(wait time.Duration) (*Connectivity, *clockwork.FakeClock) {
+	newConn := func(wait time.Duration) (*Manager, *clockwork.FakeClock) {
 		clock := clockwork.NewFakeClock()
-		c, err := NewConnectivity(ConnectivityClock(clock), PunchWait(wait))
+		c, err := New(WithClock(clock), WithPunchWait(wait))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,10 +78,10 @@ func TestAwaitHolePunching(t *testing.T) {
 	}
 	c, clock = newConn(0)
 	if held(c, clock, 0, false) {
-		t.Error("held with PunchWait 0")
+		t.Error("held with WithPunchWait 0")
 	}
-	if _, err := NewConnectivity(PunchWait(-time.Second)); err == nil {
-		t.Error("a negative PunchWait accepted")
+	if _, err := New(WithPunchWait(-time.Second)); err == nil {
+		t.Error("a negative WithPunchWait accepted")
 	}
 }
 
@@ -94,7 +94,7 @@ func TestAwaitHolePunching(t *testing.T) {
 // deadline), faked here; the hold's deadline is an hour away.
 func TestPunchSettle(t *testing.T) {
 	clock, settle := clockwork.NewFakeClock(), clockwork.NewFakeClock()
-	c, err := NewConnectivity(ConnectivityClock(clock), PunchWait(time.Hour))
+	c, err := New(WithClock(clock), WithPunchWait(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,11 +154,11 @@ func (circuitConn) RemoteMultiaddr() ma.Multiaddr {
 func TestGateAsksUserFirst(t *testing.T) {
 	for _, refuse := range []bool{true, false} {
 		clock := clockwork.NewFakeClock()
-		opts := []ConnectivityOption{ConnectivityClock(clock)}
+		opts := []Option{WithClock(clock)}
 		if refuse {
-			opts = append(opts, ConnectionGater(refuseAll{}))
+			opts = append(opts, WithConnectionGater(refuseAll{}))
 		}
-		c, err := NewConnectivity(opts...)
+		c, err := New(opts...)
 		if err != nil {
 			t.Fatal(err)
 		}

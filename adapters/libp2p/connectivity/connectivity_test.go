@@ -1,4 +1,4 @@
-package libp2padapter_test
+package connectivity_test
 
 import (
 	"context"
@@ -31,18 +31,19 @@ import (
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
+	"github.com/phrasemeet/discovery/adapters/libp2p/connectivity"
 )
 
 // loopbackTCPQUIC listens on loopback only, TCP and QUIC.
-var loopbackTCPQUIC = libp2padapter.ListenAddrs(
+var loopbackTCPQUIC = connectivity.WithListenAddrs(
 	ma.StringCast("/ip4/127.0.0.1/tcp/0"), ma.StringCast("/ip4/127.0.0.1/udp/0/quic-v1"))
 
 // connHost starts a host with the options of a new Connectivity (loopback
 // listen addresses first, so opts may replace them) and closes it when
 // the test ends.
-func connHost(t *testing.T, opts ...libp2padapter.ConnectivityOption) (host.Host, *libp2padapter.Connectivity) {
+func connHost(t *testing.T, opts ...connectivity.Option) (host.Host, *connectivity.Manager) {
 	t.Helper()
-	c, err := libp2padapter.NewConnectivity(append([]libp2padapter.ConnectivityOption{loopbackTCPQUIC}, opts...)...)
+	c, err := connectivity.New(append([]connectivity.Option{loopbackTCPQUIC}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func dialThrough(t *testing.T, ctx context.Context, h, r host.Host, p peer.ID) e
 func TestGroupRelayACL(t *testing.T) {
 	ctx := testContext(t)
 	mem := discovery.NewMemory()
-	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic), libp2padapter.RelayACLWait(0))
+	r, rc := connHost(t, connectivity.WithReachability(connectivity.ReachabilityPublic), connectivity.WithRelayACLWait(0))
 	rc.Attach(member(t, ctx, r, mem))
 	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(r) })
 	rinfo := peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}
@@ -166,7 +167,7 @@ func TestGroupRelayACL(t *testing.T) {
 	if err := relayed(m1, m2.ID()); err != nil {
 		t.Fatalf("a member's circuit to a member: %v", err)
 	}
-	if got := libp2padapter.LinkTo(m1.Network(), m2.ID()); got != libp2padapter.LinkRelayed {
+	if got := connectivity.LinkTo(m1.Network(), m2.ID()); got != connectivity.LinkRelayed {
 		t.Errorf("link through the group relay: %v, want relayed", got)
 	}
 	// The group relay sets no limit: the connection is not limited, so
@@ -183,7 +184,7 @@ func TestGroupRelayACL(t *testing.T) {
 func TestGroupRelayACLGrace(t *testing.T) {
 	ctx := testContext(t)
 	mem := discovery.NewMemory()
-	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic), libp2padapter.RelayACLWait(timeout))
+	r, rc := connHost(t, connectivity.WithReachability(connectivity.ReachabilityPublic), connectivity.WithRelayACLWait(timeout))
 	rc.Attach(member(t, ctx, r, mem))
 	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(r) })
 	late := clientHost(t)
@@ -215,14 +216,14 @@ func TestGroupRelayACLGrace(t *testing.T) {
 func TestReachabilityPrivateAtOnce(t *testing.T) {
 	ctx := testContext(t)
 	for _, c := range []struct {
-		mode libp2padapter.Reachability
+		mode connectivity.Reachability
 		want network.Reachability
 	}{
-		{libp2padapter.ReachabilityAuto, network.ReachabilityPrivate},
-		{libp2padapter.ReachabilityPrivate, network.ReachabilityPrivate},
-		{libp2padapter.ReachabilityPublic, network.ReachabilityPublic},
+		{connectivity.ReachabilityAuto, network.ReachabilityPrivate},
+		{connectivity.ReachabilityPrivate, network.ReachabilityPrivate},
+		{connectivity.ReachabilityPublic, network.ReachabilityPublic},
 	} {
-		h, conn := connHost(t, libp2padapter.ReachabilityMode(c.mode))
+		h, conn := connHost(t, connectivity.WithReachability(c.mode))
 		sub, err := h.EventBus().Subscribe(new(event.EvtLocalReachabilityChanged))
 		if err != nil {
 			t.Fatal(err)
@@ -248,9 +249,9 @@ func TestReachabilityPrivateAtOnce(t *testing.T) {
 func TestPrivateMemberReservesOnGroupRelay(t *testing.T) {
 	ctx := testContext(t)
 	mem := discovery.NewMemory()
-	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
+	r, rc := connHost(t, connectivity.WithReachability(connectivity.ReachabilityPublic))
 	rc.Attach(member(t, ctx, r, mem))
-	p, pc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false))
+	p, pc := connHost(t, connectivity.WithReachability(connectivity.ReachabilityPrivate), connectivity.WithGroupRelay(false))
 	pc.Attach(member(t, ctx, p, mem))
 	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(r) })
 	// The members meet as their Connectors would make them.
@@ -265,7 +266,7 @@ func TestPrivateMemberReservesOnGroupRelay(t *testing.T) {
 	if err := dialThrough(t, ctx, q, r, p.ID()); err != nil {
 		t.Fatalf("no member reaches the private member through the group relay: %v", err)
 	}
-	if got := libp2padapter.LinkTo(q.Network(), p.ID()); got != libp2padapter.LinkRelayed {
+	if got := connectivity.LinkTo(q.Network(), p.ID()); got != connectivity.LinkRelayed {
 		t.Errorf("link: %v, want relayed", got)
 	}
 }
@@ -276,8 +277,8 @@ func TestStaticCircuitRelay(t *testing.T) {
 	// A plain relay, as `phrasemeet relay --circuit-listen` runs one.
 	r := newHost(t, libp2p.EnableRelayService(relay.WithInfiniteLimits()), libp2p.ForceReachabilityPublic())
 	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(r) })
-	p, _ := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate),
-		libp2padapter.CircuitRelays(peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}))
+	p, _ := connHost(t, connectivity.WithReachability(connectivity.ReachabilityPrivate),
+		connectivity.WithCircuitRelays(peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}))
 	q := clientHost(t)
 	if err := q.Connect(ctx, peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}); err != nil {
 		t.Fatal(err)
@@ -294,7 +295,7 @@ func TestConnectivityServesOneHost(t *testing.T) {
 	if err == nil {
 		h.Close()
 	}
-	if !errors.Is(err, libp2padapter.ErrConnectivityInUse) {
+	if !errors.Is(err, connectivity.ErrInUse) {
 		t.Fatalf("a second host from one Connectivity: %v, want ErrConnectivityInUse", err)
 	}
 }
@@ -305,34 +306,34 @@ func TestConnectivityOptionsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := ma.StringCast("/ip4/198.51.100.1/tcp/4001")
-	bad := map[string]libp2padapter.ConnectivityOption{
-		"relay without ID":        libp2padapter.CircuitRelays(peer.AddrInfo{Addrs: []ma.Multiaddr{good}}),
-		"relay without address":   libp2padapter.CircuitRelays(peer.AddrInfo{ID: id}),
-		"relay through a relay":   libp2padapter.CircuitRelays(peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{ma.StringCast("/ip4/198.51.100.1/tcp/1/p2p/" + id.String() + "/p2p-circuit")}}),
-		"reachability":            libp2padapter.ReachabilityMode("sometimes"),
-		"invalid CIDR":            libp2padapter.PublicCIDRs(netip.Prefix{}),
-		"private IPv6 CIDR":       libp2padapter.PublicCIDRs(netip.MustParsePrefix("fd00::/8")),
-		"no listen address":       libp2padapter.ListenAddrs(),
-		"retry under a second":    libp2padapter.RelayRetryDelay(time.Millisecond),
-		"negative grace":          libp2padapter.RelayACLWait(-time.Second),
-		"nil clock":               libp2padapter.ConnectivityClock(nil),
-		"nil logger":              libp2padapter.ConnectivityLogger(nil),
-		"zero relay resources":    libp2padapter.GroupRelayResources(relay.Resources{}),
-		"zero per-circuit limits": libp2padapter.GroupRelayResources(func() relay.Resources { r := relay.DefaultResources(); r.Limit.Data = 0; return r }()),
+	bad := map[string]connectivity.Option{
+		"relay without ID":        connectivity.WithCircuitRelays(peer.AddrInfo{Addrs: []ma.Multiaddr{good}}),
+		"relay without address":   connectivity.WithCircuitRelays(peer.AddrInfo{ID: id}),
+		"relay through a relay":   connectivity.WithCircuitRelays(peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{ma.StringCast("/ip4/198.51.100.1/tcp/1/p2p/" + id.String() + "/p2p-circuit")}}),
+		"reachability":            connectivity.WithReachability("sometimes"),
+		"invalid CIDR":            connectivity.WithPublicCIDRs(netip.Prefix{}),
+		"private IPv6 CIDR":       connectivity.WithPublicCIDRs(netip.MustParsePrefix("fd00::/8")),
+		"no listen address":       connectivity.WithListenAddrs(),
+		"retry under a second":    connectivity.WithRelayRetryDelay(time.Millisecond),
+		"negative grace":          connectivity.WithRelayACLWait(-time.Second),
+		"nil clock":               connectivity.WithClock(nil),
+		"nil logger":              connectivity.WithLogger(nil),
+		"zero relay resources":    connectivity.WithGroupRelayResources(relay.Resources{}),
+		"zero per-circuit limits": connectivity.WithGroupRelayResources(func() relay.Resources { r := relay.DefaultResources(); r.Limit.Data = 0; return r }()),
 	}
 	for name, o := range bad {
-		if _, err := libp2padapter.NewConnectivity(o); !errors.Is(err, libp2padapter.ErrInvalidOption) {
+		if _, err := connectivity.New(o); !errors.Is(err, connectivity.ErrInvalidOption) {
 			t.Errorf("%s: %v, want ErrInvalidOption", name, err)
 		}
 	}
-	if _, err := libp2padapter.NewConnectivity(libp2padapter.GroupRelayResources(relay.DefaultResources()), nil); err != nil {
+	if _, err := connectivity.New(connectivity.WithGroupRelayResources(relay.DefaultResources()), nil); err != nil {
 		t.Errorf("valid options refused: %v", err)
 	}
 }
 
 func TestParseCircuitRelays(t *testing.T) {
 	id := "12D3KooWEAHwdRCormX5x9pdTCd3wasiQDgYUbV4qrqR87LuvTvv"
-	got, err := libp2padapter.ParseCircuitRelays([]string{
+	got, err := connectivity.ParseCircuitRelays([]string{
 		"/ip4/198.51.100.1/tcp/4001/p2p/" + id,
 		"/ip4/198.51.100.1/udp/4001/quic-v1/p2p/" + id,
 		"/ip4/198.51.100.1/tcp/4001/p2p/" + id, // a repeat
@@ -349,7 +350,7 @@ func TestParseCircuitRelays(t *testing.T) {
 		"198.51.100.1:4001",
 		"/ip4/198.51.100.1/tcp/4001/p2p/" + id + strings.Repeat("/tcp/1", 300),
 	} {
-		if got, err := libp2padapter.ParseCircuitRelays([]string{s}); !errors.Is(err, libp2padapter.ErrInvalidOption) {
+		if got, err := connectivity.ParseCircuitRelays([]string{s}); !errors.Is(err, connectivity.ErrInvalidOption) {
 			t.Errorf("ParseCircuitRelays(%.60q) = %v, %v; want ErrInvalidOption", s, got, err)
 		}
 	}
@@ -357,12 +358,12 @@ func TestParseCircuitRelays(t *testing.T) {
 
 func TestParseReachability(t *testing.T) {
 	for _, s := range []string{"auto", "private", "public"} {
-		if r, err := libp2padapter.ParseReachability(s); err != nil || string(r) != s {
+		if r, err := connectivity.ParseReachability(s); err != nil || string(r) != s {
 			t.Errorf("ParseReachability(%q) = %q, %v", s, r, err)
 		}
 	}
 	for _, s := range []string{"", "Auto", "nat", "public "} {
-		if _, err := libp2padapter.ParseReachability(s); !errors.Is(err, libp2padapter.ErrInvalidOption) {
+		if _, err := connectivity.ParseReachability(s); !errors.Is(err, connectivity.ErrInvalidOption) {
 			t.Errorf("ParseReachability(%q): %v, want ErrInvalidOption", s, err)
 		}
 	}
@@ -374,9 +375,9 @@ func FuzzParseCircuitRelays(f *testing.F) {
 	f.Add("/dns4/relay.example.com/tcp/443/wss/p2p/"+id, "/p2p/"+id)
 	f.Add("/ip4/1.2.3.4/tcp/1/p2p/"+id+"/p2p-circuit", "garbage")
 	f.Fuzz(func(t *testing.T, a, b string) {
-		got, err := libp2padapter.ParseCircuitRelays([]string{a, b})
+		got, err := connectivity.ParseCircuitRelays([]string{a, b})
 		if err != nil {
-			if !errors.Is(err, libp2padapter.ErrInvalidOption) {
+			if !errors.Is(err, connectivity.ErrInvalidOption) {
 				t.Fatalf("error %v is not ErrInvalidOption", err)
 			}
 			return
@@ -385,7 +386,7 @@ func FuzzParseCircuitRelays(f *testing.F) {
 			t.Fatalf("%d relays from 2 addresses", len(got))
 		}
 		// What is accepted is accepted by CircuitRelays too.
-		if _, err := libp2padapter.NewConnectivity(libp2padapter.CircuitRelays(got...)); err != nil {
+		if _, err := connectivity.New(connectivity.WithCircuitRelays(got...)); err != nil {
 			t.Fatalf("CircuitRelays refuses what ParseCircuitRelays accepted (%v): %v", got, err)
 		}
 	})
@@ -435,7 +436,7 @@ func TestTreatAsPublic(t *testing.T) {
 	done := make(chan error, 4)
 	for range 4 {
 		go func() {
-			done <- libp2padapter.TreatAsPublic(netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("10.1.0.0/16"))
+			done <- connectivity.TreatAsPublic(netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("10.1.0.0/16"))
 		}()
 	}
 	for range 4 {
@@ -457,16 +458,16 @@ func TestTreatAsPublic(t *testing.T) {
 		}
 	}
 	before := lists()
-	if err := libp2padapter.TreatAsPublic(netip.MustParsePrefix("198.51.100.0/25")); err != nil {
+	if err := connectivity.TreatAsPublic(netip.MustParsePrefix("198.51.100.0/25")); err != nil {
 		t.Fatal(err)
 	}
 	if after := lists(); after != before {
 		t.Errorf("a range already public changed go-multiaddr's lists")
 	}
-	if err := libp2padapter.TreatAsPublic(netip.MustParsePrefix("fd00::/8")); !errors.Is(err, libp2padapter.ErrInvalidOption) {
+	if err := connectivity.TreatAsPublic(netip.MustParsePrefix("fd00::/8")); !errors.Is(err, connectivity.ErrInvalidOption) {
 		t.Errorf("a ULA range: %v, want ErrInvalidOption", err)
 	}
-	if err := libp2padapter.TreatAsPublic(netip.MustParsePrefix("2001:db8::/32")); err != nil || !public("/ip6/2001:db8::1/tcp/1") {
+	if err := connectivity.TreatAsPublic(netip.MustParsePrefix("2001:db8::/32")); err != nil || !public("/ip6/2001:db8::1/tcp/1") {
 		t.Errorf("IPv6 documentation range: %v", err)
 	}
 }
@@ -483,7 +484,7 @@ func TestPrivateMemberPublishesCircuitAddress(t *testing.T) {
 		return
 	}
 	ctx, mem, r := publicGroupRelay(t)
-	p, pc := connHost(t, libp2padapter.GroupRelay(false), libp2padapter.ListenAddrs(
+	p, pc := connHost(t, connectivity.WithGroupRelay(false), connectivity.WithListenAddrs(
 		ma.StringCast("/ip4/127.0.0.2/tcp/0"), ma.StringCast("/ip4/127.0.0.2/udp/0/quic-v1")))
 	observer := newHost(t)
 	events := subscribe(t, ctx, newAdapter(t, observer, libp2padapter.MemoryOpener(mem)), "group")
@@ -523,21 +524,21 @@ func TestHolePunchReported(t *testing.T) {
 		return
 	}
 	ctx, mem, r := publicGroupRelay(t)
-	private := []libp2padapter.ConnectivityOption{libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false)}
+	private := []connectivity.Option{connectivity.WithReachability(connectivity.ReachabilityPrivate), connectivity.WithGroupRelay(false)}
 	a, ac := connHost(t, private...)
 	ac.Attach(member(t, ctx, a, mem))
 	// TCP only: go-libp2p gates an inbound TCP connection before its
 	// handshake, a QUIC one only after (the dialer would see it succeed).
 	traced := new(typeTracer)
-	b, bc := refusingHost(t, append(private, libp2padapter.HolePunchTracer(traced))...)
+	b, bc := refusingHost(t, append(private, connectivity.WithHolePunchTracer(traced))...)
 	// B is a member to the relay, but its own Connectivity is left
 	// unattached: it would offer A to AutoRelay as a possible relay
 	// (A has a public address), and AutoRelay's check would connect B
 	// to A directly, which on loopback works.
 	member(t, ctx, b, mem)
-	punched := make(chan libp2padapter.HolePunchEvent, 4)
-	for _, c := range []*libp2padapter.Connectivity{ac, bc} {
-		stop := c.OnHolePunch(func(e libp2padapter.HolePunchEvent) { punched <- e })
+	punched := make(chan connectivity.HolePunchEvent, 4)
+	for _, c := range []*connectivity.Manager{ac, bc} {
+		stop := c.OnHolePunch(func(e connectivity.HolePunchEvent) { punched <- e })
 		t.Cleanup(stop)
 	}
 	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(r) })
@@ -555,7 +556,7 @@ func TestHolePunchReported(t *testing.T) {
 	}
 	// A first attempt may fail (A's dial is refused); a later one,
 	// roles swapped, succeeds. Both ends report.
-	var e libp2padapter.HolePunchEvent
+	var e connectivity.HolePunchEvent
 	for !e.Success {
 		select {
 		case e = <-punched:
@@ -563,12 +564,12 @@ func TestHolePunchReported(t *testing.T) {
 				t.Fatalf("hole punch with a stranger: %+v", e)
 			}
 		case <-ctx.Done():
-			t.Fatalf("no successful hole punch reported within %v; link %v", timeout, libp2padapter.LinkTo(b.Network(), a.ID()))
+			t.Fatalf("no successful hole punch reported within %v; link %v", timeout, connectivity.LinkTo(b.Network(), a.ID()))
 		}
 	}
-	waitFor(t, ctx, "a direct link", func() bool { return libp2padapter.LinkTo(b.Network(), a.ID()) == libp2padapter.LinkDirect })
+	waitFor(t, ctx, "a direct link", func() bool { return connectivity.LinkTo(b.Network(), a.ID()) == connectivity.LinkDirect })
 	for _, c := range []struct {
-		conn  *libp2padapter.Connectivity
+		conn  *connectivity.Manager
 		other peer.ID
 	}{{ac, b.ID()}, {bc, a.ID()}} {
 		if last, ok := c.conn.LastHolePunch(c.other); ok && last.Peer != c.other {
@@ -624,16 +625,16 @@ func TestRelayedConnectionWaitsForPunching(t *testing.T) {
 	waitFor(t, ctx, "the relay service", func() bool { return servesRelay(r) })
 	// A clock that never moves: the hold can end only because hole
 	// punching became ready, never by its deadline.
-	private := []libp2padapter.ConnectivityOption{libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPrivate), libp2padapter.GroupRelay(false),
-		libp2padapter.ConnectivityClock(clockwork.NewFakeClock())}
+	private := []connectivity.Option{connectivity.WithReachability(connectivity.ReachabilityPrivate), connectivity.WithGroupRelay(false),
+		connectivity.WithClock(clockwork.NewFakeClock())}
 	traceA, traceB := new(typeTracer), new(typeTracer)
-	a, ac := connHost(t, append(private, libp2padapter.HolePunchTracer(traceA))...)
+	a, ac := connHost(t, append(private, connectivity.WithHolePunchTracer(traceA))...)
 	member(t, ctx, a, mem)
-	b, bc := refusingHost(t, append(private, libp2padapter.HolePunchTracer(traceB))...)
+	b, bc := refusingHost(t, append(private, connectivity.WithHolePunchTracer(traceB))...)
 	member(t, ctx, b, mem)
-	punched := make(chan libp2padapter.HolePunchEvent, 8)
-	for _, c := range []*libp2padapter.Connectivity{ac, bc} {
-		t.Cleanup(c.OnHolePunch(func(e libp2padapter.HolePunchEvent) { punched <- e }))
+	punched := make(chan connectivity.HolePunchEvent, 8)
+	for _, c := range []*connectivity.Manager{ac, bc} {
+		t.Cleanup(c.OnHolePunch(func(e connectivity.HolePunchEvent) { punched <- e }))
 	}
 	ri := peer.AddrInfo{ID: r.ID(), Addrs: r.Addrs()}
 	if err := a.Connect(ctx, ri); err != nil {
@@ -655,7 +656,7 @@ func TestRelayedConnectionWaitsForPunching(t *testing.T) {
 		select {
 		case e := <-punched:
 			if e.Success {
-				waitFor(t, ctx, "a direct link", func() bool { return libp2padapter.LinkTo(b.Network(), a.ID()) == libp2padapter.LinkDirect })
+				waitFor(t, ctx, "a direct link", func() bool { return connectivity.LinkTo(b.Network(), a.ID()) == connectivity.LinkDirect })
 				return
 			}
 		case <-ctx.Done():
@@ -664,7 +665,7 @@ func TestRelayedConnectionWaitsForPunching(t *testing.T) {
 				conns = append(conns, fmt.Sprintf("%s %s %v", c.Stat().Direction, c.RemoteMultiaddr(), c.Stat().Opened.Format("15:04:05.000")))
 			}
 			t.Fatalf("no successful hole punch within %v; link %v; A's conns to B %v; A's events %v, B's %v; dcutr A %v B %v",
-				timeout, libp2padapter.LinkTo(b.Network(), a.ID()), conns, traceA.types(), traceB.types(), dcutr(a), dcutr(b))
+				timeout, connectivity.LinkTo(b.Network(), a.ID()), conns, traceA.types(), traceB.types(), dcutr(a), dcutr(b))
 		}
 	}
 }
@@ -674,12 +675,12 @@ func TestRelayedConnectionWaitsForPunching(t *testing.T) {
 // the group relay, attached to a new in-memory rendezvous.
 func publicGroupRelay(t *testing.T) (context.Context, *discovery.Memory, host.Host) {
 	t.Helper()
-	if err := libp2padapter.TreatAsPublic(netip.MustParsePrefix("127.0.0.1/32")); err != nil {
+	if err := connectivity.TreatAsPublic(netip.MustParsePrefix("127.0.0.1/32")); err != nil {
 		t.Fatal(err)
 	}
 	ctx := testContext(t)
 	mem := discovery.NewMemory()
-	r, rc := connHost(t, libp2padapter.ReachabilityMode(libp2padapter.ReachabilityPublic))
+	r, rc := connHost(t, connectivity.WithReachability(connectivity.ReachabilityPublic))
 	rc.Attach(member(t, ctx, r, mem))
 	return ctx, mem, r
 }
@@ -688,11 +689,11 @@ func publicGroupRelay(t *testing.T) (context.Context, *discovery.Memory, host.Ho
 // loopback TCP only (go-libp2p gates an inbound TCP connection before its
 // handshake, a QUIC one only after, so the dialer would see it succeed),
 // with a gater that refuses every inbound connection.
-func refusingHost(t *testing.T, opts ...libp2padapter.ConnectivityOption) (host.Host, *libp2padapter.Connectivity) {
+func refusingHost(t *testing.T, opts ...connectivity.Option) (host.Host, *connectivity.Manager) {
 	t.Helper()
-	return connHost(t, append([]libp2padapter.ConnectivityOption{
-		libp2padapter.ListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0")),
-		libp2padapter.ConnectionGater(refuseInbound{})}, opts...)...)
+	return connHost(t, append([]connectivity.Option{
+		connectivity.WithListenAddrs(ma.StringCast("/ip4/127.0.0.1/tcp/0")),
+		connectivity.WithConnectionGater(refuseInbound{})}, opts...)...)
 }
 
 // refuseInbound is a connection gater that accepts no inbound connection,
@@ -717,7 +718,7 @@ func TestPublicWhenAutoNATv2Confirms(t *testing.T) {
 	if !inChild(t) {
 		return
 	}
-	if err := libp2padapter.TreatAsPublic(netip.MustParsePrefix("127.0.0.1/32")); err != nil {
+	if err := connectivity.TreatAsPublic(netip.MustParsePrefix("127.0.0.1/32")); err != nil {
 		t.Fatal(err)
 	}
 	ctx := testContext(t)

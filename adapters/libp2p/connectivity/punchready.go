@@ -1,4 +1,4 @@
-package libp2padapter
+package connectivity
 
 import (
 	"fmt"
@@ -25,22 +25,22 @@ import (
 // other in tens of milliseconds through the rendezvous connect through the
 // relay well before that. So a relayed connection, either way, is held
 // after its handshake until this host's hole punching is ready, for at
-// most PunchWait from the host's start: then, whichever side receives it,
+// most WithPunchWait from the host's start: then, whichever side receives it,
 // the receiver punches and the dialer answers.
 
 // DefaultPunchWait is how long after the host's start a relayed connection
-// may be held for hole punching to be ready (PunchWait).
+// may be held for hole punching to be ready (WithPunchWait).
 //
 // It stays under identify's 5 s timeout: the other side identifies over
 // the connection while this side holds it. go-libp2p's readiness poll runs
 // at 0.25, 0.75, 1.75 and 3.75 s after start, then every 5 s.
 const DefaultPunchWait = 4 * time.Second
 
-// PunchWait sets how long after the host's start a relayed connection,
+// WithPunchWait sets how long after the host's start a relayed connection,
 // inbound or outbound, may be held until the host's hole punching is
 // ready (default DefaultPunchWait); 0 holds none, and a connection made
 // before hole punching is ready then stays relayed.
-func PunchWait(d time.Duration) ConnectivityOption {
+func WithPunchWait(d time.Duration) Option {
 	return func(c *connConfig) error {
 		if d < 0 {
 			return fmt.Errorf("%w: negative punch wait %v", ErrInvalidOption, d)
@@ -50,12 +50,12 @@ func PunchWait(d time.Duration) ConnectivityOption {
 	}
 }
 
-// ConnectionGater makes the host consult g too. Options installs a
+// WithConnectionGater makes the host consult g too. Options installs a
 // connection gater of its own (it holds relayed connections, see
-// PunchWait), and go-libp2p takes one per host: give yours here rather
-// than with libp2p.ConnectionGater. g is asked after the Connectivity's
+// WithPunchWait), and go-libp2p takes one per host: give yours here rather
+// than with libp2p.ConnectionGater. g is asked after the Manager's
 // own rule, for every connection.
-func ConnectionGater(g connmgr.ConnectionGater) ConnectivityOption {
+func WithConnectionGater(g connmgr.ConnectionGater) Option {
 	return func(c *connConfig) error {
 		if g == nil {
 			return fmt.Errorf("%w: nil connection gater", ErrInvalidOption)
@@ -65,8 +65,8 @@ func ConnectionGater(g connmgr.ConnectionGater) ConnectivityOption {
 	}
 }
 
-// punchGate is the Connectivity's connection gater.
-type punchGate struct{ c *Connectivity }
+// punchGate is the Manager's connection gater.
+type punchGate struct{ c *Manager }
 
 var _ connmgr.ConnectionGater = punchGate{}
 
@@ -104,7 +104,7 @@ func (g punchGate) InterceptUpgraded(conn network.Conn) (bool, control.Disconnec
 
 // awaitHolePunching returns once the host's hole punching is ready, the
 // hold's deadline has passed, or the host stops.
-func (c *Connectivity) awaitHolePunching(p peer.ID) {
+func (c *Manager) awaitHolePunching(p peer.ID) {
 	c.mu.Lock()
 	ready, until, ctx := c.punchReady, c.holdUntil, c.ctx
 	c.mu.Unlock()
@@ -114,7 +114,7 @@ func (c *Connectivity) awaitHolePunching(p peer.ID) {
 	default:
 	}
 	d := until.Sub(c.cfg.clock.Now())
-	if d <= 0 { // past the deadline, or nothing held (PunchWait 0, not started)
+	if d <= 0 { // past the deadline, or nothing held (WithPunchWait 0, not started)
 		return
 	}
 	c.cfg.logger.Debug("relayed connection held until hole punching is ready", "peer", p, "at most", d)
@@ -137,7 +137,7 @@ const punchSettle = 50 * time.Millisecond
 
 // notePunching marks hole punching ready, punchSettle after the host
 // serves DCUtR.
-func (c *Connectivity) notePunching(protocols []protocol.ID) {
+func (c *Manager) notePunching(protocols []protocol.ID) {
 	if !slices.Contains(protocols, holepunch.Protocol) {
 		return
 	}
