@@ -14,7 +14,8 @@
 //	a, err := libp2padapter.New(h, opener)
 //	m.Attach(a)
 //
-// The package needs no rendezvous and links go-libp2p and a clock only;
-// the generic adapter (package libp2padapter) does not import it, and
-// passphrase.Module wires the two together.
+// The package needs no rendezvous: it links go-libp2p (and the fx
+// go-libp2p builds hosts with) and a clock only. The generic adapter
+// (package libp2padapter) does not import it, and passphrase.Module wires
+// the two together.
 package connectivity
