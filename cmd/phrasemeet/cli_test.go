@@ -230,3 +230,40 @@ func TestFlagErrorOneLine(t *testing.T) {
 		t.Fatalf("error %q: want one line naming --size without control characters", err)
 	}
 }
+
+// helpFlag is a flag's line in help ("  --name PLACEHOLDER") and the usage
+// text on the lines after it.
+var helpFlag = regexp.MustCompile(`(?m)^  --(\S+)(?: (\S+))?\n((?:    \t.*\n)*)`)
+
+// TestHelpNamesListFlagValues: a flag that takes a list (repeatable, or
+// comma-separated) shows what goes in it, as in `--relay URL`, not the
+// flag package's generic "value"; and no flag of any command shows
+// "value".
+func TestHelpNamesListFlagValues(t *testing.T) {
+	want := map[string]map[string]string{
+		"resolve": {"relay": "URL", "bootstrap": "HOST:PORT"},
+		"publish": {"relay": "URL", "txt": "NAME=VALUE", "record": "RR"},
+		"relay":   {"circuit-listen": "MULTIADDR", "public-cidr": "CIDR", "trusted-proxy": "CIDR", "bootstrap": "HOST:PORT"},
+		"join":    {"relay": "URL", "addr": "ADDR"},
+		"slots":   {"relay": "URL"},
+	}
+	for _, c := range commands() {
+		_, stdout, _ := runCLI(t, nil, c.name, "--help")
+		seen := map[string]string{}
+		for _, m := range helpFlag.FindAllStringSubmatch(stdout, -1) {
+			name, placeholder, usage := m[1], m[2], m[3]
+			seen[name] = placeholder
+			switch {
+			case placeholder == "value":
+				t.Errorf("phrasemeet %s --help: --%s shows the generic placeholder \"value\"", c.name, name)
+			case strings.Contains(usage, "repeatable") && (placeholder == "" || strings.ToUpper(placeholder) != placeholder):
+				t.Errorf("phrasemeet %s --help: list flag --%s shows %q, want a placeholder naming its values (e.g. URL)", c.name, name, placeholder)
+			}
+		}
+		for name, p := range want[c.name] {
+			if got, ok := seen[name]; !ok || got != p {
+				t.Errorf("phrasemeet %s --help: --%s shows %q, want --%s %s", c.name, name, got, name, p)
+			}
+		}
+	}
+}

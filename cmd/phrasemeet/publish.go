@@ -14,11 +14,11 @@ func runPublish(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("publish", "--secret-file FILE [--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] --txt NAME=VALUE... [--record RR]... [--ttl S]", e.stdout)
 	secretFile := fs.String("secret-file", "", "secret key file (from phrasemeet keygen)")
 	var relays listFlag
-	fs.Var(&relays, "relay", `relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays; "none": no relay, the DHT alone)`)
+	fs.Var(&relays, "relay", relayHelp)
 	dhtf := addDHTFlags(fs, "publish to the Mainline DHT too, storing on the nodes closest to the key (--relay none: the DHT alone)")
 	var txts, records repeatedFlag
-	fs.Var(&txts, "txt", "TXT record NAME=VALUE, NAME relative to the key (repeatable)")
-	fs.Var(&records, "record", `any record in zone-file form, e.g. "@ 300 IN A 192.0.2.1" (repeatable)`)
+	fs.Var(&txts, "txt", "TXT record `NAME=VALUE`, NAME relative to the key (repeatable)")
+	fs.Var(&records, "record", "a resource record `RR` in zone-file form, e.g. \"@ 300 IN A 192.0.2.1\" (repeatable)")
 	ttl := fs.Uint("ttl", 300, "TTL in seconds of --txt records")
 	rest, err := parseFlags(fs, args)
 	if err != nil {

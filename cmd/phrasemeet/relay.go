@@ -59,7 +59,7 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	fs.DurationVar(&f.futureMargin, "future-margin", pkarrrelay.DefaultFutureMargin, "reject packets stamped further than this in the future")
 	fs.IntVar(&f.maxConns, "max-conns", 0, fmt.Sprintf("connections held open in all (0: %d, or 3/4 of the open-file limit if lower)", pkarrrelay.DefaultMaxConns))
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, fmt.Sprintf("connections from one client IP, IPv6 by /64 (0: %d, or 1/4 of --max-conns if lower)", pkarrrelay.DefaultMaxConnsPerIP))
-	fs.Var(&f.trustedProxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
+	fs.Var(&f.trustedProxies, "trusted-proxy", "`CIDR` of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	dhtf := addDHTFlags(fs, "back the relay with the Mainline DHT: publish every stored packet there and look up "+
 		"packets the store lacks (a passive DHT client: it asks, it never answers)")

@@ -11,7 +11,7 @@ import (
 func runResolve(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("resolve", "[--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] [--most-recent] KEY", e.stdout)
 	var relays listFlag
-	fs.Var(&relays, "relay", `relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays; "none": no relay, the DHT alone)`)
+	fs.Var(&relays, "relay", relayHelp)
 	dhtf := addDHTFlags(fs, "look in the Mainline DHT too, alongside the relays (--relay none: the DHT alone)")
 	mostRecent := fs.Bool("most-recent", false, "ask every relay (and, with --dht, every DHT node on the way) and print the newest packet, not the first valid one")
 	rest, err := parseFlags(fs, args)
