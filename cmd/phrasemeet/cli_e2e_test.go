@@ -2,8 +2,11 @@ package main
 
 import (
 	"debug/buildinfo"
+	"net"
 	"strings"
 	"testing"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
 // TestProcessHelp runs the real binary: help is on stdout with status 0
@@ -79,4 +82,61 @@ func TestProcessUnknownFlag(t *testing.T) {
 		}
 		assertCleanError(t, stderr)
 	}
+}
+
+// TestProcessResolveExitCodes runs the real binary against a real relay
+// process: a key no relay has is exit 3, and no relay answering at all
+// (a port that refuses, a listener that hangs up) is exit 4, so a script
+// can tell "publish it" from "try later"; each with one line on stderr.
+func TestProcessResolveExitCodes(t *testing.T) {
+	t.Parallel()
+	relay := startRelay(t, "memory")
+	hangsUp := hangUpListener(t)
+	sk, err := pkarrclient.GenerateSecretKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := sk.PublicKey().String()
+	for _, tc := range []struct {
+		name   string
+		relays string
+		code   int
+		want   string
+	}{
+		{"a relay without the key", relay.url, 3, "not found"},
+		{"a relay without the key, one refusing", relay.url + "," + deadRelay, 3, "not found"},
+		{"a refusing port", deadRelay, 4, "no relay answered"},
+		{"a listener that hangs up", hangsUp, 4, "no relay answered"},
+		{"both", deadRelay + "," + hangsUp, 4, "no relay answered"},
+	} {
+		for _, extra := range [][]string{nil} {
+			args := append([]string{"resolve", "--relay", tc.relays, key}, extra...)
+			code, stdout, stderr := cli(t, nil, args...)
+			if code != tc.code || stdout != "" || !strings.Contains(stderr, tc.want) {
+				t.Errorf("%s: phrasemeet %q: exit %d, stdout %q, stderr %q; want exit %d and %q on stderr", tc.name, args, code, stdout, stderr, tc.code, tc.want)
+			}
+			assertCleanError(t, stderr)
+		}
+	}
+}
+
+// hangUpListener is a relay URL whose listener accepts each connection
+// and closes it at once, as a crashed relay behind a proxy may.
+func hangUpListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return "http://" + ln.Addr().String()
 }

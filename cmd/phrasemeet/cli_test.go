@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"regexp"
 	"runtime/debug"
 	"strings"
@@ -264,6 +265,22 @@ func TestHelpNamesListFlagValues(t *testing.T) {
 			if got, ok := seen[name]; !ok || got != p {
 				t.Errorf("phrasemeet %s --help: --%s shows %q, want --%s %s", c.name, name, got, name, p)
 			}
+		}
+	}
+}
+
+// TestResolveHelpDocumentsExitCodes: the exit statuses a script tests for
+// are in resolve's help, with the values the code uses.
+func TestResolveHelpDocumentsExitCodes(t *testing.T) {
+	_, stdout, _ := runCLI(t, nil, "help", "resolve")
+	for _, want := range []string{
+		"Exit status:",
+		fmt.Sprintf("%d not found", exitNotFound),
+		fmt.Sprintf("%d no relay answered", exitNoAnswer),
+		"2 a wrong command line",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("phrasemeet help resolve lacks %q:\n%s", want, stdout)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -9,7 +10,11 @@ import (
 )
 
 func runResolve(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet("resolve", "[--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] [--most-recent] KEY", e.stdout)
+	fs := newFlagSet("resolve", "[--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] [--most-recent] KEY\n\n"+
+		"Prints the packet's time as a comment, then its records in zone-file form, one per line.\n"+
+		"Exit status: 0 found; 1 other failures; 2 a wrong command line;\n"+
+		"  3 not found: a relay (or the DHT) answered, and none has a packet for KEY;\n"+
+		"  4 no relay answered (nor, with --dht, any DHT node): unreachable, failing, rate-limited or invalid; try later.", e.stdout)
 	var relays listFlag
 	fs.Var(&relays, "relay", relayHelp)
 	dhtf := addDHTFlags(fs, "look in the Mainline DHT too, alongside the relays (--relay none: the DHT alone)")
@@ -43,10 +48,48 @@ func runResolve(ctx context.Context, e env, args []string) error {
 	}
 	p, err := resolve(ctx, key, pkarrclient.NetworkOnly())
 	if err != nil {
-		return err
+		relays := len(backends)
+		if dht != nil {
+			relays--
+		}
+		return resolveFailure(ctx, err, relays, dht != nil)
 	}
 	printPacket(e.stdout, p)
 	return nil
+}
+
+// resolve's exit statuses besides 0, 1 and 2 (usage), so that a script
+// can tell "publish it first" from "try again later".
+const (
+	// exitNotFound: a relay (or the DHT) answered, and none has a packet
+	// for the key.
+	exitNotFound = 3
+	// exitNoAnswer: no relay (nor, with --dht, any DHT node) gave an
+	// answer: all were unreachable, failed, rate-limited the request or
+	// sent something invalid.
+	exitNoAnswer = 4
+)
+
+// resolveFailure gives a failed resolve its exit status. Only the
+// Client's verdict counts (a *ResolveError: every backend has answered or
+// given up), and it says ErrNotFound when at least one backend said it has
+// no packet; an interrupted resolve is a plain failure.
+func resolveFailure(ctx context.Context, err error, relays int, dht bool) error {
+	var re *pkarrclient.ResolveError
+	if ctx.Err() != nil || !errors.As(err, &re) {
+		return err
+	}
+	if errors.Is(err, pkarrclient.ErrNotFound) {
+		return &exitError{code: exitNotFound, err: fmt.Errorf("not found: %w", err)}
+	}
+	who := "no relay answered"
+	switch {
+	case dht && relays == 0:
+		who = "no DHT node answered"
+	case dht:
+		who = "no relay or DHT node answered"
+	}
+	return &exitError{code: exitNoAnswer, err: fmt.Errorf("%s: %w", who, err)}
 }
 
 // printPacket prints a packet as a zone-file fragment: its time as a
