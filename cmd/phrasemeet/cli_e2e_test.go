@@ -2,7 +2,12 @@ package main
 
 import (
 	"debug/buildinfo"
+	"encoding/json"
+	"fmt"
+	"maps"
 	"net"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -109,7 +114,7 @@ func TestProcessResolveExitCodes(t *testing.T) {
 		{"a listener that hangs up", hangsUp, 4, "no relay answered"},
 		{"both", deadRelay + "," + hangsUp, 4, "no relay answered"},
 	} {
-		for _, extra := range [][]string{nil} {
+		for _, extra := range [][]string{nil, {"--json"}} {
 			args := append([]string{"resolve", "--relay", tc.relays, key}, extra...)
 			code, stdout, stderr := cli(t, nil, args...)
 			if code != tc.code || stdout != "" || !strings.Contains(stderr, tc.want) {
@@ -139,4 +144,100 @@ func hangUpListener(t *testing.T) string {
 		}
 	}()
 	return "http://" + ln.Addr().String()
+}
+
+// jsonLine decodes out, which must be exactly one JSON object on one
+// line, and checks that it has exactly the fields named in keys.
+func jsonLine(t *testing.T, what, out string, keys ...string) map[string]any {
+	t.Helper()
+	if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
+		t.Fatalf("%s printed %q; want one JSON object on one line", what, out)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("%s printed %q: %v", what, out, err)
+	}
+	var got []string
+	for k := range m {
+		got = append(got, k)
+	}
+	slices.Sort(got)
+	keys = slices.Sorted(slices.Values(keys))
+	if !slices.Equal(got, keys) {
+		t.Errorf("%s printed the fields %q, want %q: %s", what, got, keys, out)
+	}
+	return m
+}
+
+// TestProcessesJSON runs keygen, publish and resolve with --json on the
+// real binary against a relay process: each prints one JSON object on
+// stdout with the documented field names and nothing on stderr; a failed
+// publish still prints its outcomes, with the error on stderr.
+func TestProcessesJSON(t *testing.T) {
+	t.Parallel()
+	relay := startRelay(t, "memory")
+	keyFile := filepath.Join(t.TempDir(), "secret")
+
+	code, stdout, stderr := cli(t, nil, "keygen", "--out", keyFile, "--json")
+	if code != 0 || stderr != "" {
+		t.Fatalf("keygen --json: exit %d, stderr %q", code, stderr)
+	}
+	kg := jsonLine(t, "keygen --json", stdout, "key", "file")
+	key, _ := kg["key"].(string)
+	if _, err := pkarrclient.ParsePublicKey(key); err != nil || kg["file"] != keyFile {
+		t.Fatalf("keygen --json: %v (%v)", kg, err)
+	}
+
+	code, stdout, stderr = cli(t, nil, "publish", "--json", "--secret-file", keyFile, "--relay", relay.url,
+		"--txt", "_hello=wor\"ld", "--record", "@ 60 IN A 192.0.2.9", "--ttl", "120")
+	if code != 0 || stderr != "" {
+		t.Fatalf("publish --json: exit %d, stderr %q", code, stderr)
+	}
+	pub := jsonLine(t, "publish --json", stdout, "key", "timestamp", "time", "accepted", "outcomes")
+	outcomes, _ := pub["outcomes"].([]any)
+	if pub["key"] != key || pub["accepted"] != 1.0 || len(outcomes) != 1 {
+		t.Fatalf("publish --json: %s", stdout)
+	}
+	o, _ := outcomes[0].(map[string]any)
+	if o["backend"] != relay.url || o["ok"] != true || o["duration_ms"] == nil {
+		t.Errorf("publish --json outcome: %v", o)
+	}
+
+	code, stdout, stderr = cli(t, nil, "resolve", "--json", "--relay", relay.url, key)
+	if code != 0 || stderr != "" {
+		t.Fatalf("resolve --json: exit %d, stderr %q", code, stderr)
+	}
+	res := jsonLine(t, "resolve --json", stdout, "key", "timestamp", "time", "records")
+	if res["key"] != key || res["timestamp"] != pub["timestamp"] || res["time"] != pub["time"] {
+		t.Errorf("resolve --json %s does not match publish --json %s", stdout, pub)
+	}
+	records, _ := res["records"].([]any)
+	want := []map[string]any{
+		{"name": "_hello." + key + ".", "ttl": 120.0, "class": "IN", "type": "TXT", "data": `"wor\"ld"`, "txt": `wor"ld`},
+		{"name": key + ".", "ttl": 60.0, "class": "IN", "type": "A", "data": "192.0.2.9"},
+	}
+	if len(records) != len(want) {
+		t.Fatalf("resolve --json records: %v", records)
+	}
+	for i, w := range want {
+		if got, _ := records[i].(map[string]any); !maps.Equal(got, w) {
+			t.Errorf("resolve --json record %d: %v, want %v", i, got, w)
+		}
+	}
+
+	// A failure: the outcomes on stdout, the error on stderr, exit 1.
+	code, stdout, stderr = cli(t, nil, "publish", "--json", "--secret-file", keyFile, "--relay", deadRelay, "--txt", "_a=b")
+	if code != 1 {
+		t.Fatalf("publish --json to a dead relay: exit %d, stderr %q", code, stderr)
+	}
+	assertCleanError(t, stderr)
+	failed := jsonLine(t, "publish --json to a dead relay", stdout, "key", "timestamp", "time", "accepted", "outcomes")
+	outcomes, _ = failed["outcomes"].([]any)
+	if failed["accepted"] != 0.0 || len(outcomes) != 1 {
+		t.Fatalf("publish --json to a dead relay: %s", stdout)
+	}
+	o, _ = outcomes[0].(map[string]any)
+	if o["ok"] != false || o["error_kind"] != "unavailable" || !strings.Contains(fmt.Sprint(o["error"]), "refused") {
+		t.Errorf("publish --json to a dead relay, outcome: %v", o)
+	}
 }

@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"reflect"
 	"regexp"
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
 // oneDashFlag matches a flag listed the way the flag package lists it,
@@ -282,5 +286,55 @@ func TestResolveHelpDocumentsExitCodes(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("phrasemeet help resolve lacks %q:\n%s", want, stdout)
 		}
+	}
+}
+
+// FuzzResolveJSONTXT: whatever bytes a TXT record holds, resolve --json's
+// "txt" gives them back as published (character-strings joined), and the
+// object encodes.
+func FuzzResolveJSONTXT(f *testing.F) {
+	for _, s := range []string{"", "world", `a "quoted" \ value`, "\x00\xff\n", strings.Repeat("x", 300), "é\\123"} {
+		f.Add(s)
+	}
+	sk, err := pkarrclient.GenerateSecretKey(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		p, err := pkarrclient.NewBuilder().TXT("_v", 60, value).Record("@ 60 IN A 192.0.2.1").Sign(sk)
+		if err != nil {
+			return // too large for a packet
+		}
+		got := packetJSON(p)
+		if len(got.Records) != 2 || got.Records[0].TXT == nil || *got.Records[0].TXT != value || got.Records[1].TXT != nil {
+			t.Fatalf("TXT %q: records %+v", value, got.Records)
+		}
+		if _, err := json.Marshal(got); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestJSONFieldsDocumented: every field resolve --json and publish --json
+// print is named in the command's help, so the documentation cannot fall
+// behind the code.
+func TestJSONFieldsDocumented(t *testing.T) {
+	for cmd, types := range map[string][]any{
+		"resolve": {jsonPacket{}, jsonRecord{}},
+		"publish": {jsonPublish{}, jsonOutcome{}},
+	} {
+		_, help, _ := runCLI(t, nil, "help", cmd)
+		for _, v := range types {
+			rt := reflect.TypeOf(v)
+			for i := range rt.NumField() {
+				name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+				if !strings.Contains(help, `"`+name+`"`) {
+					t.Errorf("phrasemeet help %s does not name the JSON field %q", cmd, name)
+				}
+			}
+		}
+	}
+	if _, help, _ := runCLI(t, nil, "help", "keygen"); !strings.Contains(help, `{"key"`) || !strings.Contains(help, `"file"}`) {
+		t.Errorf("phrasemeet help keygen does not name its JSON fields:\n%s", help)
 	}
 }
