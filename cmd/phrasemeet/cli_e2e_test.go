@@ -7,10 +7,14 @@ import (
 	"maps"
 	"net"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/phrasemeet/discovery/internal/proctest"
 	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
@@ -239,5 +243,40 @@ func TestProcessesJSON(t *testing.T) {
 	o, _ = outcomes[0].(map[string]any)
 	if o["ok"] != false || o["error_kind"] != "unavailable" || !strings.Contains(fmt.Sprint(o["error"]), "refused") {
 		t.Errorf("publish --json to a dead relay, outcome: %v", o)
+	}
+}
+
+// TestProcessRelaySaysListeningOnce runs the real relay, with a circuit
+// relay and its log at info: that it serves, and where, is said once, on
+// stdout (the line scripts wait for), not again in the log.
+func TestProcessRelaySaysListeningOnce(t *testing.T) {
+	t.Parallel()
+	r := startRelayProc(t, "--log-level", "info")
+	if _, err := r.Stop(syscall.SIGTERM, 60*time.Second); err != nil {
+		t.Fatalf("relay exit after SIGTERM: %v\n%s", err, r.Output())
+	}
+	stdout, stderr := r.Text(proctest.Stdout), r.Text(proctest.Stderr)
+	if n := strings.Count(stdout, "relay serving "+r.url); n != 1 {
+		t.Errorf("stdout says %d times that the relay serves %s:\n%s", n, r.url, stdout)
+	}
+	said := []string{r.url, strings.TrimPrefix(r.url, "http://")}
+	for _, a := range r.addrs {
+		said = append(said, a.String())
+		if n := strings.Count(stdout, "circuit relay serving "+a.String()+"\n"); n != 1 {
+			t.Errorf("stdout says %d times that the circuit relay serves %s:\n%s", n, a, stdout)
+		}
+	}
+	for _, s := range said {
+		if strings.Contains(stderr, s) {
+			t.Errorf("the log says again where the relay serves (%s):\n%s", s, stderr)
+		}
+	}
+	for _, l := range strings.Split(stderr, "\n") {
+		if regexp.MustCompile(`(?i)\b(started|serving|listening)\b`).MatchString(l) {
+			t.Errorf("the log says again that the relay serves: %q", l)
+		}
+	}
+	if !strings.Contains(stderr, `msg="relay stopped"`) {
+		t.Errorf("the log lacks the relay's stop at info level:\n%s", stderr)
 	}
 }

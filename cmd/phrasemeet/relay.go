@@ -136,16 +136,19 @@ func runRelay(ctx context.Context, e env, args []string) error {
 		for _, a := range addrs {
 			fmt.Fprintf(e.stdout, "circuit relay serving %s\n", a)
 		}
-		logger.Info("circuit relay started", circuit.logAttrs(circuitCfg)...)
+		// Its settings, not its addresses: that it serves, and where, is
+		// said once, on stdout, above.
+		logger.Info("circuit relay settings", circuit.logAttrs(circuitCfg)...)
 	}
 	upstream := ""
 	if dht != nil {
 		upstream = fmt.Sprintf(", upstream: %s on udp %s", pkarrclient.DHTName, dht.Addr())
 	}
 	// Printed only once the listener exists, so a script that waits for
-	// this line can connect immediately.
+	// this line can connect immediately. It is the one place that says
+	// the relay serves: the log has the settings only.
 	fmt.Fprintf(e.stdout, "relay serving %s (store: %s%s)\n", srv.URL(), f.store, upstream)
-	logger.Info("relay started", "url", srv.URL(), "store", f.store, "max_packets", f.maxPackets, "dht", dht != nil)
+	logger.Info("relay settings", "store", f.store, "max_packets", f.maxPackets, "dht", dht != nil)
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}
