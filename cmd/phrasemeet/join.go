@@ -67,6 +67,7 @@ func runJoin(ctx context.Context, e env, args []string) error {
 	scan := fs.Duration("scan-interval", 0, "steady scan period (default: the profile's); for experiments and tests, every real group should keep the default")
 	republish := fs.Duration("republish-interval", 0, "how often our entry is rewritten (default: the profile's); for experiments and tests")
 	logLevel := fs.String("log-level", "warn", "library log level on standard error: debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", logFormatHelp)
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -84,7 +85,7 @@ func runJoin(ctx context.Context, e env, args []string) error {
 	if *scan < 0 || *republish < 0 {
 		return usageError("--scan-interval and --republish-interval must be positive")
 	}
-	logger, err := newLogger(e.stderr, *logLevel)
+	logger, err := newLogger(e.stderr, *logLevel, *logFormat)
 	if err != nil {
 		return err
 	}
