@@ -43,6 +43,7 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 		"queries per second answered per source (an IPv4 address or an IPv6 /64), with bursts of twice that; "+
 			"the rest are dropped, so one flooding source cannot starve the others; 0: unlimited")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", logFormatHelp)
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -64,7 +65,7 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 	if *sourceLimit == 0 {
 		sourceBurst = 0
 	}
-	logger, err := newLogger(e.stderr, *logLevel)
+	logger, err := newLogger(e.stderr, *logLevel, *logFormat)
 	if err != nil {
 		return err
 	}
