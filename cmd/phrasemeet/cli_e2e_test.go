@@ -280,3 +280,27 @@ func TestProcessRelaySaysListeningOnce(t *testing.T) {
 		t.Errorf("the log lacks the relay's stop at info level:\n%s", stderr)
 	}
 }
+
+// TestProcessDHTNodeSaysListeningOnce: dht-node says where it listens once,
+// on stdout, as relay does; its log has the settings without the address.
+func TestProcessDHTNodeSaysListeningOnce(t *testing.T) {
+	t.Parallel()
+	p, addr := startDHTNode(t, "none", "--log-level", "info")
+	if _, err := p.Stop(syscall.SIGTERM, 60*time.Second); err != nil {
+		t.Fatalf("dht-node exit after SIGTERM: %v\n%s", err, p.Output())
+	}
+	stdout, stderr := p.Text(proctest.Stdout), p.Text(proctest.Stderr)
+	if n := strings.Count(stdout, "dht-node listening on "+addr); n != 1 {
+		t.Errorf("stdout says %d times that the node listens on %s:\n%s", n, addr, stdout)
+	}
+	for _, l := range strings.Split(stderr, "\n") {
+		// The hint for a first node names its address as what others
+		// bootstrap from: advice, not a second "listening".
+		if strings.Contains(l, addr) && !strings.Contains(l, "--bootstrap "+addr) {
+			t.Errorf("the log says again where the node listens (%s): %q", addr, l)
+		}
+	}
+	if !strings.Contains(stderr, `msg="dht-node settings"`) {
+		t.Errorf("the log lacks the node's settings at info level:\n%s", stderr)
+	}
+}

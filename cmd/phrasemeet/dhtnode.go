@@ -85,7 +85,8 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 	if len(addrs) == 0 {
 		bootstrapText = "none"
 	}
-	logger.Info("dht-node started", "addr", d.Addr().String(), "id", hex.EncodeToString(id[:]),
+	// Where it listens is said once, on stdout above; the log has the rest.
+	logger.Info("dht-node settings", "id", hex.EncodeToString(id[:]),
 		"bootstrap", bootstrapText, "capacity", *capacity, "source_limit", *sourceLimit, "table", d.RoutingTableSize())
 
 	// mainline.New bootstraps once in the background; a second round, logged,
