@@ -66,11 +66,11 @@ type circuitFlags struct {
 // addCircuitFlags defines the circuit relay flags on fs.
 func addCircuitFlags(fs *flag.FlagSet) *circuitFlags {
 	c := &circuitFlags{}
-	fs.Var(&c.listen, "circuit-listen", "also run a libp2p circuit relay v2 listening on this multiaddr: /ip4|ip6/ADDR/tcp/PORT or "+
+	fs.Var(&c.listen, "circuit-listen", "also run a libp2p circuit relay v2 listening on this `MULTIADDR`: /ip4|ip6/ADDR/tcp/PORT or "+
 		"/ip4|ip6/ADDR/udp/PORT/quic-v1 (repeatable; give both, peers punch holes over the transport they reach the relay with)")
 	fs.StringVar(&c.keyFile, "circuit-key", "", "the circuit relay's key file, which fixes its peer ID across restarts "+
 		"(the format keygen writes; created with mode 0600 if missing; default: a new peer ID at each start)")
-	fs.Var(&c.publicCIDRs, "public-cidr", "treat addresses in this range as public: the circuit relay hands its own addresses "+
+	fs.Var(&c.publicCIDRs, "public-cidr", "treat addresses in this `CIDR` range as public: the circuit relay hands its own addresses "+
 		"in it to the peers that reserve, and AutoNAT and hole punching count them public (repeatable; for a campus or "+
 		"VPN whose private range is its internet)")
 	fs.DurationVar(&c.duration, "circuit-duration", defaultCircuitDuration, "a relayed connection is closed after this long "+

@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
+	"reflect"
 	"regexp"
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
 // oneDashFlag matches a flag listed the way the flag package lists it,
@@ -228,5 +233,108 @@ func TestFlagErrorOneLine(t *testing.T) {
 	if err == nil || strings.IndexFunc(err.Error(), func(r rune) bool { return r < ' ' || r == 0x7f }) >= 0 ||
 		!strings.Contains(err.Error(), "--size") {
 		t.Fatalf("error %q: want one line naming --size without control characters", err)
+	}
+}
+
+// helpFlag is a flag's line in help ("  --name PLACEHOLDER") and the usage
+// text on the lines after it.
+var helpFlag = regexp.MustCompile(`(?m)^  --(\S+)(?: (\S+))?\n((?:    \t.*\n)*)`)
+
+// TestHelpNamesListFlagValues: a flag that takes a list (repeatable, or
+// comma-separated) shows what goes in it, as in `--relay URL`, not the
+// flag package's generic "value"; and no flag of any command shows
+// "value".
+func TestHelpNamesListFlagValues(t *testing.T) {
+	want := map[string]map[string]string{
+		"resolve": {"relay": "URL", "bootstrap": "HOST:PORT"},
+		"publish": {"relay": "URL", "txt": "NAME=VALUE", "record": "RR"},
+		"relay":   {"circuit-listen": "MULTIADDR", "public-cidr": "CIDR", "trusted-proxy": "CIDR", "bootstrap": "HOST:PORT"},
+		"join":    {"relay": "URL", "addr": "ADDR"},
+		"slots":   {"relay": "URL"},
+	}
+	for _, c := range commands() {
+		_, stdout, _ := runCLI(t, nil, c.name, "--help")
+		seen := map[string]string{}
+		for _, m := range helpFlag.FindAllStringSubmatch(stdout, -1) {
+			name, placeholder, usage := m[1], m[2], m[3]
+			seen[name] = placeholder
+			switch {
+			case placeholder == "value":
+				t.Errorf("phrasemeet %s --help: --%s shows the generic placeholder \"value\"", c.name, name)
+			case strings.Contains(usage, "repeatable") && (placeholder == "" || strings.ToUpper(placeholder) != placeholder):
+				t.Errorf("phrasemeet %s --help: list flag --%s shows %q, want a placeholder naming its values (e.g. URL)", c.name, name, placeholder)
+			}
+		}
+		for name, p := range want[c.name] {
+			if got, ok := seen[name]; !ok || got != p {
+				t.Errorf("phrasemeet %s --help: --%s shows %q, want --%s %s", c.name, name, got, name, p)
+			}
+		}
+	}
+}
+
+// TestResolveHelpDocumentsExitCodes: the exit statuses a script tests for
+// are in resolve's help, with the values the code uses.
+func TestResolveHelpDocumentsExitCodes(t *testing.T) {
+	_, stdout, _ := runCLI(t, nil, "help", "resolve")
+	for _, want := range []string{
+		"Exit status:",
+		fmt.Sprintf("%d not found", exitNotFound),
+		fmt.Sprintf("%d no relay answered", exitNoAnswer),
+		"2 a wrong command line",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("phrasemeet help resolve lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+// FuzzResolveJSONTXT: whatever bytes a TXT record holds, resolve --json's
+// "txt" gives them back as published (character-strings joined), and the
+// object encodes.
+func FuzzResolveJSONTXT(f *testing.F) {
+	for _, s := range []string{"", "world", `a "quoted" \ value`, "\x00\xff\n", strings.Repeat("x", 300), "é\\123"} {
+		f.Add(s)
+	}
+	sk, err := pkarrclient.GenerateSecretKey(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		p, err := pkarrclient.NewBuilder().TXT("_v", 60, value).Record("@ 60 IN A 192.0.2.1").Sign(sk)
+		if err != nil {
+			return // too large for a packet
+		}
+		got := packetJSON(p)
+		if len(got.Records) != 2 || got.Records[0].TXT == nil || *got.Records[0].TXT != value || got.Records[1].TXT != nil {
+			t.Fatalf("TXT %q: records %+v", value, got.Records)
+		}
+		if _, err := json.Marshal(got); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestJSONFieldsDocumented: every field resolve --json and publish --json
+// print is named in the command's help, so the documentation cannot fall
+// behind the code.
+func TestJSONFieldsDocumented(t *testing.T) {
+	for cmd, types := range map[string][]any{
+		"resolve": {jsonPacket{}, jsonRecord{}},
+		"publish": {jsonPublish{}, jsonOutcome{}},
+	} {
+		_, help, _ := runCLI(t, nil, "help", cmd)
+		for _, v := range types {
+			rt := reflect.TypeOf(v)
+			for i := range rt.NumField() {
+				name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+				if !strings.Contains(help, `"`+name+`"`) {
+					t.Errorf("phrasemeet help %s does not name the JSON field %q", cmd, name)
+				}
+			}
+		}
+	}
+	if _, help, _ := runCLI(t, nil, "help", "keygen"); !strings.Contains(help, `{"key"`) || !strings.Contains(help, `"file"}`) {
+		t.Errorf("phrasemeet help keygen does not name its JSON fields:\n%s", help)
 	}
 }

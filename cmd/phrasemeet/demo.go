@@ -59,10 +59,13 @@ type demoConfig struct {
 	// passphrase is the group's; nil picks a random one. Tests set it to
 	// check it is never printed.
 	passphrase []byte
+	// logger gets the log of the demo's relay and of its hosts' discovery
+	// (--log-level, --log-format); nil logs nothing.
+	logger *slog.Logger
 }
 
 func runDemo(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet("demo", "[--peers N] [--profile default|can-sync] [--relayed] [--json] [--timeout D]", e.stdout)
+	fs := newFlagSet("demo", "[--peers N] [--profile default|can-sync] [--relayed] [--json] [--timeout D] [--log-level LEVEL] [--log-format text|json]", e.stdout)
 	var cfg demoConfig
 	fs.IntVar(&cfg.peers, "peers", 3, "how many libp2p hosts meet (2 to 32)")
 	prof := fs.String("profile", string(profileDefault), "rendezvous profile: default (sealed entries, Argon2id keys) or can-sync (can-sync's own wire, with a shortened schedule)")
@@ -72,6 +75,8 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	fs.BoolVar(&cfg.relayed, "relayed", false, "hosts 2 to N act as if behind NAT (no inbound connection but through a relay): "+
 		"host 1 is public and serves the group's circuit relay, the others reserve a slot on it, publish the relayed address "+
 		"and talk through it (for the run, 127.0.0.1 counts as a public address, as --public-cidr 127.0.0.1/32 would make it)")
+	logLevel := fs.String("log-level", "warn", "log level of the demo's relay and its hosts' discovery, on standard error: debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", logFormatHelp)
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -87,6 +92,9 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	}
 	if cfg.timeout <= 0 {
 		return usageError("--timeout must be positive")
+	}
+	if cfg.logger, err = newLogger(e.stderr, *logLevel, *logFormat); err != nil {
+		return err
 	}
 	return runDemoWith(ctx, e, cfg)
 }
@@ -108,11 +116,14 @@ func randomPassphrase() ([]byte, error) {
 
 func runDemoWith(ctx context.Context, e env, cfg demoConfig) error {
 	start := time.Now()
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
 	tl := newTimeline(e.stdout, cfg.json, start)
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
 
-	relayURL, stopRelay, err := startDemoRelay(ctx, cfg.listen)
+	relayURL, stopRelay, err := startDemoRelay(ctx, cfg.listen, cfg.logger.With("relay", "in-process"))
 	if err != nil {
 		return err
 	}
@@ -150,10 +161,14 @@ func runDemoWith(ctx context.Context, e env, cfg demoConfig) error {
 	return err
 }
 
+// hostLog is the log of host dh's discovery: the demo's, each record
+// naming the host.
+func (d *demo) hostLog(dh *demoHost) *slog.Logger { return d.cfg.logger.With("host", dh.n) }
+
 // startDemoRelay serves `phrasemeet relay`'s relay in this process. It has
 // no rate limits: every host comes from 127.0.0.1, and the relay listens
 // nowhere else.
-func startDemoRelay(ctx context.Context, listen string) (url string, stop func(), err error) {
+func startDemoRelay(ctx context.Context, listen string, logger *slog.Logger) (url string, stop func(), err error) {
 	f := relayFlags{
 		listen:       listen,
 		store:        "memory",
@@ -164,7 +179,7 @@ func startDemoRelay(ctx context.Context, listen string) (url string, stop func()
 		futureMargin: pkarrrelay.DefaultFutureMargin,
 		version:      version(),
 	}
-	srv, store, err := f.build(slog.New(slog.DiscardHandler))
+	srv, store, err := f.build(logger)
 	if err != nil {
 		return "", nil, err
 	}

@@ -236,7 +236,7 @@ func (d *demo) newHost(ctx context.Context, i int) (*demoHost, error) {
 		h.Close()
 		return nil, err
 	}
-	if dh.adapter, err = libp2padapter.New(h, d.opener(dh), libp2padapter.WithLoopback()); err != nil {
+	if dh.adapter, err = libp2padapter.New(h, d.opener(dh), libp2padapter.WithLoopback(), libp2padapter.WithLogger(d.hostLog(dh))); err != nil {
 		h.Close()
 		return nil, err
 	}
@@ -291,7 +291,7 @@ func (d *demo) newHost(ctx context.Context, i int) (*demoHost, error) {
 func (d *demo) opener(dh *demoHost) libp2padapter.Opener {
 	if d.cfg.profile == profileCanSync {
 		return func(string) (discovery.Discoverer, error) {
-			cs, err := slotdiscovery.NewCanSync(dh.client, d.pass,
+			cs, err := slotdiscovery.NewCanSync(dh.client, d.pass, slotdiscovery.WithLogger(d.hostLog(dh)),
 				slotdiscovery.WithScanInterval(canSyncDemoScan), slotdiscovery.WithRepublishInterval(canSyncDemoRepublish))
 			if err != nil {
 				return nil, err
@@ -302,7 +302,7 @@ func (d *demo) opener(dh *demoHost) libp2padapter.Opener {
 			return &canSyncHosts{cs: cs, book: d.book}, nil
 		}
 	}
-	open := passphrase.SlotOpener(dh.h, dh.client, d.group, slotdiscovery.WithPutBudget(demoPutRate, demoPutBurst))
+	open := passphrase.SlotOpener(dh.h, dh.client, d.group, slotdiscovery.WithPutBudget(demoPutRate, demoPutBurst), slotdiscovery.WithLogger(d.hostLog(dh)))
 	return func(ns string) (discovery.Discoverer, error) {
 		disc, err := open(ns)
 		if err != nil {

@@ -22,7 +22,7 @@ import (
 // routers for every DHT use, as PHRASEMEET_RELAYS does for relays.
 const bootstrapEnv = "PHRASEMEET_BOOTSTRAP"
 
-const bootstrapHelp = `DHT node HOST:PORT to join through (repeatable or comma-separated; default $` + bootstrapEnv +
+const bootstrapHelp = "DHT node `HOST:PORT` to join through (repeatable or comma-separated; default $" + bootstrapEnv +
 	`, else the public routers; "public" stands for them, "none" for no node at all)`
 
 // dhtFlags are the DHT settings of one command line.

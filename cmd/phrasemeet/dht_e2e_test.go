@@ -174,7 +174,7 @@ func TestProcessesDHTPublishResolve(t *testing.T) {
 
 	other, _ := pkarrclient.GenerateSecretKey(nil)
 	code, _, stderr = cli(t, nil, "resolve", "--dht", "--relay", "none", "--bootstrap", addrs[1], other.PublicKey().String())
-	if code != 1 || !strings.Contains(stderr, "not found") {
+	if code != exitNotFound || !strings.Contains(stderr, "not found") {
 		t.Errorf("resolve of an unknown key: exit %d %q", code, stderr)
 	}
 	assertCleanError(t, stderr)
@@ -236,7 +236,7 @@ func TestProcessesRelaysShareOnlyTheDHT(t *testing.T) {
 	// not found there either.
 	other, _ := pkarrclient.GenerateSecretKey(nil)
 	code, _, stderr = cli(t, nil, "resolve", "--relay", urlB, other.PublicKey().String())
-	if code != 1 || !strings.Contains(stderr, "not found") {
+	if code != exitNotFound || !strings.Contains(stderr, "not found") {
 		t.Errorf("resolve of an unknown key through relay B: exit %d %q", code, stderr)
 	}
 

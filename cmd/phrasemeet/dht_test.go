@@ -166,14 +166,18 @@ func TestForgottenBootstrapStaysOnLoopback(t *testing.T) {
 	if code, _, stderr := runCLI(t, nil, "keygen", "--out", keyFile); code != 0 {
 		t.Fatal(stderr)
 	}
-	for _, args := range [][]string{
-		{"resolve", "--dht", "--relay", "none", someKey},
-		{"publish", "--dht", "--relay", "none", "--secret-file", keyFile, "--txt", "a=b"},
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"resolve", "--dht", "--relay", "none", someKey}, exitNoAnswer},
+		{[]string{"publish", "--dht", "--relay", "none", "--secret-file", keyFile, "--txt", "a=b"}, 1},
 	} {
+		args := tc.args
 		var sent sentLog
 		e, _, stderr := testEnv(t, nil, &sent)
 		code := run(context.Background(), e, args)
-		if code != 1 || !strings.Contains(stderr.String(), "no DHT node") && !strings.Contains(stderr.String(), "found no node") {
+		if code != tc.code || !strings.Contains(stderr.String(), "no DHT node") && !strings.Contains(stderr.String(), "found no node") {
 			t.Errorf("%q with a dead bootstrap: exit %d %q", args, code, stderr)
 		}
 		got := sent.list()
@@ -257,7 +261,7 @@ func TestDHTPublishResolveInProcess(t *testing.T) {
 
 	other, _ := pkarrclient.GenerateSecretKey(nil)
 	code, _, stderr = runCLI(t, nil, "resolve", "--dht", "--relay", "none", "--bootstrap", boot, other.PublicKey().String())
-	if code != 1 || !strings.Contains(stderr, "not found") {
+	if code != exitNotFound || !strings.Contains(stderr, "not found") {
 		t.Errorf("resolve of an unknown key: exit %d %q", code, stderr)
 	}
 }

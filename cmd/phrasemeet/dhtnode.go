@@ -43,6 +43,7 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 		"queries per second answered per source (an IPv4 address or an IPv6 /64), with bursts of twice that; "+
 			"the rest are dropped, so one flooding source cannot starve the others; 0: unlimited")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", logFormatHelp)
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -64,7 +65,7 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 	if *sourceLimit == 0 {
 		sourceBurst = 0
 	}
-	logger, err := newLogger(e.stderr, *logLevel)
+	logger, err := newLogger(e.stderr, *logLevel, *logFormat)
 	if err != nil {
 		return err
 	}
@@ -84,7 +85,8 @@ func runDHTNode(ctx context.Context, e env, args []string) error {
 	if len(addrs) == 0 {
 		bootstrapText = "none"
 	}
-	logger.Info("dht-node started", "addr", d.Addr().String(), "id", hex.EncodeToString(id[:]),
+	// Where it listens is said once, on stdout above; the log has the rest.
+	logger.Info("dht-node settings", "id", hex.EncodeToString(id[:]),
 		"bootstrap", bootstrapText, "capacity", *capacity, "source_limit", *sourceLimit, "table", d.RoutingTableSize())
 
 	// mainline.New bootstraps once in the background; a second round, logged,

@@ -113,13 +113,13 @@ func TestProcessesKeygenPublishResolve(t *testing.T) {
 
 	other, _ := pkarrclient.GenerateSecretKey(nil)
 	code, _, stderr = cli(t, nil, "resolve", "--relay", relay.url, other.PublicKey().String())
-	if code != 1 || !strings.Contains(stderr, "not found") {
+	if code != exitNotFound || !strings.Contains(stderr, "not found") {
 		t.Errorf("resolve of an unknown key: exit %d %q", code, stderr)
 	}
 	assertCleanError(t, stderr)
 
 	code, _, stderr = cli(t, nil, "resolve", "--relay", "http://127.0.0.1:1", key)
-	if code != 1 {
+	if code != exitNoAnswer {
 		t.Errorf("resolve from a dead relay: exit %d %q", code, stderr)
 	}
 	assertCleanError(t, stderr)

@@ -13,6 +13,12 @@ import (
 	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
+// relayHelp is --relay's usage. A flag's usage names the values it takes
+// in backquotes, which the flag package shows in help as the placeholder
+// ("--relay URL") instead of its generic "value".
+const relayHelp = "relay base `URL` (repeatable or comma-separated; default $PHRASEMEET_RELAYS, else the public relays; " +
+	`"none": no relay, the DHT alone)`
+
 // listFlag is a repeatable flag; each use may also hold a comma-separated
 // list.
 type listFlag []string

@@ -51,14 +51,14 @@ func runJoin(ctx context.Context, e env, args []string) error {
 	fs := newFlagSet("join", "[--profile default|can-sync] [--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] "+
 		"[--id ID] [--secret-file PATH] [--addr ADDR]... [--json] [--app NAME] [--namespace NAME] [--passphrase-file PATH]", e.stdout)
 	var relays listFlag
-	fs.Var(&relays, "relay", `relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays; "none": no relay, the DHT alone)`)
+	fs.Var(&relays, "relay", relayHelp)
 	dhtf := addDHTFlags(fs, "meet over the Mainline DHT too (--relay none: the DHT alone)")
 	id := fs.String("id", "", "the ID to announce (default: the hex of --secret-file's public key, else of a new key for this run; valid for both profiles). "+
 		"An ID of 64 hex digits is an Ed25519 public key: the default profile signs entries about it, so it needs --secret-file; can-sync wants such an ID")
 	secretFile := fs.String("secret-file", "", "the Ed25519 key whose public key, in hex, is the ID (a file phrasemeet keygen writes); "+
 		"the default profile signs our entries with it, so no other member can announce or bury this ID. The can-sync profile's wire carries no signature: there it only sets the ID")
 	var addrs repeatedFlag
-	fs.Var(&addrs, "addr", "an address to announce, in order of preference (repeatable; default profile only)")
+	fs.Var(&addrs, "addr", "an address `ADDR` to announce, in order of preference (repeatable; default profile only)")
 	asJSON := fs.Bool("json", false, `print one JSON object per line, and no status lines on standard error (warnings and errors still go there): `+
 		`{"event":"announced"|"claimed"|"found"|"updated"|"lost"|"left","id","addrs","source","time"}; "claimed" (default profile) adds "slot", `+
 		`"announced" adds "profile" and (default profile) the group's "fingerprint"`)
@@ -67,6 +67,7 @@ func runJoin(ctx context.Context, e env, args []string) error {
 	scan := fs.Duration("scan-interval", 0, "steady scan period (default: the profile's); for experiments and tests, every real group should keep the default")
 	republish := fs.Duration("republish-interval", 0, "how often our entry is rewritten (default: the profile's); for experiments and tests")
 	logLevel := fs.String("log-level", "warn", "library log level on standard error: debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", logFormatHelp)
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -84,7 +85,7 @@ func runJoin(ctx context.Context, e env, args []string) error {
 	if *scan < 0 || *republish < 0 {
 		return usageError("--scan-interval and --republish-interval must be positive")
 	}
-	logger, err := newLogger(e.stderr, *logLevel)
+	logger, err := newLogger(e.stderr, *logLevel, *logFormat)
 	if err != nil {
 		return err
 	}

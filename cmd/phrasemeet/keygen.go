@@ -8,8 +8,9 @@ import (
 )
 
 func runKeygen(_ context.Context, e env, args []string) error {
-	fs := newFlagSet("keygen", "--out FILE", e.stdout)
+	fs := newFlagSet("keygen", "--out FILE [--json]", e.stdout)
 	out := fs.String("out", "", "write the secret seed to this new file (mode 0600; never overwritten)")
+	asJSON := fs.Bool("json", false, `print one JSON object, {"key" (the public key),"file"}, instead of the public key alone`)
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -28,6 +29,12 @@ func runKeygen(_ context.Context, e env, args []string) error {
 	defer sk.Destroy()
 	if err := pkarrclient.SaveSecretKey(*out, sk); err != nil {
 		return err
+	}
+	if *asJSON {
+		return newJSONEncoder(e.stdout).Encode(struct {
+			Key  string `json:"key"`
+			File string `json:"file"`
+		}{sk.PublicKey().String(), *out})
 	}
 	fmt.Fprintln(e.stdout, sk.PublicKey())
 	return nil

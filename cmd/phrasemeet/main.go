@@ -29,7 +29,8 @@
 // comma-separated), or in PHRASEMEET_BOOTSTRAP, else the public routers are
 // asked; "none" means no bootstrap node. Errors are printed as one line on
 // standard error; the exit status is 1 for failures, 2 for a wrong command
-// line.
+// line. resolve exits 3 when the key is not found and 4 when no relay (or
+// DHT node) answered.
 package main
 
 import (
@@ -108,6 +109,17 @@ func usageError(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
 }
 
+// exitError is a failure with an exit status of its own, for the
+// failures a script must tell apart (resolve's "not found" from "no relay
+// answered"); other failures exit 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
 // run executes one command line and returns the exit status.
 func run(ctx context.Context, e env, args []string) int {
 	if len(args) == 0 {
@@ -141,6 +153,7 @@ func run(ctx context.Context, e env, args []string) int {
 			continue
 		}
 		err := c.run(ctx, e, args[1:])
+		var coded *exitError
 		switch {
 		case err == nil:
 			return 0
@@ -149,6 +162,9 @@ func run(ctx context.Context, e env, args []string) int {
 		case errors.Is(err, errUsage):
 			fmt.Fprintf(e.stderr, "phrasemeet %s: %s\n", c.name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 			return 2
+		case errors.As(err, &coded):
+			fmt.Fprintf(e.stderr, "phrasemeet %s: %s\n", c.name, oneLine(err.Error()))
+			return coded.code
 		default:
 			fmt.Fprintf(e.stderr, "phrasemeet %s: %s\n", c.name, oneLine(err.Error()))
 			return 1

@@ -163,7 +163,7 @@ func TestParseFlagsInterspersed(t *testing.T) {
 
 func TestForgottenRelayStaysOnLoopback(t *testing.T) {
 	code, _, stderr := runCLI(t, nil, "resolve", "yg4gxe7z1r7mr6orids9fh95y7gxhdsxjqi6nngsxxtakqaxr5no")
-	if code != 1 || !strings.Contains(stderr, deadRelay) {
+	if code != exitNoAnswer || !strings.Contains(stderr, deadRelay) {
 		t.Fatalf("resolve without --relay: exit %d %q; want a failure naming %s", code, stderr, deadRelay)
 	}
 }

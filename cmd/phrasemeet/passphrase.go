@@ -125,7 +125,7 @@ func addGroupFlags(fs *flag.FlagSet) *groupFlags {
 	fs.StringVar(&g.profile, "profile", string(profileDefault), "rendezvous profile: default (sealed entries, Argon2id keys) or can-sync (can-sync's own wire)")
 	fs.StringVar(&g.app, "app", slotdiscovery.DefaultApp,
 		"application name salting the key derivation (default profile): the same passphrase in another app is another group")
-	fs.Func("namespace", "sub-group under the passphrase's group (default profile): its own slots, no second key derivation", func(s string) error {
+	fs.Func("namespace", "`NAME` of a sub-group under the passphrase's group (default profile): its own slots, no second key derivation", func(s string) error {
 		g.namespace, g.nsSet = s, true
 		return nil
 	})

@@ -12,15 +12,18 @@ import (
 )
 
 func runPublish(ctx context.Context, e env, args []string) error {
-	fs := newFlagSet("publish", "--secret-file FILE [--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] --txt NAME=VALUE... [--record RR]... [--ttl S]", e.stdout)
+	fs := newFlagSet("publish", "--secret-file FILE [--relay URL|none]... [--dht [--bootstrap HOST:PORT]...] --txt NAME=VALUE... [--record RR]... [--ttl S] [--json]", e.stdout)
 	secretFile := fs.String("secret-file", "", "secret key file (from phrasemeet keygen)")
 	var relays listFlag
-	fs.Var(&relays, "relay", `relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays; "none": no relay, the DHT alone)`)
+	fs.Var(&relays, "relay", relayHelp)
 	dhtf := addDHTFlags(fs, "publish to the Mainline DHT too, storing on the nodes closest to the key (--relay none: the DHT alone)")
 	var txts, records repeatedFlag
-	fs.Var(&txts, "txt", "TXT record NAME=VALUE, NAME relative to the key (repeatable)")
-	fs.Var(&records, "record", `any record in zone-file form, e.g. "@ 300 IN A 192.0.2.1" (repeatable)`)
+	fs.Var(&txts, "txt", "TXT record `NAME=VALUE`, NAME relative to the key (repeatable)")
+	fs.Var(&records, "record", "a resource record `RR` in zone-file form, e.g. \"@ 300 IN A 192.0.2.1\" (repeatable)")
 	ttl := fs.Uint("ttl", 300, "TTL in seconds of --txt records")
+	asJSON := fs.Bool("json", false, `print one JSON object, and no status lines on standard error: {"key","timestamp","time","accepted",`+
+		`"outcomes":[{"backend","ok","duration_ms","dht_nodes","error","error_kind" (stale, too_large, rate_limited, unavailable, `+
+		`rejected or failed)}]}; printed on failure too, with the error on standard error`)
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -68,7 +71,11 @@ func runPublish(ctx context.Context, e env, args []string) error {
 		return err
 	}
 	res, err := client.Publish(ctx, p)
-	if res != nil {
+	if res != nil && *asJSON {
+		if err := newJSONEncoder(e.stdout).Encode(publishJSON(p, res)); err != nil {
+			return err
+		}
+	} else if res != nil {
 		for _, o := range res.Outcomes {
 			fmt.Fprintf(e.stderr, "  %s  %s (%s)\n", o.Backend, publishStatus(o, p), o.Duration.Round(time.Millisecond))
 		}
@@ -82,8 +89,62 @@ func runPublish(ctx context.Context, e env, args []string) error {
 		}
 		return err
 	}
-	fmt.Fprintf(e.stdout, "published %s at %s %s\n", p.PublicKey(), p.Timestamp(), publishSummary(res.Outcomes))
+	if !*asJSON {
+		fmt.Fprintf(e.stdout, "published %s at %s %s\n", p.PublicKey(), p.Timestamp(), publishSummary(res.Outcomes))
+	}
 	return nil
+}
+
+// jsonPublish is publish --json's output; the field names are documented
+// in the flag's help and README.
+type jsonPublish struct {
+	Key       string        `json:"key"`
+	Timestamp uint64        `json:"timestamp"`
+	Time      time.Time     `json:"time"`
+	Accepted  int           `json:"accepted"`
+	Outcomes  []jsonOutcome `json:"outcomes"`
+}
+
+// jsonOutcome is what one backend did with the packet. DHTNodes is how
+// many DHT nodes stored it (the DHT's, or a relay's that reports it).
+type jsonOutcome struct {
+	Backend    string  `json:"backend"`
+	OK         bool    `json:"ok"`
+	DurationMS float64 `json:"duration_ms"`
+	DHTNodes   int     `json:"dht_nodes,omitempty"`
+	Error      string  `json:"error,omitempty"`
+	ErrorKind  string  `json:"error_kind,omitempty"`
+}
+
+func publishJSON(p *pkarrclient.SignedPacket, res *pkarrclient.PublishResult) jsonPublish {
+	out := jsonPublish{Key: p.PublicKey().String(), Timestamp: uint64(p.Timestamp()), Time: jsonTime(p.Timestamp().Time()),
+		Accepted: res.Accepted, Outcomes: []jsonOutcome{}}
+	for _, o := range res.Outcomes {
+		jo := jsonOutcome{Backend: o.Backend, OK: o.Err == nil, DurationMS: ms(o.Duration), DHTNodes: o.Receipt.DHTNodes}
+		if o.Err != nil {
+			jo.Error, jo.ErrorKind = oneLine(o.Err.Error()), errorKind(o.Err)
+		}
+		out.Outcomes = append(out.Outcomes, jo)
+	}
+	return out
+}
+
+// errorKind names a backend's failure for scripts, by the pkarrclient
+// sentinel it wraps.
+func errorKind(err error) string {
+	switch {
+	case errors.Is(err, pkarrclient.ErrNotMostRecent):
+		return "stale"
+	case errors.Is(err, pkarrclient.ErrPacketTooLarge):
+		return "too_large"
+	case errors.Is(err, pkarrclient.ErrRateLimited):
+		return "rate_limited"
+	case errors.Is(err, pkarrclient.ErrUnavailable):
+		return "unavailable"
+	case errors.Is(err, pkarrclient.ErrBadRequest):
+		return "rejected"
+	}
+	return "failed"
 }
 
 // publishStatus tells what one backend did with the packet, on one line:

@@ -36,6 +36,7 @@ type relayFlags struct {
 	maxConnsPerIP  int
 	trustedProxies listFlag
 	logLevel       string
+	logFormat      string
 	version        string
 	// upstream, when set, is where the relay publishes what it stores and
 	// looks up what it lacks (the DHT, with --dht).
@@ -60,8 +61,9 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	fs.DurationVar(&f.futureMargin, "future-margin", pkarrrelay.DefaultFutureMargin, "reject packets stamped further than this in the future")
 	fs.IntVar(&f.maxConns, "max-conns", 0, fmt.Sprintf("connections held open in all (0: %d, or 3/4 of the open-file limit if lower)", pkarrrelay.DefaultMaxConns))
 	fs.IntVar(&f.maxConnsPerIP, "max-conns-per-ip", 0, fmt.Sprintf("connections from one client IP, IPv6 by /64 (0: %d, or 1/4 of --max-conns if lower)", pkarrrelay.DefaultMaxConnsPerIP))
-	fs.Var(&f.trustedProxies, "trusted-proxy", "CIDR of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
+	fs.Var(&f.trustedProxies, "trusted-proxy", "`CIDR` of a reverse proxy whose X-Forwarded-For is believed (repeatable)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", logFormatHelp)
 	dhtf := addDHTFlags(fs, "back the relay with the Mainline DHT: publish every stored packet there and look up "+
 		"packets the store lacks (a passive DHT client: it asks, it never answers)")
 	circuitf := addCircuitFlags(fs)
@@ -80,7 +82,7 @@ func runRelay(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, err := newLogger(e.stderr, f.logLevel)
+	logger, err := newLogger(e.stderr, f.logLevel, f.logFormat)
 	if err != nil {
 		return err
 	}
@@ -137,16 +139,19 @@ func runRelay(ctx context.Context, e env, args []string) error {
 		for _, a := range addrs {
 			fmt.Fprintf(e.stdout, "circuit relay serving %s\n", a)
 		}
-		logger.Info("circuit relay started", circuit.logAttrs(circuitCfg)...)
+		// Its settings, not its addresses: that it serves, and where, is
+		// said once, on stdout, above.
+		logger.Info("circuit relay settings", circuit.logAttrs(circuitCfg)...)
 	}
 	upstream := ""
 	if dht != nil {
 		upstream = fmt.Sprintf(", upstream: %s on udp %s", mainline.BackendName, dht.Addr())
 	}
 	// Printed only once the listener exists, so a script that waits for
-	// this line can connect immediately.
+	// this line can connect immediately. It is the one place that says
+	// the relay serves: the log has the settings only.
 	fmt.Fprintf(e.stdout, "relay serving %s (store: %s%s)\n", srv.URL(), f.store, upstream)
-	logger.Info("relay started", "url", srv.URL(), "store", f.store, "max_packets", f.maxPackets, "dht", dht != nil)
+	logger.Info("relay settings", "store", f.store, "max_packets", f.maxPackets, "dht", dht != nil)
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}
@@ -251,10 +256,24 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+// logFormatHelp is --log-format's usage, the same for every command that
+// logs.
+const logFormatHelp = "`FORMAT` of the log on standard error: text (key=value pairs) or json (one object per line, for log collectors)"
+
+// newLogger is the log of --log-level and --log-format, on w (standard
+// error). A value it does not know is a usage error, quoted so that it
+// stays on one line.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, usageError("--log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError("--log-format %q: want text or json", format)
 }

@@ -61,7 +61,7 @@ func runSlots(ctx context.Context, e env, args []string) error {
 	asJSON := fs.Bool("json", false, `print one JSON object per slot and line: {"index","key","state","packet","age_seconds","members":[{"id","addrs","state","seen","age_seconds"}],"time"}; `+
 		`with --keys-only just {"index","key"}`)
 	var relays listFlag
-	fs.Var(&relays, "relay", `relay base URL (repeatable; default $PHRASEMEET_RELAYS, else the public relays; "none": no relay, the DHT alone)`)
+	fs.Var(&relays, "relay", relayHelp)
 	dhtf := addDHTFlags(fs, "read the slots from the Mainline DHT too (--relay none: the DHT alone)")
 	grpf := addGroupFlags(fs)
 	passf := addPassphraseFlags(fs)
