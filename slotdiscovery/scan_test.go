@@ -464,3 +464,44 @@ func TestScanDownToTheLastLevel(t *testing.T) {
 		}
 	}
 }
+
+// TestScanLoopPeriodFromTheScanStart: the scan period runs from a scan's
+// start, so a scan the budget stretched past the period is followed by the
+// next at once, not by a full period of idling.
+func TestScanLoopPeriodFromTheScanStart(t *testing.T) {
+	client, backend := fuzzClient(t)
+	backend.set(nil)
+	clock := clockwork.NewFakeClockAt(fuzzNow)
+	// One GET per 100 s: the first scan takes the token, the second waits
+	// 88 s for the next, far longer than a period.
+	d, err := New(client, fuzzGroup(t, fuzzPassphrase), WithClock(clock),
+		WithGetBudget(0.01, 0.01, 1), WithSeed(1), WithReadSettle(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	scans := func() int {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.scanner.scans
+	}
+	if err := clock.BlockUntilContext(ctx, 1); err != nil { // the period after the first scan
+		t.Fatal(err)
+	}
+	clock.Advance(12 * time.Second)
+	if err := clock.BlockUntilContext(ctx, 1); err != nil { // the second scan's wait for a GET
+		t.Fatal(err)
+	}
+	if n := scans(); n != 2 {
+		t.Fatalf("%d scans begun, want 2", n)
+	}
+	clock.Advance(88 * time.Second)
+	for scans() < 3 {
+		if ctx.Err() != nil {
+			t.Fatalf("the scan after one that took 88 s (periods of about 15 s) did not begin at once: %d scans", scans())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
