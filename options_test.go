@@ -13,18 +13,10 @@ import (
 )
 
 // pendingRenames are the options that break docs/options.md's rules and
-// are still to be renamed (the table "To do by the lead" there), by
-// "package.Name". The test tolerates them, and fails once one of them is
-// gone, so that its entry goes too.
-var pendingRenames = map[string]string{
-	"slotdiscovery.WithFutureBound": "WithFutureMargin",
-	"slotdiscovery.WithReadSettle":  "WithSettleWait",
-	"slotdiscovery.WithGetBudget":   "rate.Limit rates",
-	"slotdiscovery.WithPutBudget":   "rate.Limit rate",
-	"slotdiscovery.TableBudget":     "rate.Limit rate",
-	"slotdiscovery.TableClock":      "a clockwork.Clock",
-	"slotdiscovery.TableBounds":     "TableStaleAfter, TableFutureMargin",
-}
+// are still to be renamed, by "package.Name" (none today). The test
+// tolerates them, and fails once one of them is gone, so that its entry
+// goes too.
+var pendingRenames = map[string]string{}
 
 // principalOptions are the option types whose options start with With
 // (rule P1); perCallOptions those whose options carry no prefix (P3).

@@ -63,7 +63,7 @@ const canSyncIDSize = 32
 // Go peers see it leave (can-sync peers read the slot as empty).
 //
 // Locked slots are the other addition. A slot whose packet is stamped
-// beyond the future bound (WithFutureBound, default 2 min) can never be
+// beyond the future bound (WithFutureMargin, default 2 min) can never be
 // written again: relays keep the newer packet, and an attacker who knows
 // the passphrase can stamp one at 2^64-1 µs. can-sync cannot move once it
 // has claimed, so a claim never takes a locked slot: not as the slot that
@@ -86,7 +86,7 @@ const canSyncIDSize = 32
 // and the ID must be what can-sync publishes: the lowercase hex of a
 // 32-byte Ed25519 public key (an iroh endpoint ID). Options that tune the
 // default profile's schedule (fast scan, staleness, budgets, read-back
-// delay, seed) do not apply and are ignored; WithFutureBound does.
+// delay, seed) do not apply and are ignored; WithFutureMargin does.
 //
 // A CanSync is safe for concurrent use. Close it to stop scanning.
 type CanSync struct {

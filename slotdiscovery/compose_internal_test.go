@@ -20,7 +20,7 @@ func TestComposeStaysWithinTheBound(t *testing.T) {
 	client, backend := fuzzClient(t)
 	backend.set(errors.New("relay down")) // no read touches the slot view
 	const bound = 2 * time.Minute
-	d, err := New(client, fuzzGroup(t, fuzzPassphrase), WithClock(clockwork.NewFakeClockAt(fuzzNow)), WithFutureBound(bound))
+	d, err := New(client, fuzzGroup(t, fuzzPassphrase), WithClock(clockwork.NewFakeClockAt(fuzzNow)), WithFutureMargin(bound))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/jonboulle/clockwork"
 	"math"
 	"net/netip"
 	"strings"
@@ -827,7 +828,7 @@ func FuzzReadTable(f *testing.F) {
 			backend.set(nil, p)
 		}
 		infos, err := ReadTable(context.Background(), client, g,
-			TableClock(func() time.Time { return fuzzNow }), TableBounds(staleAfter, futureBound))
+			TableClock(clockwork.NewFakeClockAt(fuzzNow)), TableStaleAfter(staleAfter), TableFutureMargin(futureBound))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package slotdiscovery
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -192,10 +193,10 @@ func WithStaleAfter(d time.Duration) Option {
 	}
 }
 
-// WithFutureBound sets how far ahead of our clock a signed time may be
+// WithFutureMargin sets how far ahead of our clock a signed time may be
 // before it is ignored (default 2 min), so a passphrase holder stamping
 // records far in the future locks nothing.
-func WithFutureBound(d time.Duration) Option {
+func WithFutureMargin(d time.Duration) Option {
 	return func(cfg *config) error {
 		cfg.futureBound = d
 		return positive("future bound", d)
@@ -230,12 +231,12 @@ func WithLeaveTimeout(d time.Duration) Option {
 // (default 0.2/s steady, 1.2/s fast, burst 8). The fast rate, with the
 // reads around our own writes and the writes, stays under pkarr-relay's
 // 2 requests per second per IP.
-func WithGetBudget(steady, fast float64, burst int) Option {
+func WithGetBudget(steady, fast rate.Limit, burst int) Option {
 	return func(cfg *config) error {
 		if steady <= 0 || fast <= 0 || burst < 1 {
 			return fmt.Errorf("slotdiscovery: GET budget %v/%v/s burst %d: %w", steady, fast, burst, errNonPositive)
 		}
-		cfg.getRate, cfg.fastGetRate, cfg.getBurst = steady, fast, burst
+		cfg.getRate, cfg.fastGetRate, cfg.getBurst = float64(steady), float64(fast), burst
 		return nil
 	}
 }
@@ -243,26 +244,26 @@ func WithGetBudget(steady, fast float64, burst int) Option {
 // WithPutBudget sets the PUT rate per second and burst (default 0.23/s
 // burst 2: a little under the n0 relay's per-IP limit of 0.25/s after a
 // burst of 2, so jitter on the way never earns a 429).
-func WithPutBudget(perSecond float64, burst int) Option {
+func WithPutBudget(perSecond rate.Limit, burst int) Option {
 	return func(cfg *config) error {
 		if perSecond <= 0 || burst < 1 {
 			return fmt.Errorf("slotdiscovery: PUT budget %v/s burst %d: %w", perSecond, burst, errNonPositive)
 		}
-		cfg.putRate, cfg.putBurst = perSecond, burst
+		cfg.putRate, cfg.putBurst = float64(perSecond), burst
 		return nil
 	}
 }
 
-// WithReadSettle sets how long a slot read waits, after the first relay's
+// WithSettleWait sets how long a slot read waits, after the first relay's
 // answer, for the other relays before it takes the most recent packet
 // among their answers (default 300 ms; zero takes the first answer). A
 // peer writes back what it read, so trusting the first answer lets one
 // fast relay that serves old packets keep a group apart. The wait costs
 // nothing when every relay answers, and at most this bound when one hangs.
-func WithReadSettle(d time.Duration) Option {
+func WithSettleWait(d time.Duration) Option {
 	return func(cfg *config) error {
 		if d < 0 {
-			return fmt.Errorf("slotdiscovery: read settle %v: negative", d)
+			return fmt.Errorf("slotdiscovery: settle wait %v: negative", d)
 		}
 		cfg.readSettle = d
 		return nil

@@ -417,7 +417,7 @@ func TestScanLoopPace(t *testing.T) {
 	backend.set(nil)
 	clock := clockwork.NewFakeClockAt(fuzzNow)
 	d, err := New(client, fuzzGroup(t, fuzzPassphrase), WithClock(clock),
-		WithGetBudget(0.5, 1000, 8), WithSeed(1), WithReadSettle(0))
+		WithGetBudget(0.5, 1000, 8), WithSeed(1), WithSettleWait(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +475,7 @@ func TestScanLoopPeriodFromTheScanStart(t *testing.T) {
 	// One GET per 100 s: the first scan takes the token, the second waits
 	// 88 s for the next, far longer than a period.
 	d, err := New(client, fuzzGroup(t, fuzzPassphrase), WithClock(clock),
-		WithGetBudget(0.01, 0.01, 1), WithSeed(1), WithReadSettle(0))
+		WithGetBudget(0.01, 0.01, 1), WithSeed(1), WithSettleWait(0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jonboulle/clockwork"
 	"sync"
 	"time"
 
@@ -78,7 +79,7 @@ type SlotInfo struct {
 type TableOption func(*tableConfig)
 
 type tableConfig struct {
-	now         func() time.Time
+	clock       clockwork.Clock
 	staleAfter  time.Duration
 	futureBound time.Duration
 	minSlots    int
@@ -93,13 +94,20 @@ type tableConfig struct {
 // TableMaxSlots bound.
 var ErrTableTruncated = errors.New("slotdiscovery: table cut at the slot bound; deeper levels not read")
 
-// TableClock sets the clock ages are judged by (default time.Now).
-func TableClock(now func() time.Time) TableOption { return func(c *tableConfig) { c.now = now } }
+// TableClock sets the clock ages are judged by (default the real clock).
+func TableClock(clock clockwork.Clock) TableOption { return func(c *tableConfig) { c.clock = clock } }
 
-// TableBounds sets the stale and future bounds (default the Discoverer's
-// defaults, 150 s and 2 min).
-func TableBounds(staleAfter, futureBound time.Duration) TableOption {
-	return func(c *tableConfig) { c.staleAfter, c.futureBound = staleAfter, futureBound }
+// TableStaleAfter sets the age past which an entry reads as stale (default
+// the Discoverer's, 150 s, as [WithStaleAfter]).
+func TableStaleAfter(d time.Duration) TableOption {
+	return func(c *tableConfig) { c.staleAfter = d }
+}
+
+// TableFutureMargin sets how far ahead of the clock a signed time may be
+// before the slot reads as locked (default the Discoverer's, 2 min, as
+// [WithFutureMargin]).
+func TableFutureMargin(d time.Duration) TableOption {
+	return func(c *tableConfig) { c.futureBound = d }
 }
 
 // TableMinSlots reads at least the first n slots, even where the levels
@@ -117,9 +125,9 @@ func TableMaxSlots(n int) TableOption { return func(c *tableConfig) { c.maxSlots
 // TableBudget bounds the reads: at most perSecond GETs per second after a
 // burst, and at most burst in flight (default the Discoverer's fast-phase
 // budget, 1.2/s with a burst of 8, within what deployed relays allow one
-// IP). math.Inf(1) removes the rate bound, for a relay of your own.
-func TableBudget(perSecond float64, burst int) TableOption {
-	return func(c *tableConfig) { c.rate, c.burst = rate.Limit(perSecond), burst }
+// IP). rate.Inf removes the rate bound, for a relay of your own.
+func TableBudget(perSecond rate.Limit, burst int) TableOption {
+	return func(c *tableConfig) { c.rate, c.burst = perSecond, burst }
 }
 
 // TableIDSchemes sets the schemes that tell which IDs are public keys, as
@@ -135,7 +143,7 @@ func TableIDSchemes(schemes ...discovery.IDScheme) TableOption {
 // diagnostic, run once.
 func ReadTable(ctx context.Context, client *pkarrclient.Client, g *Group, opts ...TableOption) ([]SlotInfo, error) {
 	d := defaultConfig()
-	cfg := tableConfig{now: time.Now, staleAfter: d.staleAfter, futureBound: d.futureBound, minSlots: 1,
+	cfg := tableConfig{clock: clockwork.NewRealClock(), staleAfter: d.staleAfter, futureBound: d.futureBound, minSlots: 1,
 		maxSlots: defaultTableMaxSlots, rate: rate.Limit(d.fastGetRate), burst: d.getBurst, schemes: d.schemes}
 	for _, o := range opts {
 		o(&cfg)
@@ -231,7 +239,7 @@ func readInfo(ctx context.Context, client *pkarrclient.Client, g *Group, i int, 
 		}
 		return si
 	}
-	now := cfg.now()
+	now := cfg.clock.Now()
 	si.Packet = p.Timestamp().Time()
 	if p.Timestamp().After(now.Add(cfg.futureBound)) {
 		si.State = SlotLocked

@@ -2,7 +2,7 @@ package slotdiscovery_test
 
 import (
 	"errors"
-	"math"
+	"golang.org/x/time/rate"
 	"net/http"
 	"sync"
 	"testing"
@@ -80,7 +80,7 @@ func TestReadTableBudget(t *testing.T) {
 	// The redirect keeps the count on this handler, the packets on the
 	// frozen relay: each read is one request here.
 	c := slottest.Client(t, url)
-	infos, err := slotdiscovery.ReadTable(t.Context(), c, g, slotdiscovery.TableBudget(math.Inf(1), 4))
+	infos, err := slotdiscovery.ReadTable(t.Context(), c, g, slotdiscovery.TableBudget(rate.Inf, 4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,11 +91,11 @@ func TestReadTableBudget(t *testing.T) {
 		t.Errorf("%d GETs, at most %d in flight; want 127, at most the burst of 4", total, most)
 	}
 
-	infos, err = slotdiscovery.ReadTable(t.Context(), c, g, slotdiscovery.TableBudget(math.Inf(1), 4), slotdiscovery.TableMaxSlots(31))
+	infos, err = slotdiscovery.ReadTable(t.Context(), c, g, slotdiscovery.TableBudget(rate.Inf, 4), slotdiscovery.TableMaxSlots(31))
 	if !errors.Is(err, slotdiscovery.ErrTableTruncated) || len(infos) != 31 {
 		t.Fatalf("TableMaxSlots(31): %d slots, %v; want 31 and ErrTableTruncated", len(infos), err)
 	}
-	infos, err = slotdiscovery.ReadTable(t.Context(), c, g, slotdiscovery.TableBudget(math.Inf(1), 4),
+	infos, err = slotdiscovery.ReadTable(t.Context(), c, g, slotdiscovery.TableBudget(rate.Inf, 4),
 		slotdiscovery.TableMaxSlots(31), slotdiscovery.TableMinSlots(64))
 	if err != nil || len(infos) != 127 {
 		t.Fatalf("TableMinSlots(64) over TableMaxSlots(31): %d slots, %v; want 127", len(infos), err)

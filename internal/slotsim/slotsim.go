@@ -16,8 +16,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"golang.org/x/time/rate"
 	"log/slog"
-	"math"
 	"math/bits"
 	"math/rand/v2"
 	"sort"
@@ -475,8 +475,8 @@ func evictions(ctx context.Context, sc Scenario, env Env, peers []*peer, gone ma
 		// where scans stop still counts as present: this counts peers in
 		// no slot at all.
 		deep := 1<<(bits.Len(uint(len(peers)))+1) - 1
-		infos, err := slotdiscovery.ReadTable(ctx, client, env.Group, slotdiscovery.TableClock(time.Now),
-			slotdiscovery.TableMinSlots(deep), slotdiscovery.TableBudget(math.Inf(1), 64))
+		infos, err := slotdiscovery.ReadTable(ctx, client, env.Group, slotdiscovery.TableClock(clockwork.NewRealClock()),
+			slotdiscovery.TableMinSlots(deep), slotdiscovery.TableBudget(rate.Inf, 64))
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return nil, err
 		}
