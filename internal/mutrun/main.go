@@ -60,7 +60,7 @@ type config struct {
 	minTimeout time.Duration
 	only       *regexp.Regexp
 	jsonOut    string
-	keepGoing  bool
+	rebuild    bool
 }
 
 func main() {
@@ -74,6 +74,7 @@ func main() {
 	flag.DurationVar(&cfg.minTimeout, "min-timeout", 90*time.Second, "shortest shard timeout")
 	flag.StringVar(&only, "only", "", "regexp on \"file:line\": run only the mutants whose position matches")
 	flag.StringVar(&cfg.jsonOut, "json", "", "write every mutant with its status to this file")
+	flag.BoolVar(&cfg.rebuild, "rebuild", false, "build a test binary per mutant instead of one schema binary for all (slow; to check the schema)")
 	flag.Parse()
 	if cfg.pkg == "" || flag.NArg() != 0 {
 		flag.Usage()
@@ -178,6 +179,48 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]Mutant, error) {
 		}
 	}
 
+	// The schema binary: every covered mutant in one build, switched on at
+	// run time; it must pass, with no mutant active, as the clean run did.
+	var schemaBin string
+	hosted := map[int]bool{}
+	if !cfg.rebuild {
+		var covered []Mutant
+		for _, m := range mutants {
+			if m.Status == "" {
+				covered = append(covered, m)
+			}
+		}
+		sch, err := buildSchema(ctx, dir, covered)
+		if err != nil {
+			return nil, err
+		}
+		hosted = sch.hosted
+		sdir := filepath.Join(tmp, "schema")
+		if err := os.MkdirAll(sdir, 0o755); err != nil {
+			return nil, err
+		}
+		replace := map[string]string{}
+		for name, b := range sch.files {
+			if err := os.WriteFile(filepath.Join(sdir, name), b, 0o644); err != nil {
+				return nil, err
+			}
+			replace[filepath.Join(dir, name)] = filepath.Join(sdir, name)
+		}
+		ov, _ := json.Marshal(map[string]any{"Replace": replace})
+		ovFile := filepath.Join(sdir, "overlay.json")
+		if err := os.WriteFile(ovFile, ov, 0o644); err != nil {
+			return nil, err
+		}
+		schemaBin = filepath.Join(sdir, "pkg.test")
+		if msg, err := goRun(ctx, dir, "test", "-c", "-o", schemaBin, "-overlay", ovFile, "."); err != nil {
+			return nil, fmt.Errorf("building the schema test binary (the rewritten files are in %s): %v\n%s", sdir, err, tail([]byte(msg), 30))
+		}
+		if st, k := runShards(ctx, dir, schemaBin, 0, shards, timeouts); st != statusLived {
+			return nil, fmt.Errorf("the schema binary fails with no mutant active: %s %s", st, k)
+		}
+		fmt.Fprintf(out, "mutrun: schema holds %d of %d covered mutants, clean schema run passed at %s\n", len(hosted), len(covered), time.Since(start).Round(time.Second))
+	}
+
 	jobs := make(chan int)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -189,7 +232,11 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]Mutant, error) {
 			for i := range jobs {
 				m := mutants[i]
 				t0 := time.Now()
-				m.Status, m.Killer = testMutant(ctx, dir, tmp, m, sources[m.File], shards, timeouts)
+				if hosted[m.ID] {
+					m.Status, m.Killer = runShards(ctx, dir, schemaBin, m.ID, shards, timeouts)
+				} else {
+					m.Status, m.Killer = testMutant(ctx, dir, tmp, m, sources[m.File], shards, timeouts)
+				}
 				m.Seconds = time.Since(t0).Seconds()
 				mu.Lock()
 				mutants[i] = m
@@ -249,14 +296,19 @@ func testMutant(ctx context.Context, dir, tmp string, m Mutant, src []byte, shar
 	if msg, err := goRun(ctx, dir, "test", "-c", "-o", bin, "-overlay", ovFile, "."); err != nil {
 		return statusNotViable, firstLine(msg)
 	}
+	return runShards(ctx, dir, bin, 0, shards, timeouts)
+}
 
+// runShards runs every shard of the test binary bin with mutant active
+// (0: none) and returns the status and the first failing test.
+func runShards(ctx context.Context, dir, bin string, active int, shards [][]string, timeouts []time.Duration) (string, string) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct{ status, killer string }
 	results := make(chan result, len(shards))
 	for i, s := range shards {
 		go func() {
-			st, k := runShard(sctx, dir, bin, s, timeouts[i])
+			st, k := runShard(sctx, dir, bin, active, s, timeouts[i])
 			results <- result{st, k}
 		}()
 	}
@@ -278,12 +330,13 @@ var failLine = regexp.MustCompile(`^--- FAIL: (\S+)`)
 
 // runShard runs one shard's tests; a cancelled shard reports LIVED, which
 // the caller ignores once another shard has killed the mutant.
-func runShard(ctx context.Context, dir, bin string, tests []string, timeout time.Duration) (string, string) {
+func runShard(ctx context.Context, dir, bin string, active int, tests []string, timeout time.Duration) (string, string) {
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(tctx, bin, "-test.run", runPattern(tests), "-test.failfast", "-test.count=1",
 		"-test.v", "-test.timeout", (timeout + 30*time.Second).String())
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", activeEnv, active))
 	cmd.WaitDelay = 5 * time.Second
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf

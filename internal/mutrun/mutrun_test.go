@@ -166,20 +166,63 @@ func TestRunPattern(t *testing.T) {
 	}
 }
 
-// TestRun measures a small module end to end: one mutant its test kills,
-// one it cannot tell apart (a > b against a >= b in a max), one on a line
-// no test reaches.
+// TestRun measures a small module end to end, in both modes: mutants its
+// tests kill, one they cannot tell apart (a > b against a >= b in a max),
+// one on a line no test reaches; an increment on an unsigned type, a unary
+// minus, and arithmetic on a type from a package the file does not import.
 func TestRun(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds a test binary per mutant")
+		t.Skip("builds test binaries")
 	}
 	dir := t.TempDir()
 	files := map[string]string{
 		"go.mod": "module example.com/m\n\ngo 1.22\n",
-		"p/p.go": "package p\n\nfunc Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}\n\n" +
-			"func Unused(x int) int {\n\treturn x + 1\n}\n",
-		"p/p_test.go": "package p\n\nimport \"testing\"\n\nfunc TestMax(t *testing.T) {\n" +
-			"\tif Max(1, 2) != 2 || Max(3, 1) != 3 {\n\t\tt.Fatal(\"max\")\n\t}\n}\n",
+		"q/q.go": "package q\n\nimport \"time\"\n\nfunc D() time.Duration { return 3 * time.Second }\n",
+		"p/p.go": `package p
+
+import "example.com/m/q"
+
+func Max(a, b int) int {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+func Unused(x int) int {
+	return x + 1
+}
+
+func Twice() int64 {
+	return int64(q.D() * 2)
+}
+
+func Count(n uint) uint {
+	var c uint
+	for i := uint(0); i < n; i++ {
+		c++
+	}
+	return c
+}
+
+func Neg(x int) int { return -x }
+`,
+		"p/p_test.go": `package p
+
+import "testing"
+
+func TestMax(t *testing.T) {
+	if Max(1, 2) != 2 || Max(3, 1) != 3 {
+		t.Fatal("max")
+	}
+}
+
+func TestOthers(t *testing.T) {
+	if Twice() != 6e9 || Count(3) != 3 || Neg(2) != -2 {
+		t.Fatal(Twice(), Count(3), Neg(2))
+	}
+}
+`,
 	}
 	for name, src := range files {
 		path := filepath.Join(dir, name)
@@ -190,29 +233,37 @@ func TestRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var out strings.Builder
-	ms, err := run(t.Context(), config{pkg: filepath.Join(dir, "p"), workers: 1, shards: 2, factor: 4, minTimeout: time.Minute}, &out)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	got := map[string]string{}
-	for _, m := range ms {
-		got[m.String()] = m.Status
-	}
 	want := map[string]string{
-		"p.go:4:7 CONDITIONALS_BOUNDARY (> -> >=)": statusLived,
-		"p.go:4:7 CONDITIONALS_NEGATION (> -> <=)": statusKilled,
-		"p.go:11:11 ARITHMETIC_BASE (+ -> -)":      statusNotCovered,
+		"p.go:6:7 CONDITIONALS_BOUNDARY (> -> >=)":   statusLived,
+		"p.go:6:7 CONDITIONALS_NEGATION (> -> <=)":   statusKilled,
+		"p.go:13:11 ARITHMETIC_BASE (+ -> -)":        statusNotCovered,
+		"p.go:17:21 ARITHMETIC_BASE (* -> /)":        statusKilled,
+		"p.go:22:22 CONDITIONALS_BOUNDARY (< -> <=)": statusKilled,
+		"p.go:22:22 CONDITIONALS_NEGATION (< -> >=)": statusKilled,
+		"p.go:22:28 INCREMENT_DECREMENT (++ -> --)":  statusKilled,
+		"p.go:23:4 INCREMENT_DECREMENT (++ -> --)":   statusKilled,
+		"p.go:28:30 INVERT_NEGATIVES (drop \"-\")":   statusKilled,
 	}
-	if len(got) != len(want) {
-		t.Errorf("mutants %v, want %v", got, want)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s: %q, want %q", k, got[k], v)
+	for _, rebuild := range []bool{false, true} {
+		var out strings.Builder
+		ms, err := run(t.Context(), config{pkg: filepath.Join(dir, "p"), workers: 2, shards: 2, factor: 4, minTimeout: time.Minute, rebuild: rebuild}, &out)
+		if err != nil {
+			t.Fatalf("rebuild %v: %v\n%s", rebuild, err, out.String())
 		}
-	}
-	if !strings.Contains(out.String(), "efficacy  50.0%") {
-		t.Errorf("report does not give 50%% efficacy:\n%s", out.String())
+		got := map[string]string{}
+		for _, m := range ms {
+			got[m.String()] = m.Status
+		}
+		if len(got) != len(want) {
+			t.Errorf("rebuild %v: mutants %v, want %v", rebuild, got, want)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("rebuild %v: %s: %q, want %q", rebuild, k, got[k], v)
+			}
+		}
+		if !strings.Contains(out.String(), "efficacy  87.5%") {
+			t.Errorf("rebuild %v: report does not give 87.5%% efficacy:\n%s", rebuild, out.String())
+		}
 	}
 }
