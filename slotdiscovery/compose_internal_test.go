@@ -39,7 +39,7 @@ func TestComposeStaysWithinTheBound(t *testing.T) {
 		{"2^64-1", pkarrclient.MaxTimestamp, true},
 	} {
 		d.mu.Lock()
-		sv := d.slotLocked(0)
+		sv := d.view.slot(0)
 		sv.ts, sv.locked = c.held, false
 		d.mu.Unlock()
 		p, _, err := a.compose(0, e)

@@ -53,7 +53,7 @@ func deepTest(t *testing.T, packets ...*pkarrclient.SignedPacket) *Discoverer {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		d.mu.Lock()
-		done := d.scanTook > 0 || d.scans > 0 && !d.slots[0].read.IsZero()
+		done := d.scanner.took > 0 || d.scanner.scans > 0 && !d.view.slots[0].read.IsZero()
 		d.mu.Unlock()
 		if done {
 			break

@@ -1,0 +1,721 @@
+package slotdiscovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/phrasemeet/discovery"
+	"github.com/phrasemeet/discovery/pkarrclient"
+)
+
+// Announce implements discovery.Discoverer. The announcement claims a slot
+// in the background (the fast scan phase restarts with it), then rewrites
+// its entry every republish interval until ctx ends, Leave, or Close; at
+// the end it writes a tombstone so others see it leave at their next
+// read.
+//
+// A record whose ID is a public key (see WithIDSchemes) is announced only
+// if the WithSigner signer holds that key: otherwise Announce fails at
+// once with an error wrapping discovery.ErrNoKey.
+func (d *Discoverer) Announce(ctx context.Context, rec discovery.Record) (discovery.Announcement, error) {
+	if err := rec.Validate(); err != nil {
+		return nil, err
+	}
+	rec = rec.Clone()
+	if err := d.checkRecord(rec); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, discovery.ErrClosed
+	}
+	if _, dup := d.anns[rec.ID]; dup {
+		return nil, fmt.Errorf("%w: %q", discovery.ErrAlreadyAnnounced, rec.ID)
+	}
+	now := d.stamp()
+	actx, cancel := context.WithCancel(ctx)
+	a := &announcement{
+		d:       d,
+		rec:     rec,
+		since:   now,
+		slot:    -1,
+		held:    -1,
+		ctx:     actx,
+		cancel:  cancel,
+		update:  make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		endDone: make(chan struct{}),
+	}
+	d.anns[rec.ID] = a
+	d.view.announced(rec.ID)
+	d.scanner.fastUntil = now.Add(d.cfg.fastPhase)
+	d.budget.fast(now)
+	d.cfg.logger.Debug("announce")
+	d.wg.Add(1)
+	go a.run()
+	context.AfterFunc(actx, func() { go a.end() })
+	return a, nil
+}
+
+// announcements are a Discoverer's running announcements by ID. The
+// view and the scanner see them through its methods, so that their tests
+// need no announcement.
+type announcements map[string]*announcement
+
+// mine implements ours.
+func (as announcements) mine(id string) bool {
+	_, ok := as[id]
+	return ok
+}
+
+// holds implements ours.
+func (as announcements) holds(i int) bool {
+	for _, a := range as {
+		if a.slot == i {
+			return true
+		}
+	}
+	return false
+}
+
+// slots returns the slots our announcements write (none while claiming).
+func (as announcements) slots() []int {
+	var out []int
+	for _, a := range as {
+		if a.slot >= 0 {
+			out = append(out, a.slot)
+		}
+	}
+	return out
+}
+
+// claiming returns when each announcement still claiming began (a zero
+// time for one that holds a slot).
+func (as announcements) claiming() []time.Time {
+	out := make([]time.Time, 0, len(as))
+	for _, a := range as {
+		out = append(out, a.claiming)
+	}
+	return out
+}
+
+// announcement is one running Announce.
+type announcement struct {
+	d      *Discoverer
+	ctx    context.Context // ends with Leave, the caller's ctx, or Close
+	cancel context.CancelFunc
+	update chan struct{}
+	done   chan struct{} // closed when run returns
+
+	// Guarded by d.mu.
+	rec  discovery.Record
+	slot int // where our entry is, or -1 while claiming
+	held int // the slot a read-back last confirmed, or -1
+	// claiming is when we began looking for a slot, zero while we hold
+	// one; refused counts the slots that turned us away since.
+	claiming time.Time
+	refused  int
+	ended    bool
+	// since is when our entry came to its slot, the order a full slot
+	// keeps; written the time of our last accepted write.
+	since, written time.Time
+
+	endDone chan struct{} // closed when end has written the tombstone
+}
+
+// Record implements discovery.Announcement.
+func (a *announcement) Record() discovery.Record {
+	a.d.mu.Lock()
+	defer a.d.mu.Unlock()
+	return a.rec.Clone()
+}
+
+// Update implements discovery.Announcement: the new record is written at
+// once (within the PUT budget).
+func (a *announcement) Update(ctx context.Context, rec discovery.Record) error {
+	if err := rec.Validate(); err != nil {
+		return err
+	}
+	if err := a.d.checkRecord(rec); err != nil {
+		return err
+	}
+	a.d.mu.Lock()
+	defer a.d.mu.Unlock()
+	if a.ended {
+		return discovery.ErrLeft
+	}
+	if rec.ID != a.rec.ID {
+		return fmt.Errorf("%w: Update cannot change the ID (%q to %q)", discovery.ErrInvalidRecord, a.rec.ID, rec.ID)
+	}
+	a.rec = rec.Clone()
+	select {
+	case a.update <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Leave implements discovery.Announcement: it stops the announcement and
+// waits, within ctx, for its tombstone to be written. If ctx ends first it
+// returns an error wrapping ctx's; the tombstone write goes on in the
+// background, within the leave bound (5 s), as it would for Close or the
+// announcement's own context: a short ctx means "do not wait", not "do not
+// tell the others", and Close still waits for it. It is idempotent.
+func (a *announcement) Leave(ctx context.Context) error {
+	// end is shared with Close and the announcement's context, and only
+	// its first caller writes: run it apart so that whoever started it,
+	// this call waits no longer than ctx.
+	go a.end()
+	select {
+	case <-a.endDone:
+		return nil
+	case <-ctx.Done():
+		select {
+		case <-a.endDone: // both ready: the tombstone is written
+			return nil
+		default:
+		}
+		return fmt.Errorf("slotdiscovery: leave: the tombstone is still being written (it goes on within the leave bound): %w", ctx.Err())
+	}
+}
+
+// end stops the announcement and writes its tombstone, once. Every caller
+// returns when the tombstone is written or the leave timeout has passed.
+func (a *announcement) end() {
+	d := a.d
+	d.mu.Lock()
+	first := !a.ended
+	a.ended = true
+	d.mu.Unlock()
+	if !first {
+		// A channel, not a sync.Once: a caller blocked on a Once's mutex
+		// is not durably blocked, and would stall a testing/synctest
+		// bubble while the first caller waits on the bubble's clock.
+		<-a.endDone
+		return
+	}
+	defer close(a.endDone)
+	a.cancel()
+	<-a.done
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.leaveTimeout)
+	defer cancel()
+	d.mu.Lock()
+	slot, rec, since := a.slot, a.rec, a.since
+	d.mu.Unlock()
+	var tombTime time.Time
+	if slot >= 0 {
+		tombTime = a.bury(ctx, slot, rec.ID, since)
+	}
+	d.mu.Lock()
+	delete(d.anns, rec.ID)
+	if tombTime.IsZero() {
+		tombTime = d.now()
+	}
+	d.view.left[rec.ID] = tombTime
+	d.mu.Unlock()
+}
+
+// bury writes our tombstone into slot the way publish writes an entry:
+// read, write, read back, again if a racing writer dropped it, until ctx
+// ends. A writer that read the slot just before the tombstone landed
+// writes our live entry back, and we would then age out like a crashed
+// peer instead of leaving at once. It returns the tombstone's time.
+func (a *announcement) bury(ctx context.Context, slot int, id string, since time.Time) time.Time {
+	d := a.d
+	tomb := entry{kind: kindTombstone, since: since, rec: discovery.Record{ID: id}}
+	tomb.time = d.stamp()
+	if err := d.sign(&tomb, d.group.SlotKey(slot).PublicKey()); err != nil {
+		d.cfg.logger.Debug("tombstone not written", "slot", slot, "err", err)
+		return tomb.time
+	}
+	for attempt := 0; attempt < 3 && ctx.Err() == nil; attempt++ {
+		err := d.readSlotWith(ctx, slot, d.budget.ownGets)
+		if err == nil {
+			err = d.budget.take(ctx, d.budget.puts)
+		}
+		if err == nil {
+			err = a.write(ctx, slot, tomb)
+		}
+		if err == nil {
+			err = d.sleep(ctx, d.rnd.between(d.cfg.verifyMin, d.cfg.verifyMax))
+		}
+		if err == nil {
+			err = d.readBack(ctx, slot)
+		}
+		if err != nil {
+			d.cfg.logger.Debug("tombstone not written", "slot", slot, "err", err)
+			continue
+		}
+		d.mu.Lock()
+		got, ok := d.view.slot(slot).current[id]
+		d.mu.Unlock()
+		if ok && !got.Before(tomb.time) {
+			break
+		}
+	}
+	return tomb.time
+}
+
+func (a *announcement) run() {
+	d := a.d
+	defer d.wg.Done()
+	defer close(a.done)
+	ctx := a.ctx
+	for ctx.Err() == nil {
+		d.mu.Lock()
+		slot, held := a.slot, a.held
+		d.mu.Unlock()
+		if slot < 0 {
+			d.mu.Lock()
+			if a.claiming.IsZero() {
+				a.claiming = d.now()
+			}
+			d.mu.Unlock()
+			s, err := a.claim(ctx)
+			if err != nil {
+				d.cfg.logger.Debug("claim failed", "err", err)
+				if d.sleep(ctx, d.rnd.between(time.Second, 3*time.Second)) != nil {
+					return
+				}
+				continue
+			}
+			slot = s
+		} else if up := a.shallower(slot); up >= 0 {
+			// A peer that went deep while the levels above were full moves
+			// up once they have room, so scans that stop at the last full
+			// level still reach it. The move costs nothing extra: it is
+			// this period's write, made elsewhere.
+			d.cfg.logger.Debug("moving up", "from", slot, "to", up)
+			slot = up
+		}
+		// The slot is ours to tombstone from the first write on, before the
+		// read-back confirms it: a peer that leaves mid-claim may already
+		// have been seen.
+		d.mu.Lock()
+		if slot != a.slot || slot != held {
+			// An entry's since is when it came to this slot: a full slot
+			// keeps its longest-standing entries, and one that moves in
+			// is the newest there whenever it joined the group.
+			a.since = d.stamp()
+		}
+		a.slot = slot
+		d.mu.Unlock()
+		if !a.publish(ctx, slot) {
+			if ctx.Err() != nil {
+				return // ending: keep the slot, so end writes its tombstone
+			}
+			d.mu.Lock()
+			if a.held == slot {
+				d.stats.LostClaims++
+			}
+			a.slot, a.held = -1, -1
+			a.refused++
+			d.mu.Unlock()
+			continue
+		}
+		d.mu.Lock()
+		if held != slot {
+			d.stats.Claims++
+			if held >= 0 {
+				d.stats.Moves++
+			}
+		}
+		a.held, a.claiming, a.refused = slot, time.Time{}, 0
+		d.mu.Unlock()
+		d.scanSoon()
+		// The period runs from the write, not from the read-back: readers
+		// age an entry by the time it carries, so time spent confirming
+		// must not stretch the gap between two versions.
+		d.mu.Lock()
+		next := a.written.Add(d.rnd.jitter(d.cfg.republish, republishJitter)).Sub(d.now())
+		d.mu.Unlock()
+		t := d.cfg.clock.NewTimer(max(next, 0))
+		select {
+		case <-t.Chan():
+		case <-a.update:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+}
+
+// republishJitter spreads republishes so peers that joined together do not
+// write together for ever.
+const republishJitter = 0.08
+
+// claim finds a slot with room for our entry: the lowest level where one
+// of the slots read has room, a random one among those, so peers joining
+// together spread over a level rather than all racing for its first slot.
+func (a *announcement) claim(ctx context.Context) (int, error) {
+	d := a.d
+	self, err := a.sealed(0)
+	if err != nil {
+		return -1, err
+	}
+	d.mu.Lock()
+	d.room.see(self.wireSize())
+	d.mu.Unlock()
+	// A claim trusts the scan's reads up to two steady periods old and
+	// reads only what the scan has not: the write reads its slot first
+	// anyway and refuses a full one, and re-reading whole levels would
+	// spend the budget the scan needs, leaving the peer in no slot for
+	// longer. A sampled level is judged by as many fresh reads as a scan
+	// samples, whichever slots they were: in a large group the scan has
+	// read most of a level already, and a new random sample each try
+	// would cost a level's worth of GETs per level.
+	fresh := 2 * d.cfg.scan
+	d.mu.Lock()
+	contended := a.refused > 0
+	d.mu.Unlock()
+	var fallback []int
+	passed := false // whether a level with some room was passed over
+	for l := 0; l <= maxLevel; l++ {
+		lo, hi := levelRange(l)
+		need := hi - lo
+		if need > wholeLevel {
+			need = sampleSize
+		}
+		known, room, mine := a.survey(l, self, fresh, contended)
+		if mine >= 0 {
+			return mine, nil
+		}
+		if len(room) == 0 && len(known) < need {
+			idx := a.unread(l, known, need-len(known))
+			if d.readSlots(ctx, idx) == 0 && ctx.Err() != nil {
+				return -1, ctx.Err()
+			}
+			known, room, mine = a.survey(l, self, fresh, contended)
+			if mine >= 0 {
+				return mine, nil
+			}
+			if len(known) == 0 {
+				return -1, fmt.Errorf("%w: no read of level %d succeeded", ErrNoSlot, l)
+			}
+		}
+		// A claimer turned away once is racing many others for the last
+		// places of a nearly full level: it tries the first level where
+		// most slots read have room instead, and moves up later when
+		// room shows above (see shallower).
+		if len(room) > 0 && contended && 2*len(room) < len(known) && l < maxLevel {
+			if fallback == nil {
+				fallback = room
+			}
+			passed = true
+			continue
+		}
+		if len(room) > 0 {
+			if m := a.meetingPoint(l); !contended && slices.Contains(room, m) {
+				return m, nil
+			}
+			if passed {
+				// Below a level that still has room, scans do not go
+				// unless they know someone there, and their probe of the
+				// next level reads its first slot: the first slot with
+				// room is where a probe finds us, and once one scanner
+				// knows of us, it reads our level whole.
+				return slices.Min(room), nil
+			}
+			return room[d.rnd.intN(len(room))], nil
+		}
+	}
+	if len(fallback) > 0 {
+		return fallback[d.rnd.intN(len(fallback))], nil
+	}
+	return -1, ErrNoSlot
+}
+
+// survey returns, of level l, the slots read within fresh (known), those
+// among them with room for self, and a slot that still holds our entry
+// from before a restart and keeps room for it (-1 if none). For a
+// contended claim, slots found full within the stale bound count as
+// known too: a full slot frees room only as its members leave or age out,
+// so re-reading it at every try would spend the reads that find the room.
+func (a *announcement) survey(l int, self sealedEntry, fresh time.Duration, contended bool) (known, room []int, mine int) {
+	d := a.d
+	lo, hi := levelRange(l)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	mine = -1
+	for i := lo; i < hi; i++ {
+		sv := d.view.slots[i]
+		if sv == nil || sv.read.IsZero() {
+			continue
+		}
+		if age := now.Sub(sv.read); age > fresh && !d.view.lockHeld(i, now) &&
+			(!contended || age > d.cfg.staleAfter || !d.room.full(d.view.slot(i))) {
+			continue
+		}
+		known = append(known, i)
+		if sv.locked || !d.room.free(d.view.slot(i), self, 0) {
+			continue
+		}
+		// By the packet read last: a remembered entry of ours may be one
+		// a full slot cut.
+		if _, ok := sv.current[self.rec.ID]; ok && mine < 0 {
+			mine = i
+		}
+		room = append(room, i)
+	}
+	return known, room, mine
+}
+
+// meetingPoint returns the slot of sampled level l where its first
+// claimers go, or -1 for a level read whole (its claimers spread at
+// random, which keeps peers that join together apart).
+func (a *announcement) meetingPoint(l int) int {
+	if lo, hi := levelRange(l); hi-lo <= wholeLevel {
+		return -1
+	}
+	a.d.mu.Lock()
+	defer a.d.mu.Unlock()
+	if m := a.d.scanner.meeting(a.d.view, l, 1, a.d.now()); len(m) > 0 {
+		return m[0]
+	}
+	return -1
+}
+
+// unread returns up to n distinct slots of level l outside known: the
+// level's meeting point first, then at random.
+func (a *announcement) unread(l int, known []int, n int) []int {
+	lo, hi := levelRange(l)
+	n = min(n, hi-lo-len(known))
+	out := make([]int, 0, n)
+	if m := a.meetingPoint(l); m >= 0 && n > 0 && !slices.Contains(known, m) {
+		out = append(out, m)
+	}
+	// Rejection sampling: known holds at most a sample's worth of a large
+	// level, so few draws are wasted, and no permutation of a level of
+	// thousands of slots is built.
+	for len(out) < n {
+		i := lo + a.d.rnd.intN(hi-lo)
+		if !slices.Contains(known, i) && !slices.Contains(out, i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// shallower returns a slot in a level above slot's that a recent scan
+// found with room for us and one more, or -1. The margin keeps two deep
+// peers from squeezing into the last place and one bouncing back.
+func (a *announcement) shallower(slot int) int {
+	d := a.d
+	l := levelOf(slot)
+	if l == 0 {
+		return -1
+	}
+	self, err := a.sealed(0)
+	if err != nil {
+		return -1
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	fresh := 2 * d.cfg.scan
+	for up := 0; up < l; up++ {
+		lo, hi := levelRange(up)
+		var room []int
+		for i := lo; i < hi; i++ {
+			sv := d.view.slots[i]
+			if sv == nil || sv.locked || sv.read.IsZero() || now.Sub(sv.read) > fresh {
+				continue
+			}
+			if d.room.free(d.view.slot(i), self, d.room.need()) {
+				room = append(room, i)
+			}
+		}
+		if len(room) > 0 {
+			return room[d.rnd.intN(len(room))]
+		}
+	}
+	return -1
+}
+
+// sealed returns our current live entry sealed for slot i.
+func (a *announcement) sealed(i int) (sealedEntry, error) {
+	d := a.d
+	d.mu.Lock()
+	e := entry{kind: kindLive, time: d.stamp(), since: a.since, rec: a.rec.Clone()}
+	d.mu.Unlock()
+	key := d.group.SlotKey(i).PublicKey()
+	if err := d.sign(&e, key); err != nil {
+		return sealedEntry{}, err
+	}
+	s, err := d.group.seal(&e, key)
+	return sealedEntry{entry: e, sealed: s}, err
+}
+
+// publish writes our entry into slot and reads it back, until the read
+// shows it or the slot turns out to have no room for us. A 204 proves
+// nothing (n0's relay drops an older packet silently) and no relay offers
+// compare-and-swap any more, so only the read-back tells.
+func (a *announcement) publish(ctx context.Context, slot int) bool {
+	d := a.d
+	fresh := false // whether the last read of slot is the one to merge
+	for attempt := 0; attempt < 4 && ctx.Err() == nil; attempt++ {
+		// Read just before writing, so the entries carried forward are the
+		// newest versions: a write from a memory one scan old would roll
+		// back every peer that refreshed since. After a failed read-back,
+		// that read-back is the fresh read.
+		if !fresh {
+			if err := d.readSlotWith(ctx, slot, d.budget.ownGets); err != nil {
+				continue
+			}
+		}
+		self, err := a.sealed(slot)
+		if err != nil {
+			return false
+		}
+		// A slot with no room for us is refused before a PUT token is
+		// spent: a newcomer walking past full slots must not wait out the
+		// PUT budget at each one.
+		if _, _, err := a.compose(slot, self.entry); errors.Is(err, errFull) || errors.Is(err, errLocked) {
+			d.cfg.logger.Debug("slot refused our entry", "slot", slot, "err", err)
+			return false
+		}
+		waited, err := d.budget.takeWaited(ctx, d.budget.puts)
+		if err != nil {
+			return false
+		}
+		if waited {
+			// The budget made us wait, so our read is old: read again, or
+			// the write would roll back whoever wrote meanwhile.
+			if err := d.readSlotWith(ctx, slot, d.budget.ownGets); err != nil {
+				fresh = false
+				continue
+			}
+			if self, err = a.sealed(slot); err != nil {
+				return false
+			}
+		}
+		switch err := a.write(ctx, slot, self.entry); {
+		case errors.Is(err, errFull), errors.Is(err, errLocked):
+			d.cfg.logger.Debug("slot refused our entry", "slot", slot, "err", err)
+			return false
+		case err != nil:
+			d.cfg.logger.Debug("slot write failed", "slot", slot, "err", err)
+			fresh = false
+			if d.sleep(ctx, d.rnd.between(d.cfg.verifyMin, 2*d.cfg.verifyMax)) != nil {
+				return false
+			}
+			continue
+		}
+		if d.sleep(ctx, d.rnd.between(d.cfg.verifyMin, d.cfg.verifyMax)) != nil {
+			return false
+		}
+		// The read-back reads our slot alone, on the announcement's own
+		// budget: waiting for a whole scan would stretch the time between
+		// two versions of our entry by a scan's length.
+		if err := d.readBack(ctx, slot); err != nil {
+			fresh = false
+			continue
+		}
+		fresh = true
+		d.mu.Lock()
+		got, ok := d.view.slot(slot).current[self.rec.ID]
+		held := ok && !got.Before(self.time)
+		if !held {
+			d.stats.Collisions++
+		}
+		d.mu.Unlock()
+		d.cfg.logger.Debug("read-back", "slot", slot, "held", held, "attempt", attempt)
+		if held {
+			return true
+		}
+	}
+	return false
+}
+
+// compose seals e for slot and builds the slot's next packet: e merged
+// into what the slot held when read last. It fails with errFull when e
+// does not fit beside the live entries there, errLocked when the slot is
+// locked.
+func (a *announcement) compose(slot int, e entry) (*pkarrclient.SignedPacket, sealedEntry, error) {
+	d := a.d
+	sk := d.group.SlotKey(slot)
+	s, err := d.group.seal(&e, sk.PublicKey())
+	if err != nil {
+		return nil, sealedEntry{}, err
+	}
+	self := sealedEntry{entry: e, sealed: s}
+	d.mu.Lock()
+	sv := d.view.slot(slot)
+	if sv.locked {
+		d.mu.Unlock()
+		return nil, self, errLocked
+	}
+	kept, in := d.room.merge(sv, self)
+	// A writer never pushes out a live entry it just read: if ours does
+	// not fit beside them all, ours is the one that moves on. Otherwise two
+	// peers that raced for the last place could each confirm, and the one
+	// retrying later would cut the one already confirmed.
+	full := !in || d.room.cutsLive(sv, kept, self.rec.ID)
+	// Our write must beat what the slot holds and stay within our own
+	// future bound, or it would lock the slot itself; a slot where both
+	// cannot hold (its packet at the bound, or at the last timestamp,
+	// where Next saturates rather than wrap to 0) is locked for us until
+	// a read shows otherwise.
+	next, _ := sv.ts.Next()
+	ts := max(d.stamper.Next(), next)
+	if ts.After(d.now().Add(d.cfg.futureBound)) {
+		sv.locked = true
+		d.mu.Unlock()
+		return nil, self, errLocked
+	}
+	d.mu.Unlock()
+	if full {
+		return nil, self, errFull
+	}
+	p, err := buildSlot(sk, ts, kept)
+	for errors.Is(err, pkarrclient.ErrPacketTooLarge) && len(kept) > 1 {
+		// The size estimate was short: drop the lowest-priority entry
+		// that is not ours and try again.
+		j := len(kept) - 1
+		if kept[j].rec.ID == self.rec.ID {
+			j--
+		}
+		kept = slices.Delete(kept, j, j+1)
+		p, err = buildSlot(sk, ts, kept)
+	}
+	return p, self, err
+}
+
+// write publishes slot with e merged into what we know of it. The caller
+// holds a PUT token.
+func (a *announcement) write(ctx context.Context, slot int, e entry) error {
+	d := a.d
+	p, self, err := a.compose(slot, e)
+	if err != nil {
+		return err
+	}
+	ts := p.Timestamp()
+	d.mu.Lock()
+	sv := d.view.slot(slot)
+	d.mu.Unlock()
+	_, err = d.client.Publish(ctx, p)
+	d.mu.Lock()
+	d.stats.Puts++
+	if err == nil {
+		if e.rec.ID == a.rec.ID {
+			a.written = e.time
+		}
+		sv.ts = max(sv.ts, ts)
+		if old, ok := sv.entries[e.rec.ID]; !ok || e.time.After(old.time) {
+			sv.entries[e.rec.ID] = self
+		}
+	}
+	if errors.Is(err, pkarrclient.ErrNotMostRecent) {
+		d.stats.Conflicts++
+		sv.read = time.Time{} // someone wrote after our read: read again before the next try
+	}
+	d.mu.Unlock()
+	if err != nil {
+		d.backoff(err)
+	}
+	return err
+}

@@ -1,0 +1,283 @@
+package slotdiscovery
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// scanner holds the rules of scanning: which slots of a level to read,
+// which of those are worth a GET, when to go a level deeper or probe one
+// further, and the pace. It is plain data: the Discoverer's lock guards
+// it, and its methods take the time, the view, the room checks and what
+// they need of our announcements as arguments, so a test can drive one
+// alone. The Discoverer's scan and scanLoop do the reading.
+type scanner struct {
+	every     time.Duration // steady scan period (before jitter)
+	fastEvery time.Duration // scan period during the fast phase
+	fastPhase time.Duration // how long after joining scans run fast
+	republish time.Duration // how often each announcement rewrites its entry
+	getRate   float64       // the steady GET budget, per second
+
+	scans     int           // scans begun
+	took      time.Duration // how long the last scan took
+	fastUntil time.Time     // the end of the fast phase
+}
+
+// claimingFast bounds, in fast phases, how long a peer still claiming
+// scans fast.
+const claimingFast = 5
+
+// meetingSlots is how many of a sampled level's first unlocked slots every
+// scan of the level reads: the first is where claims go; the second is
+// read too, so that when the first turns out locked the meeting point
+// moves on without a scan's delay.
+const meetingSlots = 2
+
+// newScanner returns a scanner in its fast phase until fastUntil.
+func newScanner(cfg *config, fastUntil time.Time) scanner {
+	return scanner{
+		every:     cfg.scan,
+		fastEvery: cfg.fastScan,
+		fastPhase: cfg.fastPhase,
+		republish: cfg.republish,
+		getRate:   cfg.getRate,
+		fastUntil: fastUntil,
+	}
+}
+
+// begin counts a scan and reports whether it probes one level further
+// than it needs to: every third scan.
+func (s *scanner) begin() (probe bool) {
+	s.scans++
+	return s.scans%3 == 0
+}
+
+// fast reports whether scans run at the fast pace at now: for the fast
+// phase after an announcement starts, and for as long as an announcement
+// holds no slot (claiming holds when each announcement still claiming
+// began; a zero time is one that holds a slot). A peer that is still
+// claiming is still joining; on the steady budget its claim's reads would
+// queue behind a scan's and leave it in no slot for minutes in a large
+// group.
+func (s *scanner) fast(now time.Time, claiming []time.Time) bool {
+	if now.Before(s.fastUntil) {
+		return true
+	}
+	for _, c := range claiming {
+		// Bounded, so a peer that cannot claim at all (every relay
+		// failing) does not read at the fast pace for ever.
+		if !c.IsZero() && now.Sub(c) < claimingFast*s.fastPhase {
+			return true
+		}
+	}
+	return false
+}
+
+// pick returns the slots of level l to read: all of a small level, a
+// random sample of a large one, plus those where we know a peer lives:
+// the meeting points at now, the followed slots, and own, the slots our
+// announcements hold.
+func (s *scanner) pick(l int, rnd *lockedRand, v *view, own []int, now time.Time) []int {
+	lo, hi := levelRange(l)
+	if hi-lo <= wholeLevel {
+		out := make([]int, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			out = append(out, i)
+		}
+		return out
+	}
+	set := make(map[int]bool)
+	for _, j := range rnd.perm(hi - lo)[:sampleSize] {
+		set[lo+j] = true
+	}
+	for _, i := range s.meeting(v, l, meetingSlots, now) {
+		set[i] = true
+	}
+	for i := range v.followed {
+		if i >= lo && i < hi {
+			set[i] = true
+		}
+	}
+	for _, i := range own {
+		if i >= lo && i < hi {
+			set[i] = true
+		}
+	}
+	out := make([]int, 0, len(set))
+	for i := range set {
+		out = append(out, i)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// meeting returns the first slots of sampled level l whose lock, if any,
+// is not known to hold at now, at most n of them: where the level's first
+// claimers go (see claim), so that two peers alone in a level that nobody
+// filled, above all one under levels locked ahead of time, find each
+// other in its first slot instead of in two random ones of thousands.
+func (s *scanner) meeting(v *view, l, n int, now time.Time) []int {
+	lo, hi := levelRange(l)
+	var out []int
+	for i := lo; i < hi && len(out) < n; i++ {
+		if !v.lockHeld(i, now) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// deepest is the deepest level where we know a live peer, or hold a slot
+// (own: the slots our announcements hold).
+func (s *scanner) deepest(v *view, own []int) int {
+	deep := 0
+	for _, pv := range v.peers {
+		if pv.live {
+			deep = max(deep, levelOf(pv.slot))
+		}
+	}
+	for _, i := range own {
+		if i >= 0 {
+			deep = max(deep, levelOf(i))
+		}
+	}
+	return deep
+}
+
+// deeper reports whether a scan that read idx of level l goes on to the
+// next level: every slot read may have turned a claimer away (claimers
+// went on), or we know someone deeper.
+func (s *scanner) deeper(l int, idx []int, v *view, r *room, own []int) bool {
+	allFull := len(idx) > 0
+	for _, i := range idx {
+		allFull = allFull && r.full(v.slot(i))
+	}
+	return allFull || l < s.deepest(v, own)
+}
+
+// probeSlots returns the slots of level l a probe reads: the first slot
+// with room is where a claimer that passed over the last places of the
+// level above goes (see claim); a random one finds peers that went deeper
+// for other reasons.
+func (s *scanner) probeSlots(l int, rnd *lockedRand, v *view, now time.Time) []int {
+	lo, hi := levelRange(l)
+	next := s.meeting(v, l, 1, now)
+	if r := lo + rnd.intN(hi-lo); !slices.Contains(next, r) {
+		next = append(next, r)
+	}
+	return next
+}
+
+// worthReading drops the slots whose lock still holds at now, and, fast,
+// the full slots read within the last steady period: a full slot can take
+// no newcomer, so reading it again finds no one new, and the GETs go to
+// the slots that can. A passphrase holder who locks slots ahead of time
+// costs each peer one read per slot locked, not one per scan.
+func (s *scanner) worthReading(idx []int, fast bool, now time.Time, v *view, r *room) []int {
+	out := idx[:0:0]
+	for _, i := range idx {
+		sv := v.slot(i)
+		switch {
+		case v.lockHeld(i, now):
+			continue
+		case fast && !sv.read.IsZero() && now.Sub(sv.read) < s.every && r.full(sv):
+			continue
+		}
+		out = append(out, i)
+	}
+	return out
+}
+
+// scanRate is the steady GET rate left to scans once each of anns
+// announcements' read before its write and read-back after it (two per
+// republish) are paid for, so the total stays within the budget.
+func (s *scanner) scanRate(anns int) float64 {
+	// A tenth of the budget is kept back for the reads that races and
+	// moves add, which are not known in advance.
+	own := 2 * float64(anns) / s.republish.Seconds()
+	return max(0.9*s.getRate-own, s.getRate/4)
+}
+
+// period returns the time from one scan's start to the next, jittered.
+func (s *scanner) period(fast bool, rnd *lockedRand) time.Duration {
+	wait := rnd.jitter(s.every, 0.25)
+	if fast {
+		wait = rnd.jitter(s.fastEvery, 0.2)
+	}
+	return wait
+}
+
+// scan reads the slot space level by level, going deeper while every slot
+// read in a level may have turned a claimer away (claimers went on) or we
+// know someone deeper, and once in a while one level further, to find
+// peers who went deeper while it was full.
+func (d *Discoverer) scan(ctx context.Context) {
+	d.mu.Lock()
+	probe := d.scanner.begin()
+	began := d.now()
+	fast := d.scanner.fast(began, d.anns.claiming())
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.scanner.took = d.now().Sub(began)
+		d.view.sweep(d.now(), d.scanner.took)
+	}()
+	for l := 0; l <= maxLevel && ctx.Err() == nil; l++ {
+		d.mu.Lock()
+		idx := d.scanner.pick(l, d.rnd, d.view, d.anns.slots(), d.now())
+		read := d.scanner.worthReading(idx, fast, d.now(), d.view, &d.room)
+		d.mu.Unlock()
+		d.readSlots(ctx, read)
+		d.mu.Lock()
+		deeper := d.scanner.deeper(l, idx, d.view, &d.room, d.anns.slots())
+		d.mu.Unlock()
+		if !deeper {
+			if !probe || l == maxLevel {
+				break
+			}
+			d.mu.Lock()
+			next := d.scanner.probeSlots(l+1, d.rnd, d.view, d.now())
+			d.mu.Unlock()
+			d.readSlots(ctx, next)
+			break
+		}
+	}
+}
+
+func (d *Discoverer) scanLoop() {
+	defer d.wg.Done()
+	ctx := d.ctx
+	for ctx.Err() == nil {
+		began := d.now()
+		d.scan(ctx)
+		d.mu.Lock()
+		now := d.now()
+		fast := d.scanner.fast(now, d.anns.claiming())
+		if fast {
+			d.budget.fast(now)
+		} else {
+			d.budget.steady(now, d.scanner.scanRate(len(d.anns)))
+		}
+		d.mu.Unlock()
+		// The period runs from the scan's start: a scan the budget
+		// stretched is not followed by a full period of idling.
+		wait := d.scanner.period(fast, d.rnd)
+		t := d.cfg.clock.NewTimer(max(wait-d.now().Sub(began), 0))
+		select {
+		case <-t.Chan():
+		case <-d.kick:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+}
+
+// scanSoon asks the scan loop for a scan now.
+func (d *Discoverer) scanSoon() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
