@@ -1,0 +1,230 @@
+package slotdiscovery
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/phrasemeet/discovery"
+	"github.com/phrasemeet/discovery/pkarrclient"
+)
+
+// The write rules of an announcement (announce.go: publish, bury, end,
+// run), against a simulated relay in a synctest bubble: what is read,
+// written and read back, in which order, and when a write counts.
+
+func countOf(reqs []string, r string) int {
+	n := 0
+	for _, x := range reqs {
+		if x == r {
+			n++
+		}
+	}
+	return n
+}
+
+// TestPublishReadsWritesReadsBack: a write into a slot with room reads the
+// slot, writes it with every entry there carried forward, and reads it
+// back once; the write counts when the read-back shows our entry.
+func TestPublishReadsWritesReadsBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t)
+		a := h.ann("me")
+		other := h.live(3, discovery.Record{ID: "other"}, h.d.stamp())
+		h.put(3, 0, other)
+		time.Sleep(time.Second)
+		if !a.publish(t.Context(), 3) {
+			t.Fatal("publish into a slot with room failed")
+		}
+		if r, want := h.requests(), []string{"GET 3", "PUT 3", "GET 3"}; !slices.Equal(r, want) {
+			t.Errorf("requests %v, want %v", r, want)
+		}
+		held := h.held(3)
+		if e, ok := held["me"]; !ok || e.kind != kindLive || !e.time.Equal(a.written) {
+			t.Errorf("slot 3 holds %+v for us, want our live entry of %v", e, a.written)
+		}
+		if _, ok := held["other"]; !ok {
+			t.Error("our write dropped the other peer's entry")
+		}
+		if s := h.d.Stats(); s.Collisions != 0 || s.Puts != 1 {
+			t.Errorf("stats %+v, want 1 PUT and no collision", s)
+		}
+	})
+}
+
+// TestPublishRefusesAFullSlotBeforeWriting: a slot with no room for us
+// is given up after the read, with no PUT.
+func TestPublishRefusesAFullSlotBeforeWriting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t)
+		h.full(3)
+		if h.ann("me").publish(t.Context(), 3) {
+			t.Fatal("publish into a full slot succeeded")
+		}
+		if r := h.requests(); !slices.Equal(r, []string{"GET 3"}) {
+			t.Errorf("requests %v, want the read alone", r)
+		}
+	})
+}
+
+// TestReadBackRejectsAnOlderVersionOfOurEntry: a relay that answers our
+// write but keeps the packet it had (n0's relay drops an older packet
+// silently) still shows an older version of our entry. That read-back
+// does not confirm the write: publish tries four times, counts four
+// collisions and gives up.
+func TestReadBackRejectsAnOlderVersionOfOurEntry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t)
+		a := h.ann("me")
+		h.put(3, 0, h.live(3, a.rec, a.since))
+		time.Sleep(time.Second)
+		h.dropPuts = true
+		if a.publish(t.Context(), 3) {
+			t.Fatal("publish confirmed by a read-back of our older entry")
+		}
+		r := h.requests()
+		if countOf(r, "PUT 3") != 4 {
+			t.Errorf("requests %v, want 4 PUTs", r)
+		}
+		// Read, write, read back; then each read-back is the next write's read.
+		if want := []string{"GET 3", "PUT 3", "GET 3", "PUT 3", "GET 3", "PUT 3", "GET 3", "PUT 3", "GET 3"}; !slices.Equal(r, want) {
+			t.Errorf("requests %v, want %v", r, want)
+		}
+		if s := h.d.Stats(); s.Collisions != 4 {
+			t.Errorf("%d collisions, want 4", s.Collisions)
+		}
+		// The same version of our entry confirms (the write of the
+		// second we read back).
+		h.dropPuts = false
+		if !a.publish(t.Context(), 3) {
+			t.Error("a kept write was not confirmed")
+		}
+	})
+}
+
+// racer makes every PUT into slot i followed by another writer's, one
+// timestamp later, that carries what the slot held before our write: a
+// peer that read just before we wrote. It stops after n races (n < 0:
+// never).
+func racer(h *annHarness, i int, before []sealedEntry, n int) {
+	h.afterPut = func(p *pkarrclient.SignedPacket) {
+		if p.PublicKey() != h.g.SlotKey(i).PublicKey() || n == 0 {
+			return
+		}
+		n--
+		q, err := buildSlot(h.g.SlotKey(i), p.Timestamp()+1, before)
+		if err != nil {
+			h.t.Error(err)
+			return
+		}
+		h.relay.Put(q)
+	}
+}
+
+// TestBuryWritesOnceWhenKept: the tombstone is written like an entry:
+// read, write (carrying the other entries forward), read back; once the
+// read-back shows it, no more.
+func TestBuryWritesOnceWhenKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t)
+		a := h.ann("me")
+		h.put(3, 0, h.live(3, discovery.Record{ID: "other"}, h.d.stamp()), h.live(3, a.rec, a.since))
+		time.Sleep(time.Second)
+		began := time.Now()
+		tt := a.bury(t.Context(), 3, "me", a.since)
+		if r, want := h.requests(), []string{"GET 3", "PUT 3", "GET 3"}; !slices.Equal(r, want) {
+			t.Errorf("requests %v, want %v", r, want)
+		}
+		held := h.held(3)
+		if e := held["me"]; e.kind != kindTombstone || !e.time.Equal(tt) || !e.since.Equal(a.since) {
+			t.Errorf("slot 3 holds %+v for us, want a tombstone of %v since %v", e, tt, a.since)
+		}
+		if e, ok := held["other"]; !ok || e.kind != kindLive {
+			t.Error("the tombstone's write dropped the other peer's entry")
+		}
+		if !tt.Equal(began) {
+			t.Errorf("tombstone stamped %v, want when bury began (%v)", tt, began)
+		}
+	})
+}
+
+// TestBuryRetriesARacedTombstone: a writer that read the slot just before
+// our tombstone landed writes our live entry back; bury writes the same
+// tombstone again, up to three times in all.
+func TestBuryRetriesARacedTombstone(t *testing.T) {
+	for _, c := range []struct {
+		races, puts int
+	}{{0, 1}, {1, 2}, {2, 3}, {-1, 3}} {
+		name := strings.Repeat("race ", max(c.races, 0)) + "then kept"
+		if c.races < 0 {
+			name = "always raced"
+		}
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newAnnHarness(t)
+				a := h.ann("me")
+				before := []sealedEntry{h.live(3, a.rec, a.since)}
+				h.put(3, 0, before...)
+				time.Sleep(time.Second)
+				racer(h, 3, before, c.races)
+				tt := a.bury(t.Context(), 3, "me", a.since)
+				r := h.requests()
+				if countOf(r, "PUT 3") != c.puts || countOf(r, "GET 3") != 2*c.puts {
+					t.Errorf("%d races: requests %v, want %d rounds of read, write, read back", c.races, r, c.puts)
+				}
+				e := h.held(3)["me"]
+				switch {
+				case c.races >= 0 && c.races < 3 && (e.kind != kindTombstone || !e.time.Equal(tt)):
+					t.Errorf("slot holds %+v for us, want the tombstone of %v", e, tt)
+				case c.races < 0 && e.kind != kindLive:
+					t.Errorf("racer always last, yet the slot holds %+v", e)
+				}
+			})
+		})
+	}
+}
+
+// TestEndBuriesThenForgets: an announcement that held a slot leaves a
+// tombstone there, and its ID is remembered as left at the tombstone's
+// time; one that never held a slot writes nothing and is left now.
+func TestEndBuriesThenForgets(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t)
+		a := h.ann("me")
+		a.done, a.endDone = make(chan struct{}), make(chan struct{})
+		close(a.done)
+		a.slot = 4
+		h.d.mu.Lock()
+		h.d.anns["me"] = a
+		h.d.mu.Unlock()
+		time.Sleep(time.Second)
+		a.end()
+		if r := h.requests(); countOf(r, "PUT 4") != 1 {
+			t.Errorf("requests %v, want one PUT of slot 4", r)
+		}
+		e := h.held(4)["me"]
+		h.d.mu.Lock()
+		left, gone := h.d.view.left["me"], h.d.anns["me"] == nil
+		h.d.mu.Unlock()
+		if e.kind != kindTombstone || !left.Equal(e.time) || !gone {
+			t.Errorf("tombstone %+v, left at %v, gone %v; want a tombstone, left at its time, gone", e, left, gone)
+		}
+
+		b := h.ann("never")
+		b.done, b.endDone = make(chan struct{}), make(chan struct{})
+		close(b.done)
+		time.Sleep(time.Second)
+		b.end()
+		if r := h.requests(); len(r) != 0 {
+			t.Errorf("an announcement that held no slot made requests %v", r)
+		}
+		h.d.mu.Lock()
+		left = h.d.view.left["never"]
+		h.d.mu.Unlock()
+		if !left.Equal(time.Now()) {
+			t.Errorf("left at %v, want now (%v)", left, time.Now())
+		}
+	})
+}
