@@ -3,8 +3,10 @@ package slotdiscovery
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,7 +35,9 @@ type annHarness struct {
 	afterPut func(p *pkarrclient.SignedPacket)
 	// dropPuts makes the relay answer our PUTs without storing them, as
 	// n0's relay does with a packet it holds a newer one than.
-	dropPuts bool
+	dropPuts atomic.Bool
+	// failReads makes every read fail, as an unreachable relay.
+	failReads atomic.Bool
 
 	keys map[pkarrclient.PublicKey]int // slot index by key, for the request log
 
@@ -49,7 +53,7 @@ type harnessBackend struct {
 }
 
 func (b harnessBackend) Publish(ctx context.Context, p *pkarrclient.SignedPacket) (pkarrclient.PublishReceipt, error) {
-	if b.h.dropPuts {
+	if b.h.dropPuts.Load() {
 		b.h.note("PUT", p.PublicKey())
 		return pkarrclient.PublishReceipt{}, nil
 	}
@@ -63,6 +67,13 @@ func (b harnessBackend) Publish(ctx context.Context, p *pkarrclient.SignedPacket
 // newAnnHarness starts a peer of the fuzz group (cheap KDF) over a fresh
 // relay. Call it inside synctest.Test. Scans every scan (fresh claims trust
 // reads up to twice that), reads back after exactly verify.
+func (b harnessBackend) Resolve(ctx context.Context, q pkarrclient.Query) (*pkarrclient.SignedPacket, error) {
+	if b.h.failReads.Load() {
+		return nil, errors.New("harness: relay unreachable")
+	}
+	return b.Backend.Resolve(ctx, q)
+}
+
 func newAnnHarness(t *testing.T, opts ...Option) *annHarness {
 	t.Helper()
 	h := &annHarness{t: t, g: fuzzGroup(t, fuzzPassphrase)}

@@ -34,8 +34,8 @@ func announceIn(t *testing.T, h *annHarness, rec discovery.Record) *announcement
 
 // TestRunMovesUpWhenRoomShows: a peer that went deep while the levels
 // above were full moves up at its next write once a fresh read shows room
-// there for it and one more; the move is a claim and a move, and the
-// entry's since is the time it came to the new slot.
+// there for it and one more (here slot 0); the move is a claim and a move,
+// and the entry's since is the time it came to the new slot.
 func TestRunMovesUpWhenRoomShows(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newAnnHarness(t)
@@ -51,21 +51,21 @@ func TestRunMovesUpWhenRoomShows(t *testing.T) {
 			t.Fatalf("stats %+v, want one claim, no move", s)
 		}
 		time.Sleep(10 * time.Second)
-		h.put(1, 0) // slot 1 emptied
+		h.put(0, 0) // slot 0 emptied
 		h.read(0, 1, 2)
 		moved := time.Now()
 		if err := a.Update(t.Context(), a.Record()); err != nil {
 			t.Fatal(err)
 		}
 		settle()
-		if got := h.d.Slot("me"); got != 1 {
-			t.Fatalf("after room showed in slot 1: in slot %d, want 1", got)
+		if got := h.d.Slot("me"); got != 0 {
+			t.Fatalf("after room showed in slot 0: in slot %d, want 0", got)
 		}
 		if s := h.d.Stats(); s.Claims != 2 || s.Moves != 1 {
 			t.Errorf("stats %+v, want two claims, one move", s)
 		}
-		if e := h.held(1)["me"]; !e.since.Equal(moved) {
-			t.Errorf("our entry in slot 1 is since %v, want the move's time %v", e.since, moved)
+		if e := h.held(0)["me"]; !e.since.Equal(moved) {
+			t.Errorf("our entry in slot 0 is since %v, want the move's time %v", e.since, moved)
 		}
 		h.d.mu.Lock()
 		since := a.since
@@ -76,9 +76,11 @@ func TestRunMovesUpWhenRoomShows(t *testing.T) {
 	})
 }
 
-// TestRunClaimsAgainWhenCutOut: a peer whose slot filled up with
-// longer-standing entries gives it up (a lost claim), claims another and
-// keeps its since there as the time it came.
+// TestRunClaimsAgainWhenCutOut: a peer keeps its since while it republishes
+// in its slot; when the slot fills up with longer-standing entries it
+// gives it up (a lost claim) and claims again as a contended claimer: here
+// it passes over level 2, where one slot of four has room, for level 3's
+// first slot. Its since there is the time it came.
 func TestRunClaimsAgainWhenCutOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newAnnHarness(t)
@@ -86,20 +88,61 @@ func TestRunClaimsAgainWhenCutOut(t *testing.T) {
 		if got := h.d.Slot("me"); got != 0 {
 			t.Fatalf("claimed slot %d in an empty group, want 0", got)
 		}
+		h.d.mu.Lock()
+		since := a.since
+		h.d.mu.Unlock()
 		time.Sleep(10 * time.Second)
-		// Two peers that joined before us fill slot 0.
-		old := time.Now().Add(-time.Hour)
-		h.put(0, 0, h.live(0, discovery.Record{ID: "x", Meta: make([]byte, 380)}, old), h.live(0, discovery.Record{ID: "y", Meta: make([]byte, 380)}, old))
 		if err := a.Update(t.Context(), a.Record()); err != nil {
 			t.Fatal(err)
 		}
 		settle()
-		got := h.d.Slot("me")
-		if got != 1 && got != 2 {
-			t.Fatalf("after slot 0 filled: in slot %d, want 1 or 2", got)
+		if e := h.held(0)["me"]; !e.since.Equal(since) || !e.time.After(since) {
+			t.Fatalf("republished in the same slot: since %v, time %v; want since %v kept, a newer time", e.since, e.time, since)
+		}
+		if s := h.d.Stats(); s.Claims != 1 || s.Puts != 2 {
+			t.Fatalf("stats %+v, want one claim, two PUTs", s)
+		}
+
+		time.Sleep(10 * time.Second)
+		// Peers that joined before us fill slot 0, and level 1 and three of
+		// level 2's slots are full.
+		old := time.Now().Add(-time.Hour)
+		h.put(0, 0, h.live(0, discovery.Record{ID: "x", Meta: make([]byte, 380)}, old), h.live(0, discovery.Record{ID: "y", Meta: make([]byte, 380)}, old))
+		for _, i := range []int{1, 2, 3, 4, 5} {
+			h.full(i)
+		}
+		h.read(1, 2, 3, 4, 5, 6)
+		cut := time.Now()
+		if err := a.Update(t.Context(), a.Record()); err != nil {
+			t.Fatal(err)
+		}
+		settle()
+		if got := h.d.Slot("me"); got != 7 {
+			t.Fatalf("after slot 0 filled: in slot %d, want 7 (a contended claim passes level 2 over)", got)
 		}
 		if s := h.d.Stats(); s.LostClaims != 1 || s.Claims != 2 || s.Moves != 0 {
 			t.Errorf("stats %+v, want one lost claim, two claims, no move", s)
+		}
+		if e := h.held(7)["me"]; !e.since.Equal(cut) {
+			t.Errorf("since %v in slot 7, want %v", e.since, cut)
+		}
+	})
+}
+
+// TestRunRetriesAFailedClaim: a claim that finds no slot (no read
+// succeeds) is tried again a few seconds later, until one is found.
+func TestRunRetriesAFailedClaim(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t)
+		h.failReads.Store(true)
+		announceIn(t, h, discovery.Record{ID: "me", Addrs: []string{"/ip4/192.0.2.9/udp/1/quic-v1"}})
+		if got := h.d.Slot("me"); got != -1 {
+			t.Fatalf("with no relay: in slot %d", got)
+		}
+		h.failReads.Store(false)
+		settle()
+		if got := h.d.Slot("me"); got != 0 {
+			t.Fatalf("once the relay answers: in slot %d, want 0", got)
 		}
 	})
 }

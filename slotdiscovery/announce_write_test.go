@@ -80,7 +80,7 @@ func TestReadBackRejectsAnOlderVersionOfOurEntry(t *testing.T) {
 		a := h.ann("me")
 		h.put(3, 0, h.live(3, a.rec, a.since))
 		time.Sleep(time.Second)
-		h.dropPuts = true
+		h.dropPuts.Store(true)
 		if a.publish(t.Context(), 3) {
 			t.Fatal("publish confirmed by a read-back of our older entry")
 		}
@@ -97,7 +97,7 @@ func TestReadBackRejectsAnOlderVersionOfOurEntry(t *testing.T) {
 		}
 		// The same version of our entry confirms (the write of the
 		// second we read back).
-		h.dropPuts = false
+		h.dropPuts.Store(false)
 		if !a.publish(t.Context(), 3) {
 			t.Error("a kept write was not confirmed")
 		}
@@ -225,6 +225,28 @@ func TestEndBuriesThenForgets(t *testing.T) {
 		h.d.mu.Unlock()
 		if !left.Equal(time.Now()) {
 			t.Errorf("left at %v, want now (%v)", left, time.Now())
+		}
+	})
+}
+
+// TestBuryWaitsForAPutToken: the tombstone's write spends a PUT token like
+// any other write; with the budget spent it waits for the next one.
+func TestBuryWaitsForAPutToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const every = 100 * time.Second
+		h := newAnnHarness(t, WithPutBudget(1/every.Seconds(), 1))
+		a := h.ann("me")
+		h.put(3, 0, h.live(3, a.rec, a.since))
+		if err := h.d.budget.take(t.Context(), h.d.budget.puts); err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		a.bury(t.Context(), 3, "me", a.since)
+		if took := time.Since(began); took < every {
+			t.Errorf("bury took %v with the PUT budget spent, want at least %v", took, every)
+		}
+		if e := h.held(3)["me"]; e.kind != kindTombstone {
+			t.Errorf("slot holds %+v for us, want the tombstone", e)
 		}
 	})
 }

@@ -2,8 +2,9 @@ package slotdiscovery
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
-	"strconv"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -336,5 +337,162 @@ func fillerFor(t *testing.T, h *annHarness, i int, self sealedEntry, need int) s
 	return sealedEntry{}
 }
 
-var _ = strconv.Itoa
-var _ = context.Background
+// fullLevels fills and reads every slot of levels 0 to l-1.
+func fullLevels(h *annHarness, l int) {
+	_, hi := levelRange(l - 1)
+	idx := make([]int, hi)
+	for i := range hi {
+		h.full(i)
+		idx[i] = i
+	}
+	h.read(idx...)
+	h.requests()
+}
+
+// levelGets returns the slots of level l among GET requests.
+func levelGets(reqs []string, l int) []int {
+	lo, hi := levelRange(l)
+	var out []int
+	for _, r := range reqs {
+		var i int
+		if n, _ := fmt.Sscanf(r, "GET %d", &i); n == 1 && i >= lo && i < hi {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// TestClaimReadsSmallLevelsWholeAndSamplesLargeOnes: a claim that knows
+// nothing of a level of up to 16 slots reads all of it; of a larger level
+// it reads a sample of 4, the level's first slot (its meeting point)
+// among them, fewer when some are known already.
+func TestClaimReadsSmallLevelsWholeAndSamplesLargeOnes(t *testing.T) {
+	for _, c := range []struct {
+		level, known, gets int
+	}{
+		{3, 0, 8},
+		{4, 0, 16},
+		{5, 0, 4},
+		{5, 1, 3},
+	} {
+		t.Run(fmt.Sprintf("level %d, %d known", c.level, c.known), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newAnnHarness(t)
+				fullLevels(h, c.level)
+				lo, hi := levelRange(c.level)
+				// Known slots are the level's last, full: no room there.
+				for i := hi - c.known; i < hi; i++ {
+					h.full(i)
+					h.read(i)
+				}
+				h.requests()
+				s, err := h.ann("me").claim(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := levelGets(h.requests(), c.level)
+				if len(got) != c.gets {
+					t.Errorf("read %d slots of level %d (%v), want %d", len(got), c.level, got, c.gets)
+				}
+				if hi-lo > wholeLevel && !slices.Contains(got, lo) {
+					t.Errorf("the sample %v of level %d lacks its first slot %d", got, c.level, lo)
+				}
+				if s < lo || s >= hi {
+					t.Errorf("took slot %d, want one of level %d", s, c.level)
+				}
+			})
+		})
+	}
+}
+
+// TestClaimMeetsAtALargeLevelsFirstSlot: in a sampled level, uncontended
+// claimers go to its first slot with room, where every scan looks first;
+// in a level read whole, they spread at random.
+func TestClaimMeetsAtALargeLevelsFirstSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t)
+		fullLevels(h, 5)
+		a := h.ann("me")
+		for k, s := range claimN(t, a, 10) {
+			if s != 31 {
+				t.Fatalf("claim %d took slot %d, want 31, level 5's first", k, s)
+			}
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t)
+		fullLevels(h, 3)
+		h.read(7, 8, 9, 10, 11, 12, 13, 14)
+		got := claimN(t, h.ann("me"), 20)
+		slices.Sort(got)
+		if got = slices.Compact(got); len(got) < 3 {
+			t.Fatalf("20 claims of level 3, read whole, took only %v", got)
+		}
+	})
+}
+
+// TestClaimGivesUpWithItsContext: a claim whose context ends while it
+// reads returns the context's error and no slot; one none of whose reads
+// succeeds returns ErrNoSlot and no slot.
+func TestClaimGivesUpWithItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if s, err := h.ann("me").claim(ctx); s != -1 || !errors.Is(err, context.Canceled) {
+			t.Errorf("claim with an ended context: slot %d, %v; want -1 and context.Canceled", s, err)
+		}
+		h.failReads.Store(true)
+		if s, err := h.ann("me").claim(t.Context()); s != -1 || !errors.Is(err, ErrNoSlot) {
+			t.Errorf("claim with every read failing: slot %d, %v; want -1 and ErrNoSlot", s, err)
+		}
+	})
+}
+
+// TestContendedClaimSpreadsWhenItStays: a contended claimer that stays in
+// a level (half its slots have room) spreads at random there like any
+// other; only after passing a level over does it take the first slot.
+func TestContendedClaimSpreadsWhenItStays(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t)
+		for _, i := range []int{0, 1, 2, 3, 4} {
+			h.full(i)
+		}
+		h.read(0, 1, 2, 3, 4, 5, 6)
+		a := h.ann("me")
+		a.refused = 1
+		got := claimN(t, a, 20)
+		if !slices.Contains(got, 5) || !slices.Contains(got, 6) {
+			t.Fatalf("20 contended claims of level 2 (slots 5 and 6 free) took %v, want both", got)
+		}
+	})
+}
+
+// TestAnnouncementsRegistry: what the view and the scanner learn of our
+// announcements: which IDs are ours, which slots we hold, who is still
+// claiming.
+func TestAnnouncementsRegistry(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	as := announcements{
+		"a": {slot: 3},
+		"b": {slot: 0},
+		"c": {slot: -1, claiming: t0},
+	}
+	if !as.mine("a") || as.mine("z") {
+		t.Error("mine")
+	}
+	for i, want := range map[int]bool{0: true, 3: true, 1: false, -1: true, 2: false} {
+		if as.holds(i) != want {
+			t.Errorf("holds(%d) = %v, want %v", i, !want, want)
+		}
+	}
+	got := as.slots()
+	slices.Sort(got)
+	if !slices.Equal(got, []int{0, 3}) {
+		t.Errorf("slots() = %v, want [0 3]", got)
+	}
+	c := as.claiming()
+	if len(c) != 3 || !slices.ContainsFunc(c, func(x time.Time) bool { return x.Equal(t0) }) {
+		t.Errorf("claiming() = %v", c)
+	}
+}
