@@ -269,6 +269,14 @@ func TestMovingUp(t *testing.T) {
 		if up := a.shallower(0); up != -1 {
 			t.Errorf("from slot 0, moved to %d", up)
 		}
+		// Level 2's first slot is not above slot 2, in level 1.
+		h.full(2)
+		h.read(2, 3)
+		if up := a.shallower(4); up != -1 {
+			t.Errorf("from slot 4 (level 2), with levels 0 and 1 full, moved to %d", up)
+		}
+		h.put(2, 0)
+		h.read(2)
 		// Exactly two periods old still counts; older does not.
 		time.Sleep(2 * scan)
 		if up := a.shallower(9); up != 2 {
@@ -419,16 +427,21 @@ func TestClaimMeetsAtALargeLevelsFirstSlot(t *testing.T) {
 			}
 		}
 	})
-	synctest.Test(t, func(t *testing.T) {
-		h := newAnnHarness(t)
-		fullLevels(h, 3)
-		h.read(7, 8, 9, 10, 11, 12, 13, 14)
-		got := claimN(t, h.ann("me"), 20)
-		slices.Sort(got)
-		if got = slices.Compact(got); len(got) < 3 {
-			t.Fatalf("20 claims of level 3, read whole, took only %v", got)
-		}
-	})
+	for _, l := range []int{3, 4} {
+		synctest.Test(t, func(t *testing.T) {
+			h := newAnnHarness(t)
+			fullLevels(h, l)
+			lo, hi := levelRange(l)
+			for i := lo; i < hi; i++ {
+				h.read(i)
+			}
+			got := claimN(t, h.ann("me"), 20)
+			slices.Sort(got)
+			if got = slices.Compact(got); len(got) < 3 {
+				t.Fatalf("20 claims of level %d, read whole, took only %v", l, got)
+			}
+		})
+	}
 }
 
 // TestClaimGivesUpWithItsContext: a claim whose context ends while it
