@@ -38,6 +38,8 @@ type annHarness struct {
 	dropPuts atomic.Bool
 	// failReads makes every read fail, as an unreachable relay.
 	failReads atomic.Bool
+	// failPuts makes that many of our next PUTs fail (logged as "PUT! i").
+	failPuts atomic.Int32
 
 	keys map[pkarrclient.PublicKey]int // slot index by key, for the request log
 
@@ -53,6 +55,11 @@ type harnessBackend struct {
 }
 
 func (b harnessBackend) Publish(ctx context.Context, p *pkarrclient.SignedPacket) (pkarrclient.PublishReceipt, error) {
+	if b.h.failPuts.Add(-1) >= 0 {
+		b.h.note("PUT!", p.PublicKey())
+		return pkarrclient.PublishReceipt{}, errors.New("harness: relay unreachable")
+	}
+	b.h.failPuts.Store(0)
 	if b.h.dropPuts.Load() {
 		b.h.note("PUT", p.PublicKey())
 		return pkarrclient.PublishReceipt{}, nil

@@ -250,3 +250,25 @@ func TestBuryWaitsForAPutToken(t *testing.T) {
 		}
 	})
 }
+
+// TestPublishRetriesAFailedWrite: a write the relay did not take is tried
+// again after a pause, from a new read, and confirmed as usual.
+func TestPublishRetriesAFailedWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t)
+		a := h.ann("me")
+		h.failPuts.Store(1)
+		began := time.Now()
+		if !a.publish(t.Context(), 3) {
+			t.Fatal("publish gave up after one failed write")
+		}
+		if r, want := h.requests(), []string{"GET 3", "PUT! 3", "GET 3", "PUT 3", "GET 3"}; !slices.Equal(r, want) {
+			t.Errorf("requests %v, want %v", r, want)
+		}
+		// A pause of 1-2 s (the read-back delay range, doubled) before the
+		// retry, and the read-back's 1 s after it.
+		if took := time.Since(began); took < 2*time.Second || took > 3*time.Second {
+			t.Errorf("publish took %v, want 2 to 3 s", took)
+		}
+	})
+}
