@@ -251,9 +251,9 @@ func (a *announcement) bury(ctx context.Context, slot int, id string, since time
 			continue
 		}
 		d.mu.Lock()
-		got, ok := d.view.slot(slot).current[id]
+		done := d.view.confirms(slot, id, tomb.time)
 		d.mu.Unlock()
-		if ok && !got.Before(tomb.time) {
+		if done {
 			break
 		}
 	}
@@ -617,8 +617,7 @@ func (a *announcement) publish(ctx context.Context, slot int) bool {
 		}
 		fresh = true
 		d.mu.Lock()
-		got, ok := d.view.slot(slot).current[self.rec.ID]
-		held := ok && !got.Before(self.time)
+		held := d.view.confirms(slot, self.rec.ID, self.time)
 		if !held {
 			d.stats.Collisions++
 		}

@@ -164,7 +164,10 @@ func allRateLimited(err error) (time.Duration, bool) {
 		outcomes = pe.Outcomes
 	default: // not a fan-out error: the one backend there is
 		var rl *pkarrclient.RateLimitError
-		return rl.RetryAfter, errors.As(err, &rl)
+		if !errors.As(err, &rl) {
+			return 0, false
+		}
+		return rl.RetryAfter, true
 	}
 	wait, limited := time.Duration(-1), 0
 	for _, o := range outcomes {

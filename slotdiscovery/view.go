@@ -98,6 +98,15 @@ func (v *view) lockHeld(i int, now time.Time) bool {
 	return sv != nil && sv.locked && now.Before(sv.lockedUntil)
 }
 
+// confirms reports whether the packet of slot i read last holds id's
+// entry stamped t, or a newer one: what a read-back after our write of
+// that entry looks for. Finding an older version of it means that another
+// writer, working from a read made before ours landed, replaced ours.
+func (v *view) confirms(i int, id string, t time.Time) bool {
+	got, ok := v.slot(i).current[id]
+	return ok && !got.Before(t)
+}
+
 // fresh reports whether an entry's signed time makes it count now: not
 // older than the stale bound, not further ahead than the future bound.
 func (v *view) fresh(t, now time.Time) bool {
