@@ -401,7 +401,7 @@ func cleanRun(ctx context.Context, dir, bin string, names []string, profile stri
 	cmd.Dir = dir
 	b, err := cmd.CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("the tests fail without any mutant (%v); fix that first:\n%s", err, tail(b, 40))
+		return nil, fmt.Errorf("the tests fail without any mutant (%v); fix that first:\n%s", err, failures(b))
 	}
 	d := map[string]time.Duration{}
 	for _, line := range strings.Split(string(b), "\n") {
@@ -505,6 +505,23 @@ func firstLine(s string) string {
 		}
 	}
 	return strings.TrimSpace(s)
+}
+
+// failures returns the lines of a verbose test log that tell what failed:
+// each failing test and what it logged, or the log's tail if none.
+func failures(b []byte) string {
+	var out []string
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		if strings.Contains(l, "--- FAIL") || strings.HasPrefix(l, "panic:") {
+			out = append(out, lines[max(0, i-8):min(len(lines), i+8)]...)
+			out = append(out, "...")
+		}
+	}
+	if len(out) == 0 {
+		return tail(b, 40)
+	}
+	return strings.Join(out, "\n")
 }
 
 func tail(b []byte, n int) string {
