@@ -97,6 +97,9 @@ func TestRoomMergeOrder(t *testing.T) {
 	if kept[3].wireSize() != 60 {
 		t.Errorf("our entry in the merge is %d bytes, want our new 60-byte version", kept[3].wireSize())
 	}
+	if kept, in := r.merge(utSlot(), self); !in || len(kept) != 1 {
+		t.Errorf("merge into an empty slot: %v in=%v", utIDs(kept), in)
+	}
 }
 
 // TestRoomMergeCut: entries that do not fit are cut, the newest claimant
