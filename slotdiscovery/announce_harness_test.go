@@ -36,7 +36,8 @@ type annHarness struct {
 	// dropPuts makes the relay answer our PUTs without storing them, as
 	// n0's relay does with a packet it holds a newer one than.
 	dropPuts atomic.Bool
-	// failReads makes every read fail, as an unreachable relay.
+	// failReads makes every read fail, as an unreachable relay (logged as
+	// "GET! i").
 	failReads atomic.Bool
 	// failPuts makes that many of our next PUTs fail (logged as "PUT! i").
 	failPuts atomic.Int32
@@ -76,6 +77,7 @@ func (b harnessBackend) Publish(ctx context.Context, p *pkarrclient.SignedPacket
 // reads up to twice that), reads back after exactly verify.
 func (b harnessBackend) Resolve(ctx context.Context, q pkarrclient.Query) (*pkarrclient.SignedPacket, error) {
 	if b.h.failReads.Load() {
+		b.h.note("GET!", q.Key)
 		return nil, errors.New("harness: relay unreachable")
 	}
 	return b.Backend.Resolve(ctx, q)

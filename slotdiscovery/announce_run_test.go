@@ -130,7 +130,8 @@ func TestRunClaimsAgainWhenCutOut(t *testing.T) {
 }
 
 // TestRunRetriesAFailedClaim: a claim that finds no slot (no read
-// succeeds) is tried again a few seconds later, until one is found.
+// succeeds) is tried again 1 to 3 s later (2 s on average), until one is
+// found.
 func TestRunRetriesAFailedClaim(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newAnnHarness(t)
@@ -138,6 +139,14 @@ func TestRunRetriesAFailedClaim(t *testing.T) {
 		announceIn(t, h, discovery.Record{ID: "me", Addrs: []string{"/ip4/192.0.2.9/udp/1/quic-v1"}})
 		if got := h.d.Slot("me"); got != -1 {
 			t.Fatalf("with no relay: in slot %d", got)
+		}
+		h.requests()
+		time.Sleep(100 * time.Second)
+		synctest.Wait()
+		// Each try reads slot 0 and fails: 100 s of 1-3 s pauses make about
+		// 50 tries; every pause at 1 s would make 100, at 3 s 33.
+		if n := countOf(h.requests(), "GET! 0"); n < 34 || n > 70 {
+			t.Errorf("%d claim tries in 100 s, want about 50 (a pause of 1 to 3 s between)", n)
 		}
 		h.failReads.Store(false)
 		settle()
