@@ -35,6 +35,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,6 +62,7 @@ type config struct {
 	only       *regexp.Regexp
 	jsonOut    string
 	rebuild    bool
+	confirm    bool
 }
 
 func main() {
@@ -74,6 +76,7 @@ func main() {
 	flag.DurationVar(&cfg.minTimeout, "min-timeout", 90*time.Second, "shortest shard timeout")
 	flag.StringVar(&only, "only", "", "regexp on \"file:line\": run only the mutants whose position matches")
 	flag.StringVar(&cfg.jsonOut, "json", "", "write every mutant with its status to this file")
+	flag.BoolVar(&cfg.confirm, "confirm", false, "run each kill's failing test again, and the whole suite if it passes, so a flaky test cannot count as a kill")
 	flag.BoolVar(&cfg.rebuild, "rebuild", false, "build a test binary per mutant instead of one schema binary for all (slow; to check the schema)")
 	flag.Parse()
 	if cfg.pkg == "" || flag.NArg() != 0 {
@@ -258,6 +261,9 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]Mutant, error) {
 	close(jobs)
 	wg.Wait()
 
+	if cfg.confirm && schemaBin != "" {
+		confirmKills(ctx, out, dir, schemaBin, mutants, hosted, shards, timeouts, cfg.workers)
+	}
 	report(out, mutants, time.Since(start))
 	if cfg.jsonOut != "" {
 		b, err := json.MarshalIndent(mutants, "", "  ")
@@ -269,6 +275,51 @@ func run(ctx context.Context, cfg config, out io.Writer) ([]Mutant, error) {
 		}
 	}
 	return mutants, nil
+}
+
+// confirmKills runs each hosted KILLED mutant's failing test again, alone.
+// A test that fails again confirms the kill. One that passes may be flaky
+// under load: the whole suite runs again, and the mutant counts as killed
+// only if some test fails there too; otherwise it is LIVED, its killer
+// noted as unconfirmed.
+func confirmKills(ctx context.Context, out io.Writer, dir, bin string, mutants []Mutant, hosted map[int]bool, shards [][]string, timeouts []time.Duration, workers int) {
+	longest := slices.Max(timeouts)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	flipped := 0
+	for range workers {
+		wg.Go(func() {
+			for i := range jobs {
+				m := mutants[i]
+				test, _, _ := strings.Cut(m.Killer, "/")
+				if st, _ := runShard(ctx, dir, bin, m.ID, []string{test}, longest); st == statusKilled {
+					continue
+				}
+				st, k := runShards(ctx, dir, bin, m.ID, shards, timeouts)
+				mu.Lock()
+				if st == statusKilled {
+					mutants[i].Killer = k
+				} else {
+					mutants[i].Status, mutants[i].Killer = statusLived, "unconfirmed kill by "+m.Killer
+					flipped++
+					fmt.Fprintf(out, "mutrun: %s: the kill by %s did not repeat; counted LIVED\n", m, m.Killer)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	n := 0
+	for i, m := range mutants {
+		named := strings.HasPrefix(m.Killer, "Test") || strings.HasPrefix(m.Killer, "Fuzz") || strings.HasPrefix(m.Killer, "Example")
+		if m.Status == statusKilled && hosted[m.ID] && named {
+			jobs <- i
+			n++
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	fmt.Fprintf(out, "mutrun: confirmed %d of %d kills by a named test\n", n-flipped, n)
 }
 
 // testMutant builds the test binary with the mutant in place and runs every

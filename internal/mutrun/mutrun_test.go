@@ -246,7 +246,7 @@ func TestOthers(t *testing.T) {
 	}
 	for _, rebuild := range []bool{false, true} {
 		var out strings.Builder
-		ms, err := run(t.Context(), config{pkg: filepath.Join(dir, "p"), workers: 2, shards: 2, factor: 4, minTimeout: time.Minute, rebuild: rebuild}, &out)
+		ms, err := run(t.Context(), config{pkg: filepath.Join(dir, "p"), workers: 2, shards: 2, factor: 4, minTimeout: time.Minute, rebuild: rebuild, confirm: !rebuild}, &out)
 		if err != nil {
 			t.Fatalf("rebuild %v: %v\n%s", rebuild, err, out.String())
 		}
@@ -265,5 +265,73 @@ func TestOthers(t *testing.T) {
 		if !strings.Contains(out.String(), "efficacy  87.5%") {
 			t.Errorf("rebuild %v: report does not give 87.5%% efficacy:\n%s", rebuild, out.String())
 		}
+	}
+}
+
+// TestConfirmDiscountsAFlakyKill: a test that fails once for each mutant,
+// then passes, "kills" every mutant in the main pass; -confirm keeps the
+// kill that another test repeats and counts the other mutant LIVED.
+func TestConfirmDiscountsAFlakyKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds test binaries")
+	}
+	dir := t.TempDir()
+	t.Setenv("MUTRUN_FLAKY_DIR", t.TempDir())
+	files := map[string]string{
+		"go.mod": "module example.com/m\n\ngo 1.22\n",
+		"p/p.go": "package p\n\nfunc Twice(x int) int { return x * 2 }\n\nfunc Less(x int) int { return x - 1 }\n",
+		"p/p_test.go": `package p
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestTwice(t *testing.T) {
+	if Twice(2) != 4 {
+		t.Fatal("twice")
+	}
+	_ = Less(1) // covered, never checked
+}
+
+func TestFlaky(t *testing.T) {
+	id := os.Getenv("MUTRUN_ACTIVE")
+	if id == "" || id == "0" {
+		return
+	}
+	marker := filepath.Join(os.Getenv("MUTRUN_FLAKY_DIR"), id)
+	if _, err := os.Stat(marker); err != nil {
+		os.WriteFile(marker, nil, 0o644)
+		t.Fatal("first run with mutant", id)
+	}
+}
+`,
+	}
+	for name, src := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	ms, err := run(t.Context(), config{pkg: filepath.Join(dir, "p"), workers: 1, shards: 1, factor: 4, minTimeout: time.Minute, confirm: true}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	want := map[string]string{
+		"p.go:3:34 ARITHMETIC_BASE (* -> /)": statusKilled,
+		"p.go:5:33 ARITHMETIC_BASE (- -> +)": statusLived,
+	}
+	for _, m := range ms {
+		if want[m.String()] != m.Status {
+			t.Errorf("%s: %s (%s), want %s\n%s", m, m.Status, m.Killer, want[m.String()], out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "confirmed 1 of 2 kills") {
+		t.Errorf("report:\n%s", out.String())
 	}
 }
