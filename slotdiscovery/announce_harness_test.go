@@ -85,12 +85,18 @@ func (b harnessBackend) Resolve(ctx context.Context, q pkarrclient.Query) (*pkar
 
 func newAnnHarness(t *testing.T, opts ...Option) *annHarness {
 	t.Helper()
+	return newAnnHarnessMode(t, relaysim.N0, opts...)
+}
+
+// newAnnHarnessMode is newAnnHarness over a relay of the given mode.
+func newAnnHarnessMode(t *testing.T, mode relaysim.Mode, opts ...Option) *annHarness {
+	t.Helper()
 	h := &annHarness{t: t, g: fuzzGroup(t, fuzzPassphrase)}
 	keys := map[pkarrclient.PublicKey]int{}
 	for i := range 64 {
 		keys[h.g.SlotKey(i).PublicKey()] = i
 	}
-	h.relay = relaysim.New(relaysim.N0, relaysim.WithoutLimits(), relaysim.WithObserver(func(r relaysim.Request) {
+	h.relay = relaysim.New(mode, relaysim.WithoutLimits(), relaysim.WithObserver(func(r relaysim.Request) {
 		if r.IP != "me" {
 			return
 		}

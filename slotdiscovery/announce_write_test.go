@@ -1,6 +1,7 @@
 package slotdiscovery
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/phrasemeet/discovery"
+	"github.com/phrasemeet/discovery/internal/relaysim"
 	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
@@ -136,6 +138,11 @@ func TestBuryWritesOnceWhenKept(t *testing.T) {
 		tt := a.bury(t.Context(), 3, "me", a.since)
 		if r, want := h.requests(), []string{"GET 3", "PUT 3", "GET 3"}; !slices.Equal(r, want) {
 			t.Errorf("requests %v, want %v", r, want)
+		}
+		// The read-back waits the read-back delay (1 s here), as a
+		// write's does, so the relays have taken the tombstone.
+		if took := time.Since(began); took != time.Second {
+			t.Errorf("bury took %v, want the 1 s read-back delay", took)
 		}
 		held := h.held(3)
 		if e := held["me"]; e.kind != kindTombstone || !e.time.Equal(tt) || !e.since.Equal(a.since) {
@@ -270,6 +277,33 @@ func TestPublishRetriesAFailedWrite(t *testing.T) {
 		// 1 s after it.
 		if took := time.Since(began); took <= 2*time.Second || took > 3*time.Second {
 			t.Errorf("publish took %v, want more than 2 s and at most 3 s", took)
+		}
+	})
+}
+
+// TestWriteCountsAConflict: a write that a relay refuses as older than what
+// it holds (pkarr's relay answers 409: someone wrote after our read) is
+// counted, and the slot is read again before the next try.
+func TestWriteCountsAConflict(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarnessMode(t, relaysim.PkarrRelay)
+		a := h.ann("me")
+		h.read(3)
+		// Another writer, after our read, stamps the slot far ahead of
+		// what our write will carry.
+		h.put(3, pkarrclient.TimestampFromTime(time.Now().Add(time.Minute)), h.live(3, discovery.Record{ID: "other"}, h.d.stamp()))
+		e := entry{kind: kindLive, time: h.d.stamp(), since: a.since, rec: a.rec}
+		if err := a.write(t.Context(), 3, e); !errors.Is(err, pkarrclient.ErrNotMostRecent) {
+			t.Fatalf("write over a newer packet: %v, want ErrNotMostRecent", err)
+		}
+		h.d.mu.Lock()
+		read := h.d.view.slot(3).read
+		h.d.mu.Unlock()
+		if s := h.d.Stats(); s.Conflicts != 1 || s.Puts != 1 {
+			t.Errorf("stats %+v, want one PUT, one conflict", s)
+		}
+		if !read.IsZero() {
+			t.Errorf("the slot still counts as read at %v after a conflict", read)
 		}
 	})
 }
