@@ -39,6 +39,8 @@ type annHarness struct {
 	// failReads makes every read fail, as an unreachable relay (logged as
 	// "GET! i").
 	failReads atomic.Bool
+	// limitReads makes every read answered 429 (logged as "GET429 i").
+	limitReads atomic.Bool
 	// failPuts makes that many of our next PUTs fail (logged as "PUT! i").
 	failPuts atomic.Int32
 
@@ -76,6 +78,10 @@ func (b harnessBackend) Publish(ctx context.Context, p *pkarrclient.SignedPacket
 // relay. Call it inside synctest.Test. Scans every scan (fresh claims trust
 // reads up to twice that), reads back after exactly verify.
 func (b harnessBackend) Resolve(ctx context.Context, q pkarrclient.Query) (*pkarrclient.SignedPacket, error) {
+	if b.h.limitReads.Load() {
+		b.h.note("GET429", q.Key)
+		return nil, &pkarrclient.RateLimitError{RetryAfter: time.Second}
+	}
 	if b.h.failReads.Load() {
 		b.h.note("GET!", q.Key)
 		return nil, errors.New("harness: relay unreachable")
