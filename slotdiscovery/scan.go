@@ -81,9 +81,9 @@ func (s *scanner) fast(now time.Time, claiming []time.Time) bool {
 func (s *scanner) pick(l int, rnd *lockedRand, v *view, own []int, now time.Time) []int {
 	lo, hi := levelRange(l)
 	if hi-lo <= wholeLevel {
-		out := make([]int, 0, hi-lo)
-		for i := lo; i < hi; i++ {
-			out = append(out, i)
+		out := make([]int, hi-lo)
+		for j := range out {
+			out[j] = lo + j
 		}
 		return out
 	}
@@ -138,9 +138,7 @@ func (s *scanner) deepest(v *view, own []int) int {
 		}
 	}
 	for _, i := range own {
-		if i >= 0 {
-			deep = max(deep, levelOf(i))
-		}
+		deep = max(deep, levelOf(i))
 	}
 	return deep
 }

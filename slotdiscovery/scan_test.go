@@ -101,34 +101,62 @@ func TestScanPickWholeLevels(t *testing.T) {
 // sorted, each once.
 func TestScanPickSampled(t *testing.T) {
 	s := utScanner()
-	v, _, _ := utView()
 	now := utStart
-	// Level 6 is slots 63 to 126. Its first two are locked, so its meeting
-	// points are 65 and 66.
-	for _, i := range []int{63, 64} {
-		v.slot(i).locked = true
-		v.slot(i).lockedUntil = now.Add(time.Hour)
+	// utPick picks level l with followed and own slots, on a seed whose
+	// sample misses the level's first two and last two slots, so that
+	// only the followed and own slots bring those in. The level's first
+	// two slots are locked, so its meeting points are the next two.
+	utPick := func(l int, followed, own []int) (got, want []int) {
+		v, _, _ := utView()
+		lo, hi := levelRange(l)
+		for _, i := range []int{lo, lo + 1} {
+			v.slot(i).locked = true
+			v.slot(i).lockedUntil = now.Add(time.Hour)
+		}
+		for _, i := range followed {
+			v.followed[i] = true
+		}
+		seed := uint64(0)
+		for ; ; seed++ {
+			sample := newLockedRand(seed).perm(hi - lo)[:sampleSize]
+			if !slices.ContainsFunc(sample, func(j int) bool { return j < 2 || j >= hi-lo-2 }) {
+				break
+			}
+		}
+		got = s.pick(l, newLockedRand(seed), v, own, now)
+		set := map[int]bool{lo + 2: true, lo + 3: true}
+		for _, j := range newLockedRand(seed).perm(hi - lo)[:sampleSize] {
+			set[lo+j] = true
+		}
+		for _, i := range append(slices.Clone(followed), own...) {
+			if i >= lo && i < hi {
+				set[i] = true
+			}
+		}
+		for i := range set {
+			want = append(want, i)
+		}
+		slices.Sort(want)
+		return got, want
 	}
-	for _, i := range []int{62, 63, 126, 127} {
-		v.followed[i] = true
-	}
-	own := []int{30, 64, 125, 200}
-	got := s.pick(6, newLockedRand(7), v, own, now)
-
-	lo, hi := levelRange(6)
-	want := map[int]bool{65: true, 66: true, 63: true, 126: true, 64: true, 125: true}
-	for _, j := range newLockedRand(7).perm(hi - lo)[:sampleSize] {
-		want[lo+j] = true
-	}
-	var wantList []int
-	for i := range want {
-		wantList = append(wantList, i)
-	}
-	slices.Sort(wantList)
-	if !slices.Equal(got, wantList) {
-		t.Errorf("level 6: %v, want %v", got, wantList)
+	// Level 6 is slots 63 to 126, level 7 slots 127 to 254.
+	for _, c := range []struct {
+		name          string
+		followed, own []int
+	}{
+		{"followed at the level's edges", []int{62, 63, 126, 127}, nil},
+		{"own at the level's edges", nil, []int{30, 62, 63, 126, 127, 200}},
+	} {
+		got, want := utPick(6, c.followed, c.own)
+		if !slices.Equal(got, want) || !slices.Contains(got, 63) || !slices.Contains(got, 126) {
+			t.Errorf("%s: %v, want %v", c.name, got, want)
+		}
+		if len(got) != sampleSize+meetingSlots+2 {
+			t.Errorf("%s: %d slots, want %d", c.name, len(got), sampleSize+meetingSlots+2)
+		}
 	}
 	// Level 5 (32 slots) is sampled too.
+	v, _, _ := utView()
 	if got := s.pick(5, newLockedRand(7), v, nil, now); len(got) > sampleSize+meetingSlots || len(got) < sampleSize {
 		t.Errorf("level 5: %v, want a sample", got)
 	}
@@ -412,5 +440,27 @@ func TestScanLoopPace(t *testing.T) {
 			t.Fatalf("after the fast phase: %v/s burst %d, want 0.45/s burst %d", r, b, steadyBurst)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestScanDownToTheLastLevel: a peer known in the last level takes the
+// scan down to it, and a probing scan goes no further.
+func TestScanDownToTheLastLevel(t *testing.T) {
+	d := deepTest(t)
+	utReads(d)
+	lo, hi := levelRange(maxLevel)
+	d.mu.Lock()
+	d.scanner.scans = 2 // the next scan probes
+	d.view.peers["deepest"] = &peerView{time: fuzzNow, live: true, slot: lo}
+	d.mu.Unlock()
+	d.scan(context.Background())
+	got := utReads(d)
+	if !slices.Contains(got, lo) {
+		t.Errorf("the scan did not read the last level's first slot %d", lo)
+	}
+	for _, i := range got {
+		if i >= hi {
+			t.Errorf("the scan read slot %d, beyond the last level", i)
+		}
 	}
 }

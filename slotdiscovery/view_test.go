@@ -549,3 +549,35 @@ func TestViewObserveOursNotReported(t *testing.T) {
 		t.Error("our own slot took a follow place")
 	}
 }
+
+// TestViewOurs: the registry of our announcements tells the view and the
+// scanner which IDs are ours, which slots they write (none while
+// claiming) and since when each claims.
+func TestViewOurs(t *testing.T) {
+	as := announcements{
+		"a": &announcement{slot: 0},
+		"b": &announcement{slot: 40},
+		"c": &announcement{slot: -1, claiming: utAt(5)},
+	}
+	var own ours = as
+	if !own.mine("a") || !own.mine("c") || own.mine("x") {
+		t.Error("mine")
+	}
+	if !own.holds(0) || !own.holds(40) || own.holds(1) || own.holds(-2) {
+		t.Error("holds")
+	}
+	slots := as.slots()
+	slices.Sort(slots)
+	if !slices.Equal(slots, []int{0, 40}) {
+		t.Errorf("slots %v, want [0 40]", slots)
+	}
+	var claiming []time.Time
+	for _, c := range as.claiming() {
+		if !c.IsZero() {
+			claiming = append(claiming, c)
+		}
+	}
+	if len(as.claiming()) != 3 || len(claiming) != 1 || !claiming[0].Equal(utAt(5)) {
+		t.Errorf("claiming %v", as.claiming())
+	}
+}
