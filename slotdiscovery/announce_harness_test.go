@@ -102,7 +102,7 @@ func newAnnHarnessMode(t *testing.T, mode relaysim.Mode, opts ...Option) *annHar
 	for i := range 64 {
 		keys[h.g.SlotKey(i).PublicKey()] = i
 	}
-	h.relay = relaysim.New(mode, relaysim.WithoutLimits(), relaysim.WithObserver(func(r relaysim.Request) {
+	h.relay = relaysim.New(mode, relaysim.WithRateLimits(false), relaysim.WithObserver(func(r relaysim.Request) {
 		if r.IP != "me" {
 			return
 		}
@@ -120,7 +120,7 @@ func newAnnHarnessMode(t *testing.T, mode relaysim.Mode, opts ...Option) *annHar
 		t.Fatal(err)
 	}
 	base := []Option{
-		WithClock(clockwork.NewRealClock()), WithSeed(1), WithReadSettle(0),
+		WithClock(clockwork.NewRealClock()), WithSeed(1), WithSettleWait(0),
 		WithGetBudget(1000, 1000, 1000), WithPutBudget(1000, 1000),
 		WithVerifyDelay(time.Second, time.Second),
 	}
@@ -137,7 +137,7 @@ func newAnnHarnessMode(t *testing.T, mode relaysim.Mode, opts ...Option) *annHar
 	d.room = room{}
 	d.view = newView(d.cfg.staleAfter, d.cfg.futureBound, d.cfg.name, d.tracker, &d.stats)
 	h.requests()
-	t.Cleanup(func() { h.d.Close() })
+	t.Cleanup(func() { h.d.Close(context.Background()) })
 	return h
 }
 

@@ -2,6 +2,7 @@ package slotdiscovery
 
 import (
 	"errors"
+	"golang.org/x/time/rate"
 	"slices"
 	"strings"
 	"testing"
@@ -241,7 +242,7 @@ func TestEndBuriesThenForgets(t *testing.T) {
 func TestBuryWaitsForAPutToken(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const every = 100 * time.Second
-		h := newAnnHarness(t, WithPutBudget(1/every.Seconds(), 1))
+		h := newAnnHarness(t, WithPutBudget(rate.Every(every), 1))
 		a := h.ann("me")
 		h.put(3, 0, h.live(3, a.rec, a.since))
 		if err := h.d.budget.take(t.Context(), h.d.budget.puts); err != nil {

@@ -3,6 +3,7 @@ package slotdiscovery
 import (
 	"context"
 	"errors"
+	"github.com/jonboulle/clockwork"
 	"testing"
 	"time"
 
@@ -40,7 +41,7 @@ func TestReadTableStaleBounds(t *testing.T) {
 	ts := []time.Time{fuzzNow.Add(-stale), fuzzNow.Add(-stale - time.Microsecond), fuzzNow.Add(future), fuzzNow.Add(future + time.Microsecond)}
 	client, backend := fuzzClient(t)
 	backend.set(nil, tablePacket(t, g, 0, recs, ts))
-	infos, err := ReadTable(context.Background(), client, g, TableClock(func() time.Time { return fuzzNow }), TableBounds(stale, future), TableMaxSlots(1))
+	infos, err := ReadTable(context.Background(), client, g, TableClock(clockwork.NewFakeClockAt(fuzzNow)), TableStaleAfter(stale), TableFutureMargin(future), TableMaxSlots(1))
 	if err != nil && !errors.Is(err, ErrTableTruncated) {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func TestReadTableMinSlotsWins(t *testing.T) {
 		{3, 3, 3}, // min 3: slots 0-2, level 2 still not needed
 		{4, 3, 7}, // min 4 asks for slot 3: level 2 is read
 	} {
-		infos, err := ReadTable(context.Background(), client, g, TableClock(func() time.Time { return fuzzNow }),
+		infos, err := ReadTable(context.Background(), client, g, TableClock(clockwork.NewFakeClockAt(fuzzNow)),
 			TableMinSlots(c.min), TableMaxSlots(c.max))
 		if len(infos) != c.want {
 			t.Errorf("min %d, max %d: %d slots read (%v), want %d", c.min, c.max, len(infos), err, c.want)
