@@ -15,14 +15,22 @@ import (
 // ARITHMETIC_BASE both turn it into '+'); here a binary '-' is one
 // ARITHMETIC_BASE mutant and a unary '-' one INVERT_NEGATIVES mutant.
 type Mutant struct {
-	ID     int    `json:"id"`
-	File   string `json:"file"`
-	Line   int    `json:"line"`
-	Col    int    `json:"col"`
-	Off    int    `json:"-"`
-	Kind   string `json:"kind"`
-	Old    string `json:"old"`
-	New    string `json:"new"`
+	// ID numbers the mutant in the order mutants are listed, which is
+	// what MUTRUN_ACTIVE switches on.
+	ID int `json:"id"`
+	// File, Line and Col say where the mutated token is (File relative
+	// to the package); Off is its byte offset in File.
+	File string `json:"file"`
+	Line int    `json:"line"`
+	Col  int    `json:"col"`
+	Off  int    `json:"-"`
+	// Kind is the gremlins operator name, such as CONDITIONALS_BOUNDARY.
+	Kind string `json:"kind"`
+	// Old is the token as written and New what replaces it ("" drops it).
+	Old string `json:"old"`
+	New string `json:"new"`
+	// Status is the outcome: KILLED, LIVED, TIMED OUT, NOT VIABLE or
+	// NOT COVERED.
 	Status string `json:"status"`
 	// Killer is the first test that failed on the mutant, when one did.
 	Killer string `json:"killer,omitempty"`
@@ -108,6 +116,8 @@ func (m Mutant) apply(src []byte) ([]byte, error) {
 	return append(out, src[end:]...), nil
 }
 
+// String names the mutant as a report line does: where, which operator,
+// and the change.
 func (m Mutant) String() string {
 	if m.New == "" {
 		return fmt.Sprintf("%s:%d:%d %s (drop %q)", m.File, m.Line, m.Col, m.Kind, m.Old)
