@@ -9,76 +9,29 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	relayproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/phrasemeet/discovery/adapters/libp2p/connectivity"
+	"github.com/phrasemeet/discovery/internal/p2ptest"
 )
 
 // The helpers below are those of the libp2padapter tests that the module's
 // tests need (test files cannot be shared between packages).
 
-// timeout bounds every wait in these tests. It is generous: the machines
-// running them are small and shared, and -race slows libp2p down a lot.
-const timeout = 20 * time.Second
+// timeout bounds every wait in these tests (see p2ptest.Timeout).
+const timeout = p2ptest.Timeout
 
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// newHost starts a real libp2p host listening on loopback TCP only, and
-// closes it when the test ends.
-func newHost(t *testing.T, opts ...libp2p.Option) host.Host {
-	t.Helper()
-	h, err := libp2p.New(append([]libp2p.Option{
-		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
-		libp2p.DisableRelay(),
-	}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
-
-// connectedness returns a stream of h's connectedness changes; awaiting
-// one is how tests learn that a connection was made without polling.
-func connectedness(t *testing.T, h host.Host) <-chan any {
-	t.Helper()
-	sub, err := h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sub.Close() })
-	return sub.Out()
-}
-
-// awaitConnected waits until h is connected to p, by h's event bus.
-func awaitConnected(t *testing.T, ctx context.Context, h host.Host, events <-chan any, p peer.ID) {
-	t.Helper()
-	if h.Network().Connectedness(p) == network.Connected {
-		return
-	}
-	for {
-		select {
-		case e := <-events:
-			if c := e.(event.EvtPeerConnectednessChanged); c.Peer == p && c.Connectedness == network.Connected {
-				return
-			}
-		case <-ctx.Done():
-			t.Fatalf("%s never connected to %s: %v", h.ID(), p, ctx.Err())
-		}
-	}
-}
+// The shared helpers of the libp2p packages' tests (internal/p2ptest).
+var (
+	testContext    = p2ptest.Context
+	newHost        = p2ptest.NewHost
+	connectedness  = p2ptest.Connectedness
+	awaitConnected = p2ptest.AwaitConnected
+)
 
 // safeBuffer collects text written from many goroutines, for tests that
 // look for what must not be logged.
