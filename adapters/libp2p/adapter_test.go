@@ -1,7 +1,6 @@
 package libp2padapter_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -632,28 +630,4 @@ func (l *logChannel) await(t *testing.T, ctx context.Context, msg, key string, v
 			t.Fatalf("waiting for log %q %s in %v: %v", msg, key, pending, ctx.Err())
 		}
 	}
-}
-
-// safeBuffer collects text written from many goroutines, for tests that
-// look for what must not be logged.
-type safeBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *safeBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *safeBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// debugLogger logs everything, as text, into buf.
-func debugLogger(buf *safeBuffer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

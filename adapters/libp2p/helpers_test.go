@@ -16,7 +16,11 @@ import (
 const timeout = p2ptest.Timeout
 
 // The shared helpers of the libp2p packages' tests (internal/p2ptest).
+// safeBuffer collects logs written from many goroutines.
+type safeBuffer = p2ptest.SafeBuffer
+
 var (
+	debugLogger    = p2ptest.DebugLogger
 	testContext    = p2ptest.Context
 	newHost        = p2ptest.NewHost
 	newAdapter     = p2ptest.NewAdapter

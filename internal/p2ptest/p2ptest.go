@@ -4,7 +4,11 @@
 package p2ptest
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	relayproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
@@ -119,4 +124,50 @@ func AwaitConnected(t testing.TB, ctx context.Context, h host.Host, events <-cha
 			t.Fatalf("%s never connected to %s: %v", h.ID(), p, ctx.Err())
 		}
 	}
+}
+
+// WaitFor polls cond until it holds, or fails the test when ctx ends.
+func WaitFor(t testing.TB, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: not within %v", what, Timeout)
+		case <-tick.C:
+		}
+	}
+}
+
+// ServesRelay reports whether h serves circuit relay v2: go-libp2p starts
+// the relay service only once the host takes itself to be public.
+func ServesRelay(h host.Host) bool {
+	return slices.Contains(h.Mux().Protocols(), relayproto.ProtoIDv2Hop)
+}
+
+// SafeBuffer collects text written from many goroutines, for tests that
+// look for what must not be logged.
+type SafeBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *SafeBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *SafeBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// DebugLogger logs everything, as text, into buf.
+func DebugLogger(buf *SafeBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	pbv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/pb"
-	relayproto "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
@@ -71,26 +70,6 @@ func member(t *testing.T, ctx context.Context, h host.Host, mem *discovery.Memor
 func clientHost(t *testing.T) host.Host {
 	t.Helper()
 	return newHost(t, libp2p.EnableRelay())
-}
-
-// waitFor polls cond until it holds or ctx ends.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not within %v", what, timeout)
-		case <-tick.C:
-		}
-	}
-}
-
-// servesRelay reports whether h serves circuit relay v2: go-libp2p starts
-// the relay service only once the host takes itself to be public.
-func servesRelay(h host.Host) bool {
-	return slices.Contains(h.Mux().Protocols(), relayproto.ProtoIDv2Hop)
 }
 
 // circuitTo is the address of peer p through relay r's first address.

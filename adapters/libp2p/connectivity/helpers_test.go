@@ -19,4 +19,6 @@ var (
 	newAdapter  = p2ptest.NewAdapter
 	subscribe   = p2ptest.Subscribe
 	awaitEvent  = p2ptest.AwaitEvent
+	waitFor     = p2ptest.WaitFor
+	servesRelay = p2ptest.ServesRelay
 )
