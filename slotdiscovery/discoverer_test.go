@@ -128,3 +128,43 @@ func TestLeaveCutShortStillBuries(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaveTimeoutBoundsClose: WithLeaveTimeout is the bound on telling the
+// others, so a Close that waits for it (context.Background) returns soon
+// after it even when the relay stopped answering (the default, 5 s, would
+// keep it longer than the 3 s this allows); zero is refused.
+func TestLeaveTimeoutBoundsClose(t *testing.T) {
+	url, stall := slottest.Stallable(t, slottest.RelayHandler(t))
+	g := slottest.Group(t, "leave timeout")
+	if _, err := slotdiscovery.New(slottest.Client(t, url), g, slotdiscovery.WithLeaveTimeout(0)); err == nil {
+		t.Error("WithLeaveTimeout(0) accepted")
+	}
+	d, err := slotdiscovery.New(slottest.Client(t, url), g,
+		append(slottest.FastSchedule(), slotdiscovery.WithLeaveTimeout(100*time.Millisecond))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := d.Announce(ctx, discovery.Record{ID: "bounded"}); err != nil {
+		t.Fatal(err)
+	}
+	for d.Slot("bounded") < 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("no slot claimed within a minute")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	stall()
+	done := make(chan error, 1)
+	go func() { done <- d.Close(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Close with a 100 ms leave timeout had not returned 3 s later")
+	}
+}
