@@ -93,6 +93,28 @@ func (as announcements) slots() []int {
 	return out
 }
 
+// spreading reports whether an announcement is claiming a slot in a group
+// that is forming.
+func (as announcements) spreading() bool {
+	for _, a := range as {
+		if a.spread {
+			return true
+		}
+	}
+	return false
+}
+
+// held reports whether a read-back confirmed one of our announcements in
+// its slot.
+func (as announcements) held() bool {
+	for _, a := range as {
+		if a.held >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // claiming returns when each announcement still claiming began (a zero
 // time for one that holds a slot).
 func (as announcements) claiming() []time.Time {
@@ -119,6 +141,7 @@ type announcement struct {
 	// one; refused counts the slots that turned us away since.
 	claiming time.Time
 	refused  int
+	spread   bool // the claim under way picked a slot of a forming group
 	ended    bool
 	// since is when our entry came to its slot, the order a full slot
 	// keeps; written the time of our last accepted write.
@@ -241,7 +264,7 @@ func (a *announcement) bury(ctx context.Context, slot int, id string, since time
 			err = a.write(ctx, slot, tomb)
 		}
 		if err == nil {
-			err = d.sleep(ctx, d.rnd.between(d.cfg.verifyMin, d.cfg.verifyMax))
+			err = d.sleep(ctx, d.readBackDelay())
 		}
 		if err == nil {
 			err = d.readBack(ctx, slot)
@@ -296,6 +319,17 @@ func (a *announcement) run() {
 		// read-back confirms it: a peer that leaves mid-claim may already
 		// have been seen.
 		d.mu.Lock()
+		spread := a.spread
+		d.mu.Unlock()
+		if slot != held && spread {
+			// Peers that start together would write together: a random
+			// wait spreads their writes, so most find the slot as the
+			// writer before them left it, and few lose a write to a race.
+			if d.sleep(ctx, d.rnd.between(0, d.cfg.joinWait)) != nil {
+				return
+			}
+		}
+		d.mu.Lock()
 		if slot != a.slot || slot != held {
 			// An entry's since is when it came to this slot: a full slot
 			// keeps its longest-standing entries, and one that moves in
@@ -313,7 +347,12 @@ func (a *announcement) run() {
 				d.stats.LostClaims++
 			}
 			a.slot, a.held = -1, -1
-			a.refused++
+			// A slot found locked says nothing of how many others are
+			// claiming: only a race lost or a full slot makes the claim
+			// contended.
+			if !d.view.slot(slot).locked {
+				a.refused++
+			}
 			d.mu.Unlock()
 			continue
 		}
@@ -324,7 +363,7 @@ func (a *announcement) run() {
 				d.stats.Moves++
 			}
 		}
-		a.held, a.claiming, a.refused = slot, time.Time{}, 0
+		a.held, a.claiming, a.refused, a.spread = slot, time.Time{}, 0, false
 		d.mu.Unlock()
 		d.scanSoon()
 		// The period runs from the write, not from the read-back: readers
@@ -371,6 +410,15 @@ func (a *announcement) claim(ctx context.Context) (int, error) {
 	d.mu.Lock()
 	contended := a.refused > 0
 	d.mu.Unlock()
+	// A claimer turned away from a full slot knows more than a random
+	// pick would use: it takes the rules below, which go past nearly full
+	// levels.
+	if pool, _ := a.spreadPool(self, fresh, d.cfg.joinLevels); !contended && len(pool) > 0 {
+		d.mu.Lock()
+		a.spread = true
+		d.mu.Unlock()
+		return pool[d.rnd.intN(len(pool))], nil
+	}
 	var fallback []int
 	passed := false // whether a level with some room was passed over
 	for l := 0; l <= maxLevel; l++ {
@@ -605,7 +653,7 @@ func (a *announcement) publish(ctx context.Context, slot int) bool {
 			}
 			continue
 		}
-		if d.sleep(ctx, d.rnd.between(d.cfg.verifyMin, d.cfg.verifyMax)) != nil {
+		if d.sleep(ctx, d.readBackDelay()) != nil {
 			return false
 		}
 		// The read-back reads our slot alone, on the announcement's own
@@ -696,9 +744,13 @@ func (a *announcement) write(ctx context.Context, slot int, e entry) error {
 	d.mu.Lock()
 	sv := d.view.slot(slot)
 	d.mu.Unlock()
+	began := d.now()
 	_, err = d.client.Publish(ctx, p)
 	d.mu.Lock()
 	d.stats.Puts++
+	if err == nil {
+		d.rtt = d.now().Sub(began)
+	}
 	if err == nil {
 		if e.rec.ID == a.rec.ID {
 			a.written = e.time
@@ -717,4 +769,57 @@ func (a *announcement) write(ctx context.Context, slot int, e entry) error {
 		d.backoff(err)
 	}
 	return err
+}
+
+// readBackDelay returns how long to wait between a write and its
+// read-back: random within the configured range, and at least twice the
+// round trip our last write took (see WithVerifyDelay).
+func (d *Discoverer) readBackDelay() time.Duration {
+	d.mu.Lock()
+	rtt := d.rtt
+	d.mu.Unlock()
+	lo := max(d.cfg.verifyMin, 2*rtt)
+	return d.rnd.between(lo, max(d.cfg.verifyMax, lo))
+}
+
+// spreadPool returns the slots of the join levels a claimer joining a
+// group that is still forming picks from at random: those read within
+// fresh with room for self, and those not read within fresh (a read just
+// before the write tells). Peers that start together would otherwise all
+// race for the first slot with room, and a slot takes one writer at a
+// time: each lost race costs a PUT, and the PUT budget allows two before
+// it makes a peer wait seconds. It returns nil once the group is settled
+// (a live entry in the join levels has stood there for a fast phase),
+// when a newcomer fills the lowest level with room as before, so that
+// the steady scans of a settled group, which read only down to the
+// deepest level they know someone in, find it.
+func (a *announcement) spreadPool(self sealedEntry, fresh time.Duration, levels int) ([]int, bool) {
+	d := a.d
+	if levels == 0 {
+		return nil, false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	_, hi := levelRange(levels - 1)
+	var pool []int
+	for i := 0; i < hi; i++ {
+		sv := d.view.slots[i]
+		if d.view.lockHeld(i, now) {
+			continue // scans no longer read it: its lock outlasts any read
+		}
+		if sv == nil || sv.read.IsZero() || now.Sub(sv.read) > fresh {
+			pool = append(pool, i)
+			continue
+		}
+		for _, e := range sv.entries {
+			if e.kind == kindLive && e.rec.ID != self.rec.ID && now.Sub(e.since) >= d.cfg.fastPhase {
+				return nil, false // settled
+			}
+		}
+		if !sv.locked && d.room.free(sv, self, 0) {
+			pool = append(pool, i)
+		}
+	}
+	return pool, true
 }

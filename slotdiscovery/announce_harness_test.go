@@ -121,8 +121,11 @@ func newAnnHarnessMode(t *testing.T, mode relaysim.Mode, opts ...Option) *annHar
 	}
 	base := []Option{
 		WithClock(clockwork.NewRealClock()), WithSeed(1), WithSettleWait(0),
-		WithGetBudget(1000, 1000, 1000), WithPutBudget(1000, 1000),
+		WithGetBudget(1000, 1000, 1000), WithPutBudget(1000, 1000), WithRequestBudget(1000, 1000),
 		WithVerifyDelay(time.Second, time.Second),
+		// Claims take the lowest level with room, as in a settled group:
+		// the tests of a forming group's spread turn it back on.
+		WithJoinSpread(0, 0),
 	}
 	h.d, err = New(client, h.g, append(base, opts...)...)
 	if err != nil {

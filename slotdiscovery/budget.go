@@ -38,6 +38,10 @@ type budget struct {
 	gets    *rate.Limiter // scans and claims
 	ownGets *rate.Limiter // the read before each write, kept apart so scans cannot starve it
 	puts    *rate.Limiter
+	// all is every request, whatever its kind: pkarr-relay limits all of
+	// a client's requests in one bucket, and the kinds' own bursts add up
+	// to more than it holds.
+	all *rate.Limiter
 
 	fastGetRate float64 // the fast-phase GET rate
 	getBurst    int     // the configured GET burst
@@ -51,9 +55,10 @@ type budget struct {
 // fastGetRate a second for scans and claims; putRate PUTs a second with a
 // burst of putBurst, and two reads per PUT (the one before it and the
 // read-back) on a budget of their own.
-func newBudget(clock clockwork.Clock, fastGetRate float64, getBurst int, putRate float64, putBurst int) *budget {
+func newBudget(clock clockwork.Clock, reqRate float64, reqBurst int, fastGetRate float64, getBurst int, putRate float64, putBurst int) *budget {
 	return &budget{
 		clock:       clock,
+		all:         rate.NewLimiter(rate.Limit(reqRate), reqBurst),
 		gets:        rate.NewLimiter(rate.Limit(fastGetRate), getBurst),
 		ownGets:     rate.NewLimiter(rate.Limit(2*putRate), 2*putBurst),
 		puts:        rate.NewLimiter(rate.Limit(putRate), putBurst),
@@ -87,8 +92,16 @@ func (b *budget) take(ctx context.Context, lim *rate.Limiter) error {
 	if !r.OK() {
 		return errors.New("slotdiscovery: budget burst below one")
 	}
-	if err := sleep(ctx, b.clock, r.DelayFrom(now)); err != nil {
+	// Every request also takes a token of the budget all kinds share,
+	// and waits for the later of the two.
+	ra := b.all.ReserveN(now, 1)
+	if !ra.OK() {
+		r.CancelAt(now)
+		return errors.New("slotdiscovery: request budget burst below one")
+	}
+	if err := sleep(ctx, b.clock, max(r.DelayFrom(now), ra.DelayFrom(now))); err != nil {
 		r.CancelAt(b.clock.Now())
+		ra.CancelAt(b.clock.Now())
 		return err
 	}
 	return nil

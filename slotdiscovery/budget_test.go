@@ -20,7 +20,7 @@ var utStart = time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 // 10, PUTs at 1/s with a burst of 1.
 func utBudget() (*budget, *clockwork.FakeClock) {
 	clock := clockwork.NewFakeClockAt(utStart)
-	return newBudget(clock, 10, 10, 1, 1), clock
+	return newBudget(clock, 1000, 1000, 10, 10, 1, 1), clock
 }
 
 // utResult is what a take started in the background returns.
@@ -94,7 +94,7 @@ func utMustDone(t *testing.T, c <-chan utResult, what string) utResult {
 
 func TestBudgetStartsAtTheConfiguredPace(t *testing.T) {
 	clock := clockwork.NewFakeClockAt(utStart)
-	b := newBudget(clock, 5, 7, 0.5, 3)
+	b := newBudget(clock, 1000, 1000, 5, 7, 0.5, 3)
 	for _, c := range []struct {
 		name  string
 		lim   *rate.Limiter
@@ -177,7 +177,7 @@ func TestBudgetTakeCancelledReturnsTheToken(t *testing.T) {
 // error, not a wait for ever.
 func TestBudgetTakeBurstBelowOne(t *testing.T) {
 	clock := clockwork.NewFakeClockAt(utStart)
-	b := newBudget(clock, 1, 0, 1, 1)
+	b := newBudget(clock, 1000, 1000, 1, 0, 1, 1)
 	if err := b.take(t.Context(), b.gets); err == nil {
 		t.Fatal("a take from a limiter with burst 0 succeeded")
 	}
@@ -277,7 +277,7 @@ func TestBudgetBackoffCapsTheBurst(t *testing.T) {
 // limitedBurst is not raised by a 429.
 func TestBudgetBackoffBelowTheCapKeepsTheBurst(t *testing.T) {
 	clock := clockwork.NewFakeClockAt(utStart)
-	b := newBudget(clock, 10, 3, 1, 1)
+	b := newBudget(clock, 1000, 1000, 10, 3, 1, 1)
 	b.backoff(utStart, utLimited(0))
 	b.fast(utStart)
 	if b.gets.Burst() != 3 {
@@ -369,7 +369,7 @@ func TestBudgetPace(t *testing.T) {
 	if b.gets.Limit() != 10 || b.gets.Burst() != 10 {
 		t.Errorf("fast: %v/s burst %d, want 10/s burst 10", b.gets.Limit(), b.gets.Burst())
 	}
-	one := newBudget(clockwork.NewFakeClockAt(utStart), 10, 1, 1, 1)
+	one := newBudget(clockwork.NewFakeClockAt(utStart), 1000, 1000, 10, 1, 1, 1)
 	one.steady(utStart, 0.25)
 	if one.gets.Burst() != 1 {
 		t.Errorf("steady with a configured burst of 1: burst %d", one.gets.Burst())

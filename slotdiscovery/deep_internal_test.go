@@ -45,7 +45,7 @@ func deepTest(t *testing.T, packets ...*pkarrclient.SignedPacket) *Discoverer {
 	client, backend := fuzzClient(t)
 	backend.set(nil, packets...)
 	d, err := New(client, fuzzGroup(t, fuzzPassphrase), WithClock(clockwork.NewFakeClockAt(fuzzNow)),
-		WithGetBudget(1000, 1000, 1000), WithSeed(1), WithSettleWait(0))
+		WithGetBudget(1000, 1000, 1000), WithRequestBudget(1000, 1000), WithSeed(1), WithSettleWait(0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -83,6 +83,7 @@ type Discoverer struct {
 	room    room
 	scanner scanner
 	stats   Stats
+	rtt     time.Duration // the round trip of our last write, what a racing writer's takes too
 
 	provenCache *lru.Cache[provenKey, struct{}] // entries whose proofs verified (see proven)
 }
@@ -128,7 +129,7 @@ func New(client *pkarrclient.Client, group *Group, opts ...Option) (*Discoverer,
 		kick:    make(chan struct{}, 1),
 		leftAll: make(chan struct{}),
 		anns:    make(announcements),
-		budget:  newBudget(cfg.clock, cfg.fastGetRate, cfg.getBurst, cfg.putRate, cfg.putBurst),
+		budget:  newBudget(cfg.clock, cfg.reqRate, cfg.reqBurst, cfg.fastGetRate, cfg.getBurst, cfg.putRate, cfg.putBurst),
 		scanner: newScanner(&cfg, now.Add(cfg.fastPhase)),
 
 		provenCache: newProvenCache(),

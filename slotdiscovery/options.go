@@ -37,9 +37,13 @@ type config struct {
 	verifyMin   time.Duration // read-back delay after a write: lower bound
 	verifyMax   time.Duration // and upper bound
 
+	reqRate              float64 // requests of every kind per second
+	reqBurst             int
 	getRate, fastGetRate float64 // GETs per second, steady and fast
 	getBurst             int
-	putRate              float64 // PUTs per second
+	joinLevels           int           // how many levels a forming group spreads over (0: none)
+	joinWait             time.Duration // bound of the random wait before a forming group's claim writes
+	putRate              float64       // PUTs per second
 	putBurst             int
 	leaveTimeout         time.Duration
 	readSettle           time.Duration // how long a read waits for more relays after the first answer
@@ -58,11 +62,17 @@ func defaultConfig() config {
 		futureBound: 2 * time.Minute,
 		fastPhase:   60 * time.Second,
 		fastScan:    time.Second,
-		verifyMin:   250 * time.Millisecond,
-		verifyMax:   time.Second,
+		verifyMin:   150 * time.Millisecond,
+		verifyMax:   500 * time.Millisecond,
+		// pkarr-relay limits every request of an IP to about 2 a second
+		// with a burst of 10: the sum of every kind stays under it.
+		reqRate:     1.9,
+		reqBurst:    10,
 		getRate:     0.2,
-		fastGetRate: 1.2,
+		fastGetRate: 1.9,
 		getBurst:    8,
+		joinLevels:  3,
+		joinWait:    500 * time.Millisecond,
 		// n0's relay allows one PUT per 4 s per IP after a burst of two;
 		// a little under it, so jitter on the way never makes two PUTs
 		// arrive closer than the relay's refill.
@@ -92,7 +102,10 @@ func (c *config) apply(opts []Option) error {
 	return nil
 }
 
-var errNonPositive = errors.New("must be positive")
+var (
+	errNonPositive = errors.New("must be positive")
+	errOutOfRange  = errors.New("out of range")
+)
 
 func positive(what string, d time.Duration) error {
 	if d <= 0 {
@@ -204,8 +217,12 @@ func WithFutureMargin(d time.Duration) Option {
 }
 
 // WithVerifyDelay sets the range of the random wait between writing a
-// slot and reading it back (default 0.25 s to 1 s). Random, so two peers
-// that wrote together do not read back together and write together again.
+// slot and reading it back (default 150 ms to 500 ms). Random, so two
+// peers that wrote together do not read back together and write together
+// again. The wait is also at least twice the round trip our last write
+// took: a racing writer that read the slot before our write landed needs
+// about one round trip of its own to land its write, and a read-back sent
+// before then would confirm a slot we are about to lose.
 func WithVerifyDelay(min, max time.Duration) Option {
 	return func(cfg *config) error {
 		cfg.verifyMin, cfg.verifyMax = min, max
@@ -226,11 +243,48 @@ func WithLeaveTimeout(d time.Duration) Option {
 	}
 }
 
+// WithRequestBudget sets the budget every request takes from, whatever
+// its kind, on top of the GET and PUT budgets (default 1.9/s, burst 10:
+// under pkarr-relay's limit of about 2 requests a second per IP with a
+// burst of 10, which counts reads and writes together).
+func WithRequestBudget(perSecond rate.Limit, burst int) Option {
+	return func(cfg *config) error {
+		if perSecond <= 0 || burst < 1 {
+			return fmt.Errorf("slotdiscovery: request budget %v/s burst %d: %w", perSecond, burst, errNonPositive)
+		}
+		cfg.reqRate, cfg.reqBurst = float64(perSecond), burst
+		return nil
+	}
+}
+
+// maxJoinLevels bounds the levels a forming group spreads over to those
+// scans read whole (levels 0-4).
+const maxJoinLevels = 5
+
+// WithJoinSpread sets how a group that forms (peers that start together,
+// before any has held a slot for a fast phase) spreads its first claims:
+// over the first levels slots (default 3: slots 0-6, room for about 28
+// peers), each claimer waiting a random time up to wait before its write
+// (default 500 ms). One slot takes one writer at a time; peers that all
+// raced for the first slot with room would each lose a write per peer
+// ahead of them, and the PUT budget makes every write after the second
+// wait seconds. levels 0 turns spreading off: claims take the lowest
+// level with room from the start.
+func WithJoinSpread(levels int, wait time.Duration) Option {
+	return func(cfg *config) error {
+		if levels < 0 || levels > maxJoinLevels || wait < 0 {
+			return fmt.Errorf("slotdiscovery: join spread over %d levels, wait %v (levels 0 to %d, the wait not negative): %w", levels, wait, maxJoinLevels, errOutOfRange)
+		}
+		cfg.joinLevels, cfg.joinWait = levels, wait
+		return nil
+	}
+}
+
 // WithGetBudget sets the GET rates per second, steady and during the fast
 // phase, and the burst that lets one scan read its slots in parallel
-// (default 0.2/s steady, 1.2/s fast, burst 8). The fast rate, with the
-// reads around our own writes and the writes, stays under pkarr-relay's
-// 2 requests per second per IP.
+// (default 0.2/s steady, 1.9/s fast, burst 8). The request budget (see
+// WithRequestBudget) bounds the fast rate with the reads around our own
+// writes and the writes together.
 func WithGetBudget(steady, fast rate.Limit, burst int) Option {
 	return func(cfg *config) error {
 		if steady <= 0 || fast <= 0 || burst < 1 {

@@ -18,8 +18,9 @@ func TestDefaultSchedule(t *testing.T) {
 		"future bound": {c.futureBound, 2 * time.Minute},
 		"fast phase":   {c.fastPhase, 60 * time.Second},
 		"fast scan":    {c.fastScan, time.Second},
-		"verify min":   {c.verifyMin, 250 * time.Millisecond},
-		"verify max":   {c.verifyMax, time.Second},
+		"verify min":   {c.verifyMin, 150 * time.Millisecond},
+		"verify max":   {c.verifyMax, 500 * time.Millisecond},
+		"join wait":    {c.joinWait, 500 * time.Millisecond},
 		"leave":        {c.leaveTimeout, 5 * time.Second},
 		"read settle":  {c.readSettle, 300 * time.Millisecond},
 	} {
@@ -27,8 +28,15 @@ func TestDefaultSchedule(t *testing.T) {
 			t.Errorf("default %s %v, want %v", name, got[0], got[1])
 		}
 	}
-	if c.getRate != 0.2 || c.fastGetRate != 1.2 || c.getBurst != 8 || c.putRate != 0.23 || c.putBurst != 2 {
+	if c.getRate != 0.2 || c.fastGetRate != 1.9 || c.getBurst != 8 || c.putRate != 0.23 || c.putBurst != 2 {
 		t.Errorf("default budgets %v/%v/%d GET, %v/%d PUT", c.getRate, c.fastGetRate, c.getBurst, c.putRate, c.putBurst)
+	}
+	// pkarr-relay's one bucket for every request: about 2/s, burst 10.
+	if c.reqRate != 1.9 || c.reqBurst != 10 || c.reqRate >= 2 {
+		t.Errorf("default request budget %v/s burst %d, want 1.9/s burst 10", c.reqRate, c.reqBurst)
+	}
+	if c.joinLevels != 3 {
+		t.Errorf("default join spread over %d levels, want 3", c.joinLevels)
 	}
 }
 
@@ -50,6 +58,14 @@ func TestOptionBounds(t *testing.T) {
 		{"GET budget, zero fast", WithGetBudget(1, 0, 1), false},
 		{"GET budget, zero burst", WithGetBudget(1, 1, 0), false},
 		{"PUT budget, smallest", WithPutBudget(1e-9, 1), true},
+		{"request budget, smallest", WithRequestBudget(1e-9, 1), true},
+		{"request budget, zero rate", WithRequestBudget(0, 1), false},
+		{"request budget, zero burst", WithRequestBudget(1, 0), false},
+		{"join spread, off", WithJoinSpread(0, 0), true},
+		{"join spread, levels read whole", WithJoinSpread(5, time.Second), true},
+		{"join spread, a sampled level", WithJoinSpread(6, time.Second), false},
+		{"join spread, negative levels", WithJoinSpread(-1, time.Second), false},
+		{"join spread, negative wait", WithJoinSpread(3, -1), false},
 		{"PUT budget, zero rate", WithPutBudget(0, 1), false},
 		{"PUT budget, zero burst", WithPutBudget(1, 0), false},
 	} {
@@ -58,8 +74,8 @@ func TestOptionBounds(t *testing.T) {
 		if (err == nil) != c.ok {
 			t.Errorf("%s: %v, want ok=%v", c.name, err, c.ok)
 		}
-		if err != nil && c.name != "verify delay empty range" && !errors.Is(err, errNonPositive) {
-			t.Errorf("%s: %v does not wrap errNonPositive", c.name, err)
+		if err != nil && c.name != "verify delay empty range" && !errors.Is(err, errNonPositive) && !errors.Is(err, errOutOfRange) {
+			t.Errorf("%s: %v wraps neither errNonPositive nor errOutOfRange", c.name, err)
 		}
 	}
 }

@@ -69,7 +69,7 @@ func proofSchedule() []Option {
 		WithRepublishInterval(500 * time.Millisecond),
 		WithStaleAfter(2 * time.Second),
 		WithVerifyDelay(5*time.Millisecond, 30*time.Millisecond),
-		WithGetBudget(200, 400, 50),
+		WithGetBudget(200, 400, 50), WithRequestBudget(1000, 1000),
 		WithPutBudget(100, 20),
 	}
 }

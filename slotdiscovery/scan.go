@@ -13,11 +13,12 @@ import (
 // they need of our announcements as arguments, so a test can drive one
 // alone. The Discoverer's scan and scanLoop do the reading.
 type scanner struct {
-	every     time.Duration // steady scan period (before jitter)
-	fastEvery time.Duration // scan period during the fast phase
-	fastPhase time.Duration // how long after joining scans run fast
-	republish time.Duration // how often each announcement rewrites its entry
-	getRate   float64       // the steady GET budget, per second
+	every      time.Duration // steady scan period (before jitter)
+	fastEvery  time.Duration // scan period during the fast phase
+	fastPhase  time.Duration // how long after joining scans run fast
+	republish  time.Duration // how often each announcement rewrites its entry
+	getRate    float64       // the steady GET budget, per second
+	joinLevels int           // the levels a forming group spreads over
 
 	scans     int           // scans begun
 	took      time.Duration // how long the last scan took
@@ -37,12 +38,13 @@ const meetingSlots = 2
 // newScanner returns a scanner in its fast phase until fastUntil.
 func newScanner(cfg *config, fastUntil time.Time) scanner {
 	return scanner{
-		every:     cfg.scan,
-		fastEvery: cfg.fastScan,
-		fastPhase: cfg.fastPhase,
-		republish: cfg.republish,
-		getRate:   cfg.getRate,
-		fastUntil: fastUntil,
+		every:      cfg.scan,
+		fastEvery:  cfg.fastScan,
+		fastPhase:  cfg.fastPhase,
+		republish:  cfg.republish,
+		getRate:    cfg.getRate,
+		joinLevels: cfg.joinLevels,
+		fastUntil:  fastUntil,
 	}
 }
 
@@ -154,6 +156,15 @@ func (s *scanner) deeper(l int, idx []int, v *view, r *room, own []int) bool {
 	return allFull || l < s.deepest(v, own)
 }
 
+// joinScan reports whether a fast scan goes on below level l because
+// that level is one a forming group spreads over (see WithJoinSpread): a
+// group that formed together is anywhere in those levels, not packed
+// from the top, until its members move up at their republish. A scan of
+// a peer still claiming has stopped at level 0 already (see joining).
+func (s *scanner) joinScan(l int, fast bool) bool {
+	return fast && l+1 < s.joinLevels
+}
+
 // probeSlots returns the slots of level l a probe reads: the first slot
 // with room is where a claimer that passed over the last places of the
 // level above goes (see claim); a random one finds peers that went deeper
@@ -222,14 +233,38 @@ func (d *Discoverer) scan(ctx context.Context) {
 		d.scanner.took = d.now().Sub(began)
 		d.view.sweep(d.now(), d.scanner.took)
 	}()
+	done := map[int]bool{}
+	if fast {
+		// Our own slots first: peers that start together land in ours as
+		// often as in any other, and a fast pass that the budget stretches
+		// over seconds should not reach it last.
+		d.mu.Lock()
+		own := d.anns.slots()
+		d.mu.Unlock()
+		d.readSlots(ctx, own)
+		for _, i := range own {
+			done[i] = true
+		}
+	}
 	for l := 0; l <= maxLevel && ctx.Err() == nil; l++ {
 		d.mu.Lock()
+		// Until one of our announcements holds a slot, a forming group's
+		// slots below the first are still being written: reading them
+		// would spend the burst that the scan after our claim needs, and
+		// a claim in a settled group reads what it needs itself. Asked at
+		// every level: an announcement may start during a scan.
+		if l > 0 && d.joining() {
+			d.mu.Unlock()
+			break
+		}
 		idx := d.scanner.pick(l, d.rnd, d.view, d.anns.slots(), d.now())
 		read := d.scanner.worthReading(idx, fast, d.now(), d.view, &d.room)
 		d.mu.Unlock()
+		read = slices.DeleteFunc(read, func(i int) bool { return done[i] })
 		d.readSlots(ctx, read)
 		d.mu.Lock()
-		deeper := d.scanner.deeper(l, idx, d.view, &d.room, d.anns.slots())
+		deeper := d.scanner.deeper(l, idx, d.view, &d.room, d.anns.slots()) ||
+			d.scanner.joinScan(l, fast)
 		d.mu.Unlock()
 		if !deeper {
 			if !probe || l == maxLevel {
@@ -278,4 +313,11 @@ func (d *Discoverer) scanSoon() {
 	case d.kick <- struct{}{}:
 	default:
 	}
+}
+
+// joining reports whether scans hold back below level 0 because our
+// announcements are claiming with join spreading on and none holds a slot
+// yet. The caller holds d.mu.
+func (d *Discoverer) joining() bool {
+	return d.cfg.joinLevels > 0 && len(d.anns) > 0 && !d.anns.held()
 }

@@ -417,7 +417,7 @@ func TestScanLoopPace(t *testing.T) {
 	backend.set(nil)
 	clock := clockwork.NewFakeClockAt(fuzzNow)
 	d, err := New(client, fuzzGroup(t, fuzzPassphrase), WithClock(clock),
-		WithGetBudget(0.5, 1000, 8), WithSeed(1), WithSettleWait(0))
+		WithGetBudget(0.5, 1000, 8), WithRequestBudget(1000, 1000), WithSeed(1), WithSettleWait(0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,7 +128,7 @@ func TestJoinIgnoresForgedEntries(t *testing.T) {
 		slotdiscovery.WithStaleAfter(10*time.Minute), // carries everyone else forward
 		slotdiscovery.WithRepublishInterval(500*time.Millisecond),
 		slotdiscovery.WithVerifyDelay(5*time.Millisecond, 30*time.Millisecond),
-		slotdiscovery.WithPutBudget(100, 20), slotdiscovery.WithGetBudget(100, 100, 20))
+		slotdiscovery.WithPutBudget(100, 20), slotdiscovery.WithGetBudget(100, 100, 20), slotdiscovery.WithRequestBudget(1000, 1000))
 	if err != nil {
 		t.Fatal(err)
 	}

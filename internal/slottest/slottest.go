@@ -236,5 +236,6 @@ func FastSchedule() []slotdiscovery.Option {
 		slotdiscovery.WithVerifyDelay(5*time.Millisecond, 30*time.Millisecond),
 		slotdiscovery.WithGetBudget(200, 400, 50),
 		slotdiscovery.WithPutBudget(100, 20),
+		slotdiscovery.WithRequestBudget(500, 70),
 	}
 }
