@@ -78,10 +78,11 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	var cfg demoConfig
 	fs.IntVar(&cfg.peers, "peers", 3, "how many libp2p hosts meet (2 to 32)")
 	prof := fs.String("profile", string(profileDefault), "rendezvous profile: default (sealed entries, Argon2id keys) or can-sync (can-sync's own wire, with a shortened schedule)")
-	fs.BoolVar(&cfg.json, "json", false, `print one JSON object per event: {"event","t_ms",...}; the last is the summary: `+
-		`"found_all" (every host's discovery reported every other host) and "found_all_ms" (when, from the first announce), `+
-		`"found" and "not_found" (the (host, other) discoveries reported and missing), `+
-		`"full_mesh" (every pair connected) and "mesh_ms" (when; "duration_ms" too), "connections", "delivered", "kdf_ms"`)
+	fs.BoolVar(&cfg.json, "json", false, `print one JSON object per event: {"event","t_ms",...}. `+
+		`Event "found_all": every host's discovery has reported every other host; "mesh": every pair of hosts is connected; `+
+		`"waiting": only discovery is missing. The last, "summary", holds found_all (true or false) and found_all_ms, `+
+		`found and not_found (the [host, other] discoveries missing), full_mesh and mesh_ms (duration_ms too), `+
+		`connections, delivered, kdf_ms, no_slot; times in milliseconds from the first announce`)
 	fs.DurationVar(&cfg.timeout, "timeout", time.Minute, "give up if by then the hosts have not all found each other, connected and talked")
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:0", "address for the demo's relay")
 	fs.BoolVar(&cfg.relayed, "relayed", false, "hosts 2 to N act as if behind NAT (no inbound connection but through a relay): "+

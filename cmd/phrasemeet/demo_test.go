@@ -107,8 +107,12 @@ func checkTimeline(t *testing.T, events []demoEvent, peers int, out string, allo
 			t.Errorf("no %q event in the timeline:\n%s", kind, out)
 		}
 	}
+	// Not discover before connect: a pair is connected once either host
+	// dialed, and --relayed's AutoRelay connects to host 1 as soon as the
+	// adapter lists it, which may be reported before the demo's own
+	// subscription reports the discovery.
 	for _, order := range [][2]string{{"relay", "kdf"}, {"kdf", "host"}, {"host", "announcing"}, {"announcing", "discover"},
-		{"discover", "connect"}, {"connect", "mesh"}, {"mesh", "message"}, {"message", "deliver"},
+		{"announcing", "connect"}, {"connect", "mesh"}, {"mesh", "message"}, {"message", "deliver"},
 		{"discover", "found_all"}, {"found_all", "summary"}, {"mesh", "summary"}} {
 		if first[order[0]] > first[order[1]] {
 			t.Errorf("%s comes before %s:\n%s", order[1], order[0], out)
@@ -301,6 +305,16 @@ func (w *eventTrigger) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
+}
+
+// The summary's fields are documented where a user of --json looks.
+func TestDemoHelpNamesSummaryFields(t *testing.T) {
+	_, stdout, _ := runCLI(t, nil, "demo", "--help")
+	for _, field := range []string{`"found_all"`, "found_all_ms", "not_found", "full_mesh", "mesh_ms", `"waiting"`} {
+		if !strings.Contains(stdout, field) {
+			t.Errorf("demo --help does not name %s:\n%s", field, stdout)
+		}
+	}
 }
 
 func TestDemoUsageErrors(t *testing.T) {
