@@ -23,7 +23,11 @@ import (
 // that know only the passphrase and the relay's address. Each host
 // announces itself through the libp2p adapter, finds the others, dials
 // them, and one says hello over gossipsub; the timeline is printed as it
-// happens, then a summary with the time to a full mesh.
+// happens, then a summary with the time until everyone found everyone
+// (every host's discovery reported every other host) and the time to a
+// full mesh (every pair connected, whoever dialed). The demo waits for
+// both: a pair one host dialed is connected before the other host's
+// discovery has found it, if it ever does.
 //
 // Every part is the real one: the relay is `phrasemeet relay`'s, the
 // discovery is the slot rendezvous with its default schedule (or the
@@ -62,6 +66,11 @@ type demoConfig struct {
 	// logger gets the log of the demo's relay and of its hosts' discovery
 	// (--log-level, --log-format); nil logs nothing.
 	logger *slog.Logger
+	// holdDiscovery, for tests, holds back the discovery events of the
+	// hosts it names (what their connector dials and what the demo
+	// reports) until the host's channel closes: a host whose discovery is
+	// slow while its peers find and dial it.
+	holdDiscovery map[int]<-chan struct{}
 }
 
 func runDemo(ctx context.Context, e env, args []string) error {
@@ -69,8 +78,12 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	var cfg demoConfig
 	fs.IntVar(&cfg.peers, "peers", 3, "how many libp2p hosts meet (2 to 32)")
 	prof := fs.String("profile", string(profileDefault), "rendezvous profile: default (sealed entries, Argon2id keys) or can-sync (can-sync's own wire, with a shortened schedule)")
-	fs.BoolVar(&cfg.json, "json", false, `print one JSON object per event: {"event","t_ms",...}; see the events in phrasemeet's README`)
-	fs.DurationVar(&cfg.timeout, "timeout", time.Minute, "give up if the hosts have not met and talked by then")
+	fs.BoolVar(&cfg.json, "json", false, `print one JSON object per event: {"event","t_ms",...}. `+
+		`Event "found_all": every host's discovery has reported every other host; "mesh": every pair of hosts is connected; `+
+		`"waiting": only discovery is missing. The last, "summary", holds found_all (true or false) and found_all_ms, `+
+		`found and not_found (the [host, other] discoveries missing), full_mesh and mesh_ms (duration_ms too), `+
+		`connections, delivered, kdf_ms, no_slot; times in milliseconds from the first announce`)
+	fs.DurationVar(&cfg.timeout, "timeout", time.Minute, "give up if by then the hosts have not all found each other, connected and talked")
 	fs.StringVar(&cfg.listen, "listen", "127.0.0.1:0", "address for the demo's relay")
 	fs.BoolVar(&cfg.relayed, "relayed", false, "hosts 2 to N act as if behind NAT (no inbound connection but through a relay): "+
 		"host 1 is public and serves the group's circuit relay, the others reserve a slot on it, publish the relayed address "+
@@ -152,8 +165,8 @@ func runDemoWith(ctx context.Context, e env, cfg demoConfig) error {
 	}
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 		d.summary()
-		return fmt.Errorf("no full mesh and delivery within %v: %d of %d host pairs connected, message delivered to %d of %d",
-			cfg.timeout, len(d.pairs), d.wantPairs(), len(d.delivered), cfg.peers-1)
+		return fmt.Errorf("no full mesh, discovery and delivery within %v: %d of %d host pairs connected, %d of %d discoveries reported, message delivered to %d of %d",
+			cfg.timeout, len(d.pairs), d.wantPairs(), len(d.found), d.wantFound(), len(d.delivered), cfg.peers-1)
 	}
 	if errors.Is(err, context.Canceled) {
 		return errInterrupted
@@ -245,34 +258,41 @@ func topicName(k [32]byte) string {
 
 func (d *demo) wantPairs() int { return d.cfg.peers * (d.cfg.peers - 1) / 2 }
 
-// summary prints the last line: the time to a full mesh, and how far the
-// message got.
+// summary prints the last line: when everyone found everyone, when the
+// mesh was full, and how far the message got; or what is missing.
 func (d *demo) summary() {
-	full := !d.meshAt.IsZero()
+	full, foundAll := !d.meshAt.IsZero(), !d.foundAllAt.IsZero()
 	delivered := len(d.delivered)
 	e := demoEvent{Event: "summary", Profile: string(d.cfg.profile), Peers: d.cfg.peers, Connections: len(d.pairs),
-		FullMesh: &full, Delivered: &delivered, KDF: ms(d.kdf)}
-	if !full {
-		e.Line = fmt.Sprintf("summary: no full mesh: %d of %d host pairs connected; the message reached %d of %d hosts",
-			len(d.pairs), d.wantPairs(), delivered, d.cfg.peers-1)
-		d.tl.emit(e)
-		return
+		FullMesh: &full, FoundAll: &foundAll, Found: len(d.found), Delivered: &delivered, KDF: ms(d.kdf)}
+	parts := []string{fmt.Sprintf("summary: %d hosts", d.cfg.peers)}
+	if foundAll {
+		e.FoundAllMS = ms(d.foundAllAt.Sub(d.announced))
+		parts = append(parts, fmt.Sprintf(": everyone found everyone (%d discoveries) %s after they started announcing",
+			len(d.found), seconds(d.foundAllAt.Sub(d.announced))))
+	} else {
+		e.NotFound = d.notFound()
+		parts = append(parts, fmt.Sprintf(": not everyone found everyone: %d of %d discoveries (%s)",
+			len(d.found), d.wantFound(), describePairs(e.NotFound)))
 	}
-	e.Duration = ms(d.meshAt.Sub(d.announced))
-	conns := "connections"
-	if len(d.pairs) == 1 {
-		conns = "connection"
+	if full {
+		e.Duration = ms(d.meshAt.Sub(d.announced))
+		e.MeshMS = e.Duration
+		parts = append(parts, fmt.Sprintf("; full mesh (%d %s) %s after they started announcing, %s after the start (KDF %s)",
+			len(d.pairs), plural(len(d.pairs), "connection", "connections"), seconds(d.meshAt.Sub(d.announced)),
+			seconds(d.meshAt.Sub(d.start)), seconds(d.kdf)))
+	} else {
+		parts = append(parts, fmt.Sprintf("; no full mesh: %d of %d host pairs connected", len(d.pairs), d.wantPairs()))
 	}
-	e.Line = fmt.Sprintf("summary: full mesh of %d hosts (%d %s) %s after they started announcing, %s after the start (KDF %s); the message reached %d/%d hosts",
-		d.cfg.peers, len(d.pairs), conns, seconds(d.meshAt.Sub(d.announced)), seconds(d.meshAt.Sub(d.start)), seconds(d.kdf),
-		delivered, d.cfg.peers-1)
+	parts = append(parts, fmt.Sprintf("; the message reached %d/%d hosts", delivered, d.cfg.peers-1))
 	if delivered > 0 {
-		e.Line += " in " + seconds(d.lastDelivery)
+		parts = append(parts, " in "+seconds(d.lastDelivery))
 	}
 	if len(d.noSlot) > 0 {
 		e.NoSlot = d.noSlot
-		e.Line += fmt.Sprintf("; %d %s no slot at the end", len(d.noSlot), plural(len(d.noSlot), "host holds", "hosts hold"))
+		parts = append(parts, fmt.Sprintf("; %d %s no slot at the end", len(d.noSlot), plural(len(d.noSlot), "host holds", "hosts hold")))
 	}
+	e.Line = strings.Join(parts, "")
 	d.tl.emit(e)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +73,8 @@ type demo struct {
 
 	announced    time.Time // when the hosts started announcing
 	meshAt       time.Time
+	foundAllAt   time.Time       // when the last (finder, found) pair was reported
+	waiting      bool            // the wait for discovery alone was reported
 	found        map[[2]int]bool // (finder, found) pairs reported
 	slots        map[int]int     // the slot each host announced in
 	pairs        map[[2]int]bool // connected host pairs, lower number first
@@ -126,7 +129,8 @@ func (d *demo) note(ctx context.Context, n demoNote) {
 }
 
 // run starts the hosts, lets them meet and talk, and returns once every
-// host received the message, or with the context's error.
+// host received the message and every host's discovery reported every
+// other host, or with the context's error.
 func (d *demo) run(ctx context.Context) error {
 	d.notes = make(chan demoNote, 1024)
 	d.found, d.pairs, d.delivered = make(map[[2]int]bool), make(map[[2]int]bool), make(map[int]bool)
@@ -172,19 +176,35 @@ func (d *demo) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if d.meshAt.IsZero() {
-			continue
-		}
-		switch {
-		case len(d.delivered) < d.cfg.peers-1:
-			d.maybeSend(ctx)
-		case len(d.slots) == d.cfg.peers:
-			return nil // every stage has been seen
-		case time.Since(d.deliveredAt) > d.slotGrace():
-			d.reportNoSlot()
+		if d.advance(ctx, time.Now()) {
 			return nil
 		}
 	}
+}
+
+// advance takes the demo's next step once the mesh is up (the message,
+// then the wait for the slots and for discovery) and says whether every
+// stage has been seen. A full mesh does not end the demo: a pair is
+// connected as soon as one of the two dialed the other, and the demo
+// shows discovery, so it also waits until every host's discovery has
+// reported every other host.
+func (d *demo) advance(ctx context.Context, now time.Time) bool {
+	switch {
+	case d.meshAt.IsZero():
+		return false
+	case len(d.delivered) < d.cfg.peers-1:
+		d.maybeSend(ctx)
+		return false
+	case len(d.slots) < d.cfg.peers && now.Sub(d.deliveredAt) <= d.slotGrace():
+		return false
+	case d.foundAllAt.IsZero():
+		d.reportWaiting()
+		return false
+	}
+	if len(d.slots) < d.cfg.peers {
+		d.reportNoSlot()
+	}
+	return true
 }
 
 // newHost starts host i: a libp2p host on loopback, built with the
@@ -241,15 +261,19 @@ func (d *demo) newHost(ctx context.Context, i int) (*demoHost, error) {
 		return nil, err
 	}
 	dc.Attach(dh.adapter)
+	var sub libp2padapter.Subscriber = dh.adapter.Subscriber(demoNamespace)
+	if release, ok := d.cfg.holdDiscovery[i]; ok {
+		sub = &heldSubscriber{Subscriber: sub, release: release, wg: &d.wg}
+	}
 	// Subscribed before anything is announced, so no discovery is missed.
-	events, err := dh.adapter.Subscriber(demoNamespace).Subscribe(ctx)
+	events, err := sub.Subscribe(ctx)
 	if err != nil {
 		dh.close()
 		return nil, err
 	}
 	d.wg.Add(1)
 	go d.watchFound(ctx, dh, events)
-	dh.conn, err = libp2padapter.NewConnector(h, dh.adapter.Subscriber(demoNamespace),
+	dh.conn, err = libp2padapter.NewConnector(h, sub,
 		libp2padapter.ConnectBackoff(250*time.Millisecond, 5*time.Second),
 		libp2padapter.ConnectNotify(func(e libp2padapter.ConnectEvent) {
 			kind, link := "connected", connectivity.LinkTo(h.Network(), e.Peer.ID)
@@ -336,6 +360,64 @@ func (d *demo) watchFound(ctx context.Context, dh *demoHost, events <-chan disco
 	}
 }
 
+// heldSubscriber holds back a host's discovery events until release
+// closes, then passes them on: for tests, a host whose discovery is slow
+// while its peers find and dial it.
+type heldSubscriber struct {
+	libp2padapter.Subscriber
+	release <-chan struct{}
+	wg      *sync.WaitGroup
+}
+
+func (s *heldSubscriber) Subscribe(ctx context.Context) (<-chan discovery.Event, error) {
+	in, err := s.Subscriber.Subscribe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan discovery.Event)
+	s.wg.Go(func() {
+		defer close(out)
+		var held []discovery.Event
+	hold:
+		for {
+			select {
+			case e, ok := <-in:
+				if !ok {
+					return
+				}
+				held = append(held, e)
+			case <-s.release:
+				break hold
+			case <-ctx.Done():
+				return
+			}
+		}
+		for _, e := range held {
+			select {
+			case out <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+		for {
+			select {
+			case e, ok := <-in:
+				if !ok {
+					return
+				}
+				select {
+				case out <- e:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	return out, nil
+}
+
 // watchSlot reports the slot a host's announcement holds once it is
 // confirmed: the default profile's discoverer says so after its
 // read-back; a can-sync slot is found by reading the eight slots, as
@@ -413,12 +495,13 @@ func (d *demo) handle(n demoNote) {
 		d.slots[n.host] = slot
 		d.tl.emit(demoEvent{Event: "announce", Peer: n.host, Slot: &slot, Line: line})
 	case "found":
-		if other == 0 || d.found[[2]int{n.host, other}] {
+		if other == 0 || other == n.host || d.found[[2]int{n.host, other}] {
 			return
 		}
 		d.found[[2]int{n.host, other}] = true
 		d.tl.emit(demoEvent{Event: "discover", Peer: n.host, Other: other, Via: n.via,
 			Line: fmt.Sprintf("host %d found host %d via %s", n.host, other, n.via)})
+		d.checkFoundAll(n.at)
 	case "failed":
 		d.tl.emit(demoEvent{Event: "dial_failed", Peer: n.host, Other: other, Attempt: n.attempt, Error: n.err.Error(),
 			Line: fmt.Sprintf("host %d could not dial host %d (attempt %d): %v; again in %s", n.host, other, n.attempt, n.err, seconds(n.retryIn))})
@@ -456,6 +539,67 @@ func (d *demo) checkMesh(at time.Time) {
 	took := d.meshAt.Sub(d.announced)
 	d.tl.emit(demoEvent{Event: "mesh", Peers: d.cfg.peers, Connections: len(d.pairs), Duration: ms(took),
 		Line: fmt.Sprintf("full mesh: every one of the %d hosts is connected to every other, %s after they started announcing", d.cfg.peers, seconds(took))})
+}
+
+// wantFound is how many (finder, found) pairs everyone finding everyone
+// takes.
+func (d *demo) wantFound() int { return d.cfg.peers * (d.cfg.peers - 1) }
+
+// notFound lists the (finder, found) pairs no discovery event has
+// reported yet.
+func (d *demo) notFound() [][2]int {
+	var missing [][2]int
+	for a := 1; a <= d.cfg.peers; a++ {
+		for b := 1; b <= d.cfg.peers; b++ {
+			if a != b && !d.found[[2]int{a, b}] {
+				missing = append(missing, [2]int{a, b})
+			}
+		}
+	}
+	return missing
+}
+
+// describePairs names up to four (finder, found) pairs in words.
+func describePairs(pairs [][2]int) string {
+	var b strings.Builder
+	for i, p := range pairs {
+		if i == 4 {
+			fmt.Fprintf(&b, " and %d more", len(pairs)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "host %d has not found host %d", p[0], p[1])
+	}
+	return b.String()
+}
+
+// checkFoundAll declares, once, that everyone found everyone: every
+// host's discovery has reported every other host.
+func (d *demo) checkFoundAll(at time.Time) {
+	if !d.foundAllAt.IsZero() || len(d.found) < d.wantFound() {
+		return
+	}
+	d.foundAllAt = at
+	took := at.Sub(d.announced)
+	d.tl.emit(demoEvent{Event: "found_all", Peers: d.cfg.peers, Found: len(d.found), Duration: ms(took),
+		Line: fmt.Sprintf("everyone found everyone: each of the %d hosts' discovery reported every other host (%d discoveries), %s after they started announcing",
+			d.cfg.peers, len(d.found), seconds(took))})
+}
+
+// reportWaiting says, once, that the demo waits for discovery alone: the
+// hosts are connected and talked, but some host's discovery has not
+// reported some other host (they connected through the other's dial).
+func (d *demo) reportWaiting() {
+	if d.waiting {
+		return
+	}
+	d.waiting = true
+	missing := d.notFound()
+	d.tl.emit(demoEvent{Event: "waiting", Found: len(d.found), NotFound: missing,
+		Line: fmt.Sprintf("every host is connected and has the message; waiting for discovery (%d of %d discoveries): %s",
+			len(d.found), d.wantFound(), describePairs(missing))})
 }
 
 // reportNoSlot says which hosts hold no confirmed slot at the end: they

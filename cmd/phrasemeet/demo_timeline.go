@@ -11,8 +11,9 @@ import (
 // --json one JSON object per line. Fields that do not apply to an event
 // are left out.
 type demoEvent struct {
-	// Event is the kind: relay, passphrase, kdf, host, announce, discover,
-	// connect, dial_failed, mesh, message, deliver, no_slot, summary.
+	// Event is the kind: relay, passphrase, kdf, host, announcing,
+	// announce, discover, found_all, connect, dial_failed, mesh, message,
+	// deliver, waiting, no_slot, summary.
 	Event string `json:"event"`
 	// T is when it happened, in milliseconds since the demo started.
 	T float64 `json:"t_ms"`
@@ -23,7 +24,9 @@ type demoEvent struct {
 	// Slot is the slot an announcement holds (announce).
 	Slot *int `json:"slot,omitempty"`
 	// Duration is what the step took, in milliseconds: the KDF (kdf), the
-	// time to a full mesh (mesh, summary), a message's latency (deliver).
+	// time from the first announce to everyone found everyone
+	// (found_all), to a full mesh (mesh, and summary: the same as
+	// MeshMS), a message's latency (deliver).
 	Duration float64  `json:"duration_ms,omitempty"`
 	ID       string   `json:"id,omitempty"`
 	URL      string   `json:"url,omitempty"`
@@ -38,11 +41,24 @@ type demoEvent struct {
 	Profile string `json:"profile,omitempty"`
 
 	// Summary fields.
-	Peers       int     `json:"peers,omitempty"`
-	Connections int     `json:"connections,omitempty"`
-	FullMesh    *bool   `json:"full_mesh,omitempty"`
-	Delivered   *int    `json:"delivered,omitempty"`
-	KDF         float64 `json:"kdf_ms,omitempty"`
+	Peers       int   `json:"peers,omitempty"`
+	Connections int   `json:"connections,omitempty"`
+	FullMesh    *bool `json:"full_mesh,omitempty"`
+	// MeshMS is the time from the first announce to the full mesh (every
+	// pair of hosts connected, whoever dialed), in milliseconds.
+	MeshMS float64 `json:"mesh_ms,omitempty"`
+	// FoundAll says whether everyone found everyone: every host's
+	// discovery reported every other host (discovery events, not
+	// connections); FoundAllMS is when, from the first announce.
+	FoundAll   *bool   `json:"found_all,omitempty"`
+	FoundAllMS float64 `json:"found_all_ms,omitempty"`
+	// Found counts the discoveries reported, (host, other) pairs, out of
+	// Peers×(Peers-1) (found_all, waiting, summary); NotFound lists the
+	// pairs [host, other] still missing (waiting, summary).
+	Found     int      `json:"found,omitempty"`
+	NotFound  [][2]int `json:"not_found,omitempty"`
+	Delivered *int     `json:"delivered,omitempty"`
+	KDF       float64  `json:"kdf_ms,omitempty"`
 	// NoSlot lists the hosts holding no confirmed slot at the end.
 	NoSlot []int `json:"no_slot,omitempty"`
 	// Line is the event in words, as the text output prints it.
