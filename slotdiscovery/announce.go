@@ -53,7 +53,7 @@ func (d *Discoverer) Announce(ctx context.Context, rec discovery.Record) (discov
 	d.anns[rec.ID] = a
 	d.view.announced(rec.ID)
 	d.scanner.fastUntil = now.Add(d.cfg.fastPhase)
-	d.budget.fast(now)
+	d.budget.fast(now, false)
 	d.cfg.logger.Debug("announce")
 	d.wg.Add(1)
 	go a.run()

@@ -144,12 +144,24 @@ func (b *budget) backoff(now time.Time, err error) bool {
 	return true
 }
 
-// fast sets the GET budget to the fast pace at now: the fast rate, and the
-// configured burst unless a 429 lowered it.
-func (b *budget) fast(now time.Time) {
+// claimGetRate caps the GET rate of a peer that scans fast only because
+// it is still claiming, after its fast phase: its claim's reads ride on
+// the scan budget, and in a group of hundreds a peer may lose its slot
+// and claim again in steady state, where the full fast rate would show
+// in its long-run rate.
+const claimGetRate = 1.2
+
+// fast sets the GET budget to the fast pace at now: the fast rate (capped
+// at claimGetRate when claiming is the only reason), and the configured
+// burst unless a 429 lowered it.
+func (b *budget) fast(now time.Time, claimingOnly bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.gets.SetLimitAt(now, rate.Limit(b.fastGetRate))
+	r := b.fastGetRate
+	if claimingOnly {
+		r = min(r, claimGetRate)
+	}
+	b.gets.SetLimitAt(now, rate.Limit(r))
 	b.gets.SetBurstAt(now, min(b.getBurst, b.burstCap))
 }
 

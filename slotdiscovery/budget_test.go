@@ -261,7 +261,7 @@ func TestBudgetBackoffCapsTheBurst(t *testing.T) {
 	if p := b.paused(utStart); p > 0 {
 		t.Errorf("a 429 from one relay of two paused every request for %v", p)
 	}
-	b.fast(utStart)
+	b.fast(utStart, false)
 	if b.gets.Burst() != limitedBurst || b.gets.Limit() != 10 {
 		t.Errorf("the fast pace after a 429: %v/s burst %d, want 10/s burst %d", b.gets.Limit(), b.gets.Burst(), limitedBurst)
 	}
@@ -279,7 +279,7 @@ func TestBudgetBackoffBelowTheCapKeepsTheBurst(t *testing.T) {
 	clock := clockwork.NewFakeClockAt(utStart)
 	b := newBudget(clock, 1000, 1000, 10, 3, 1, 1)
 	b.backoff(utStart, utLimited(0))
-	b.fast(utStart)
+	b.fast(utStart, false)
 	if b.gets.Burst() != 3 {
 		t.Errorf("burst %d after a 429, want the configured 3", b.gets.Burst())
 	}
@@ -365,7 +365,7 @@ func TestBudgetPace(t *testing.T) {
 	if b.gets.Limit() != 0.25 || b.gets.Burst() != steadyBurst {
 		t.Errorf("steady: %v/s burst %d, want 0.25/s burst %d", b.gets.Limit(), b.gets.Burst(), steadyBurst)
 	}
-	b.fast(utStart)
+	b.fast(utStart, false)
 	if b.gets.Limit() != 10 || b.gets.Burst() != 10 {
 		t.Errorf("fast: %v/s burst %d, want 10/s burst 10", b.gets.Limit(), b.gets.Burst())
 	}
@@ -400,5 +400,27 @@ func TestBudgetSleep(t *testing.T) {
 	clock.Advance(time.Second)
 	if err := <-done; err != nil {
 		t.Errorf("sleep 1 s: %v", err)
+	}
+}
+
+// TestBudgetFastWhileClaimingOnly: after its fast phase, a peer that scans
+// fast only because it is still claiming reads at claimGetRate, not at the
+// full fast rate: a re-claim in a large group must not show in the steady
+// budget at the fast phase's pace.
+func TestBudgetFastWhileClaimingOnly(t *testing.T) {
+	clock := clockwork.NewFakeClockAt(utStart)
+	b := newBudget(clock, 1000, 1000, 1.9, 8, 1, 1)
+	b.fast(utStart, true)
+	if got := float64(b.gets.Limit()); got != claimGetRate {
+		t.Errorf("claiming only: GET rate %v, want %v", got, claimGetRate)
+	}
+	b.fast(utStart, false)
+	if got := float64(b.gets.Limit()); got != 1.9 {
+		t.Errorf("fast phase: GET rate %v, want the fast rate 1.9", got)
+	}
+	slow := newBudget(clock, 1000, 1000, 0.5, 8, 1, 1)
+	slow.fast(utStart, true)
+	if got := float64(slow.gets.Limit()); got != 0.5 {
+		t.Errorf("claiming only with a fast rate under the cap: %v, want 0.5", got)
 	}
 }

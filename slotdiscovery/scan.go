@@ -289,7 +289,7 @@ func (d *Discoverer) scanLoop() {
 		now := d.now()
 		fast := d.scanner.fast(now, d.anns.claiming())
 		if fast {
-			d.budget.fast(now)
+			d.budget.fast(now, !now.Before(d.scanner.fastUntil))
 		} else {
 			d.budget.steady(now, d.scanner.scanRate(len(d.anns)))
 		}

@@ -3,6 +3,7 @@ package slotsim_test
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -61,6 +62,9 @@ type goalSummary struct {
 	LeaveLost  []time.Duration
 	MinKnown   int
 	Connected  bool
+	// Mesh is, per seed, the time from the first start until every pair
+	// found each other (-1: some pair never did within the run).
+	Mesh []time.Duration
 }
 
 func (s *goalSummary) add(o outcome) {
@@ -80,6 +84,11 @@ func (s *goalSummary) add(o outcome) {
 	s.SteadyPut = max(s.SteadyPut, o.SteadyPut)
 	s.MeanGet = max(s.MeanGet, o.MeanGet)
 	s.MeanPut = max(s.MeanPut, o.MeanPut)
+	mesh := time.Duration(-1)
+	if o.Pairs > 0 && o.Mutual == o.Pairs {
+		mesh = o.MutualTimes[len(o.MutualTimes)-1]
+	}
+	s.Mesh = append(s.Mesh, mesh)
 	s.CrashLost = append(s.CrashLost, o.CrashLost...)
 	s.LeaveLost = append(s.LeaveLost, o.LeaveLost...)
 	if o.Known != nil {
@@ -89,6 +98,23 @@ func (s *goalSummary) add(o outcome) {
 		}
 		s.Connected = (s.Seeds == 1 || s.Connected) && o.Connected
 	}
+}
+
+// meshQ returns the p-quantile of the per-seed mesh times, a seed whose
+// mesh never formed counting as longer than any (-1 when that is the
+// quantile).
+func (s *goalSummary) meshQ(p float64) time.Duration {
+	ms := slices.Clone(s.Mesh)
+	for i, m := range ms {
+		if m < 0 {
+			ms[i] = time.Duration(math.MaxInt64)
+		}
+	}
+	slices.Sort(ms)
+	if q := slotsim.Quantile(ms, p); q != time.Duration(math.MaxInt64) {
+		return q
+	}
+	return -1
 }
 
 func (s *goalSummary) q(p float64) time.Duration {
@@ -246,6 +272,42 @@ func TestGoals(t *testing.T) {
 				if p == slotsim.Default && s.Mutual != s.Pairs {
 					t.Errorf("%s, default: %d of %d pairs mutual", sc.Name, s.Mutual, s.Pairs)
 				}
+				// Every kind of request shares one budget under
+				// pkarr-relay's single bucket (43 answers 429 in 5 runs
+				// before issue 15).
+				if p == slotsim.Default && s.TooMany != 0 {
+					t.Errorf("%s, default: %d answers 429", sc.Name, s.TooMany)
+				}
+			}
+		}
+	})
+	t.Run("8-start-together", func(t *testing.T) {
+		// Issue 15: peers that all start at once, the library's defaults,
+		// 50 ms RTT. The time that counts is the full mesh: from the
+		// start until every pair found each other, one figure per seed.
+		for _, c := range []struct {
+			peers, full, quick int
+			netw               net
+			name               string
+		}{
+			{2, 100, 10, n0, "2 peers start together"},
+			{8, 20, 3, n0, "8 peers start together"},
+			{20, 20, 3, n0, "20 peers start together"},
+			{50, 5, 1, n0, "50 peers start together"},
+			{20, 5, 1, net{Mode: relaysim.PkarrRelay, RTT: 50 * time.Millisecond}, "20 peers start together, pkarr-relay"},
+		} {
+			sc := slotsim.Scenario{Name: c.name, Peers: c.peers, Duration: 90 * time.Second}
+			s := run(t, "8", sc, slotsim.Default, seeds(c.full, c.quick), c.netw)
+			meshes = append(meshes, s)
+			t.Logf("%s: full mesh p50 %v p95 %v max %v over %d seeds; 429 %d", c.name, d(s.meshQ(.5)), d(s.meshQ(.95)), d(s.meshQ(1)), s.Seeds, s.TooMany)
+			// Asserted: what holds in the report; the time goals not met
+			// (20 peers: median under 3 s, p95 under 5 s; 50 peers under
+			// 8 s; 2 peers p95 under 1 s) are figures in BENCHMARKS.md.
+			if s.Mutual != s.Pairs {
+				t.Errorf("%s: %d of %d pairs mutual within %v", c.name, s.Mutual, s.Pairs, sc.Duration)
+			}
+			if s.TooMany != 0 {
+				t.Errorf("%s: %d answers 429, goal none", c.name, s.TooMany)
 			}
 		}
 	})
@@ -255,6 +317,9 @@ func TestGoals(t *testing.T) {
 		writeReport(t, dir)
 	}
 }
+
+// meshes are the start-together rows, for the report's mesh table.
+var meshes []*goalSummary
 
 // writeReport writes slots.md (a Markdown table) and slots.json (the
 // time-to-discovery distributions, for tools/plots to draw) into dir.
@@ -283,6 +348,14 @@ func writeReport(t *testing.T, dir string) {
 		if s.MinKnown > 0 {
 			fmt.Fprintf(&b, "|  | ↳ at 60 s every peer knows ≥ %d live peers; knows-graph connected: %v | %s |  |  |  |  |  |  |  |  |  |  |  |  |\n",
 				s.MinKnown, s.Connected, s.Profile)
+		}
+	}
+	if len(meshes) > 0 {
+		fmt.Fprintln(&b)
+		fmt.Fprintln(&b, "| start together | seeds | full mesh p50 | p95 | max | pairs mutual | 429 |")
+		fmt.Fprintln(&b, "|---|---|---|---|---|---|---|")
+		for _, s := range meshes {
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %d/%d | %d |\n", s.Name, s.Seeds, d(s.meshQ(.5)), d(s.meshQ(.95)), d(s.meshQ(1)), s.Mutual, s.Pairs, s.TooMany)
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -105,6 +105,12 @@ func ipOf(i int) string { return fmt.Sprintf("10.%d.%d.%d", (i+1)>>16, (i+1)>>8&
 
 // simulate runs sc in a synctest bubble against the modelled relay.
 func simulate(t *testing.T, sc slotsim.Scenario, n net) outcome {
+	return simulateObs(t, sc, n, nil)
+}
+
+// simulateObs is simulate, and hands obs what the relay saw per IP and
+// the start of the run, for a diagnosis beyond the outcome's figures.
+func simulateObs(t *testing.T, sc slotsim.Scenario, n net, obs func(*traffic, time.Time)) outcome {
 	t.Helper()
 	g := simGroup(t)
 	var out outcome
@@ -137,6 +143,9 @@ func simulate(t *testing.T, sc slotsim.Scenario, n net) outcome {
 		tr.mu.Lock()
 		delete(tr.per, ipOf(-1))
 		tr.mu.Unlock()
+		if obs != nil {
+			obs(tr, t0)
+		}
 		steadyFrom := t0.Add(sc.Start + 2*time.Minute)
 		if end := t0.Add(sc.Duration); steadyFrom.Before(end.Add(-5 * time.Minute)) {
 			out.SteadyGet, out.SteadyPut, out.MeanGet, out.MeanPut = tr.rates(steadyFrom, end)
