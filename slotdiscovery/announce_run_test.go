@@ -155,3 +155,58 @@ func TestRunRetriesAFailedClaim(t *testing.T) {
 		}
 	})
 }
+
+// TestRunStaysWhenAMoveUpIsTurnedAway: a move up whose target filled
+// before the write (the peer's read of it showed room, the read before
+// the write shows it full) keeps the peer in the slot it holds, with the
+// since it had there, and costs no new claim; no move is tried again
+// within a republish period.
+func TestRunStaysWhenAMoveUpIsTurnedAway(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t)
+		for i := range 3 {
+			h.full(i)
+		}
+		a := announceIn(t, h, discovery.Record{ID: "me", Addrs: []string{"/ip4/192.0.2.9/udp/1/quic-v1"}})
+		first := h.d.Slot("me")
+		if first < 3 || first > 6 {
+			t.Fatalf("claimed slot %d, want one of level 2 (3-6): levels 0 and 1 are full", first)
+		}
+		h.d.mu.Lock()
+		since := a.since
+		h.d.mu.Unlock()
+		time.Sleep(10 * time.Second)
+		h.put(0, 0) // slot 0 emptied, and read so
+		h.read(0, 1, 2)
+		h.full(0) // then filled before the peer writes there
+		if err := a.Update(t.Context(), a.Record()); err != nil {
+			t.Fatal(err)
+		}
+		settle()
+		if got := h.d.Slot("me"); got != first {
+			t.Fatalf("after a move up turned away: in slot %d, want the held slot %d", got, first)
+		}
+		if s := h.d.Stats(); s.Claims != 1 || s.Moves != 0 || s.LostClaims != 0 {
+			t.Errorf("stats %+v, want one claim, no move, no lost claim", s)
+		}
+		if e := h.held(first)["me"]; !e.since.Equal(since) {
+			t.Errorf("our entry in slot %d is since %v, want the since it had there, %v", first, e.since, since)
+		}
+		// Room shows again at once: no second try within the period.
+		h.put(0, 0)
+		h.read(0, 1, 2)
+		h.requests() // forget what came before
+		if err := a.Update(t.Context(), a.Record()); err != nil {
+			t.Fatal(err)
+		}
+		settle()
+		if got := h.d.Slot("me"); got != first {
+			t.Errorf("a second move tried within the period: in slot %d, want %d", got, first)
+		}
+		for _, r := range h.requests() {
+			if r == "PUT 0" || r == "GET 0" {
+				t.Errorf("request %q: slot 0 tried again within the period", r)
+			}
+		}
+	})
+}

@@ -21,7 +21,12 @@
 // peer claims a slot in the lowest level that has room for its entry, so
 // a small group lives in slot 0 and a large one spreads over as many
 // levels as it needs. There is no cap on the number of peers, and no
-// live peer is ever pushed out to make room.
+// live peer is ever pushed out to make room. A group that forms (peers
+// that start together, before any has stood in its slot for a minute)
+// spreads its first claims over levels 0-2 instead, each claimer after a
+// random wait of up to half a second, since a slot takes one writer at a
+// time ([WithJoinSpread]); a member moves up at a republish when a
+// shallower level has room, as any peer does.
 //
 // Relays offer no compare-and-swap, and n0's relay answers 204 to a write
 // it drops, so a write is a read, a merge and a write, confirmed by
@@ -55,10 +60,14 @@
 // members of the levels it reads whole and of a few deeper slots it
 // follows, and no others: it knows part of the group, every part knows
 // the shallow levels, and what it reports it can keep judging.
-// Right after joining, a peer scans fast and skips full slots it read
-// recently, since a full slot can take no newcomer; in steady state it
-// keeps to 0.2 GETs per second and fewer than one PUT per minute, under
-// the deployed relays' per-IP limits. A peer that went deep while the
+// Right after joining, a peer scans fast (levels 0-2 whole, its own slot
+// first, once it holds a slot; level 0 alone until then) and skips full
+// slots it read recently, since a full slot can take no newcomer. Every
+// request of every kind takes from one budget of 1.9 a second with a
+// burst of 10 ([WithRequestBudget]), under pkarr-relay's single bucket,
+// and PUTs from their own of one per 4.3 s after a burst of 2, under
+// n0's; in steady state a peer keeps to 0.2 GETs per second and fewer
+// than one PUT per minute. A peer that went deep while the
 // levels above were full moves up when they have room again.
 //
 // # The can-sync profile
