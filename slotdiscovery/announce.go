@@ -354,7 +354,9 @@ func (a *announcement) run() {
 			if a.held == slot {
 				d.stats.LostClaims++
 			}
-			a.slot, a.held = -1, -1
+			// The next claim decides anew whether it spreads: a contended
+			// one does not, and must not wait as if it did.
+			a.slot, a.held, a.spread = -1, -1, false
 			// A slot found locked says nothing of how many others are
 			// claiming: only a race lost or a full slot makes the claim
 			// contended.

@@ -473,9 +473,11 @@ func TestScanLoopPeriodFromTheScanStart(t *testing.T) {
 	backend.set(nil)
 	clock := clockwork.NewFakeClockAt(fuzzNow)
 	// One GET per 100 s: the first scan takes the token, the second waits
-	// 88 s for the next, far longer than a period.
+	// 88 s for the next, far longer than a period. Spreading off: a fast
+	// scan would read the join levels whole, and the first scan would wait
+	// for their tokens instead of ending after slot 0.
 	d, err := New(client, fuzzGroup(t, fuzzPassphrase), WithClock(clock),
-		WithGetBudget(0.01, 0.01, 1), WithSeed(1), WithSettleWait(0))
+		WithGetBudget(0.01, 0.01, 1), WithSeed(1), WithSettleWait(0), WithJoinSpread(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

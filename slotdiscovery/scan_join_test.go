@@ -1,0 +1,174 @@
+package slotdiscovery
+
+import (
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// The scan rules of a forming group (scan.go: scan, joinScan, joining),
+// on the announcement harness with spreading turned back on: the test
+// runs one scan at a time and sees its requests in order. Slots by level:
+// 0 | 1 2 | 3 4 5 6 | 7 ... 14.
+
+// joinScan runs one scan that is not a probing one and returns its
+// requests.
+func joinScanOnce(t *testing.T, h *annHarness) []string {
+	t.Helper()
+	h.requests()
+	h.d.mu.Lock()
+	h.d.scanner.scans = 0
+	h.d.mu.Unlock()
+	h.d.scan(t.Context())
+	return h.requests()
+}
+
+// joinGets returns the slots of requests, sorted.
+func joinGets(reqs []string) []int {
+	var out []int
+	for l := 0; l <= maxLevel; l++ {
+		out = append(out, levelGets(reqs, l)...)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// steadyNow ends the harness peer's fast phase.
+func steadyNow(h *annHarness) {
+	h.d.mu.Lock()
+	h.d.scanner.fastUntil = time.Now().Add(-time.Second)
+	h.d.mu.Unlock()
+}
+
+// addAnn registers an announcement of id writing slot (held: confirmed)
+// without running it, and removes it when the test ends.
+func addAnn(t *testing.T, h *annHarness, id string, slot int, held bool) *announcement {
+	a := h.ann(id)
+	a.slot = slot
+	if held {
+		a.held = slot
+	}
+	h.d.mu.Lock()
+	h.d.anns[id] = a
+	h.d.mu.Unlock()
+	t.Cleanup(func() {
+		h.d.mu.Lock()
+		delete(h.d.anns, id)
+		h.d.mu.Unlock()
+	})
+	return a
+}
+
+var (
+	joinLevel0   = []int{0}
+	joinLevels01 = []int{0, 1, 2}
+	joinLevels02 = []int{0, 1, 2, 3, 4, 5, 6}
+)
+
+// TestScanWatcherReadsTheJoinLevelsWholeWhenFast: a peer that announces
+// nothing reads levels 0-2 whole in a fast scan, though level 0 has room;
+// in a steady scan it stops at level 0. With two join levels a fast scan
+// reads levels 0-1.
+func TestScanWatcherReadsTheJoinLevelsWholeWhenFast(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t, WithJoinSpread(3, 0))
+		if got := joinGets(joinScanOnce(t, h)); !slices.Equal(got, joinLevels02) {
+			t.Errorf("fast: read %v, want %v", got, joinLevels02)
+		}
+		steadyNow(h)
+		if got := joinGets(joinScanOnce(t, h)); !slices.Equal(got, joinLevel0) {
+			t.Errorf("steady: read %v, want %v", got, joinLevel0)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t, WithJoinSpread(2, 0))
+		if got := joinGets(joinScanOnce(t, h)); !slices.Equal(got, joinLevels01) {
+			t.Errorf("two join levels, fast: read %v, want %v", got, joinLevels01)
+		}
+	})
+}
+
+// TestScanWhileClaimingReadsLevel0Only: while our one announcement claims
+// (no slot, or a slot written but not yet confirmed), a fast scan reads
+// level 0 alone, even when level 0 is full and the scan would go deeper;
+// an unconfirmed slot of ours is read first. With spreading off a claim
+// does not hold the scan back.
+func TestScanWhileClaimingReadsLevel0Only(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t, WithJoinSpread(3, 0))
+		h.full(0)
+		a := addAnn(t, h, "me", -1, false)
+		if got := joinGets(joinScanOnce(t, h)); !slices.Equal(got, joinLevel0) {
+			t.Errorf("claiming: read %v, want %v", got, joinLevel0)
+		}
+		time.Sleep(15 * time.Second) // a fast scan reads a full slot again after a steady period
+		h.d.mu.Lock()
+		a.slot = 4 // written, not confirmed
+		h.d.mu.Unlock()
+		if got := joinScanOnce(t, h); !slices.Equal(got, []string{"GET 4", "GET 0"}) {
+			t.Errorf("written in slot 4, not confirmed: requests %v, want [GET 4 GET 0]", got)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t) // spreading off
+		h.full(0)
+		addAnn(t, h, "me", -1, false)
+		if got := joinGets(joinScanOnce(t, h)); !slices.Equal(got, joinLevels01) {
+			t.Errorf("spreading off, claiming, level 0 full: read %v, want %v", got, joinLevels01)
+		}
+	})
+}
+
+// TestScanHoldsBackOnceAClaimStarts: the scan asks at every level whether
+// a claim holds it back: one that starts while the scan reads level 1
+// stops it there.
+func TestScanHoldsBackOnceAClaimStarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// One GET a second, burst 1: level 0's read takes the token, level
+		// 1's two reads wait 1 and 2 s.
+		h := newAnnHarness(t, WithJoinSpread(3, 0), WithGetBudget(1, 1, 1))
+		time.Sleep(10 * time.Second) // whatever the stopped scan loop took is back
+		h.requests()
+		h.d.mu.Lock()
+		h.d.scanner.scans = 0
+		h.d.mu.Unlock()
+		done := make(chan struct{})
+		go func() {
+			h.d.scan(t.Context())
+			close(done)
+		}()
+		synctest.Wait() // the scan waits for level 1's tokens
+		addAnn(t, h, "me", -1, false)
+		<-done
+		if got := joinGets(h.requests()); !slices.Equal(got, joinLevels01) {
+			t.Errorf("a claim began during level 1: read %v, want %v", got, joinLevels01)
+		}
+	})
+}
+
+// TestScanOnceHeldReadsOwnSlotFirstThenTheJoinLevels: once our
+// announcement holds a slot (here 1, in level 1), a fast scan reads it
+// first, then levels 0-2 whole, and slot 1 not again; a steady scan reads
+// down to our level only, in level order.
+func TestScanOnceHeldReadsOwnSlotFirstThenTheJoinLevels(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t, WithJoinSpread(3, 0))
+		addAnn(t, h, "me", 1, true)
+		r := joinScanOnce(t, h)
+		if len(r) == 0 || r[0] != "GET 1" || countOf(r, "GET 1") != 1 {
+			t.Errorf("fast: requests %v, want GET 1 first and once", r)
+		}
+		if got := joinGets(r); !slices.Equal(got, joinLevels02) {
+			t.Errorf("fast: read %v, want %v", got, joinLevels02)
+		}
+		steadyNow(h)
+		r = joinScanOnce(t, h)
+		if len(r) == 0 || r[0] != "GET 0" {
+			t.Errorf("steady: requests %v, want GET 0 first", r)
+		}
+		if got := joinGets(r); !slices.Equal(got, joinLevels01) {
+			t.Errorf("steady: read %v, want %v", got, joinLevels01)
+		}
+	})
+}
