@@ -93,17 +93,6 @@ func (as announcements) slots() []int {
 	return out
 }
 
-// spreading reports whether an announcement is claiming a slot in a group
-// that is forming.
-func (as announcements) spreading() bool {
-	for _, a := range as {
-		if a.spread {
-			return true
-		}
-	}
-	return false
-}
-
 // held reports whether a read-back confirmed one of our announcements in
 // its slot.
 func (as announcements) held() bool {

@@ -827,7 +827,9 @@ func FuzzReadTable(f *testing.F) {
 		} else {
 			backend.set(nil, p)
 		}
-		infos, err := ReadTable(context.Background(), client, g,
+		// TableMinSlots(1): the walk's depth rule alone, below the join
+		// levels a table reads whole by default.
+		infos, err := ReadTable(context.Background(), client, g, TableMinSlots(1),
 			TableClock(clockwork.NewFakeClockAt(fuzzNow)), TableStaleAfter(staleAfter), TableFutureMargin(futureBound))
 		if err != nil {
 			t.Fatal(err)

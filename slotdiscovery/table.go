@@ -111,7 +111,8 @@ func TableFutureMargin(d time.Duration) TableOption {
 }
 
 // TableMinSlots reads at least the first n slots, even where the levels
-// above are not full (default 1).
+// above are not full (default 7, levels 0-2: a group that formed together
+// spreads over them; see WithJoinSpread).
 func TableMinSlots(n int) TableOption { return func(c *tableConfig) { c.minSlots = n } }
 
 // TableMaxSlots stops the walk before a level that would take the table
@@ -137,13 +138,15 @@ func TableIDSchemes(schemes ...discovery.IDScheme) TableOption {
 	return func(c *tableConfig) { c.schemes = append([]discovery.IDScheme(nil), schemes...) }
 }
 
-// ReadTable reads the group's slots as a scan does, level by level while
-// every slot of a level is full, and returns what each holds. Large
+// ReadTable reads the group's slots as a scan does, the levels a forming
+// group spreads over whole, then level by level while every slot of a
+// level is full, and returns what each holds. Large
 // levels are read in full here, unlike a scan's sample: it is a
 // diagnostic, run once.
 func ReadTable(ctx context.Context, client *pkarrclient.Client, g *Group, opts ...TableOption) ([]SlotInfo, error) {
 	d := defaultConfig()
-	cfg := tableConfig{clock: clockwork.NewRealClock(), staleAfter: d.staleAfter, futureBound: d.futureBound, minSlots: 1,
+	_, joinSlots := levelRange(d.joinLevels - 1)
+	cfg := tableConfig{clock: clockwork.NewRealClock(), staleAfter: d.staleAfter, futureBound: d.futureBound, minSlots: joinSlots,
 		maxSlots: defaultTableMaxSlots, rate: rate.Limit(d.fastGetRate), burst: d.getBurst, schemes: d.schemes}
 	for _, o := range opts {
 		o(&cfg)

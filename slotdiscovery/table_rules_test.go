@@ -94,3 +94,23 @@ func TestReadTableMinSlotsWins(t *testing.T) {
 		}
 	}
 }
+
+// TestReadTableReadsTheJoinLevels: by default a table reads slots 0-6
+// whole, where a group that formed together spreads (see WithJoinSpread),
+// though slot 0 is empty; TableMinSlots(1) reads slot 0 alone.
+func TestReadTableReadsTheJoinLevels(t *testing.T) {
+	g := fuzzGroup(t, fuzzPassphrase)
+	client, backend := fuzzClient(t)
+	backend.set(nil, slotPacket(t, g, 5, discovery.Record{ID: "spread"}))
+	infos, err := ReadTable(context.Background(), client, g, TableClock(clockwork.NewFakeClockAt(fuzzNow)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 7 || infos[5].State != SlotLive {
+		t.Fatalf("default table: %d slots, slot 5 %v; want 7 slots, slot 5 live", len(infos), infos[min(5, len(infos)-1)].State)
+	}
+	infos, err = ReadTable(context.Background(), client, g, TableMinSlots(1), TableClock(clockwork.NewFakeClockAt(fuzzNow)))
+	if err != nil || len(infos) != 1 {
+		t.Fatalf("TableMinSlots(1): %d slots, %v; want slot 0 alone", len(infos), err)
+	}
+}

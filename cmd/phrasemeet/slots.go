@@ -66,7 +66,7 @@ func runSlots(ctx context.Context, e env, args []string) error {
 	grpf := addGroupFlags(fs)
 	passf := addPassphraseFlags(fs)
 	nSlots := fs.Int("slots", 0, fmt.Sprintf("default profile: with --keys-only, how many keys to print (default %d, at most %d); "+
-		"else read at least this many slots (at most %d; default: slot 0, and deeper levels while the ones above are full)",
+		"else read at least this many slots (at most %d; default: slots 0-6, where a group that starts together spreads, and deeper levels while the ones above are full)",
 		defaultKeysShown, maxKeysShown, maxSlotsRead))
 	rest, err := parseFlags(fs, args)
 	if err != nil {
@@ -163,8 +163,11 @@ func runSlots(ctx context.Context, e env, args []string) error {
 	} else {
 		// ReadTable's errors with a partial table are ctx's, checked
 		// below, and a walk cut at its slot bound, told after the table.
-		infos, err := slotdiscovery.ReadTable(ctx, client, group, slotdiscovery.TableMinSlots(max(*nSlots, 1)),
-			slotdiscovery.TableIDSchemes(idSchemes()...))
+		topts := []slotdiscovery.TableOption{slotdiscovery.TableIDSchemes(idSchemes()...)}
+		if *nSlots > 0 {
+			topts = append(topts, slotdiscovery.TableMinSlots(*nSlots))
+		}
+		infos, err := slotdiscovery.ReadTable(ctx, client, group, topts...)
 		if err != nil && len(infos) == 0 && ctx.Err() == nil {
 			return err
 		}

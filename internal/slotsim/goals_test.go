@@ -157,7 +157,7 @@ func TestGoals(t *testing.T) {
 	t.Run("1-two-peers", func(t *testing.T) {
 		sc := slotsim.Scenario{Name: "two peers within 1 s", Peers: 2, Start: time.Second, Duration: 90 * time.Second}
 		for _, p := range profiles {
-			s := run(t, "1", sc, p, seeds(100, 10), n0)
+			s := run(t, "1", sc, p, 100, n0) // cheap: the quick run takes every seed too, so its p95 is not its maximum
 			if p != slotsim.Default {
 				continue
 			}
