@@ -277,7 +277,7 @@ func TestScanWorthReading(t *testing.T) {
 	s := utScanner()
 	v, _, _ := utView()
 	var r room
-	now := utAt(1000)
+	now := utAt(100) // the entries, written at utStart, still fresh
 	v.slot(1).locked = true
 	v.slot(1).lockedUntil = now.Add(time.Second) // lock holds
 	v.slot(2).locked = true
@@ -505,5 +505,29 @@ func TestScanLoopPeriodFromTheScanStart(t *testing.T) {
 			t.Fatalf("the scan after one that took 88 s (periods of about 15 s) did not begin at once: %d scans", scans())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestScanWorthReadingDropsEntriesSeenNewerElsewhere: a full slot read
+// recently is read again in the fast phase when one of its entries is a
+// peer we have since seen newer in another slot (it lost a race there and
+// went on): that entry holds no place, a newcomer may have taken its
+// room, and skipping the slot would hide that newcomer for a steady
+// period (the twenty-peer simulation's 17 s tail).
+func TestScanWorthReadingDropsEntriesSeenNewerElsewhere(t *testing.T) {
+	s := utScanner()
+	v, _, _ := utView()
+	var r room
+	now := utAt(10)
+	utFill(v, 3, now.Add(-time.Second))
+	if got := s.worthReading([]int{3}, true, now, v, &r); len(got) != 0 {
+		t.Fatalf("a full slot read a second ago: %v, want it skipped", got)
+	}
+	v.peers["big-b"] = &peerView{time: utStart.Add(time.Second), live: true, slot: 5}
+	if got := s.worthReading([]int{3}, true, now, v, &r); !slices.Equal(got, []int{3}) {
+		t.Errorf("with big-b seen newer in slot 5: %v, want slot 3 read again", got)
+	}
+	if _, ok := v.slot(3).entries["big-b"]; ok {
+		t.Error("big-b is still counted in slot 3")
 	}
 }
