@@ -1,0 +1,114 @@
+package meshbench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// echoServer accepts one connection on loopback and echoes it.
+func echoServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(c, c)
+	}()
+	return ln.Addr().String()
+}
+
+// TestSlowDialerRoundTrip: a connection dialed through slowDialer costs
+// one rtt to connect and one per round trip, delivers the bytes intact
+// and in order, and honours a read deadline.
+func TestSlowDialerRoundTrip(t *testing.T) {
+	const rtt = 100 * time.Millisecond
+	addr := echoServer(t)
+	began := time.Now()
+	c, err := slowDialer{rtt: rtt}.DialContext(t.Context(), "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if took := time.Since(began); took < rtt {
+		t.Errorf("connecting took %v, want at least the rtt %v", took, rtt)
+	}
+	msg := bytes.Repeat([]byte("0123456789"), 10_000) // larger than one read
+	began = time.Now()
+	go func() { _, _ = c.Write(msg) }()
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took < rtt {
+		t.Errorf("a round trip took %v, want at least the rtt %v", took, rtt)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Error("the echo differs from what was sent")
+	}
+	if err := c.SetReadDeadline(time.Now().Add(rtt / 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Read(got); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read past the deadline: %v, want os.ErrDeadlineExceeded", err)
+	}
+}
+
+// TestLoopbackOnly: neither the libp2p dialer nor the HTTP transport
+// reaches anything but loopback.
+func TestLoopbackOnly(t *testing.T) {
+	if _, err := (slowDialer{}).forAddr(ma.StringCast("/ip4/192.0.2.1/tcp/4001")); err == nil {
+		t.Error("slowDialer accepted a non-loopback multiaddr")
+	}
+	if _, err := (slowDialer{}).DialContext(t.Context(), "tcp", "192.0.2.1:4001"); err == nil {
+		t.Error("slowDialer dialed a non-loopback address")
+	}
+	rt := &rttTransport{ip: peerIP(0), base: peerTransport()}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://192.0.2.1/x", nil)
+	if _, err := rt.RoundTrip(req); err == nil {
+		t.Error("rttTransport sent a request to a non-loopback host")
+	}
+}
+
+// TestRTTTransport: an exchange costs at least the rtt and carries the
+// peer's IP in X-Forwarded-For.
+func TestRTTTransport(t *testing.T) {
+	const rtt = 80 * time.Millisecond
+	got := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("X-Forwarded-For")
+	}))
+	defer srv.Close()
+	hc := &http.Client{Transport: &rttTransport{ip: peerIP(3), rtt: rtt, base: peerTransport()}}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	began := time.Now()
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if took := time.Since(began); took < rtt {
+		t.Errorf("the exchange took %v, want at least the rtt %v", took, rtt)
+	}
+	if ip := <-got; ip != peerIP(3) {
+		t.Errorf("X-Forwarded-For %q, want %q", ip, peerIP(3))
+	}
+}
