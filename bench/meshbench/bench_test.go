@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // TestRunTwoPeersEachSystem runs the benchmark once with two peers of
@@ -140,5 +143,65 @@ func TestRelayLimits(t *testing.T) {
 		if code := get(n0, peerIP(0)); code == http.StatusTooManyRequests {
 			t.Fatal("the n0 model limited a GET")
 		}
+	}
+}
+
+// TestTracker: found is declared when every host has reported every
+// other (its own ID and strangers do not count), mesh when every pair is
+// connected at once, and wait returns when both are known.
+func TestTracker(t *testing.T) {
+	var hosts []host.Host
+	for range 3 {
+		h, err := newHost(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		hosts = append(hosts, h)
+	}
+	stranger, err := newHost(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	tr := newTracker(hosts)
+	tr.sawPeer(0, hosts[1].ID()) // before the clock starts: not counted
+	tr.begin()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	go tr.watchMesh(ctx)
+	saw := func(i, j int) { tr.sawPeer(i, hosts[j].ID()) }
+	saw(0, 0)
+	tr.sawPeer(0, stranger.ID())
+	for _, p := range [][2]int{{0, 2}, {1, 0}, {1, 2}, {2, 0}, {2, 1}, {2, 1}} {
+		saw(p[0], p[1])
+	}
+	peek := func() (time.Duration, time.Duration) {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return tr.foundAt, tr.meshAt
+	}
+	if f, _ := peek(); f != 0 {
+		t.Fatalf("found declared at %v with host 0 not having reported host 1", f)
+	}
+	saw(0, 1)
+	if f, _ := peek(); f == 0 {
+		t.Fatal("found not declared once every host reported every other")
+	}
+	connect := func(i, j int) {
+		if err := hosts[i].Connect(ctx, peer.AddrInfo{ID: hosts[j].ID(), Addrs: hosts[j].Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	connect(0, 1)
+	connect(1, 2)
+	time.Sleep(100 * time.Millisecond) // several polls
+	if _, m := peek(); m != 0 {
+		t.Fatalf("mesh declared at %v with hosts 0 and 2 not connected", m)
+	}
+	connect(2, 0)
+	found, mesh := tr.wait(ctx)
+	if found == 0 || mesh == 0 {
+		t.Fatalf("wait returned found %v, mesh %v; want both", found, mesh)
 	}
 }
