@@ -251,14 +251,18 @@ func secs(v float64, timeout time.Duration) string {
 	return fmt.Sprintf("%.2f s", v)
 }
 
-func ratio(a, b float64) string {
+// ratio is a ÷ b; where one side is unfinished the timeout bounds it:
+// "> x" when ours did not finish (it took at least the timeout), "< x"
+// when theirs did not.
+func ratio(a, b float64, timeout time.Duration) string {
+	t := timeout.Seconds()
 	switch {
 	case math.IsInf(a, 1) && math.IsInf(b, 1):
 		return "n/a (both unfinished)"
 	case math.IsInf(a, 1):
-		return "n/a (ours unfinished)"
+		return fmt.Sprintf("> %.2f (ours unfinished)", t/b)
 	case math.IsInf(b, 1):
-		return "< 1 (theirs unfinished)"
+		return fmt.Sprintf("< %.2f (theirs unfinished)", a/t)
 	case b == 0:
 		return "n/a"
 	}
@@ -296,7 +300,7 @@ func writeTables(w io.Writer, o options, all map[int]map[string][]result) {
 	if !slices.Contains(o.systems, sysOurs) || len(o.systems) < 2 {
 		return
 	}
-	fmt.Fprintf(w, "\nRatios, ours ÷ theirs (below 1: phrasemeet with its defaults is faster):\n\n")
+	fmt.Fprintf(w, "\nRatios, ours ÷ theirs (below 1: phrasemeet with its defaults is faster; an unfinished side counts as the timeout, so the ratio is a bound):\n\n")
 	fmt.Fprintf(w, "| peers | versus | found median | found p95 | mesh median | mesh p95 |\n|---|---|---|---|---|---|\n")
 	for _, n := range o.ns {
 		ours := sum[n][sysOurs]
@@ -306,7 +310,8 @@ func writeTables(w io.Writer, o options, all map[int]map[string][]result) {
 			}
 			t := sum[n][sys]
 			fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %s |\n", n, systemLabel[sys],
-				ratio(ours.foundMed, t.foundMed), ratio(ours.foundP95, t.foundP95), ratio(ours.meshMed, t.meshMed), ratio(ours.meshP95, t.meshP95))
+				ratio(ours.foundMed, t.foundMed, o.timeout), ratio(ours.foundP95, t.foundP95, o.timeout),
+				ratio(ours.meshMed, t.meshMed, o.timeout), ratio(ours.meshP95, t.meshP95, o.timeout))
 		}
 	}
 }

@@ -91,11 +91,14 @@ func TestQuantile(t *testing.T) {
 	if got := quantile(ts[:2], .5); got != 1 {
 		t.Errorf("median of two %v, want the lower, 1", got)
 	}
-	if got := ratio(1, 4); got != "0.25" {
+	if got := ratio(1, 4, time.Minute); got != "0.25" {
 		t.Errorf("ratio(1, 4) = %q", got)
 	}
-	if got := ratio(math.Inf(1), 4); !strings.Contains(got, "ours unfinished") {
+	if got := ratio(math.Inf(1), 4, time.Minute); got != "> 15.00 (ours unfinished)" {
 		t.Errorf("ratio(Inf, 4) = %q", got)
+	}
+	if got := ratio(6, math.Inf(1), time.Minute); got != "< 0.10 (theirs unfinished)" {
+		t.Errorf("ratio(6, Inf) = %q", got)
 	}
 }
 
