@@ -99,10 +99,12 @@ func pause(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// peerIP is the address peer i's requests carry in X-Forwarded-For, from
-// the documentation range so it names no real host.
+// peerIP is the address peer i's requests carry in X-Forwarded-For: IPv4
+// from the benchmarking range (RFC 2544, 198.18.0.0/15), never dialed. Not
+// IPv6: pkarrrelay limits IPv6 clients per /64, so peers in one /64 would
+// share one budget.
 func peerIP(i int) string {
-	return fmt.Sprintf("2001:db8::%x", i+1)
+	return fmt.Sprintf("198.18.%d.%d", (i+1)>>8&255, (i+1)&255)
 }
 
 // slowDialer is the TCP dialer of every benchmark host (libp2p's

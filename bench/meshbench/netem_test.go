@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -123,5 +124,22 @@ func TestRTTTransport(t *testing.T) {
 	}
 	if ip := <-got; ip != peerIP(3) {
 		t.Errorf("X-Forwarded-For %q, want %q", ip, peerIP(3))
+	}
+}
+
+// TestPeerIPsApart: every peer has an address of its own that the relay
+// limits apart from the others': distinct IPv4 (pkarrrelay groups IPv6 by
+// /64, so 2001:db8::1 and ::2 would share one budget).
+func TestPeerIPsApart(t *testing.T) {
+	seen := map[string]bool{}
+	for i := range 500 {
+		a, err := netip.ParseAddr(peerIP(i))
+		if err != nil || !a.Is4() {
+			t.Fatalf("peerIP(%d) = %q: want IPv4", i, peerIP(i))
+		}
+		if seen[a.String()] {
+			t.Fatalf("peerIP(%d) = %s repeats", i, a)
+		}
+		seen[a.String()] = true
 	}
 }
