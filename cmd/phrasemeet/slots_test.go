@@ -238,7 +238,7 @@ func TestSlotsTable(t *testing.T) {
 
 		var stdout string
 		waitFor(t, "both members in the table", func() bool {
-			code, out, stderr := runCLI(t, vars, "slots", "--relay", relay, "--slots", "3")
+			code, out, stderr := runCLI(t, vars, "slots", "--relay", relay, "--slots", "7")
 			if code != 0 {
 				t.Fatalf("slots: exit %d: %s", code, stderr)
 			}
@@ -260,7 +260,7 @@ func TestSlotsTable(t *testing.T) {
 			t.Error("the passphrase was printed")
 		}
 
-		rows := slotsJSON(t, vars, "--relay", relay, "--slots", "3")
+		rows := slotsJSON(t, vars, "--relay", relay, "--slots", "7")
 		if len(rows) < 3 || rows[0].Key != g.SlotKey(0).PublicKey().String() {
 			t.Fatalf("--json: %+v", rows)
 		}
