@@ -196,5 +196,9 @@ func TestSchedule() []slotdiscovery.Option {
 		slotdiscovery.WithVerifyDelay(5*time.Millisecond, 30*time.Millisecond),
 		slotdiscovery.WithGetBudget(200, 400, 50),
 		slotdiscovery.WithPutBudget(100, 20),
+		// Every request shares this budget too; the default (1.9/s, a
+		// deployed relay's) would hold the shrunk republish period back
+		// past the stale bound.
+		slotdiscovery.WithRequestBudget(500, 70),
 	}
 }
