@@ -187,14 +187,10 @@ func (s *scanner) worthReading(idx []int, fast bool, now time.Time, v *view, r *
 	out := idx[:0:0]
 	for _, i := range idx {
 		sv := v.slot(i)
-		// An entry whose peer we have since seen newer elsewhere (it lost
-		// a race here and went on) holds no place: the next writer here
-		// leaves it out, and a newcomer may take its room.
-		v.prune(sv, now)
 		switch {
 		case v.lockHeld(i, now):
 			continue
-		case fast && !sv.read.IsZero() && now.Sub(sv.read) < s.every && r.full(sv):
+		case fast && !sv.read.IsZero() && now.Sub(sv.read) < s.every && r.full(v.placed(sv, now)):
 			continue
 		}
 		out = append(out, i)

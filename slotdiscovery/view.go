@@ -298,3 +298,20 @@ func (v *view) announced(id string) {
 		}
 	}
 }
+
+// placed returns sv as it would stand without the entries that have aged
+// out by now or whose peers we have since seen newer elsewhere (a peer
+// that lost a race here and went on): those hold no place a newcomer could
+// not take. sv itself is left as read, since such a peer may yet be back
+// (a move up turned away keeps it where it was), and what a write carries
+// forward is decided when the slot is read again before it.
+func (v *view) placed(sv *slotView, now time.Time) *slotView {
+	out := &slotView{locked: sv.locked, entries: make(map[string]sealedEntry, len(sv.entries))}
+	for id, e := range sv.entries {
+		pv := v.peers[id]
+		if v.fresh(e.time, now) && (pv == nil || !pv.time.After(e.time)) {
+			out.entries[id] = e
+		}
+	}
+	return out
+}
