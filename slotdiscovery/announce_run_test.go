@@ -32,6 +32,21 @@ func announceIn(t *testing.T, h *annHarness, rec discovery.Record) *announcement
 	return h.d.anns[rec.ID]
 }
 
+// announceDeep fills levels 0 and 1, announces "me" and returns its
+// announcement and the slot of level 2 it claimed.
+func announceDeep(t *testing.T, h *annHarness) (*announcement, int) {
+	t.Helper()
+	for i := range 3 {
+		h.full(i)
+	}
+	a := announceIn(t, h, discovery.Record{ID: "me", Addrs: []string{"/ip4/192.0.2.9/udp/1/quic-v1"}})
+	first := h.d.Slot("me")
+	if first < 3 || first > 6 {
+		t.Fatalf("claimed slot %d, want one of level 2 (3-6): levels 0 and 1 are full", first)
+	}
+	return a, first
+}
+
 // TestRunMovesUpWhenRoomShows: a peer that went deep while the levels
 // above were full moves up at its next write once a fresh read shows room
 // there for it and one more (here slot 0); the move is a claim and a move,
@@ -39,14 +54,7 @@ func announceIn(t *testing.T, h *annHarness, rec discovery.Record) *announcement
 func TestRunMovesUpWhenRoomShows(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newAnnHarness(t)
-		for i := range 3 {
-			h.full(i)
-		}
-		a := announceIn(t, h, discovery.Record{ID: "me", Addrs: []string{"/ip4/192.0.2.9/udp/1/quic-v1"}})
-		first := h.d.Slot("me")
-		if first < 3 || first > 6 {
-			t.Fatalf("claimed slot %d, want one of level 2 (3-6): levels 0 and 1 are full", first)
-		}
+		a, _ := announceDeep(t, h)
 		if s := h.d.Stats(); s.Claims != 1 || s.Moves != 0 {
 			t.Fatalf("stats %+v, want one claim, no move", s)
 		}
@@ -164,14 +172,7 @@ func TestRunRetriesAFailedClaim(t *testing.T) {
 func TestRunStaysWhenAMoveUpIsTurnedAway(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newAnnHarness(t)
-		for i := range 3 {
-			h.full(i)
-		}
-		a := announceIn(t, h, discovery.Record{ID: "me", Addrs: []string{"/ip4/192.0.2.9/udp/1/quic-v1"}})
-		first := h.d.Slot("me")
-		if first < 3 || first > 6 {
-			t.Fatalf("claimed slot %d, want one of level 2 (3-6): levels 0 and 1 are full", first)
-		}
+		a, first := announceDeep(t, h)
 		h.d.mu.Lock()
 		since := a.since
 		h.d.mu.Unlock()
