@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -423,4 +424,31 @@ func TestBudgetFastWhileClaimingOnly(t *testing.T) {
 	if got := float64(slow.gets.Limit()); got != 0.5 {
 		t.Errorf("claiming only with a fast rate under the cap: %v, want 0.5", got)
 	}
+}
+
+// TestPaceAfterTheFastPhase: the scan loop's pace. In the fast phase
+// scans read at the fast rate; past it, an announcement still claiming
+// keeps them fast but at claimGetRate; with none claiming, the steady
+// rate.
+func TestPaceAfterTheFastPhase(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t, WithGetBudget(0.2, 1.9, 8))
+		d := h.d
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		now := d.now()
+		d.scanner.fastUntil = now.Add(time.Minute)
+		if !d.pace(now) || float64(d.budget.gets.Limit()) != 1.9 {
+			t.Errorf("fast phase: fast %v at %v/s, want fast at 1.9/s", d.scanner.fast(now, nil), d.budget.gets.Limit())
+		}
+		d.scanner.fastUntil = now.Add(-time.Second)
+		d.anns["claimer"] = &announcement{claiming: now.Add(-time.Second), slot: -1, held: -1}
+		if !d.pace(now) || float64(d.budget.gets.Limit()) != claimGetRate {
+			t.Errorf("claiming past the fast phase: %v/s, want fast at %v/s", d.budget.gets.Limit(), claimGetRate)
+		}
+		delete(d.anns, "claimer")
+		if d.pace(now) || float64(d.budget.gets.Limit()) >= claimGetRate {
+			t.Errorf("steady: %v/s, want the steady rate", d.budget.gets.Limit())
+		}
+	})
 }

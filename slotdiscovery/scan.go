@@ -286,13 +286,7 @@ func (d *Discoverer) scanLoop() {
 		began := d.now()
 		d.scan(ctx)
 		d.mu.Lock()
-		now := d.now()
-		fast := d.scanner.fast(now, d.anns.claiming())
-		if fast {
-			d.budget.fast(now, !now.Before(d.scanner.fastUntil))
-		} else {
-			d.budget.steady(now, d.scanner.scanRate(len(d.anns)))
-		}
+		fast := d.pace(d.now())
 		d.mu.Unlock()
 		// The period runs from the scan's start: a scan the budget
 		// stretched is not followed by a full period of idling.
@@ -305,6 +299,20 @@ func (d *Discoverer) scanLoop() {
 		}
 		t.Stop()
 	}
+}
+
+// pace sets the GET budget for the scans from now on and reports whether
+// they run fast: the fast pace in the fast phase; the fast pace capped at
+// claimGetRate for an announcement still claiming after it; the steady
+// pace otherwise. The caller holds d.mu.
+func (d *Discoverer) pace(now time.Time) (fast bool) {
+	fast = d.scanner.fast(now, d.anns.claiming())
+	if fast {
+		d.budget.fast(now, !now.Before(d.scanner.fastUntil))
+	} else {
+		d.budget.steady(now, d.scanner.scanRate(len(d.anns)))
+	}
+	return fast
 }
 
 // scanSoon asks the scan loop for a scan now.
