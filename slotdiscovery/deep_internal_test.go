@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/jonboulle/clockwork"
 
 	"github.com/phrasemeet/discovery"
 	"github.com/phrasemeet/discovery/pkarrclient"
@@ -39,31 +36,11 @@ func big(name string) discovery.Record {
 }
 
 // deepTest starts a discoverer over a backend holding packets, on a
-// stopped fake clock, and waits for its first scan to end.
+// stopped fake clock, and waits for its first scan to end (see
+// utDiscoverer).
 func deepTest(t *testing.T, packets ...*pkarrclient.SignedPacket) *Discoverer {
 	t.Helper()
-	client, backend := fuzzClient(t)
-	backend.set(nil, packets...)
-	d, err := New(client, fuzzGroup(t, fuzzPassphrase), WithClock(clockwork.NewFakeClockAt(fuzzNow)),
-		WithGetBudget(1000, 1000, 1000), WithRequestBudget(1000, 1000), WithSeed(1), WithSettleWait(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close(context.Background()) })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		d.mu.Lock()
-		done := d.scanner.took > 0 || d.scanner.scans > 0 && !d.view.slots[0].read.IsZero()
-		d.mu.Unlock()
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first scan did not end")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond) // the first scan's last reads
+	d, _ := utDiscoverer(t, packets...)
 	return d
 }
 

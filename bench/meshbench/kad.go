@@ -9,6 +9,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+
+	"github.com/phrasemeet/discovery/internal/netdelay"
 )
 
 // kadRendezvous is the string every kad-dht peer advertises and looks up.
@@ -81,7 +83,7 @@ func kadRun(ctx context.Context, cfg runConfig) (result, error) {
 // kadPeer is one peer's discovery loop.
 func kadPeer(ctx context.Context, tr *tracker, i int, h host.Host, d *dht.IpfsDHT, boot peer.AddrInfo) {
 	for h.Connect(ctx, boot) != nil {
-		if pause(ctx, time.Second) != nil {
+		if netdelay.Pause(ctx, time.Second) != nil {
 			return
 		}
 	}
@@ -97,7 +99,7 @@ func kadPeer(ctx context.Context, tr *tracker, i int, h host.Host, d *dht.IpfsDH
 			if _, err := rd.Advertise(ctx, kadRendezvous); err == nil || ctx.Err() != nil {
 				return
 			}
-			if pause(ctx, time.Second) != nil {
+			if netdelay.Pause(ctx, time.Second) != nil {
 				return
 			}
 		}

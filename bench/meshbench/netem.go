@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -23,6 +22,8 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/phrasemeet/discovery/internal/netdelay"
 )
 
 // loopbackDialer refuses every address that is not loopback, so a bug in
@@ -46,56 +47,6 @@ func peerTransport() *http.Transport {
 		DialContext:         loopbackDialer().DialContext,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     30 * time.Second,
-	}
-}
-
-// rttTransport is one peer's network to the relay: every exchange spends
-// half of the round-trip time (plus a jitter of up to a fifth of it)
-// before reaching the relay and the rest after, as
-// internal/slotsim/http_test.go does, and carries the peer's own IP in
-// X-Forwarded-For so the relay limits each peer on its own.
-type rttTransport struct {
-	ip   string
-	rtt  time.Duration
-	base http.RoundTripper
-}
-
-func (rt *rttTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if a, err := netip.ParseAddr(req.URL.Hostname()); err != nil || !a.IsLoopback() {
-		return nil, fmt.Errorf("refusing %s: the benchmark talks to loopback only", req.URL.Host)
-	}
-	d := rt.rtt
-	if d > 0 {
-		d += rand.N(d/5 + 1)
-	}
-	ctx := req.Context()
-	if err := pause(ctx, d/2); err != nil {
-		return nil, err
-	}
-	req = req.Clone(ctx) // a RoundTripper must not modify its request
-	req.Header.Set("X-Forwarded-For", rt.ip)
-	resp, err := rt.base.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	if err := pause(ctx, d-d/2); err != nil {
-		resp.Body.Close()
-		return nil, err
-	}
-	return resp, nil
-}
-
-func pause(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -155,7 +106,7 @@ func (d dropKeepAlive) WithGroup(name string) slog.Handler {
 }
 
 func (s slowDialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	if err := pause(ctx, s.rtt); err != nil {
+	if err := netdelay.Pause(ctx, s.rtt); err != nil {
 		return nil, err
 	}
 	c, err := loopbackDialer().DialContext(ctx, network, address)

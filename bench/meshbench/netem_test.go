@@ -14,6 +14,8 @@ import (
 	"time"
 
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/phrasemeet/discovery/internal/netdelay"
 )
 
 // echoServer accepts one connection on loopback and echoes it.
@@ -93,10 +95,10 @@ func TestLoopbackOnly(t *testing.T) {
 			t.Errorf("the dialer's check of %s: %v", addr, err)
 		}
 	}
-	rt := &rttTransport{ip: peerIP(0), base: peerTransport()}
+	rt := &netdelay.Transport{ForwardedFor: peerIP(0), Base: peerTransport()}
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://192.0.2.1/x", nil)
 	if _, err := rt.RoundTrip(req); err == nil {
-		t.Error("rttTransport sent a request to a non-loopback host")
+		t.Error("the peer transport sent a request to a non-loopback host")
 	}
 }
 
@@ -109,7 +111,7 @@ func TestRTTTransport(t *testing.T) {
 		got <- r.Header.Get("X-Forwarded-For")
 	}))
 	defer srv.Close()
-	hc := &http.Client{Transport: &rttTransport{ip: peerIP(3), rtt: rtt, base: peerTransport()}}
+	hc := &http.Client{Transport: &netdelay.Transport{ForwardedFor: peerIP(3), RTT: rtt, Base: peerTransport()}}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)

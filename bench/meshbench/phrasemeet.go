@@ -16,6 +16,7 @@ import (
 	"github.com/phrasemeet/discovery"
 	libp2padapter "github.com/phrasemeet/discovery/adapters/libp2p"
 	"github.com/phrasemeet/discovery/adapters/libp2p/passphrase"
+	"github.com/phrasemeet/discovery/internal/netdelay"
 	"github.com/phrasemeet/discovery/pkarrclient"
 	"github.com/phrasemeet/discovery/slotdiscovery"
 )
@@ -66,7 +67,7 @@ func phrasemeetRun(ctx context.Context, cfg runConfig, canSync bool, sec *secret
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	for i, h := range hosts {
-		hc := &http.Client{Transport: &rttTransport{ip: peerIP(i), rtt: cfg.rtt, base: peerTransport()}}
+		hc := &http.Client{Transport: &netdelay.Transport{ForwardedFor: peerIP(i), RTT: cfg.rtt, Base: peerTransport()}}
 		client, err := pkarrclient.NewRelayClient([]string{rl.url}, pkarrclient.RelayHTTPClient(hc))
 		if err != nil {
 			return result{}, hostErr(i, err)

@@ -75,7 +75,7 @@ type relay struct {
 func startRelay(model limitModel) (*relay, error) {
 	opts := []pkarrrelay.Option{
 		// Peers are told apart by X-Forwarded-For, which they set in
-		// their rttTransport; the relay trusts it from loopback only.
+		// their netdelay.Transport; the relay trusts it from loopback only.
 		pkarrrelay.WithTrustedProxies(netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")),
 		pkarrrelay.WithReadRateLimit(rate.Inf, 1),
 		pkarrrelay.WithWriteRateLimit(rate.Inf, 1),

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	stdnet "net"
 	"net/http"
 	"net/netip"
@@ -30,6 +29,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/phrasemeet/discovery/internal/netdelay"
 	"github.com/phrasemeet/discovery/internal/relaysim"
 	"github.com/phrasemeet/discovery/internal/slotsim"
 	"github.com/phrasemeet/discovery/pkarrclient"
@@ -99,48 +99,6 @@ func loopbackTransport() *http.Transport {
 		DialContext:         d.DialContext,
 		MaxIdleConnsPerHost: 8,
 		IdleConnTimeout:     30 * time.Second,
-	}
-}
-
-// rttTransport is one peer's network: every exchange spends half of
-// httpRTT (plus jitter, as the model draws it) before reaching the relay
-// and half after, and carries the peer's IP in X-Forwarded-For so the
-// relay, trusting loopback as its proxy, limits each peer on its own.
-type rttTransport struct {
-	ip   string
-	base http.RoundTripper
-}
-
-func (rt *rttTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if a, err := netip.ParseAddr(req.URL.Hostname()); err != nil || !a.IsLoopback() {
-		return nil, fmt.Errorf("refusing %s: this test talks to loopback only", req.URL.Host)
-	}
-	rtt := httpRTT + rand.N(httpRTT/5+1)
-	ctx := req.Context()
-	if err := pause(ctx, rtt/2); err != nil {
-		return nil, err
-	}
-	req = req.Clone(ctx) // a RoundTripper must not modify its request
-	req.Header.Set("X-Forwarded-For", rt.ip)
-	resp, err := rt.base.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	if err := pause(ctx, rtt-rtt/2); err != nil {
-		resp.Body.Close()
-		return nil, err
-	}
-	return resp, nil
-}
-
-func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
@@ -278,7 +236,7 @@ func runHTTP(ctx context.Context, sc slotsim.Scenario, g *slotdiscovery.Group, l
 		mu.Lock()
 		transports = append(transports, tr)
 		mu.Unlock()
-		r, err := pkarrclient.NewRelay(url, pkarrclient.RelayHTTPClient(&http.Client{Transport: &rttTransport{ip: ipOf(i), base: tr}}))
+		r, err := pkarrclient.NewRelay(url, pkarrclient.RelayHTTPClient(&http.Client{Transport: &netdelay.Transport{RTT: httpRTT, ForwardedFor: ipOf(i), Base: tr}}))
 		if err != nil {
 			panic(err) // the URL is the server's own, the client non-nil
 		}
