@@ -93,6 +93,28 @@ func (as announcements) slots() []int {
 	return out
 }
 
+// unjudged reports whether one of our announcements claims a slot of a
+// forming group and has not read its first write back yet.
+func (as announcements) unjudged() bool {
+	for _, a := range as {
+		if a.unjudged {
+			return true
+		}
+	}
+	return false
+}
+
+// putWaiting reports whether one of our announcements waits for a PUT
+// token.
+func (as announcements) putWaiting() bool {
+	for _, a := range as {
+		if a.putWait {
+			return true
+		}
+	}
+	return false
+}
+
 // held reports whether a read-back confirmed one of our announcements in
 // its slot.
 func (as announcements) held() bool {
@@ -134,7 +156,13 @@ type announcement struct {
 	// (written and read by run alone).
 	stayUntil time.Time
 	spread    bool // the claim under way picked a slot of a forming group
-	ended     bool
+	// unjudged is set from a spread claim until its first write is read
+	// back (or publish gives up): the read-back tells whether the group
+	// is busy (see settle), and scans wait for it.
+	unjudged bool
+	// putWait is set while a write waits for a PUT token.
+	putWait bool
+	ended   bool
 	// since is when our entry came to its slot, the order a full slot
 	// keeps; written the time of our last accepted write.
 	since, written time.Time
@@ -414,7 +442,8 @@ func (a *announcement) claim(ctx context.Context) (int, error) {
 	// levels.
 	if pool, _ := a.spreadPool(self, fresh, d.cfg.joinLevels); !contended && len(pool) > 0 {
 		d.mu.Lock()
-		a.spread = true
+		a.spread, a.unjudged = true, true
+		d.settle(a.claiming, false)
 		d.mu.Unlock()
 		return pool[d.rnd.intN(len(pool))], nil
 	}
@@ -603,6 +632,12 @@ func (a *announcement) sealed(i int) (sealedEntry, error) {
 // compare-and-swap any more, so only the read-back tells.
 func (a *announcement) publish(ctx context.Context, slot int) bool {
 	d := a.d
+	defer func() {
+		// Whatever became of the write, the scans wait for it no more.
+		d.mu.Lock()
+		a.unjudged = false
+		d.mu.Unlock()
+	}()
 	fresh := false // whether the last read of slot is the one to merge
 	for attempt := 0; attempt < 4 && ctx.Err() == nil; attempt++ {
 		// Read just before writing, so the entries carried forward are the
@@ -625,7 +660,13 @@ func (a *announcement) publish(ctx context.Context, slot int) bool {
 			d.cfg.logger.Debug("slot refused our entry", "slot", slot, "err", err)
 			return false
 		}
+		d.mu.Lock()
+		a.putWait = true
+		d.mu.Unlock()
 		waited, err := d.budget.takeWaited(ctx, d.budget.puts)
+		d.mu.Lock()
+		a.putWait = false
+		d.mu.Unlock()
 		if err != nil {
 			return false
 		}
@@ -668,6 +709,12 @@ func (a *announcement) publish(ctx context.Context, slot int) bool {
 		if !held {
 			d.stats.Collisions++
 		}
+		if a.spread && (!held || d.view.company(slot, self.rec.ID)) {
+			// Others write beside us: a group that size loses races, and
+			// its losers write again after their read-backs.
+			d.settle(a.claiming, true)
+		}
+		a.unjudged = false
 		d.mu.Unlock()
 		d.cfg.logger.Debug("read-back", "slot", slot, "held", held, "attempt", attempt)
 		if held {
@@ -779,6 +826,28 @@ func (d *Discoverer) readBackDelay() time.Duration {
 	d.mu.Unlock()
 	lo := max(d.cfg.verifyMin, 2*rtt)
 	return d.rnd.between(lo, max(d.cfg.verifyMax, lo))
+}
+
+// settle pushes settleAt to when the writes of a group forming since
+// began should have landed: its last claimers' after the join wait and a
+// write's round trips, and with busy (our claim found company or lost a
+// race) its losers' second writes too, one read-back delay later. The
+// caller holds d.mu.
+//
+// A peer's first full scan waits for it, so that it reads each slot once
+// after the writes instead of once before and again, on a budget spent,
+// after: every pair of peers is then found by at least the one that
+// wrote last, whose scan follows the other's write. A claim alone in its
+// slot settles soon, so two peers meet within a second; a busy one waits
+// for the second writes.
+func (d *Discoverer) settle(began time.Time, busy bool) {
+	span := d.cfg.joinWait + max(d.cfg.verifyMin, 3*d.rtt)
+	if busy {
+		span += d.cfg.verifyMax
+	}
+	if at := began.Add(span); at.After(d.settleAt) {
+		d.settleAt = at
+	}
 }
 
 // spreadPool returns the slots of the join levels a claimer joining a

@@ -84,6 +84,10 @@ type Discoverer struct {
 	scanner scanner
 	stats   Stats
 	rtt     time.Duration // the round trip of our last write, what a racing writer's takes too
+	// settleAt is when the writes of the forming group we claimed in
+	// should have landed (zero until a claim spreads, see settle): our
+	// first full scan waits for it.
+	settleAt time.Time
 
 	provenCache *lru.Cache[provenKey, struct{}] // entries whose proofs verified (see proven)
 }

@@ -60,9 +60,17 @@
 // members of the levels it reads whole and of a few deeper slots it
 // follows, and no others: it knows part of the group, every part knows
 // the shallow levels, and what it reports it can keep judging.
-// Right after joining, a peer scans fast (levels 0-2 whole, its own slot
-// first, once it holds a slot; level 0 alone until then) and skips full
-// slots it read recently, since a full slot can take no newcomer. Every
+// Right after joining, a peer scans fast: levels 0-2 whole, its own slot
+// first, and full slots it read recently skipped, since a full slot can
+// take no newcomer. In a forming group it reads level 0 alone until the
+// group's writes have landed: its claim's wait and a few round trips
+// after it began, or one read-back delay more when its read-back found
+// another peer beside it or a lost race. It then reads each slot once
+// after the others' writes instead of once before them and again, on a
+// spent budget, after; every pair is found by at least the peer that
+// wrote last, which dials the other. A claim that reads its way (walking
+// full slots) keeps the scans at level 0; one that waits seconds for a
+// PUT lets them read on. Every
 // request of every kind takes from one budget of 1.9 a second with a
 // burst of 10 ([WithRequestBudget]), under pkarr-relay's single bucket,
 // and PUTs from their own of one per 4.3 s after a burst of 2, under

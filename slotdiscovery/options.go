@@ -268,8 +268,9 @@ const maxJoinLevels = 5
 // (default 500 ms). One slot takes one writer at a time; peers that all
 // raced for the first slot with room would each lose a write per peer
 // ahead of them, and the PUT budget makes every write after the second
-// wait seconds. levels 0 turns spreading off: claims take the lowest
-// level with room from the start.
+// wait seconds. The wait also times the forming group's first full scan
+// (see the package doc). levels 0 turns spreading off: claims take the
+// lowest level with room from the start.
 func WithJoinSpread(levels int, wait time.Duration) Option {
 	return func(cfg *config) error {
 		if levels < 0 || levels > maxJoinLevels || wait < 0 {

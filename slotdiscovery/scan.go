@@ -178,6 +178,19 @@ func (s *scanner) probeSlots(l int, rnd *lockedRand, v *view, now time.Time) []i
 	return next
 }
 
+// ownToRead returns the slots of own that a fast scan beginning at now
+// reads first: those not read within half a fast period. Our read-back
+// has often just read ours, and a second GET would find the same.
+func (s *scanner) ownToRead(own []int, v *view, now time.Time) []int {
+	var out []int
+	for _, i := range own {
+		if v.slot(i).read.Before(now.Add(-s.fastEvery / 2)) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // worthReading drops the slots whose lock still holds at now, and, fast,
 // the full slots read within the last steady period: a full slot can take
 // no newcomer, so reading it again finds no one new, and the GETs go to
@@ -223,6 +236,12 @@ func (s *scanner) period(fast bool, rnd *lockedRand) time.Duration {
 // peers who went deeper while it was full.
 func (d *Discoverer) scan(ctx context.Context) {
 	d.mu.Lock()
+	if d.joining() && d.anns.held() {
+		// Our slot is confirmed and the group's writes are still landing:
+		// the scan at settleAt reads them all at once.
+		d.mu.Unlock()
+		return
+	}
 	probe := d.scanner.begin()
 	began := d.now()
 	fast := d.scanner.fast(began, d.anns.claiming())
@@ -240,8 +259,9 @@ func (d *Discoverer) scan(ctx context.Context) {
 		// over seconds should not reach it last.
 		d.mu.Lock()
 		own := d.anns.slots()
+		read := d.scanner.ownToRead(own, d.view, began)
 		d.mu.Unlock()
-		d.readSlots(ctx, own)
+		d.readSlots(ctx, read)
 		for _, i := range own {
 			done[i] = true
 		}
@@ -286,11 +306,8 @@ func (d *Discoverer) scanLoop() {
 		began := d.now()
 		d.scan(ctx)
 		d.mu.Lock()
-		fast := d.pace(d.now())
+		wait := d.scanWait(began, d.pace(d.now()))
 		d.mu.Unlock()
-		// The period runs from the scan's start: a scan the budget
-		// stretched is not followed by a full period of idling.
-		wait := d.scanner.period(fast, d.rnd)
 		t := d.cfg.clock.NewTimer(max(wait-d.now().Sub(began), 0))
 		select {
 		case <-t.Chan():
@@ -299,6 +316,19 @@ func (d *Discoverer) scanLoop() {
 		}
 		t.Stop()
 	}
+}
+
+// scanWait returns how long after began, when the last scan began, the
+// next one begins: a period (jittered, fast or steady as pace said), or
+// sooner, at settleAt, while we join a forming group. The period runs
+// from the scan's start: a scan the budget stretched is not followed by
+// a full period of idling. The caller holds d.mu.
+func (d *Discoverer) scanWait(began time.Time, fast bool) time.Duration {
+	wait := d.scanner.period(fast, d.rnd)
+	if d.joining() && d.settleAt.After(began) {
+		wait = min(wait, d.settleAt.Sub(began))
+	}
+	return wait
 }
 
 // pace sets the GET budget for the scans from now on and reports whether
@@ -324,8 +354,19 @@ func (d *Discoverer) scanSoon() {
 }
 
 // joining reports whether scans hold back below level 0 because our
-// announcements are claiming with join spreading on and none holds a slot
-// yet. The caller holds d.mu.
+// announcements are joining, with join spreading on: until a forming
+// group's writes have settled (see settle) and the first write of every
+// spread claim is read back (it tells whether to wait longer); and while
+// one of ours claims, reading what it needs itself, unless it only waits
+// for a PUT: a claim that lost its writes may wait seconds for the next,
+// and what the scans read meanwhile finds its group. The caller holds
+// d.mu.
 func (d *Discoverer) joining() bool {
-	return d.cfg.joinLevels > 0 && len(d.anns) > 0 && !d.anns.held()
+	switch {
+	case d.cfg.joinLevels == 0 || len(d.anns) == 0:
+		return false
+	case d.anns.unjudged() || d.now().Before(d.settleAt):
+		return true
+	}
+	return !d.anns.held() && !d.anns.putWaiting()
 }

@@ -107,6 +107,17 @@ func (v *view) confirms(i int, id string, t time.Time) bool {
 	return ok && !got.Before(t)
 }
 
+// company reports whether slot i, as read last, holds a live entry of a
+// peer other than id.
+func (v *view) company(i int, id string) bool {
+	for other, e := range v.slot(i).entries {
+		if other != id && e.kind == kindLive {
+			return true
+		}
+	}
+	return false
+}
+
 // fresh reports whether an entry's signed time makes it count now: not
 // older than the stale bound, not further ahead than the future bound.
 func (v *view) fresh(t, now time.Time) bool {

@@ -62,9 +62,11 @@ type goalSummary struct {
 	LeaveLost  []time.Duration
 	MinKnown   int
 	Connected  bool
-	// Mesh is, per seed, the time from the first start until every pair
-	// found each other (-1: some pair never did within the run).
-	Mesh []time.Duration
+	// Mesh is, per seed, the time from the first start until one peer of
+	// every pair had found the other, which dials it: a full mesh of
+	// connections. FoundAll is the time until every peer had found every
+	// other. (-1: never within the run.)
+	Mesh, FoundAll []time.Duration
 }
 
 func (s *goalSummary) add(o outcome) {
@@ -84,11 +86,15 @@ func (s *goalSummary) add(o outcome) {
 	s.SteadyPut = max(s.SteadyPut, o.SteadyPut)
 	s.MeanGet = max(s.MeanGet, o.MeanGet)
 	s.MeanPut = max(s.MeanPut, o.MeanPut)
-	mesh := time.Duration(-1)
+	found, mesh := time.Duration(-1), time.Duration(-1)
 	if o.Pairs > 0 && o.Mutual == o.Pairs {
-		mesh = o.MutualTimes[len(o.MutualTimes)-1]
+		found = o.MutualTimes[len(o.MutualTimes)-1]
+	}
+	if o.Pairs > 0 && o.Meshed == o.Pairs {
+		mesh = o.MeshTimes[len(o.MeshTimes)-1]
 	}
 	s.Mesh = append(s.Mesh, mesh)
+	s.FoundAll = append(s.FoundAll, found)
 	s.CrashLost = append(s.CrashLost, o.CrashLost...)
 	s.LeaveLost = append(s.LeaveLost, o.LeaveLost...)
 	if o.Known != nil {
@@ -100,11 +106,11 @@ func (s *goalSummary) add(o outcome) {
 	}
 }
 
-// meshQ returns the p-quantile of the per-seed mesh times, a seed whose
-// mesh never formed counting as longer than any (-1 when that is the
-// quantile).
-func (s *goalSummary) meshQ(p float64) time.Duration {
-	ms := slices.Clone(s.Mesh)
+// seedQ returns the p-quantile of per-seed times (Mesh or FoundAll), a
+// seed that never got there counting as longer than any (-1 when that is
+// the quantile).
+func seedQ(times []time.Duration, p float64) time.Duration {
+	ms := slices.Clone(times)
 	for i, m := range ms {
 		if m < 0 {
 			ms[i] = time.Duration(math.MaxInt64)
@@ -284,7 +290,9 @@ func TestGoals(t *testing.T) {
 	t.Run("8-start-together", func(t *testing.T) {
 		// Issue 15: peers that all start at once, the library's defaults,
 		// 50 ms RTT. The time that counts is the full mesh: from the
-		// start until every pair found each other, one figure per seed.
+		// start until one peer of every pair found the other (it dials,
+		// and the pair is connected), one figure per seed; the time until
+		// everyone found everyone is the second figure.
 		for _, c := range []struct {
 			peers, full, quick int
 			netw               net
@@ -299,7 +307,9 @@ func TestGoals(t *testing.T) {
 			sc := slotsim.Scenario{Name: c.name, Peers: c.peers, Duration: 90 * time.Second}
 			s := run(t, "8", sc, slotsim.Default, seeds(c.full, c.quick), c.netw)
 			meshes = append(meshes, s)
-			t.Logf("%s: full mesh p50 %v p95 %v max %v over %d seeds; 429 %d", c.name, d(s.meshQ(.5)), d(s.meshQ(.95)), d(s.meshQ(1)), s.Seeds, s.TooMany)
+			t.Logf("%s: full mesh p50 %v p95 %v max %v; everyone found everyone p50 %v p95 %v max %v; over %d seeds; 429 %d", c.name,
+				d(seedQ(s.Mesh, .5)), d(seedQ(s.Mesh, .95)), d(seedQ(s.Mesh, 1)),
+				d(seedQ(s.FoundAll, .5)), d(seedQ(s.FoundAll, .95)), d(seedQ(s.FoundAll, 1)), s.Seeds, s.TooMany)
 			// Asserted: what holds in the report; the time goals not met
 			// (20 peers: median under 3 s, p95 under 5 s; 50 peers under
 			// 8 s; 2 peers p95 under 1 s) are figures in BENCHMARKS.md.
@@ -352,10 +362,12 @@ func writeReport(t *testing.T, dir string) {
 	}
 	if len(meshes) > 0 {
 		fmt.Fprintln(&b)
-		fmt.Fprintln(&b, "| start together | seeds | full mesh p50 | p95 | max | pairs mutual | 429 |")
-		fmt.Fprintln(&b, "|---|---|---|---|---|---|---|")
+		fmt.Fprintln(&b, "| start together | seeds | full mesh p50 | p95 | max | everyone found everyone p50 | p95 | max | pairs mutual | 429 |")
+		fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|---|")
 		for _, s := range meshes {
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %d/%d | %d |\n", s.Name, s.Seeds, d(s.meshQ(.5)), d(s.meshQ(.95)), d(s.meshQ(1)), s.Mutual, s.Pairs, s.TooMany)
+			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %d/%d | %d |\n", s.Name, s.Seeds,
+				d(seedQ(s.Mesh, .5)), d(seedQ(s.Mesh, .95)), d(seedQ(s.Mesh, 1)),
+				d(seedQ(s.FoundAll, .5)), d(seedQ(s.FoundAll, .95)), d(seedQ(s.FoundAll, 1)), s.Mutual, s.Pairs, s.TooMany)
 		}
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {

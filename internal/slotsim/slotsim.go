@@ -104,6 +104,12 @@ type Result struct {
 	// MutualTimes are, per mutually discovered pair, the time from the
 	// later start until both had found the other.
 	MutualTimes []time.Duration
+	// MeshTimes are, per pair of which at least one found the other, the
+	// time from the later start until the first of them did: the finder
+	// dials, so the pair is connected without the other's read, and a
+	// full mesh of connections is Meshed == Pairs.
+	MeshTimes []time.Duration
+	Meshed    int
 	// FoundTimes are, per ordered pair, the time from the later start
 	// until the first found the second.
 	FoundTimes []time.Duration
@@ -587,6 +593,14 @@ func measure(res *Result, sc Scenario, peers []*peer, gone map[int]bool, t0, end
 			if okb {
 				res.FoundTimes = append(res.FoundTimes, tb.Sub(later))
 			}
+			if oka || okb {
+				first := ta
+				if !oka || okb && tb.Before(ta) {
+					first = tb
+				}
+				res.Meshed++
+				res.MeshTimes = append(res.MeshTimes, first.Sub(later))
+			}
 			if oka && okb {
 				res.Mutual++
 				both := ta
@@ -648,6 +662,7 @@ func measure(res *Result, sc Scenario, peers []*peer, gone map[int]bool, t0, end
 		res.LeaveLost = append(res.LeaveLost, goneLost(i))
 	}
 	sortD(res.MutualTimes)
+	sortD(res.MeshTimes)
 	sortD(res.FoundTimes)
 }
 
