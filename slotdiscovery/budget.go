@@ -78,40 +78,43 @@ func (b *budget) paused(now time.Time) time.Duration {
 
 // take waits for a token from lim, and for any 429 pause to pass.
 func (b *budget) take(ctx context.Context, lim *rate.Limiter) error {
+	_, err := b.takeWaited(ctx, lim)
+	return err
+}
+
+// takeWaited is take, and reports whether the token had to be waited for:
+// whether a pause or the limiters made it sleep, not whether the clock
+// moved meanwhile (a real one always has, by the time the call returns).
+func (b *budget) takeWaited(ctx context.Context, lim *rate.Limiter) (waited bool, err error) {
 	for {
 		pause := b.paused(b.clock.Now())
 		if pause <= 0 {
 			break
 		}
+		waited = true
 		if err := sleep(ctx, b.clock, pause); err != nil {
-			return err
+			return waited, err
 		}
 	}
 	now := b.clock.Now()
 	r := lim.ReserveN(now, 1)
 	if !r.OK() {
-		return errors.New("slotdiscovery: budget burst below one")
+		return waited, errors.New("slotdiscovery: budget burst below one")
 	}
 	// Every request also takes a token of the budget all kinds share,
 	// and waits for the later of the two.
 	ra := b.all.ReserveN(now, 1)
 	if !ra.OK() {
 		r.CancelAt(now)
-		return errors.New("slotdiscovery: request budget burst below one")
+		return waited, errors.New("slotdiscovery: request budget burst below one")
 	}
-	if err := sleep(ctx, b.clock, max(r.DelayFrom(now), ra.DelayFrom(now))); err != nil {
+	delay := max(r.DelayFrom(now), ra.DelayFrom(now))
+	if err := sleep(ctx, b.clock, delay); err != nil {
 		r.CancelAt(b.clock.Now())
 		ra.CancelAt(b.clock.Now())
-		return err
+		return true, err
 	}
-	return nil
-}
-
-// takeWaited is take, and reports whether the token had to be waited for.
-func (b *budget) takeWaited(ctx context.Context, lim *rate.Limiter) (bool, error) {
-	before := b.clock.Now()
-	err := b.take(ctx, lim)
-	return b.clock.Now().After(before), err
+	return waited || delay > 0, nil
 }
 
 // backoff reacts to a request error at now, and reports whether it was a

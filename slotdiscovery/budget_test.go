@@ -452,3 +452,15 @@ func TestPaceAfterTheFastPhase(t *testing.T) {
 		}
 	})
 }
+
+// TestBudgetTakeWithinTheBurstRealClock: on a real clock, which moves
+// while a take runs, a token within the burst is still not reported as
+// waited for (a write would otherwise read its slot twice).
+func TestBudgetTakeWithinTheBurstRealClock(t *testing.T) {
+	b := newBudget(clockwork.NewRealClock(), 10, 10, 1, 10, 1, 2)
+	for n := range 2 {
+		if waited, err := b.takeWaited(t.Context(), b.puts); err != nil || waited {
+			t.Fatalf("PUT %d of a burst of 2: waited=%v err=%v", n+1, waited, err)
+		}
+	}
+}

@@ -70,7 +70,9 @@
 // spent budget, after; every pair is found by at least the peer that
 // wrote last, which dials the other. A claim that reads its way (walking
 // full slots) keeps the scans at level 0; one that waits seconds for a
-// PUT lets them read on. Every
+// PUT lets them read on. A discoverer's first scan, made before any
+// announcement, reads level 0 alone too: a peer that subscribes and then
+// announces (FindPeers, then Advertise) keeps its burst for its claim. Every
 // request of every kind takes from one budget of 1.9 a second with a
 // burst of 10 ([WithRequestBudget]), under pkarr-relay's single bucket,
 // and PUTs from their own of one per 4.3 s after a burst of 2, under

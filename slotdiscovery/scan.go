@@ -178,13 +178,11 @@ func (s *scanner) probeSlots(l int, rnd *lockedRand, v *view, now time.Time) []i
 	return next
 }
 
-// ownToRead returns the slots of own that a fast scan beginning at now
-// reads first: those not read within half a fast period. Our read-back
-// has often just read ours, and a second GET would find the same.
-func (s *scanner) ownToRead(own []int, v *view, now time.Time) []int {
+// readBefore returns the slots of idx last read before t (or never).
+func readBefore(idx []int, v *view, t time.Time) []int {
 	var out []int
-	for _, i := range own {
-		if v.slot(i).read.Before(now.Add(-s.fastEvery / 2)) {
+	for _, i := range idx {
+		if v.slot(i).read.Before(t) {
 			out = append(out, i)
 		}
 	}
@@ -242,9 +240,18 @@ func (d *Discoverer) scan(ctx context.Context) {
 		d.mu.Unlock()
 		return
 	}
-	probe := d.scanner.begin()
+	// A scan held back while we join counts for nothing: the third full
+	// scan probes, not the one at settleAt.
+	joining := d.joining()
+	probe := !joining && d.scanner.begin()
 	began := d.now()
 	fast := d.scanner.fast(began, d.anns.claiming())
+	// A discoverer's first scan, before any announcement, reads level 0
+	// and goes deeper only as a steady one would: a peer that subscribes
+	// and announces together (FindPeers, then Advertise) would otherwise
+	// spend its burst on slots read a moment before its claim, and its
+	// first full scan after the claim would wait for tokens.
+	watcherFirst := d.scanner.scans == 1 && len(d.anns) == 0
 	d.mu.Unlock()
 	defer func() {
 		d.mu.Lock()
@@ -259,7 +266,9 @@ func (d *Discoverer) scan(ctx context.Context) {
 		// over seconds should not reach it last.
 		d.mu.Lock()
 		own := d.anns.slots()
-		read := d.scanner.ownToRead(own, d.view, began)
+		// Not those our read-back has just read: a second GET would
+		// find the same.
+		read := readBefore(own, d.view, began.Add(-d.scanner.fastEvery/2))
 		d.mu.Unlock()
 		d.readSlots(ctx, read)
 		for _, i := range own {
@@ -279,12 +288,17 @@ func (d *Discoverer) scan(ctx context.Context) {
 		}
 		idx := d.scanner.pick(l, d.rnd, d.view, d.anns.slots(), d.now())
 		read := d.scanner.worthReading(idx, fast, d.now(), d.view, &d.room)
+		if joining {
+			// Level 0 read within a fast period (a claim's first look, a
+			// scan before it) has nothing new for a peer still joining.
+			read = readBefore(read, d.view, d.now().Add(-d.scanner.fastEvery))
+		}
 		d.mu.Unlock()
 		read = slices.DeleteFunc(read, func(i int) bool { return done[i] })
 		d.readSlots(ctx, read)
 		d.mu.Lock()
 		deeper := d.scanner.deeper(l, idx, d.view, &d.room, d.anns.slots()) ||
-			d.scanner.joinScan(l, fast)
+			d.scanner.joinScan(l, fast && !watcherFirst)
 		d.mu.Unlock()
 		if !deeper {
 			if !probe || l == maxLevel {

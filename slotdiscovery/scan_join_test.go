@@ -12,13 +12,13 @@ import (
 // runs one scan at a time and sees its requests in order. Slots by level:
 // 0 | 1 2 | 3 4 5 6 | 7 ... 14.
 
-// joinScan runs one scan that is not a probing one and returns its
-// requests.
+// joinScanOnce runs one scan that is neither a probing one nor the
+// discoverer's first, and returns its requests.
 func joinScanOnce(t *testing.T, h *annHarness) []string {
 	t.Helper()
 	h.requests()
 	h.d.mu.Lock()
-	h.d.scanner.scans = 0
+	h.d.scanner.scans = 3 // neither a probe (every third) nor the first
 	h.d.mu.Unlock()
 	h.d.scan(t.Context())
 	return h.requests()
@@ -131,7 +131,7 @@ func TestScanHoldsBackOnceAClaimStarts(t *testing.T) {
 		time.Sleep(10 * time.Second) // whatever the stopped scan loop took is back
 		h.requests()
 		h.d.mu.Lock()
-		h.d.scanner.scans = 0
+		h.d.scanner.scans = 3 // neither a probe nor the first scan
 		h.d.mu.Unlock()
 		done := make(chan struct{})
 		go func() {
@@ -169,6 +169,82 @@ func TestScanOnceHeldReadsOwnSlotFirstThenTheJoinLevels(t *testing.T) {
 		}
 		if got := joinGets(r); !slices.Equal(got, joinLevels01) {
 			t.Errorf("steady: read %v, want %v", got, joinLevels01)
+		}
+	})
+}
+
+// TestScanFirstOfAWatcherReadsLevel0: a discoverer's first scan, made
+// before any announcement, reads level 0 alone (a peer that subscribes
+// and then announces keeps its burst for the claim); the next fast scan
+// of a watcher reads the join levels whole. A full level 0 still takes
+// the first scan deeper, and the first scan of a peer that holds a slot
+// is a fast one like any other.
+func TestScanFirstOfAWatcherReadsLevel0(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t, WithJoinSpread(3, 0))
+		h.d.mu.Lock()
+		h.d.scanner.scans = 0
+		h.d.mu.Unlock()
+		h.d.scan(t.Context())
+		if got := joinGets(h.requests()); !slices.Equal(got, joinLevel0) {
+			t.Errorf("first scan: read %v, want %v", got, joinLevel0)
+		}
+		h.d.scan(t.Context())
+		if got := joinGets(h.requests()); !slices.Equal(got, joinLevels02) {
+			t.Errorf("second scan: read %v, want %v", got, joinLevels02)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t, WithJoinSpread(3, 0))
+		h.full(0)
+		h.d.mu.Lock()
+		h.d.scanner.scans = 0
+		h.d.mu.Unlock()
+		h.d.scan(t.Context())
+		if got := joinGets(h.requests()); !slices.Equal(got, joinLevels01) {
+			t.Errorf("first scan, level 0 full: read %v, want %v", got, joinLevels01)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t, WithJoinSpread(3, 0))
+		addAnn(t, h, "me", 1, true)
+		h.d.mu.Lock()
+		h.d.scanner.scans = 0
+		h.d.mu.Unlock()
+		h.d.scan(t.Context())
+		if got := joinGets(h.requests()); !slices.Equal(got, joinLevels02) {
+			t.Errorf("first scan, announcing (slot 1 held): read %v, want %v", got, joinLevels02)
+		}
+	})
+}
+
+// TestScanWhileJoiningCountsNoScanAndSkipsAFreshLevel0: a scan held back
+// while we join reads level 0 only if no read took it within a fast
+// period, and does not count towards the probe of every third scan.
+func TestScanWhileJoiningCountsNoScanAndSkipsAFreshLevel0(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t, WithJoinSpread(3, 0))
+		addAnn(t, h, "me", -1, false)
+		h.read(0)
+		h.requests()
+		time.Sleep(900 * time.Millisecond)
+		h.d.mu.Lock()
+		h.d.scanner.scans = 2
+		h.d.mu.Unlock()
+		h.d.scan(t.Context())
+		if r := h.requests(); len(r) != 0 {
+			t.Errorf("joining, slot 0 read 0.9 s ago: requests %v, want none", r)
+		}
+		h.d.mu.Lock()
+		scans := h.d.scanner.scans
+		h.d.mu.Unlock()
+		if scans != 2 {
+			t.Errorf("a joining scan counted: %d scans, want 2", scans)
+		}
+		time.Sleep(200 * time.Millisecond)
+		h.d.scan(t.Context())
+		if r := h.requests(); !slices.Equal(r, []string{"GET 0"}) {
+			t.Errorf("joining, slot 0 read 1.1 s ago: requests %v, want [GET 0]", r)
 		}
 	})
 }
