@@ -180,13 +180,18 @@ func TestScanOnceHeldReadsOwnSlotFirstThenTheJoinLevels(t *testing.T) {
 // the first scan deeper, and the first scan of a peer that holds a slot
 // is a fast one like any other.
 func TestScanFirstOfAWatcherReadsLevel0(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := newAnnHarness(t, WithJoinSpread(3, 0))
+	// firstScan runs the discoverer's first scan and returns the slots it
+	// read.
+	firstScan := func(t *testing.T, h *annHarness) []int {
 		h.d.mu.Lock()
 		h.d.scanner.scans = 0
 		h.d.mu.Unlock()
 		h.d.scan(t.Context())
-		if got := joinGets(h.requests()); !slices.Equal(got, joinLevel0) {
+		return joinGets(h.requests())
+	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t, WithJoinSpread(3, 0))
+		if got := firstScan(t, h); !slices.Equal(got, joinLevel0) {
 			t.Errorf("first scan: read %v, want %v", got, joinLevel0)
 		}
 		h.d.scan(t.Context())
@@ -197,22 +202,14 @@ func TestScanFirstOfAWatcherReadsLevel0(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newAnnHarness(t, WithJoinSpread(3, 0))
 		h.full(0)
-		h.d.mu.Lock()
-		h.d.scanner.scans = 0
-		h.d.mu.Unlock()
-		h.d.scan(t.Context())
-		if got := joinGets(h.requests()); !slices.Equal(got, joinLevels01) {
+		if got := firstScan(t, h); !slices.Equal(got, joinLevels01) {
 			t.Errorf("first scan, level 0 full: read %v, want %v", got, joinLevels01)
 		}
 	})
 	synctest.Test(t, func(t *testing.T) {
 		h := newAnnHarness(t, WithJoinSpread(3, 0))
 		addAnn(t, h, "me", 1, true)
-		h.d.mu.Lock()
-		h.d.scanner.scans = 0
-		h.d.mu.Unlock()
-		h.d.scan(t.Context())
-		if got := joinGets(h.requests()); !slices.Equal(got, joinLevels02) {
+		if got := firstScan(t, h); !slices.Equal(got, joinLevels02) {
 			t.Errorf("first scan, announcing (slot 1 held): read %v, want %v", got, joinLevels02)
 		}
 	})
