@@ -85,6 +85,11 @@ func (b *budget) take(ctx context.Context, lim *rate.Limiter) error {
 // takeWaited is take, and reports whether the token had to be waited for:
 // whether a pause or the limiters made it sleep, not whether the clock
 // moved meanwhile (a real one always has, by the time the call returns).
+//
+// The shared token is reserved first and the kind's at the moment that
+// one comes: a PUT token counted as spent while the request waits a second
+// for its shared token would let the next PUT, taken on time, reach the
+// relay closer to it than the relay's limit allows.
 func (b *budget) takeWaited(ctx context.Context, lim *rate.Limiter) (waited bool, err error) {
 	for {
 		pause := b.paused(b.clock.Now())
@@ -97,16 +102,15 @@ func (b *budget) takeWaited(ctx context.Context, lim *rate.Limiter) (waited bool
 		}
 	}
 	now := b.clock.Now()
-	r := lim.ReserveN(now, 1)
-	if !r.OK() {
-		return waited, errors.New("slotdiscovery: budget burst below one")
-	}
-	// Every request also takes a token of the budget all kinds share,
-	// and waits for the later of the two.
+	// Every request also takes a token of the budget all kinds share.
 	ra := b.all.ReserveN(now, 1)
 	if !ra.OK() {
-		r.CancelAt(now)
 		return waited, errors.New("slotdiscovery: request budget burst below one")
+	}
+	r := lim.ReserveN(now.Add(ra.DelayFrom(now)), 1)
+	if !r.OK() {
+		ra.CancelAt(now)
+		return waited, errors.New("slotdiscovery: budget burst below one")
 	}
 	delay := max(r.DelayFrom(now), ra.DelayFrom(now))
 	if err := sleep(ctx, b.clock, delay); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -463,4 +464,28 @@ func TestBudgetTakeWithinTheBurstRealClock(t *testing.T) {
 			t.Fatalf("PUT %d of a burst of 2: waited=%v err=%v", n+1, waited, err)
 		}
 	}
+}
+
+// TestBudgetTakeSpendsNoTokenWhileItWaits: a PUT whose shared token is a
+// second away counts its PUT token as spent when it goes, not when it
+// began to wait: two PUTs at 1 per 2 s are 2 s apart however long the
+// first waited (here 1 s, and the second at 3 s, not 2 s).
+func TestBudgetTakeSpendsNoTokenWhileItWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBudget(clockwork.NewRealClock(), 1, 1, 10, 10, 0.5, 1)
+		t0 := time.Now()
+		if err := b.take(t.Context(), b.gets); err != nil { // the shared token
+			t.Fatal(err)
+		}
+		var at []time.Duration
+		for range 2 {
+			if err := b.take(t.Context(), b.puts); err != nil {
+				t.Fatal(err)
+			}
+			at = append(at, time.Since(t0))
+		}
+		if want := []time.Duration{time.Second, 3 * time.Second}; !slices.Equal(at, want) {
+			t.Errorf("PUTs at %v, want %v", at, want)
+		}
+	})
 }
