@@ -2,12 +2,10 @@ package meshbench
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"testing"
@@ -99,33 +97,6 @@ func TestLoopbackOnly(t *testing.T) {
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://192.0.2.1/x", nil)
 	if _, err := rt.RoundTrip(req); err == nil {
 		t.Error("the peer transport sent a request to a non-loopback host")
-	}
-}
-
-// TestRTTTransport: an exchange costs at least the rtt and carries the
-// peer's IP in X-Forwarded-For.
-func TestRTTTransport(t *testing.T) {
-	const rtt = 80 * time.Millisecond
-	got := make(chan string, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got <- r.Header.Get("X-Forwarded-For")
-	}))
-	defer srv.Close()
-	hc := &http.Client{Transport: &netdelay.Transport{ForwardedFor: peerIP(3), RTT: rtt, Base: peerTransport()}}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-	began := time.Now()
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if took := time.Since(began); took < rtt {
-		t.Errorf("the exchange took %v, want at least the rtt %v", took, rtt)
-	}
-	if ip := <-got; ip != peerIP(3) {
-		t.Errorf("X-Forwarded-For %q, want %q", ip, peerIP(3))
 	}
 }
 
