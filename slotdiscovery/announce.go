@@ -156,6 +156,10 @@ type announcement struct {
 	// (written and read by run alone).
 	stayUntil time.Time
 	spread    bool // the claim under way picked a slot of a forming group
+	// respread is set while a claim turned away from a full slot of a
+	// forming group writes to another slot of the join levels: it
+	// neither waits nor holds the scans back as a first claim does.
+	respread bool
 	// unjudged is set from a spread claim until its first write is read
 	// back (or publish gives up): the read-back tells whether the group
 	// is busy (see settle), and scans wait for it.
@@ -339,7 +343,7 @@ func (a *announcement) run() {
 		// read-back confirms it: a peer that leaves mid-claim may already
 		// have been seen.
 		d.mu.Lock()
-		spread := a.spread
+		spread := a.spread && !a.respread
 		d.mu.Unlock()
 		if slot != held && spread {
 			// Peers that start together would write together: a random
@@ -373,7 +377,7 @@ func (a *announcement) run() {
 			}
 			// The next claim decides anew whether it spreads: a contended
 			// one does not, and must not wait as if it did.
-			a.slot, a.held, a.spread = -1, -1, false
+			a.slot, a.held, a.spread, a.respread = -1, -1, false, false
 			// A slot found locked says nothing of how many others are
 			// claiming: only a race lost or a full slot makes the claim
 			// contended.
@@ -390,7 +394,7 @@ func (a *announcement) run() {
 				d.stats.Moves++
 			}
 		}
-		a.held, a.claiming, a.refused, a.spread = slot, time.Time{}, 0, false
+		a.held, a.claiming, a.refused, a.spread, a.respread = slot, time.Time{}, 0, false, false
 		d.mu.Unlock()
 		d.scanSoon()
 		// The period runs from the write, not from the read-back: readers
@@ -408,6 +412,11 @@ func (a *announcement) run() {
 		t.Stop()
 	}
 }
+
+// respreadTries is how many refusals a claim in a forming group takes
+// before it walks the levels from the top (see claim): past that, the join
+// levels are full, and the walk goes past them.
+const respreadTries = 3
 
 // republishJitter spreads republishes so peers that joined together do not
 // write together for ever.
@@ -435,15 +444,22 @@ func (a *announcement) claim(ctx context.Context) (int, error) {
 	// would cost a level's worth of GETs per level.
 	fresh := 2 * d.cfg.scan
 	d.mu.Lock()
-	contended := a.refused > 0
+	refused := a.refused
 	d.mu.Unlock()
-	// A claimer turned away from a full slot knows more than a random
-	// pick would use: it takes the rules below, which go past nearly full
-	// levels.
-	if pool, _ := a.spreadPool(self, fresh, d.cfg.joinLevels); !contended && len(pool) > 0 {
+	contended := refused > 0
+	pool, forming := a.spreadPool(self, fresh, d.cfg.joinLevels)
+	if len(pool) > 0 && (!contended || forming && refused < respreadTries) {
 		d.mu.Lock()
-		a.spread, a.unjudged = true, true
-		d.settle(a.claiming, false)
+		// A claimer turned away by a full slot of a forming group spreads
+		// again: the level walk below would send every such claimer to
+		// the first slot with room, and they would lose their writes
+		// there to each other. It writes at once, and its scans go on
+		// reading meanwhile: the group it joins is written already.
+		a.spread, a.respread = true, contended
+		if !contended {
+			a.unjudged = true
+			d.settle(a.claiming, false)
+		}
 		d.mu.Unlock()
 		return pool[d.rnd.intN(len(pool))], nil
 	}
@@ -693,7 +709,7 @@ func (a *announcement) publish(ctx context.Context, slot int) bool {
 			}
 			continue
 		}
-		if d.sleep(ctx, d.readBackDelay()) != nil {
+		if d.sleep(ctx, a.firstReadBack(d.readBackDelay())) != nil {
 			return false
 		}
 		// The read-back reads our slot alone, on the announcement's own
@@ -815,6 +831,24 @@ func (a *announcement) write(ctx context.Context, slot int, e entry) error {
 		d.backoff(err)
 	}
 	return err
+}
+
+// firstReadBack shortens wait, the read-back delay after a write, for
+// the first write of a claim in a forming group that found no one there
+// and came late in the join wait: its read-back goes no later than
+// settleAt. Such a claimer is likely in a small group, where the read-back
+// times the first full scan (see joining) and the peer that wrote last
+// finds the others; the random delay spreads the retries of a large
+// group's losers, which know of company when they write.
+func (a *announcement) firstReadBack(wait time.Duration) time.Duration {
+	d := a.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.now()
+	if !a.unjudged || now.Sub(a.claiming) < d.cfg.joinWait/2 || d.view.knowsLive() {
+		return wait
+	}
+	return min(wait, max(d.cfg.verifyMin, 2*d.rtt, d.settleAt.Sub(now)))
 }
 
 // readBackDelay returns how long to wait between a write and its

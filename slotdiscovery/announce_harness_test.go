@@ -43,6 +43,9 @@ type annHarness struct {
 	limitReads atomic.Bool
 	// failPuts makes that many of our next PUTs fail (logged as "PUT! i").
 	failPuts atomic.Int32
+	// readDelay, in nanoseconds, delays the answer to each of our reads:
+	// a round trip, in the bubble's virtual time.
+	readDelay atomic.Int64
 
 	keys map[pkarrclient.PublicKey]int // slot index by key, for the request log
 
@@ -78,6 +81,9 @@ func (b harnessBackend) Publish(ctx context.Context, p *pkarrclient.SignedPacket
 // relay. Call it inside synctest.Test. Scans every scan (fresh claims trust
 // reads up to twice that), reads back after exactly verify.
 func (b harnessBackend) Resolve(ctx context.Context, q pkarrclient.Query) (*pkarrclient.SignedPacket, error) {
+	if d := time.Duration(b.h.readDelay.Load()); d > 0 {
+		time.Sleep(d)
+	}
 	if b.h.limitReads.Load() {
 		b.h.note("GET429", q.Key)
 		return nil, &pkarrclient.RateLimitError{RetryAfter: time.Second}

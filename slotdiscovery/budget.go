@@ -121,6 +121,15 @@ func (b *budget) takeWaited(ctx context.Context, lim *rate.Limiter) (waited bool
 	return waited || delay > 0, nil
 }
 
+// affords reports whether n GETs of scans and claims can go at now
+// without waiting for a token or a pause.
+func (b *budget) affords(now time.Time, n int) bool {
+	if b.paused(now) > 0 {
+		return false
+	}
+	return b.gets.TokensAt(now) >= float64(n) && b.all.TokensAt(now) >= float64(n)
+}
+
 // backoff reacts to a request error at now, and reports whether it was a
 // 429. A 429 caps the GET burst from then on: n0's relay limits only
 // PUTs, pkarr's limits every request in one bucket of 10; the full

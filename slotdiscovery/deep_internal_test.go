@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/phrasemeet/discovery"
 	"github.com/phrasemeet/discovery/pkarrclient"
@@ -13,10 +14,17 @@ import (
 // slotPacket builds slot i's packet holding fresh live entries of recs.
 func slotPacket(t *testing.T, g *Group, i int, recs ...discovery.Record) *pkarrclient.SignedPacket {
 	t.Helper()
+	return slotPacketSince(t, g, i, fuzzNow, recs...)
+}
+
+// slotPacketSince is slotPacket with entries that came to the slot at
+// since: an hour before fuzzNow makes a settled group.
+func slotPacketSince(t *testing.T, g *Group, i int, since time.Time, recs ...discovery.Record) *pkarrclient.SignedPacket {
+	t.Helper()
 	sk := g.SlotKey(i)
 	var entries []sealedEntry
 	for _, r := range recs {
-		e := entry{kind: kindLive, time: fuzzNow, since: fuzzNow, rec: r}
+		e := entry{kind: kindLive, time: fuzzNow, since: since, rec: r}
 		s, err := g.seal(&e, sk.PublicKey())
 		if err != nil {
 			t.Fatal(err)
@@ -68,28 +76,50 @@ func TestProbeReadsTheNextLevelsFirstSlot(t *testing.T) {
 	}
 }
 
-// TestContendedClaimTakesTheFirstSlotBelow: a claimer turned away once
-// passes over a level where few slots have room, and takes the first slot
-// with room of the next level, where probes look (see the test above).
+// TestContendedClaimTakesTheFirstSlotBelow: in a settled group, a claimer
+// turned away once passes over a level where few slots have room, and
+// takes the first slot with room of the next level, where probes look
+// (see the test above). In a forming group it spreads again over the join
+// levels, and takes the last place of level 2, until it has been turned
+// away respreadTries times.
 func TestContendedClaimTakesTheFirstSlotBelow(t *testing.T) {
-	g := fuzzGroup(t, fuzzPassphrase)
-	var packets []*pkarrclient.SignedPacket
-	for i := range 6 { // levels 0 and 1, and three of level 2's four slots
-		packets = append(packets, slotPacket(t, g, i, big(fmt.Sprint("big-", i, "a")), big(fmt.Sprint("big-", i, "b"))))
-	}
-	packets = append(packets, slotPacket(t, g, 6, discovery.Record{ID: "x"}))
-	d := deepTest(t, packets...)
-	a := &announcement{d: d, rec: discovery.Record{ID: "me", Addrs: []string{"/ip4/192.0.2.1/udp/1/quic-v1"}}, slot: -1, held: -1, refused: 1}
-	got, err := a.claim(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != 7 {
-		t.Fatalf("a contended claim took slot %d, want 7, the first of level 3", got)
-	}
-	// Not turned away: it takes the last place of level 2.
-	a.refused = 0
-	if got, err := a.claim(context.Background()); err != nil || got != 6 {
-		t.Fatalf("an uncontended claim took slot %d (%v), want 6", got, err)
+	for _, tc := range []struct {
+		name    string
+		since   time.Time
+		refused int
+		want    int
+	}{
+		{"settled", fuzzNow.Add(-time.Hour), 1, 7},
+		{"forming", fuzzNow, 1, 6},
+		{"forming, turned away often", fuzzNow, respreadTries, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := fuzzGroup(t, fuzzPassphrase)
+			var packets []*pkarrclient.SignedPacket
+			for i := range 6 { // levels 0 and 1, and three of level 2's four slots
+				packets = append(packets, slotPacketSince(t, g, i, tc.since, big(fmt.Sprint("big-", i, "a")), big(fmt.Sprint("big-", i, "b"))))
+			}
+			packets = append(packets, slotPacketSince(t, g, 6, tc.since, discovery.Record{ID: "x"}))
+			d := deepTest(t, packets...)
+			a := &announcement{d: d, rec: discovery.Record{ID: "me", Addrs: []string{"/ip4/192.0.2.1/udp/1/quic-v1"}}, slot: -1, held: -1, refused: tc.refused}
+			got, err := a.claim(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Fatalf("a claim turned away %d times took slot %d, want %d", tc.refused, got, tc.want)
+			}
+			d.mu.Lock()
+			respread := a.respread
+			d.mu.Unlock()
+			if respread != (tc.want == 6) {
+				t.Fatalf("respread %v after taking slot %d", respread, got)
+			}
+			// Not turned away: it takes the last place of level 2.
+			a.refused = 0
+			if got, err := a.claim(context.Background()); err != nil || got != 6 {
+				t.Fatalf("an uncontended claim took slot %d (%v), want 6", got, err)
+			}
+		})
 	}
 }

@@ -25,12 +25,17 @@
 // that start together, before any has stood in its slot for a minute)
 // spreads its first claims over levels 0-2 instead, each claimer after a
 // random wait of up to half a second, since a slot takes one writer at a
-// time ([WithJoinSpread]); a member moves up at a republish when a
-// shallower level has room, as any peer does.
+// time ([WithJoinSpread]); a claimer such a slot turns away as full picks
+// again among those levels, at once, rather than walking them from the
+// top, where every claimer turned away would race for the same place. A
+// member moves up at a republish when a shallower level has room, as any
+// peer does.
 //
 // Relays offer no compare-and-swap, and n0's relay answers 204 to a write
 // it drops, so a write is a read, a merge and a write, confirmed by
-// reading the slot back after a short random delay. A writer never cuts
+// reading the slot back after a random delay (150-800 ms; the losers of
+// one race write again at their read-backs, and a narrower spread had
+// them race each other again). A writer never cuts
 // a live entry it has just read: when its own does not fit, it moves on
 // to another slot. Each peer rewrites its entry about once a minute;
 // readers judge liveness by the entry's signed time (never by DNS TTL),
@@ -65,7 +70,9 @@
 // take no newcomer. In a forming group it reads level 0 alone until the
 // group's writes have landed: its claim's wait and a few round trips
 // after it began, or one read-back delay more when its read-back found
-// another peer beside it or a lost race. It then reads each slot once
+// another peer beside it or a lost race; a claimer that found no one and
+// wrote late in its wait, likely in a small group, reads its write back
+// by then. It then reads the join levels at once, each slot once
 // after the others' writes instead of once before them and again, on a
 // spent budget, after; every pair is found by at least the peer that
 // wrote last, which dials the other. A claim that reads its way (walking

@@ -63,7 +63,7 @@ func defaultConfig() config {
 		fastPhase:   60 * time.Second,
 		fastScan:    time.Second,
 		verifyMin:   150 * time.Millisecond,
-		verifyMax:   500 * time.Millisecond,
+		verifyMax:   800 * time.Millisecond,
 		// pkarr-relay limits every request of an IP to about 2 a second
 		// with a burst of 10: the sum of every kind stays under it.
 		reqRate:     1.9,
@@ -217,9 +217,11 @@ func WithFutureMargin(d time.Duration) Option {
 }
 
 // WithVerifyDelay sets the range of the random wait between writing a
-// slot and reading it back (default 150 ms to 500 ms). Random, so two
+// slot and reading it back (default 150 ms to 800 ms). Random, so two
 // peers that wrote together do not read back together and write together
-// again. The wait is also at least twice the round trip our last write
+// again: the losers of one race write again at their read-backs, and with
+// a narrower range twenty peers starting together often had two of them
+// lose twice and wait seconds for the PUT budget (see the package doc). The wait is also at least twice the round trip our last write
 // took: a racing writer that read the slot before our write landed needs
 // about one round trip of its own to land its write, and a read-back sent
 // before then would confirm a slot we are about to lose.

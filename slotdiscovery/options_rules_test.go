@@ -19,7 +19,7 @@ func TestDefaultSchedule(t *testing.T) {
 		"fast phase":   {c.fastPhase, 60 * time.Second},
 		"fast scan":    {c.fastScan, time.Second},
 		"verify min":   {c.verifyMin, 150 * time.Millisecond},
-		"verify max":   {c.verifyMax, 500 * time.Millisecond},
+		"verify max":   {c.verifyMax, 800 * time.Millisecond},
 		"join wait":    {c.joinWait, 500 * time.Millisecond},
 		"leave":        {c.leaveTimeout, 5 * time.Second},
 		"read settle":  {c.readSettle, 300 * time.Millisecond},

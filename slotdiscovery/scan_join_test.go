@@ -245,3 +245,34 @@ func TestScanWhileJoiningCountsNoScanAndSkipsAFreshLevel0(t *testing.T) {
 		}
 	})
 }
+
+// TestFastScanReadsTheJoinLevelsInOneBatch: a fast scan whose budget pays
+// for levels 0-2 at once reads them in one round trip, not one per level;
+// on a burst too small for them all it reads level by level, so a claim
+// that starts meanwhile can still stop it (TestScanHoldsBackOnceAClaimStarts).
+func TestFastScanReadsTheJoinLevelsInOneBatch(t *testing.T) {
+	const rtt = 50 * time.Millisecond
+	for _, c := range []struct {
+		name  string
+		burst int
+		took  time.Duration
+	}{
+		{"budget for all", 1000, rtt},
+		{"burst of 4", 4, 3 * rtt},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newAnnHarness(t, WithJoinSpread(3, 0), WithGetBudget(1000, 1000, c.burst))
+				h.readDelay.Store(int64(rtt))
+				t0 := time.Now()
+				got := joinGets(joinScanOnce(t, h))
+				if !slices.Equal(got, joinLevels02) {
+					t.Errorf("read %v, want %v", got, joinLevels02)
+				}
+				if took := time.Since(t0); took != c.took {
+					t.Errorf("the scan took %v, want %v", took, c.took)
+				}
+			})
+		})
+	}
+}

@@ -319,3 +319,83 @@ func TestScanSkipsOwnSlotJustReadBack(t *testing.T) {
 		}
 	})
 }
+
+// TestFirstReadBackOfALoneLateClaim: the first write of a spread claim
+// that knows no other live peer and came in the second half of the join
+// wait is read back by settleAt (at least the read-back's lower bound and
+// twice the write's round trip after it); any other write keeps the
+// random delay it drew.
+func TestFirstReadBackOfALoneLateClaim(t *testing.T) {
+	const drawn = 700 * time.Millisecond
+	cases := []struct {
+		name     string
+		ago      time.Duration // since the claim began
+		rtt      time.Duration
+		drawn    time.Duration
+		company  bool
+		unjudged bool
+		want     time.Duration
+	}{
+		{"lone, late", 400 * time.Millisecond, 0, drawn, false, true, 250 * time.Millisecond},
+		{"lone, late, drawn shorter", 400 * time.Millisecond, 0, 200 * time.Millisecond, false, true, 200 * time.Millisecond},
+		{"lone, late, settleAt passed", 800 * time.Millisecond, 0, drawn, false, true, 150 * time.Millisecond},
+		{"lone, late, slow round trips", 800 * time.Millisecond, 200 * time.Millisecond, drawn, false, true, 400 * time.Millisecond},
+		{"lone, at half the wait", 250 * time.Millisecond, 0, drawn, false, true, 400 * time.Millisecond},
+		{"lone, early", 200 * time.Millisecond, 0, drawn, false, true, drawn},
+		{"late, a live peer known", 400 * time.Millisecond, 0, drawn, true, true, drawn},
+		{"lone, late, judged already", 400 * time.Millisecond, 0, drawn, false, false, drawn},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newAnnHarness(t, WithJoinSpread(3, 500*time.Millisecond), WithVerifyDelay(150*time.Millisecond, 800*time.Millisecond))
+				if c.company {
+					h.put(0, 0, h.live(0, discovery.Record{ID: "other"}, h.d.stamp()))
+					h.read(0)
+				}
+				a := spreadAnn(t, h)
+				h.d.mu.Lock()
+				a.claiming = time.Now().Add(-c.ago)
+				h.d.settleAt = a.claiming.Add(650 * time.Millisecond)
+				a.unjudged = c.unjudged
+				h.d.rtt = c.rtt
+				h.d.mu.Unlock()
+				if got := a.firstReadBack(c.drawn); got != c.want {
+					t.Errorf("read back after %v, want %v", got, c.want)
+				}
+			})
+		})
+	}
+}
+
+// TestPublishReadsBackALoneLateClaimBySettleAt: publish waits the
+// shortened delay of firstReadBack before a lone late claim's read-back
+// (settleAt has nearly come: the read-back's lower bound), and one drawn
+// from the range beside company (the relay answers at once, so publish
+// takes just the wait).
+func TestPublishReadsBackALoneLateClaimBySettleAt(t *testing.T) {
+	for _, company := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			h := newAnnHarness(t, WithJoinSpread(3, 500*time.Millisecond), WithVerifyDelay(300*time.Millisecond, 700*time.Millisecond))
+			if company {
+				h.put(3, 0, h.live(3, discovery.Record{ID: "other"}, h.d.stamp()))
+			}
+			a := spreadAnn(t, h)
+			h.d.mu.Lock()
+			a.claiming = time.Now().Add(-400 * time.Millisecond)
+			h.d.settleAt = time.Now().Add(50 * time.Millisecond)
+			h.d.mu.Unlock()
+			t0 := time.Now()
+			if !a.publish(t.Context(), 3) {
+				t.Fatal("publish failed")
+			}
+			took := time.Since(t0)
+			if !company && took != 300*time.Millisecond {
+				t.Errorf("alone: publish took %v, want 300ms", took)
+			}
+			if company && (took <= 300*time.Millisecond || took > 700*time.Millisecond) {
+				t.Errorf("beside company: publish took %v, want a draw within (300ms, 700ms]", took)
+			}
+		})
+	}
+}

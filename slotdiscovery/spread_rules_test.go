@@ -201,9 +201,10 @@ func TestClaimSpreadsAFormingGroup(t *testing.T) {
 	})
 }
 
-// TestClaimDoesNotSpreadWhenContendedOrSettled: a contended claim, a
-// settled group's newcomer, and a peer with spreading off take the lowest
-// level with room, and the claim is not marked spread.
+// TestClaimDoesNotSpreadWhenContendedOrSettled: a claim turned away
+// respreadTries times, a settled group's newcomer, and a peer with
+// spreading off take the lowest level with room, and the claim is not
+// marked spread.
 func TestClaimDoesNotSpreadWhenContendedOrSettled(t *testing.T) {
 	check := func(t *testing.T, a *announcement, want ...int) {
 		t.Helper()
@@ -224,7 +225,7 @@ func TestClaimDoesNotSpreadWhenContendedOrSettled(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			h := newAnnHarness(t, WithJoinSpread(3, 0))
 			a := h.ann("me")
-			a.refused = 1
+			a.refused = respreadTries
 			check(t, a, 0)
 		})
 	})
@@ -261,10 +262,12 @@ func TestClaimDoesNotSpreadWhenContendedOrSettled(t *testing.T) {
 // putNote is one of our PUTs as the run made it: where, when, and the
 // claim's state then.
 type putNote struct {
-	slot    int
-	at      time.Time
-	spread  bool
-	refused int
+	slot     int
+	at       time.Time
+	spread   bool
+	respread bool
+	refused  int
+	unjudged bool
 }
 
 // notePuts records each of our PUTs that lands, with the state of
@@ -276,7 +279,7 @@ func notePuts(h *annHarness, id string) func() []putNote {
 		n := putNote{slot: h.keys[p.PublicKey()], at: time.Now()}
 		h.d.mu.Lock()
 		if a := h.d.anns[id]; a != nil {
-			n.spread, n.refused = a.spread, a.refused
+			n.spread, n.respread, n.refused, n.unjudged = a.spread, a.respread, a.refused, a.unjudged
 		}
 		h.d.mu.Unlock()
 		mu.Lock()
@@ -346,10 +349,11 @@ func TestRunDoesNotWaitUnlessSpread(t *testing.T) {
 			}
 		})
 	})
-	t.Run("after a full slot", func(t *testing.T) {
+	t.Run("after full slots", func(t *testing.T) {
 		// Every slot of levels 0-2 is full with young entries: the first
-		// claim spreads into one, is turned away, and the next, contended,
-		// goes to level 3.
+		// claim spreads into one and is turned away, the next spread again
+		// without waiting until respreadTries refusals, and the last,
+		// contended, goes to level 3.
 		for seed := range uint64(10) {
 			synctest.Test(t, func(t *testing.T) {
 				h := newAnnHarness(t, WithSeed(seed), WithJoinSpread(3, 500*time.Millisecond))
@@ -369,10 +373,55 @@ func TestRunDoesNotWaitUnlessSpread(t *testing.T) {
 				}
 				h.d.mu.Unlock()
 				p := puts()
-				if len(p) != 1 || levelOf(p[0].slot) != 3 || p[0].spread || p[0].refused != 1 || !p[0].at.Equal(refused) {
-					t.Errorf("seed %d: PUTs %+v, want one into level 3 at once (%v, when the full slot refused us), not spread, one refusal", seed, p, refused)
+				if len(p) != 1 || levelOf(p[0].slot) != 3 || p[0].spread || p[0].refused != respreadTries || !p[0].at.Equal(refused) {
+					t.Errorf("seed %d: PUTs %+v, want one into level 3 at once (%v, when the last full slot refused us), not spread, %d refusals", seed, p, refused, respreadTries)
 				}
 			})
+		}
+	})
+	t.Run("respread after a full slot", func(t *testing.T) {
+		// Slots 0-5 are full with young entries, slot 6 empty: a claim a
+		// full slot turned away spreads again at once (the group it joins
+		// has written already), and its scans need not wait for it.
+		respread := 0
+		for seed := range uint64(12) {
+			synctest.Test(t, func(t *testing.T) {
+				h := newAnnHarness(t, WithSeed(seed), WithJoinSpread(3, 500*time.Millisecond))
+				for i := range 6 {
+					h.full(i)
+				}
+				puts := notePuts(h, "me")
+				announceIn(t, h, spreadRec("me"))
+				var refused time.Time
+				h.d.mu.Lock()
+				for i := range 6 {
+					if r := h.d.view.slot(i).read; r.After(refused) {
+						refused = r
+					}
+				}
+				h.d.mu.Unlock()
+				p := puts()
+				if len(p) == 1 && p[0].refused == respreadTries {
+					// Turned away as often as a claim spreads: it walks.
+					if levelOf(p[0].slot) != 3 || p[0].spread {
+						t.Errorf("seed %d: PUTs %+v, want the walk's into level 3", seed, p)
+					}
+					return
+				}
+				if len(p) != 1 || p[0].slot != 6 || !p[0].spread {
+					t.Fatalf("seed %d: PUTs %+v, want one into slot 6, spread", seed, p)
+				}
+				if p[0].refused == 0 {
+					return // the first pick was slot 6
+				}
+				respread++
+				if !p[0].respread || p[0].unjudged || !p[0].at.Equal(refused) {
+					t.Errorf("seed %d: PUTs %+v, want a respread claim, not holding the scans, written at once (%v, when the last full slot refused us)", seed, p, refused)
+				}
+			})
+		}
+		if respread < 3 {
+			t.Errorf("%d of 12 seeds' first picks were turned away, want several: the case is not exercised", respread)
 		}
 	})
 	t.Run("join wait 0", func(t *testing.T) {
@@ -425,12 +474,13 @@ func TestReadBackDelay(t *testing.T) {
 	for _, c := range []struct {
 		rtt, lo, hi time.Duration
 	}{
-		{0, 150 * time.Millisecond, 500 * time.Millisecond},
-		{50 * time.Millisecond, 150 * time.Millisecond, 500 * time.Millisecond},
-		{75 * time.Millisecond, 150 * time.Millisecond, 500 * time.Millisecond},
-		{100 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond},
-		{250 * time.Millisecond, 500 * time.Millisecond, 500 * time.Millisecond},
-		{300 * time.Millisecond, 600 * time.Millisecond, 600 * time.Millisecond},
+		{0, 150 * time.Millisecond, 800 * time.Millisecond},
+		{50 * time.Millisecond, 150 * time.Millisecond, 800 * time.Millisecond},
+		{75 * time.Millisecond, 150 * time.Millisecond, 800 * time.Millisecond},
+		{100 * time.Millisecond, 200 * time.Millisecond, 800 * time.Millisecond},
+		{250 * time.Millisecond, 500 * time.Millisecond, 800 * time.Millisecond},
+		{400 * time.Millisecond, 800 * time.Millisecond, 800 * time.Millisecond},
+		{500 * time.Millisecond, time.Second, time.Second},
 		{time.Second, 2 * time.Second, 2 * time.Second},
 	} {
 		d.rtt = c.rtt

@@ -326,3 +326,13 @@ func (v *view) placed(sv *slotView, now time.Time) *slotView {
 	}
 	return out
 }
+
+// knowsLive reports whether we know another peer as live.
+func (v *view) knowsLive() bool {
+	for _, pv := range v.peers {
+		if pv.live {
+			return true
+		}
+	}
+	return false
+}
