@@ -156,9 +156,9 @@ type announcement struct {
 	// (written and read by run alone).
 	stayUntil time.Time
 	spread    bool // the claim under way picked a slot of a forming group
-	// respread is set while a claim turned away from a full slot of a
-	// forming group writes to another slot of the join levels: it
-	// neither waits nor holds the scans back as a first claim does.
+	// respread marks a spread claim made after a full slot of a forming
+	// group turned us away: it neither waits nor holds the scans back as
+	// a first claim does. It means nothing once spread is cleared.
 	respread bool
 	// unjudged is set from a spread claim until its first write is read
 	// back (or publish gives up): the read-back tells whether the group
@@ -377,7 +377,7 @@ func (a *announcement) run() {
 			}
 			// The next claim decides anew whether it spreads: a contended
 			// one does not, and must not wait as if it did.
-			a.slot, a.held, a.spread, a.respread = -1, -1, false, false
+			a.slot, a.held, a.spread = -1, -1, false
 			// A slot found locked says nothing of how many others are
 			// claiming: only a race lost or a full slot makes the claim
 			// contended.
@@ -394,7 +394,7 @@ func (a *announcement) run() {
 				d.stats.Moves++
 			}
 		}
-		a.held, a.claiming, a.refused, a.spread, a.respread = slot, time.Time{}, 0, false, false
+		a.held, a.claiming, a.refused, a.spread = slot, time.Time{}, 0, false
 		d.mu.Unlock()
 		d.scanSoon()
 		// The period runs from the write, not from the read-back: readers

@@ -489,3 +489,28 @@ func TestBudgetTakeSpendsNoTokenWhileItWaits(t *testing.T) {
 		}
 	})
 }
+
+// TestBudgetAffords: n GETs are affordable at once while both the GET
+// limiter and the shared one hold n tokens, and not during a 429 pause.
+func TestBudgetAffords(t *testing.T) {
+	clock := clockwork.NewFakeClockAt(utStart)
+	// GETs: burst 10; every request: burst 6.
+	b := newBudget(clock, 1, 6, 10, 10, 1, 1)
+	now := clock.Now()
+	if !b.affords(now, 6) || b.affords(now, 7) {
+		t.Errorf("shared burst 6: affords 6 %v, 7 %v; want true, false", b.affords(now, 6), b.affords(now, 7))
+	}
+	b = newBudget(clock, 1000, 1000, 10, 4, 1, 1)
+	if !b.affords(now, 4) || b.affords(now, 5) {
+		t.Errorf("GET burst 4: affords 4 %v, 5 %v; want true, false", b.affords(now, 4), b.affords(now, 5))
+	}
+	b.mu.Lock()
+	b.pausedTil = now.Add(time.Second)
+	b.mu.Unlock()
+	if b.affords(now, 1) {
+		t.Error("affords a GET during a 429 pause")
+	}
+	if !b.affords(now.Add(time.Second), 1) {
+		t.Error("does not afford a GET once the pause is over")
+	}
+}

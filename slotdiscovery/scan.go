@@ -340,7 +340,7 @@ func (d *Discoverer) batch(ctx context.Context, done map[int]bool) {
 		}
 	}
 	d.mu.Unlock()
-	if len(idx) < 2 || !d.budget.affords(now, len(idx)) {
+	if len(idx) == 0 || !d.budget.affords(now, len(idx)) {
 		return
 	}
 	d.readSlots(ctx, idx)

@@ -253,16 +253,17 @@ func TestScanWhileJoiningCountsNoScanAndSkipsAFreshLevel0(t *testing.T) {
 func TestFastScanReadsTheJoinLevelsInOneBatch(t *testing.T) {
 	const rtt = 50 * time.Millisecond
 	for _, c := range []struct {
-		name  string
-		burst int
-		took  time.Duration
+		name       string
+		gets, reqs int // the bursts of GETs and of every request
+		took       time.Duration
 	}{
-		{"budget for all", 1000, rtt},
-		{"burst of 4", 4, 3 * rtt},
+		{"budget for all", 1000, 1000, rtt},
+		{"GET burst of 4", 4, 1000, 3 * rtt},
+		{"request burst of 4", 1000, 4, 3 * rtt},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				h := newAnnHarness(t, WithJoinSpread(3, 0), WithGetBudget(1000, 1000, c.burst))
+				h := newAnnHarness(t, WithJoinSpread(3, 0), WithGetBudget(1000, 1000, c.gets), WithRequestBudget(1000, c.reqs))
 				h.readDelay.Store(int64(rtt))
 				t0 := time.Now()
 				got := joinGets(joinScanOnce(t, h))
