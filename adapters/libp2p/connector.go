@@ -67,7 +67,7 @@ const (
 	DefaultConnectBackoffMax  = 5 * time.Minute
 	DefaultConnectJitter      = 0.2
 	DefaultConnectTimeout     = 30 * time.Second
-	DefaultConnectYield       = 2 * time.Second
+	DefaultConnectYield       = 500 * time.Millisecond
 )
 
 // ConnectorOption configures a Connector. An invalid value makes
@@ -154,7 +154,11 @@ func ConnectTimeout(d time.Duration) ConnectorOption {
 // once can fail both dials (over TCP with reused ports, the two attempts
 // merge into one connection on which both ends act as the client) and put
 // both into libp2p's dial backoff. With the yield, the lower ID dials and
-// the higher one only steps in if that did not work. Zero dials at once.
+// the higher one only steps in if that did not work. The two dials only
+// collide while both are in flight, so a yield longer than one round trip
+// between the peers avoids it; the default covers most internet paths and
+// costs a peer that the other side has not found yet no more than half a
+// second. Zero dials at once.
 func ConnectYieldDelay(d time.Duration) ConnectorOption {
 	return func(cfg *connectorConfig) error {
 		if d < 0 {
