@@ -447,8 +447,8 @@ func (a *announcement) claim(ctx context.Context) (int, error) {
 	refused := a.refused
 	d.mu.Unlock()
 	contended := refused > 0
-	pool, forming := a.spreadPool(self, fresh, d.cfg.joinLevels)
-	if len(pool) > 0 && (!contended || forming && refused < respreadTries) {
+	pool := a.spreadPool(self, fresh, d.cfg.joinLevels)
+	if len(pool) > 0 && (!contended || refused < respreadTries) {
 		d.mu.Lock()
 		// A claimer turned away by a full slot of a forming group spreads
 		// again: the level walk below would send every such claimer to
@@ -895,10 +895,10 @@ func (d *Discoverer) settle(began time.Time, busy bool) {
 // when a newcomer fills the lowest level with room as before, so that
 // the steady scans of a settled group, which read only down to the
 // deepest level they know someone in, find it.
-func (a *announcement) spreadPool(self sealedEntry, fresh time.Duration, levels int) ([]int, bool) {
+func (a *announcement) spreadPool(self sealedEntry, fresh time.Duration, levels int) []int {
 	d := a.d
 	if levels == 0 {
-		return nil, false
+		return nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -916,14 +916,14 @@ func (a *announcement) spreadPool(self sealedEntry, fresh time.Duration, levels 
 		}
 		for _, e := range sv.entries {
 			if e.kind == kindLive && e.rec.ID != self.rec.ID && now.Sub(e.since) >= d.cfg.fastPhase {
-				return nil, false // settled
+				return nil // settled
 			}
 		}
 		if !sv.locked && d.room.free(sv, self, 0) {
 			pool = append(pool, i)
 		}
 	}
-	return pool, true
+	return pool
 }
 
 // stay keeps an announcement in the slot it holds after a move up was

@@ -114,3 +114,12 @@ func TestRandomDurations(t *testing.T) {
 		t.Errorf("1000 draws of jitter(100 s, 8%%) span only [%v, %v]", lo, hi)
 	}
 }
+
+// TestJoinLevelsAreReadWhole: the scan's batch (and the join scan) treat
+// every join level as one read whole; a bound past level 4 would make
+// them read a sample of a level twice over.
+func TestJoinLevelsAreReadWhole(t *testing.T) {
+	if lo, hi := levelRange(maxJoinLevels - 1); hi-lo > wholeLevel {
+		t.Errorf("join level %d has %d slots, more than the %d read whole", maxJoinLevels-1, hi-lo, wholeLevel)
+	}
+}

@@ -329,10 +329,9 @@ func (d *Discoverer) batch(ctx context.Context, done map[int]bool) {
 	d.mu.Lock()
 	now := d.now()
 	var idx []int
+	// The join levels are all read whole (maxJoinLevels), so the picks
+	// here are the ones the scan would make.
 	for l := 0; l < d.scanner.joinLevels; l++ {
-		if lo, hi := levelRange(l); hi-lo > wholeLevel {
-			break // a sampled level's pick differs from one call to the next
-		}
 		for _, i := range d.scanner.worthReading(d.scanner.pick(l, d.rnd, d.view, d.anns.slots(), now), true, now, d.view, &d.room) {
 			if !done[i] {
 				idx = append(idx, i)

@@ -34,15 +34,15 @@ func lockView(h *annHarness, i int, read, until time.Time) {
 
 // pool calls spreadPool for a's entry over levels, trusting reads up to
 // fresh old.
-func pool(t *testing.T, a *announcement, fresh time.Duration, levels int) ([]int, bool) {
+func pool(t *testing.T, a *announcement, fresh time.Duration, levels int) []int {
 	t.Helper()
 	self, err := a.sealed(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, ok := a.spreadPool(self, fresh, levels)
+	p := a.spreadPool(self, fresh, levels)
 	slices.Sort(p)
-	return p, ok
+	return p
 }
 
 // TestSpreadPoolSlots: the pool is the join levels' slots that are unread,
@@ -72,29 +72,29 @@ func TestSpreadPoolSlots(t *testing.T) {
 		now := time.Now()
 		lockView(h, 5, t0, now.Add(time.Hour))
 		lockView(h, 6, now, now.Add(-time.Second))
-		got, ok := pool(t, a, fresh, 3)
-		if want := []int{1, 2, 3, 4}; !ok || !slices.Equal(got, want) {
-			t.Errorf("pool %v (forming %v), want %v", got, ok, want)
+		got := pool(t, a, fresh, 3)
+		if want := []int{1, 2, 3, 4}; !slices.Equal(got, want) {
+			t.Errorf("pool %v, want %v", got, want)
 		}
 		// A lock that holds keeps the slot out whatever its read says.
 		lockView(h, 4, now, now.Add(time.Hour))
-		if got, _ := pool(t, a, fresh, 3); slices.Contains(got, 4) {
+		if got := pool(t, a, fresh, 3); slices.Contains(got, 4) {
 			t.Errorf("pool %v holds slot 4, whose lock holds", got)
 		}
 		lockView(h, 4, time.Time{}, now.Add(time.Hour))
-		if got, _ := pool(t, a, fresh, 3); slices.Contains(got, 4) {
+		if got := pool(t, a, fresh, 3); slices.Contains(got, 4) {
 			t.Errorf("pool %v holds slot 4, never read, whose lock holds", got)
 		}
 		// Levels bound the pool: one level is slot 0 alone (full: none),
 		// four take level 3 in (slot 4 now locked).
-		if got, ok := pool(t, a, fresh, 1); !ok || len(got) != 0 {
-			t.Errorf("one level: pool %v (forming %v), want none, forming", got, ok)
+		if got := pool(t, a, fresh, 1); len(got) != 0 {
+			t.Errorf("one level: pool %v, want none", got)
 		}
-		if got, _ := pool(t, a, fresh, 4); len(got) != 3+8 || !slices.Contains(got, 7) || !slices.Contains(got, 14) {
+		if got := pool(t, a, fresh, 4); len(got) != 3+8 || !slices.Contains(got, 7) || !slices.Contains(got, 14) {
 			t.Errorf("four levels: pool %v, want slots 1 2 3 and level 3's eight", got)
 		}
-		if got, ok := pool(t, a, fresh, 0); got != nil || ok {
-			t.Errorf("no join levels: pool %v (forming %v), want nil, false", got, ok)
+		if got := pool(t, a, fresh, 0); len(got) != 0 {
+			t.Errorf("no join levels: pool %v, want none", got)
 		}
 	})
 }
@@ -142,15 +142,15 @@ func TestSpreadPoolSettled(t *testing.T) {
 				a := h.ann("me")
 				h.put(c.slot, 0, c.entry(h, a))
 				h.read(0, 1, 2, 3, 4, 5, 6, 7)
-				got, ok := pool(t, a, time.Minute, 3)
+				got := pool(t, a, time.Minute, 3)
 				if c.settled {
-					if got != nil || ok {
-						t.Errorf("pool %v (forming %v), want nil, false: settled", got, ok)
+					if len(got) != 0 {
+						t.Errorf("pool %v, want none: settled", got)
 					}
 					return
 				}
-				if want := []int{0, 1, 2, 3, 4, 5, 6}; !ok || !slices.Equal(got, want) {
-					t.Errorf("pool %v (forming %v), want %v", got, ok, want)
+				if want := []int{0, 1, 2, 3, 4, 5, 6}; !slices.Equal(got, want) {
+					t.Errorf("pool %v, want %v", got, want)
 				}
 			})
 		})
@@ -540,9 +540,9 @@ func TestSpreadOptionsReachTheDiscoverer(t *testing.T) {
 		if d.cfg.joinLevels != 2 || d.scanner.joinLevels != 2 || d.cfg.joinWait != 300*time.Millisecond {
 			t.Errorf("join spread: %d levels (scanner %d), wait %v; want 2, 2, 300ms", d.cfg.joinLevels, d.scanner.joinLevels, d.cfg.joinWait)
 		}
-		got, ok := pool(t, h.ann("me"), time.Minute, d.cfg.joinLevels)
-		if !ok || !slices.Equal(got, []int{0, 1, 2}) {
-			t.Errorf("pool over 2 levels %v (forming %v), want [0 1 2]", got, ok)
+		got := pool(t, h.ann("me"), time.Minute, d.cfg.joinLevels)
+		if !slices.Equal(got, []int{0, 1, 2}) {
+			t.Errorf("pool over 2 levels %v, want [0 1 2]", got)
 		}
 	})
 	client, _ := fuzzClient(t)
