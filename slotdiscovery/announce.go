@@ -477,7 +477,14 @@ func (a *announcement) claim(ctx context.Context) (int, error) {
 		}
 		if len(room) == 0 && len(known) < need {
 			idx := a.unread(l, known, need-len(known))
-			if d.readSlots(ctx, idx) == 0 && ctx.Err() != nil {
+			// Below a level passed over, the slot to take is the first
+			// with room (below), so the reads go in slot order, and the
+			// first with room ends them (see readEnough).
+			if passed {
+				slices.Sort(idx)
+			}
+			enough := func() bool { return a.readEnough(l, self, fresh, contended) }
+			if d.readSlotsUntil(ctx, idx, enough) == 0 && ctx.Err() != nil {
 				return -1, ctx.Err()
 			}
 			known, room, mine = a.survey(l, self, fresh, contended)
@@ -518,6 +525,17 @@ func (a *announcement) claim(ctx context.Context) (int, error) {
 		return fallback[d.rnd.intN(len(fallback))], nil
 	}
 	return -1, ErrNoSlot
+}
+
+// readEnough reports whether a claim reading level l has read enough of
+// it to choose: a slot that still holds our entry, or room found. The
+// level's unread slots are read in random order, so the first found with
+// room are a random few of them, and at the paced rate each further read
+// costs half a second. A contended claim reads on while most slots it
+// read are full: it may pass the level over (see claim).
+func (a *announcement) readEnough(l int, self sealedEntry, fresh time.Duration, contended bool) bool {
+	known, room, mine := a.survey(l, self, fresh, contended)
+	return mine >= 0 || len(room) > 0 && (!contended || 2*len(room) >= len(known))
 }
 
 // survey returns, of level l, the slots read within fresh (known), those

@@ -3,6 +3,7 @@ package slotdiscovery
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -101,6 +102,13 @@ func (b *budget) takeWaited(ctx context.Context, lim *rate.Limiter) (waited bool
 			return waited, err
 		}
 	}
+	if lim == b.gets {
+		if w, err := b.awaitToken(ctx); err != nil {
+			return true, err
+		} else if w {
+			waited = true
+		}
+	}
 	now := b.clock.Now()
 	// Every request also takes a token of the budget all kinds share.
 	ra := b.all.ReserveN(now, 1)
@@ -119,6 +127,44 @@ func (b *budget) takeWaited(ctx context.Context, lim *rate.Limiter) (waited bool
 		return true, err
 	}
 	return waited || delay > 0, nil
+}
+
+// awaitToken waits, without reserving anything, until a GET of scans and
+// claims has its tokens at hand: then the reservation that follows has
+// no delay. The reads around our own writes (and the writes) reserve
+// their tokens ahead, so they go first: a scan that held reservations
+// while it waited would queue our claim's read, PUT and read-back behind
+// it, half a second each at the paced rate, and in a group of fifty
+// those scans run the whole time the late claims do. It reports whether
+// it waited.
+func (b *budget) awaitToken(ctx context.Context) (bool, error) {
+	waited := false
+	for {
+		now := b.clock.Now()
+		d := max(untilToken(b.all, now), untilToken(b.gets, now))
+		if d <= 0 {
+			return waited, nil
+		}
+		waited = true
+		if err := sleep(ctx, b.clock, d); err != nil {
+			return true, err
+		}
+	}
+}
+
+// untilToken returns how long lim takes from now to hold one token: zero
+// when it holds one (or never can), a second at most when its rate is zero (an unlikely
+// setting, rechecked rather than waited on forever).
+func untilToken(lim *rate.Limiter, now time.Time) time.Duration {
+	tokens := lim.TokensAt(now)
+	if tokens >= 1 || lim.Limit() == rate.Inf || lim.Burst() < 1 {
+		return 0 // a burst below one never holds a token: the reservation says so
+	}
+	if lim.Limit() <= 0 {
+		return time.Second
+	}
+	// Rounded up, so the wake finds the token there.
+	return time.Duration(math.Ceil((1 - tokens) / float64(lim.Limit()) * float64(time.Second)))
 }
 
 // affords reports whether n GETs of scans and claims can go at now

@@ -260,6 +260,11 @@ func (d *Discoverer) readSlot(ctx context.Context, i int, budget *rate.Limiter, 
 	if err := d.budget.take(ctx, budget); err != nil {
 		return err
 	}
+	return d.fetchSlot(ctx, i, mode)
+}
+
+// fetchSlot is readSlot once its token is taken.
+func (d *Discoverer) fetchSlot(ctx context.Context, i int, mode pkarrclient.ResolveOption) error {
 	key := d.group.SlotKey(i).PublicKey()
 	p, err := d.client.Resolve(ctx, key, mode, pkarrclient.SettleWait(d.cfg.readSettle))
 	d.mu.Lock()
@@ -274,15 +279,43 @@ func (d *Discoverer) readSlot(ctx context.Context, i int, budget *rate.Limiter, 
 	return nil
 }
 
-// readSlots reads the given slots in parallel on the scan's budget and
-// returns how many reads succeeded.
+// readSlots reads the given slots on the scan's budget, in random order,
+// and returns how many reads succeeded. The reads go out in parallel as
+// their tokens come, taken one at a time and only once at hand (see
+// budget.awaitToken): tokens reserved for all of them up front would
+// queue the writes of our claims behind the whole batch, and at the paced
+// rate a level of sixteen slots holds the budget for eight seconds. The
+// order is random so that, paced, no slot's place in the list decides
+// how late a write to it is seen.
 func (d *Discoverer) readSlots(ctx context.Context, idx []int) int {
+	shuffled := make([]int, len(idx))
+	for j, k := range d.rnd.perm(len(idx)) {
+		shuffled[j] = idx[k]
+	}
+	return d.readSlotsUntil(ctx, shuffled, nil)
+}
+
+// readSlotsUntil is readSlots in the order given, sending no more reads
+// once stop (if not nil) reports true: the reads that came back before a
+// token did can make the rest needless.
+func (d *Discoverer) readSlotsUntil(ctx context.Context, idx []int, stop func() bool) int {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	ok := 0
 	for _, i := range idx {
+		if stop != nil {
+			// Decided once the token is at hand: paced, the reads sent
+			// before it have come back by then; in a burst, one more
+			// read costs no wait.
+			if _, err := d.budget.awaitToken(ctx); err != nil || stop() {
+				break
+			}
+		}
+		if d.budget.take(ctx, d.budget.gets) != nil {
+			break
+		}
 		wg.Go(func() {
-			if d.readSlotWith(ctx, i, d.budget.gets) == nil {
+			if d.fetchSlot(ctx, i, pkarrclient.NetworkOnly()) == nil {
 				mu.Lock()
 				ok++
 				mu.Unlock()

@@ -84,7 +84,9 @@
 // burst of 10 ([WithRequestBudget]), under pkarr-relay's single bucket,
 // and PUTs from their own of one per 4.3 s after a burst of 2, under
 // n0's; in steady state a peer keeps to 0.2 GETs per second and fewer
-// than one PUT per minute. A peer that went deep while the
+// than one PUT per minute. On that budget our own writes and the reads
+// around them go first: a scan's read waits for a token without holding
+// one, and a claim walking a level reads it only until it finds room. A peer that went deep while the
 // levels above were full moves up when they have room again.
 //
 // # The can-sync profile
