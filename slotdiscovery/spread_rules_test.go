@@ -356,23 +356,9 @@ func TestRunDoesNotWaitUnlessSpread(t *testing.T) {
 		// contended, goes to level 3.
 		for seed := range uint64(10) {
 			synctest.Test(t, func(t *testing.T) {
-				h := newAnnHarness(t, WithSeed(seed), WithJoinSpread(3, 500*time.Millisecond))
-				for i := range 7 {
-					h.full(i)
-				}
-				puts := notePuts(h, "me")
-				announceIn(t, h, spreadRec("me"))
 				// The refusal and the contended claim's reads come at one
 				// moment (the relay answers at once): the write must too.
-				var refused time.Time
-				h.d.mu.Lock()
-				for i := range 7 {
-					if r := h.d.view.slot(i).read; r.After(refused) {
-						refused = r
-					}
-				}
-				h.d.mu.Unlock()
-				p := puts()
+				p, refused := claimPastFull(t, seed, 7)
 				if len(p) != 1 || levelOf(p[0].slot) != 3 || p[0].spread || p[0].refused != respreadTries || !p[0].at.Equal(refused) {
 					t.Errorf("seed %d: PUTs %+v, want one into level 3 at once (%v, when the last full slot refused us), not spread, %d refusals", seed, p, refused, respreadTries)
 				}
@@ -386,21 +372,7 @@ func TestRunDoesNotWaitUnlessSpread(t *testing.T) {
 		respread := 0
 		for seed := range uint64(12) {
 			synctest.Test(t, func(t *testing.T) {
-				h := newAnnHarness(t, WithSeed(seed), WithJoinSpread(3, 500*time.Millisecond))
-				for i := range 6 {
-					h.full(i)
-				}
-				puts := notePuts(h, "me")
-				announceIn(t, h, spreadRec("me"))
-				var refused time.Time
-				h.d.mu.Lock()
-				for i := range 6 {
-					if r := h.d.view.slot(i).read; r.After(refused) {
-						refused = r
-					}
-				}
-				h.d.mu.Unlock()
-				p := puts()
+				p, refused := claimPastFull(t, seed, 6)
 				if len(p) == 1 && p[0].refused == respreadTries {
 					// Turned away as often as a claim spreads: it walks.
 					if levelOf(p[0].slot) != 3 || p[0].spread {
@@ -554,4 +526,25 @@ func TestSpreadOptionsReachTheDiscoverer(t *testing.T) {
 	if d.budget.all.Limit() != 1.9 || d.budget.all.Burst() != 10 || d.scanner.joinLevels != 3 || d.cfg.joinWait != 500*time.Millisecond {
 		t.Errorf("defaults: request budget %v/s burst %d, join levels %d, wait %v", d.budget.all.Limit(), d.budget.all.Burst(), d.scanner.joinLevels, d.cfg.joinWait)
 	}
+}
+
+// claimPastFull announces a peer of a forming group (seed fixed) whose
+// slots 0 to n-1 are full with young entries, and returns its PUTs and
+// the last read of those slots: when the last of them turned it away.
+func claimPastFull(t *testing.T, seed uint64, n int) ([]putNote, time.Time) {
+	h := newAnnHarness(t, WithSeed(seed), WithJoinSpread(3, 500*time.Millisecond))
+	for i := range n {
+		h.full(i)
+	}
+	puts := notePuts(h, "me")
+	announceIn(t, h, spreadRec("me"))
+	h.d.mu.Lock()
+	var last time.Time
+	for i := range n {
+		if r := h.d.view.slot(i).read; r.After(last) {
+			last = r
+		}
+	}
+	h.d.mu.Unlock()
+	return puts(), last
 }
