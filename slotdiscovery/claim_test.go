@@ -371,7 +371,10 @@ func levelGets(reqs []string, l int) []int {
 }
 
 // TestClaimReadsSmallLevelsWholeAndSamplesLargeOnes: a claim that knows
-// nothing of a level of up to 16 slots reads all of it; of a larger level
+// nothing of a level of up to 16 slots reads all of it when the budget
+// holds the tokens and no read has come back before the last goes out
+// (paced, it stops at room: TestClaimReadsALevelUntilRoom); of a larger
+// level
 // it reads a sample of 4, the level's first slot (its meeting point)
 // among them, fewer when some are known already.
 func TestClaimReadsSmallLevelsWholeAndSamplesLargeOnes(t *testing.T) {
@@ -387,6 +390,10 @@ func TestClaimReadsSmallLevelsWholeAndSamplesLargeOnes(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				h := newAnnHarness(t)
 				fullLevels(h, c.level)
+				// A round trip: the reads of a burst all go out before the
+				// first answer, as on a network (with none, how many came
+				// back by the last token is a matter of scheduling).
+				h.readDelay.Store(int64(50 * time.Millisecond))
 				lo, hi := levelRange(c.level)
 				// Known slots are the level's last, full: no room there.
 				for i := hi - c.known; i < hi; i++ {
