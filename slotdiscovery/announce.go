@@ -104,11 +104,11 @@ func (as announcements) unjudged() bool {
 	return false
 }
 
-// putWaiting reports whether one of our announcements waits for a PUT
-// token.
-func (as announcements) putWaiting() bool {
+// budgetWaiting reports whether one of our announcements waits for a
+// token of PUTs or of the reads around our writes.
+func (as announcements) budgetWaiting() bool {
 	for _, a := range as {
-		if a.putWait {
+		if a.budgetWait {
 			return true
 		}
 	}
@@ -164,9 +164,14 @@ type announcement struct {
 	// back (or publish gives up): the read-back tells whether the group
 	// is busy (see settle), and scans wait for it.
 	unjudged bool
-	// putWait is set while a write waits for a PUT token.
-	putWait bool
-	ended   bool
+	// budgetWait is set while a write waits for a PUT token, or, once a
+	// write of the claim under way was lost, for a token of the reads
+	// around our writes.
+	budgetWait bool
+	// lostWrite is set from a write of the claim under way that a
+	// read-back showed lost until the claim holds a slot.
+	lostWrite bool
+	ended     bool
 	// since is when our entry came to its slot, the order a full slot
 	// keeps; written the time of our last accepted write.
 	since, written time.Time
@@ -394,7 +399,7 @@ func (a *announcement) run() {
 				d.stats.Moves++
 			}
 		}
-		a.held, a.claiming, a.refused, a.spread = slot, time.Time{}, 0, false
+		a.held, a.claiming, a.refused, a.spread, a.lostWrite = slot, time.Time{}, 0, false, false
 		d.mu.Unlock()
 		d.scanSoon()
 		// The period runs from the write, not from the read-back: readers
@@ -679,7 +684,7 @@ func (a *announcement) publish(ctx context.Context, slot int) bool {
 		// back every peer that refreshed since. After a failed read-back,
 		// that read-back is the fresh read.
 		if !fresh {
-			if err := d.readSlotWith(ctx, slot, d.budget.ownGets); err != nil {
+			if err := a.ownRead(ctx, slot); err != nil {
 				continue
 			}
 		}
@@ -694,20 +699,18 @@ func (a *announcement) publish(ctx context.Context, slot int) bool {
 			d.cfg.logger.Debug("slot refused our entry", "slot", slot, "err", err)
 			return false
 		}
-		d.mu.Lock()
-		a.putWait = true
-		d.mu.Unlock()
-		waited, err := d.budget.takeWaited(ctx, d.budget.puts)
-		d.mu.Lock()
-		a.putWait = false
-		d.mu.Unlock()
+		var waited bool
+		err = a.awaitBudget(func() (err error) {
+			waited, err = d.budget.takeWaited(ctx, d.budget.puts)
+			return err
+		})
 		if err != nil {
 			return false
 		}
 		if waited {
 			// The budget made us wait, so our read is old: read again, or
 			// the write would roll back whoever wrote meanwhile.
-			if err := d.readSlotWith(ctx, slot, d.budget.ownGets); err != nil {
+			if err := a.ownRead(ctx, slot); err != nil {
 				fresh = false
 				continue
 			}
@@ -742,6 +745,7 @@ func (a *announcement) publish(ctx context.Context, slot int) bool {
 		held := d.view.confirms(slot, self.rec.ID, self.time)
 		if !held {
 			d.stats.Collisions++
+			a.lostWrite = true
 		}
 		if a.spread && (!held || d.view.company(slot, self.rec.ID)) {
 			// Others write beside us: a group that size loses races, and
@@ -848,6 +852,58 @@ func (a *announcement) write(ctx context.Context, slot int, e entry) error {
 	if err != nil {
 		d.backoff(err)
 	}
+	return err
+}
+
+// ownRead is the read of our slot just before a write, on the budget of
+// the reads around our writes. Its wait for a token lets the scans read
+// on once a write of the claim was lost, as a wait for a PUT token does
+// (see awaitBudget).
+func (a *announcement) ownRead(ctx context.Context, slot int) error {
+	d := a.d
+	take := func() error { return d.budget.take(ctx, d.budget.ownGets) }
+	d.mu.Lock()
+	// A claim walking full slots waits here too, but reads its way, and
+	// in a group that fills the join levels the scans' reads would slow
+	// its claims: only a loser of a race in a smaller group lets them on.
+	scansRead := a.lostWrite && !d.joinLevelsMostlyFull()
+	d.mu.Unlock()
+	if !scansRead {
+		if err := take(); err != nil {
+			return err
+		}
+	} else if err := a.awaitBudget(take); err != nil {
+		return err
+	}
+	return d.fetchSlot(ctx, slot, pkarrclient.NetworkOnly())
+}
+
+// joinLevelsMostlyFull reports whether more than half the slots of the
+// join levels were last read full. The caller holds d.mu.
+func (d *Discoverer) joinLevelsMostlyFull() bool {
+	_, hi := levelRange(max(d.cfg.joinLevels, 1) - 1)
+	full := 0
+	for i := 0; i < hi; i++ {
+		if sv := d.view.slots[i]; sv != nil && !sv.read.IsZero() && d.room.full(sv) {
+			full++
+		}
+	}
+	return 2*full > hi
+}
+
+// awaitBudget runs take, a wait for a token of our writes' budgets, with
+// budgetWait set: meanwhile the scans read on (see joining). A claim that
+// lost its writes may wait seconds for a token, and what the scans read
+// meanwhile finds its group.
+func (a *announcement) awaitBudget(take func() error) error {
+	d := a.d
+	d.mu.Lock()
+	a.budgetWait = true
+	d.mu.Unlock()
+	err := take()
+	d.mu.Lock()
+	a.budgetWait = false
+	d.mu.Unlock()
 	return err
 }
 

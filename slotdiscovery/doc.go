@@ -77,7 +77,9 @@
 // spent budget, after; every pair is found by at least the peer that
 // wrote last, which dials the other. A claim that reads its way (walking
 // full slots) keeps the scans at level 0; one that waits seconds for a
-// PUT lets them read on. A discoverer's first scan, made before any
+// PUT lets them read on, and so does one that lost a write and waits for
+// the read before the next, unless the join levels were read mostly full
+// (a large group, whose claims need the budget the scans would spend). A discoverer's first scan, made before any
 // announcement, reads level 0 alone too: a peer that subscribes and then
 // announces (FindPeers, then Advertise) keeps its burst for its claim. Every
 // request of every kind takes from one budget of 1.9 a second with a

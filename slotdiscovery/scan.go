@@ -407,8 +407,7 @@ func (d *Discoverer) scanSoon() {
 // group's writes have settled (see settle) and the first write of every
 // spread claim is read back (it tells whether to wait longer); and while
 // one of ours claims, reading what it needs itself, unless it only waits
-// for a PUT: a claim that lost its writes may wait seconds for the next,
-// and what the scans read meanwhile finds its group. The caller holds
+// for a token of its writes' budgets (see awaitBudget). The caller holds
 // d.mu.
 func (d *Discoverer) joining() bool {
 	switch {
@@ -417,5 +416,5 @@ func (d *Discoverer) joining() bool {
 	case d.anns.unjudged() || d.now().Before(d.settleAt):
 		return true
 	}
-	return !d.anns.held() && !d.anns.putWaiting()
+	return !d.anns.held() && !d.anns.budgetWaiting()
 }

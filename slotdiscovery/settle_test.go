@@ -2,11 +2,15 @@ package slotdiscovery
 
 import (
 	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/phrasemeet/discovery"
+	"github.com/phrasemeet/discovery/pkarrclient"
 )
 
 // The rules of a forming group's first full scan (announce.go: settle,
@@ -120,6 +124,9 @@ func TestReadBackJudgesTheGroup(t *testing.T) {
 			if h.d.stats.Collisions == 0 {
 				t.Error("the racer did not make us lose a write")
 			}
+			if !a.lostWrite {
+				t.Error("the lost write is not marked on the claim")
+			}
 			if a.unjudged {
 				t.Error("waiting for a PUT after the read-back, still holding scans back")
 			}
@@ -131,6 +138,35 @@ func TestReadBackJudgesTheGroup(t *testing.T) {
 				t.Error("the second write failed")
 			}
 		})
+	})
+}
+
+// TestHeldClaimForgetsItsLostWrite: once a claim that lost a write holds
+// its slot, the mark of the loss goes: the next claim's waits hold the
+// scans back again until it loses one of its own.
+func TestHeldClaimForgetsItsLostWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newAnnHarness(t, WithVerifyDelay(150*time.Millisecond, 150*time.Millisecond))
+		var once sync.Once
+		h.afterPut = func(p *pkarrclient.SignedPacket) {
+			once.Do(func() {
+				i := h.keys[p.PublicKey()]
+				go func() {
+					time.Sleep(50 * time.Millisecond)
+					h.put(i, 0, tombstone(t, h, i, "gone"))
+				}()
+			})
+		}
+		a := announceIn(t, h, discovery.Record{ID: "me", Addrs: []string{"/ip4/192.0.2.9/udp/4001/quic-v1"}})
+		time.Sleep(10 * time.Second)
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		if h.d.stats.Collisions == 0 {
+			t.Fatal("the racer did not make us lose a write")
+		}
+		if a.held < 0 || a.lostWrite {
+			t.Errorf("held slot %d, lost write still marked %v; want a slot held and no mark", a.held, a.lostWrite)
+		}
 	})
 }
 
@@ -259,7 +295,7 @@ func TestScanWaitsForTheFirstReadBack(t *testing.T) {
 			t.Errorf("judged, claiming: read %v, want %v", got, joinLevel0)
 		}
 		h.d.mu.Lock()
-		a.putWait = true
+		a.budgetWait = true
 		h.d.mu.Unlock()
 		time.Sleep(15 * time.Second)
 		if got := joinGets(joinScanOnce(t, h)); !slices.Equal(got, joinLevels02) {
@@ -268,34 +304,62 @@ func TestScanWaitsForTheFirstReadBack(t *testing.T) {
 	})
 }
 
-// TestPublishMarksItsWaitForAPut: a write waiting for its PUT token says
-// so, and no longer once it has the token.
-func TestPublishMarksItsWaitForAPut(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := newAnnHarness(t, WithPutBudget(0.1, 1))
-		a := addAnn(t, h, "me", -1, false)
-		if err := h.d.budget.take(t.Context(), h.d.budget.puts); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan bool)
-		go func() { done <- a.publish(t.Context(), 3) }()
-		time.Sleep(time.Second)
-		synctest.Wait()
-		h.d.mu.Lock()
-		waiting := h.d.anns.putWaiting()
-		h.d.mu.Unlock()
-		if !waiting {
-			t.Error("a write waiting for its PUT token is not marked")
-		}
-		if !<-done {
-			t.Fatal("publish failed")
-		}
-		h.d.mu.Lock()
-		defer h.d.mu.Unlock()
-		if h.d.anns.putWaiting() {
-			t.Error("still marked waiting after the write")
-		}
-	})
+// TestPublishMarksItsWaitForABudget: a write waiting for its PUT token
+// says so, and so does one waiting for the token of the read before it
+// once a write of its claim was lost, unless the join levels were read
+// mostly full (a large group, whose claims need the budget the scans
+// would spend); none is marked once the write is done.
+func TestPublishMarksItsWaitForABudget(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		spend      func(b *budget) *rate.Limiter // the limiter whose tokens it spends
+		lost       bool                          // a write of the claim was lost
+		fullLevels int                           // slots 0 to fullLevels-1 read full
+		want       bool
+	}{
+		{"PUT", func(b *budget) *rate.Limiter { return b.puts }, false, 0, true},
+		{"own read", func(b *budget) *rate.Limiter { return b.ownGets }, false, 0, false},
+		{"own read after a lost write", func(b *budget) *rate.Limiter { return b.ownGets }, true, 0, true},
+		{"own read after a lost write, join levels half full", func(b *budget) *rate.Limiter { return b.ownGets }, true, 3, true},
+		{"own read after a lost write, join levels mostly full", func(b *budget) *rate.Limiter { return b.ownGets }, true, 4, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// One PUT burst: the reads around our writes get two.
+				h := newAnnHarness(t, WithPutBudget(0.1, 1), WithJoinSpread(3, 0))
+				for i := range c.fullLevels {
+					h.full(i)
+					h.read(i)
+				}
+				a := addAnn(t, h, "me", -1, false)
+				a.lostWrite = c.lost
+				lim := c.spend(h.d.budget)
+				for lim.TokensAt(time.Now()) >= 1 {
+					if err := h.d.budget.take(t.Context(), lim); err != nil {
+						t.Fatal(err)
+					}
+				}
+				done := make(chan bool)
+				go func() { done <- a.publish(t.Context(), 6) }()
+				time.Sleep(time.Second)
+				synctest.Wait()
+				h.d.mu.Lock()
+				waiting := h.d.anns.budgetWaiting()
+				h.d.mu.Unlock()
+				if waiting != c.want {
+					t.Errorf("waiting for a token: marked %v, want %v", waiting, c.want)
+				}
+				if !<-done {
+					t.Fatal("publish failed")
+				}
+				h.d.mu.Lock()
+				defer h.d.mu.Unlock()
+				if h.d.anns.budgetWaiting() {
+					t.Error("still marked waiting after the write")
+				}
+			})
+		})
+	}
 }
 
 // TestScanSkipsOwnSlotJustReadBack: a fast scan reads our slot first
