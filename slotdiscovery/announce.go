@@ -166,7 +166,7 @@ type announcement struct {
 	unjudged bool
 	// budgetWait is set while a write waits for a PUT token, or, once a
 	// write of the claim under way was lost, for a token of the reads
-	// around our writes.
+	// around our writes (see ownRead).
 	budgetWait bool
 	// lostWrite is set from a write of the claim under way that a
 	// read-back showed lost until the claim holds a slot.
@@ -868,11 +868,13 @@ func (a *announcement) ownRead(ctx context.Context, slot int) error {
 	// its claims: only a loser of a race in a smaller group lets them on.
 	scansRead := a.lostWrite && !d.joinLevelsMostlyFull()
 	d.mu.Unlock()
-	if !scansRead {
-		if err := take(); err != nil {
-			return err
-		}
-	} else if err := a.awaitBudget(take); err != nil {
+	var err error
+	if scansRead {
+		err = a.awaitBudget(take)
+	} else {
+		err = take()
+	}
+	if err != nil {
 		return err
 	}
 	return d.fetchSlot(ctx, slot, pkarrclient.NetworkOnly())

@@ -103,10 +103,10 @@ func (b *budget) takeWaited(ctx context.Context, lim *rate.Limiter) (waited bool
 		}
 	}
 	if lim == b.gets {
-		if w, err := b.awaitToken(ctx); err != nil {
-			return true, err
-		} else if w {
-			waited = true
+		w, err := b.awaitToken(ctx)
+		waited = waited || w
+		if err != nil {
+			return waited, err
 		}
 	}
 	now := b.clock.Now()
@@ -153,8 +153,8 @@ func (b *budget) awaitToken(ctx context.Context) (bool, error) {
 }
 
 // untilToken returns how long lim takes from now to hold one token: zero
-// when it holds one (or never can), a second at most when its rate is zero (an unlikely
-// setting, rechecked rather than waited on forever).
+// when it holds one (or never can), and a second when its rate is zero
+// (an unlikely setting, rechecked rather than waited on forever).
 func untilToken(lim *rate.Limiter, now time.Time) time.Duration {
 	tokens := lim.TokensAt(now)
 	if tokens >= 1 || lim.Limit() == rate.Inf || lim.Burst() < 1 {

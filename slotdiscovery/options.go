@@ -221,8 +221,9 @@ func WithFutureMargin(d time.Duration) Option {
 // peers that wrote together do not read back together and write together
 // again: the losers of one race write again at their read-backs, and with
 // a narrower range twenty peers starting together often had two of them
-// lose twice and wait seconds for the PUT budget (see the package doc). The wait is also at least twice the round trip our last write
-// took: a racing writer that read the slot before our write landed needs
+// lose twice and wait seconds for the PUT budget (see the package doc).
+// The wait is also at least twice the round trip our last write took: a
+// racing writer that read the slot before our write landed needs
 // about one round trip of its own to land its write, and a read-back sent
 // before then would confirm a slot we are about to lose.
 func WithVerifyDelay(min, max time.Duration) Option {
